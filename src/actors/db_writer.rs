@@ -1,0 +1,185 @@
+//! DbWriter: stores each batch (readings, anomalies, rejects) in one PostgreSQL transaction, then
+//! tells the KafkaSubscriber, which may then store the batch's offsets.
+//!
+//! Accepts `Persist`, emits `BatchPersisted`. Writes are idempotent (`ON CONFLICT DO NOTHING` on
+//! each table's natural key), so a batch read twice adds nothing. A failed write is never
+//! dropped: the writer keeps the batch and retries with backoff (reporting not-ready meanwhile)
+//! until it commits, so its offsets are not stored before its rows are. It runs on an arbiter
+//! of its own because diesel blocks the thread while a query runs.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::NaiveDate;
+use slog::{info, o, warn, Logger};
+
+use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use crate::config::DatabaseSettings;
+use crate::db::queries::{ensure_day_partitions, persist_batch, utc_day, BatchOutcome};
+use crate::db::{self, DbError, PgPool};
+use crate::health::{ActorState, Health};
+use crate::messages::{BatchPersisted, Persist};
+use crate::metrics::Metrics;
+
+pub const NAME: &str = "db_writer";
+
+/// First wait after a failed write; doubles per failure up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between two attempts, so the writer resumes within seconds of PostgreSQL
+/// coming back.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// At most this many "write failed" lines per minute during an outage.
+const FAILURE_LOG_BURST: u32 = 5;
+
+/// What the writer keeps between batches; shared with the retry future of the current batch.
+struct Core {
+    pool: PgPool,
+    settings: DatabaseSettings,
+    /// Days whose partition of `readings` is known to exist.
+    known_days: HashSet<NaiveDate>,
+    failure_log: LogLimiter,
+}
+
+impl Core {
+    fn write(&mut self, msg: &Persist) -> Result<BatchOutcome, DbError> {
+        let mut conn = db::checkout(&self.pool, &self.settings)?;
+        let days: BTreeSet<NaiveDate> = msg
+            .readings
+            .iter()
+            .map(|r| utc_day(&r.reading.recorded_at))
+            .filter(|d| !self.known_days.contains(d))
+            .collect();
+        if !days.is_empty() {
+            ensure_day_partitions(&mut conn, &days)?;
+            self.known_days.extend(days);
+        }
+        persist_batch(&mut conn, &msg.readings, &msg.rejects, &msg.anomalies)
+    }
+}
+
+pub struct DbWriter {
+    core: Rc<RefCell<Core>>,
+    done: Recipient<BatchPersisted>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    log: Logger,
+    exit: ExitGuard,
+}
+
+impl DbWriter {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pool: PgPool,
+        settings: DatabaseSettings,
+        done: Recipient<BatchPersisted>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        log: &Logger,
+        exit: ExitGuard,
+    ) -> Self {
+        DbWriter {
+            core: Rc::new(RefCell::new(Core {
+                pool,
+                settings,
+                known_days: HashSet::new(),
+                failure_log: LogLimiter::new(FAILURE_LOG_BURST, Duration::from_secs(60)),
+            })),
+            done,
+            metrics,
+            health,
+            log: log.new(o!("actor" => NAME)),
+            exit,
+        }
+    }
+}
+
+impl Actor for DbWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.health.set_actor(NAME, ActorState::Running);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.exit.stopped_cleanly();
+    }
+}
+
+impl Handler<Persist> for DbWriter {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: Persist, _: &mut Self::Context) -> Self::Result {
+        self.metrics.mailbox_out(NAME);
+        let core = self.core.clone();
+        let done = self.done.clone();
+        let metrics = self.metrics.clone();
+        let health = self.health.clone();
+        let log = self.log.clone();
+        // Atomic: one batch at a time, in order, and the mailbox waits while this one retries.
+        AtomicResponse::new(Box::pin(
+            async move {
+                let mut attempt = 0u32;
+                let mut failing_since: Option<Instant> = None;
+                let outcome = loop {
+                    let started = Instant::now();
+                    let result = core.borrow_mut().write(&msg);
+                    match result {
+                        Ok(outcome) => {
+                            metrics
+                                .db_batch_duration
+                                .observe(started.elapsed().as_secs_f64());
+                            break outcome;
+                        }
+                        Err(e) => {
+                            let mut core = core.borrow_mut();
+                            // A partition may have been dropped under us: check again next time.
+                            core.known_days.clear();
+                            if let Some(suppressed) = core.failure_log.admit() {
+                                warn!(log, "batch write failed, will retry";
+                                    "error" => %e, "transient" => e.is_transient(),
+                                    "batch" => msg.id, "attempt" => attempt + 1,
+                                    "suppressed" => suppressed);
+                            }
+                            health.set_actor(NAME, ActorState::BackingOff(e.to_string()));
+                            failing_since.get_or_insert_with(Instant::now);
+                            let wait = db::backoff(attempt, RETRY_MIN, RETRY_MAX);
+                            attempt = attempt.saturating_add(1);
+                            drop(core);
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                };
+                health.db_answered();
+                if let Some(since) = failing_since {
+                    health.set_actor(NAME, ActorState::Running);
+                    info!(log, "batch write succeeded again";
+                        "after_ms" => since.elapsed().as_millis() as u64, "attempts" => attempt + 1);
+                }
+                metrics.readings_stored.inc_by(outcome.stored);
+                metrics.duplicates.inc_by(outcome.duplicates);
+                for reject in &msg.rejects {
+                    metrics.rejects.with_label_values(&[reject.reason.as_str()]).inc();
+                }
+                for (kind, n) in &outcome.anomalies {
+                    metrics.anomalies.with_label_values(&[kind.as_str()]).inc_by(*n);
+                }
+                metrics.mailbox_in(super::kafka_subscriber::NAME);
+                // Control, not data: if the subscriber is gone, the supervisor restarts the group
+                // and the batch is read again from the last commit, adding nothing.
+                done.do_send(BatchPersisted {
+                    id: msg.id,
+                    positions: msg.positions,
+                    stored: outcome.stored,
+                    duplicates: outcome.duplicates,
+                    rejected: outcome.rejected,
+                });
+            }
+            .into_actor(self),
+        ))
+    }
+}

@@ -1,0 +1,153 @@
+//! Generator: simulates the customers' heart rates (`domain::simulator`) and sends readings to
+//! the KafkaPublisher at `generator.rate` readings a second.
+//!
+//! Emits `Publish`. Rate control is a token bucket with catch-up: a late tick sends what the
+//! schedule owes, up to one second's worth, so the long-run rate holds. `rate = 0` sends as fast
+//! as the publisher takes readings. With a count, the generator stops after that many and says
+//! so on its `done` channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use slog::{info, o, Logger};
+use tokio::sync::oneshot;
+
+use super::{ExitGuard, MAILBOX_CAPACITY};
+use crate::domain::reading::{derive_event_id, Reading};
+use crate::domain::simulator::Simulator;
+use crate::health::{ActorState, Health};
+use crate::messages::{Publish, StopGenerating};
+use crate::metrics::Metrics;
+
+pub const NAME: &str = "generator";
+
+/// How often the rate-controlled generator wakes up to send what is due.
+const TICK: Duration = Duration::from_millis(10);
+/// Readings per `Publish` message at most.
+const MAX_BATCH: u64 = 1_000;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratorPlan {
+    pub customers: usize,
+    /// Readings per second; 0 = as fast as the publisher takes them.
+    pub rate: u64,
+    pub seed: u64,
+    /// Stop after this many; `None` = forever.
+    pub count: Option<u64>,
+}
+
+pub struct Generator {
+    plan: GeneratorPlan,
+    next: Recipient<Publish>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    log: Logger,
+    done: Option<oneshot::Sender<u64>>,
+    exit: ExitGuard,
+}
+
+impl Generator {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: GeneratorPlan,
+        next: Recipient<Publish>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        log: &Logger,
+        done: Option<oneshot::Sender<u64>>,
+        exit: ExitGuard,
+    ) -> Self {
+        Generator {
+            plan,
+            next,
+            metrics,
+            health,
+            log: log.new(o!("actor" => NAME)),
+            done,
+            exit,
+        }
+    }
+}
+
+/// Produces readings until the plan's count is reached or the publisher is gone; returns how
+/// many were handed to the publisher.
+async fn produce(plan: GeneratorPlan, next: Recipient<Publish>, metrics: Arc<Metrics>) -> u64 {
+    let mut sim = Simulator::new(plan.customers, plan.seed);
+    let limit = plan.count.unwrap_or(u64::MAX);
+    let started = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    // Microseconds since the epoch of the last reading: every reading gets a later instant than
+    // the one before, so no two readings of a customer share an identity.
+    let mut last_micros = 0i64;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while sent < limit {
+        let due = if plan.rate == 0 {
+            MAX_BATCH
+        } else {
+            tick.tick().await;
+            let owed = (started.elapsed().as_secs_f64() * plan.rate as f64) as u64;
+            // Catch up at most one second's worth after a stall.
+            owed.saturating_sub(sent).min(plan.rate.max(1))
+        };
+        let mut left = due.min(limit - sent);
+        while left > 0 {
+            let n = left.min(MAX_BATCH);
+            let now_micros = Utc::now().timestamp_micros();
+            let readings = (0..n)
+                .map(|_| {
+                    let r = sim.next_reading();
+                    last_micros = now_micros.max(last_micros + 1);
+                    let now = DateTime::from_timestamp_micros(last_micros).unwrap_or_default();
+                    Reading {
+                        event_id: derive_event_id(&r.customer_id, &now),
+                        customer_id: r.customer_id,
+                        recorded_at: now,
+                        heart_rate: r.heart_rate,
+                    }
+                })
+                .collect();
+            metrics.mailbox_in(super::kafka_publisher::NAME);
+            if next.send(Publish { readings }).await.is_err() {
+                metrics.mailbox_out(super::kafka_publisher::NAME);
+                return sent;
+            }
+            sent += n;
+            left -= n;
+        }
+    }
+    sent
+}
+
+impl Actor for Generator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.health.set_actor(NAME, ActorState::Running);
+        info!(self.log, "generating"; "customers" => self.plan.customers, "rate" => self.plan.rate,
+            "seed" => self.plan.seed, "count" => self.plan.count);
+        let fut = produce(self.plan, self.next.clone(), self.metrics.clone());
+        ctx.spawn(fut.into_actor(self).map(|sent, act, _| {
+            info!(act.log, "generation finished"; "sent" => sent);
+            if let Some(done) = act.done.take() {
+                let _ = done.send(sent);
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.exit.stopped_cleanly();
+    }
+}
+
+impl Handler<StopGenerating> for Generator {
+    type Result = ();
+
+    fn handle(&mut self, _: StopGenerating, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,148 @@
+//! The actors, one file each, and what they share: the exit guard that tells the supervisor an
+//! actor has gone, and a rate limiter for log lines that input or outages could flood.
+//!
+//! ```text
+//! Generator -> KafkaPublisher -> [heartbeats] -> KafkaSubscriber -> Validator
+//!           -> AnomalyDetector -> DbWriter -> PostgreSQL
+//!                                     `-> BatchPersisted -> KafkaSubscriber (stores offsets)
+//! ```
+
+pub mod anomaly_detector;
+pub mod db_writer;
+pub mod generator;
+pub mod kafka_publisher;
+pub mod kafka_subscriber;
+pub mod supervisor;
+pub mod validator;
+
+use std::time::{Duration, Instant};
+
+use slog::{warn, Logger};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Messages a data-path mailbox holds before senders wait: with batches of thousands of
+/// records, a few batches per stage keep every stage busy while bounding memory.
+pub const MAILBOX_CAPACITY: usize = 4;
+
+/// An actor has stopped or died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildExit {
+    /// Which start of the actor's group it belonged to; exits of an older one are stale.
+    pub generation: u64,
+    pub actor: &'static str,
+    /// `true` when the actor stopped through `Actor::stopped` (asked to); `false` when it was
+    /// dropped without stopping, i.e. a panic unwound out of it or its arbiter went away.
+    pub clean: bool,
+}
+
+/// Held by every supervised actor: tells the supervisor when the actor goes, however it goes.
+/// A panic in a handler unwinds out of the actor's future and drops the actor without calling
+/// `stopped`, so the drop is the one signal that never fails to arrive.
+pub struct ExitGuard {
+    generation: u64,
+    actor: &'static str,
+    clean: bool,
+    tx: UnboundedSender<ChildExit>,
+}
+
+impl ExitGuard {
+    pub fn new(actor: &'static str, generation: u64, tx: UnboundedSender<ChildExit>) -> Self {
+        ExitGuard {
+            generation,
+            actor,
+            clean: false,
+            tx,
+        }
+    }
+
+    /// Call from `Actor::stopped`: the actor stopped in an orderly way.
+    pub fn stopped_cleanly(&mut self) {
+        self.clean = true;
+    }
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        // The supervisor may be gone already at process exit; nothing to tell then.
+        let _ = self.tx.send(ChildExit {
+            generation: self.generation,
+            actor: self.actor,
+            clean: self.clean,
+        });
+    }
+}
+
+/// Lets through at most `burst` lines per `window`, then counts what it held back and reports
+/// the count with the next line let through ("suppressed N").
+pub struct LogLimiter {
+    window: Duration,
+    burst: u32,
+    window_start: Instant,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    pub fn new(burst: u32, window: Duration) -> Self {
+        LogLimiter {
+            window,
+            burst,
+            window_start: Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(suppressed_before)` when a line may be logged now, `None` when it must be held.
+    pub fn admit(&mut self) -> Option<u64> {
+        if self.window_start.elapsed() >= self.window {
+            self.window_start = Instant::now();
+            self.in_window = 0;
+        }
+        if self.in_window < self.burst {
+            self.in_window += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+
+    /// Logs that lines were held back, if any, and forgets them (at a stop).
+    pub fn flush(&mut self, log: &Logger, what: &str) {
+        if self.suppressed > 0 {
+            warn!(log, "suppressed log lines"; "what" => what, "suppressed" => self.suppressed);
+            self.suppressed = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_lets_a_burst_through_and_counts_the_rest() {
+        let mut l = LogLimiter::new(2, Duration::from_secs(3600));
+        assert_eq!(l.admit(), Some(0));
+        assert_eq!(l.admit(), Some(0));
+        assert_eq!(l.admit(), None);
+        assert_eq!(l.admit(), None);
+        l.window_start -= Duration::from_secs(3601);
+        assert_eq!(l.admit(), Some(2));
+    }
+
+    #[test]
+    fn a_dropped_guard_reports_whether_the_actor_stopped_cleanly() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        drop(ExitGuard::new("validator", 3, tx.clone()));
+        let mut g = ExitGuard::new("db_writer", 3, tx);
+        g.stopped_cleanly();
+        drop(g);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ChildExit { generation: 3, actor: "validator", clean: false }
+        );
+        assert!(rx.try_recv().unwrap().clean);
+    }
+}

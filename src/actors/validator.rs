@@ -1,0 +1,133 @@
+//! Validator: turns each record of a batch into a valid reading or a reject with its reason, by
+//! the pure rules of `domain::validation`, and hands the batch on to the AnomalyDetector.
+//!
+//! Accepts `RecordsReceived`, emits `ReadingsValidated`. Bad input is data, not an error: a
+//! record that breaks the contract becomes a reject (logged at WARN, rate-limited) and the batch
+//! goes on. Nothing in here can fail on a record; the only failure is a dead downstream mailbox,
+//! which the supervisor sees for itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use slog::{o, warn, Logger};
+
+use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use crate::domain::record::{RejectedRecord, SourcedReading};
+use crate::domain::validation::{validate, ValidationRules};
+use crate::messages::{ReadingsValidated, RecordsReceived};
+use crate::metrics::Metrics;
+
+pub const NAME: &str = "validator";
+
+/// At most this many "record rejected" lines per [`REJECT_LOG_WINDOW`]; a flood of poison
+/// records must not flood the logs.
+const REJECT_LOG_BURST: u32 = 20;
+const REJECT_LOG_WINDOW: Duration = Duration::from_secs(10);
+
+pub struct Validator {
+    rules: ValidationRules,
+    next: Recipient<ReadingsValidated>,
+    metrics: Arc<Metrics>,
+    log: Logger,
+    reject_log: LogLimiter,
+    exit: ExitGuard,
+}
+
+impl Validator {
+    pub fn new(
+        rules: ValidationRules,
+        next: Recipient<ReadingsValidated>,
+        metrics: Arc<Metrics>,
+        log: &Logger,
+        exit: ExitGuard,
+    ) -> Self {
+        Validator {
+            rules,
+            next,
+            metrics,
+            log: log.new(o!("actor" => NAME)),
+            reject_log: LogLimiter::new(REJECT_LOG_BURST, REJECT_LOG_WINDOW),
+            exit,
+        }
+    }
+
+    /// Splits a batch into readings and rejects, in the records' order.
+    fn split(&mut self, msg: RecordsReceived) -> ReadingsValidated {
+        let mut readings = Vec::with_capacity(msg.records.len());
+        let mut rejects = Vec::new();
+        for record in msg.records {
+            match validate(record.value.as_deref(), record.reference_time(), &self.rules) {
+                Ok(reading) => readings.push(SourcedReading {
+                    reading,
+                    partition: record.partition,
+                    offset: record.offset,
+                }),
+                Err(rejection) => {
+                    if let Some(suppressed) = self.reject_log.admit() {
+                        warn!(self.log, "record rejected";
+                            "reason" => rejection.reason.as_str(), "detail" => &rejection.detail,
+                            "topic" => &*record.topic, "partition" => record.partition,
+                            "offset" => record.offset, "suppressed" => suppressed);
+                    }
+                    rejects.push(RejectedRecord {
+                        topic: record.topic,
+                        partition: record.partition,
+                        offset: record.offset,
+                        key: record.key,
+                        raw: record.value.unwrap_or_default(),
+                        reason: rejection.reason,
+                        detail: rejection.detail,
+                    });
+                }
+            }
+        }
+        ReadingsValidated {
+            id: msg.id,
+            readings,
+            rejects,
+            positions: msg.positions,
+        }
+    }
+}
+
+impl Actor for Validator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.reject_log.flush(&self.log, "record rejected");
+        self.exit.stopped_cleanly();
+    }
+}
+
+impl Handler<RecordsReceived> for Validator {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: RecordsReceived, _: &mut Self::Context) -> Self::Result {
+        self.metrics.mailbox_out(NAME);
+        let out = self.split(msg);
+        let next = self.next.clone();
+        let metrics = self.metrics.clone();
+        metrics.mailbox_in(super::anomaly_detector::NAME);
+        // Atomic: the next batch waits until this one is in the detector's mailbox, so batches
+        // stay in order and a slow detector slows the validator (backpressure).
+        AtomicResponse::new(Box::pin(
+            async move {
+                if next.send(out).await.is_err() {
+                    metrics.mailbox_out(super::anomaly_detector::NAME);
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                if !act.next.connected() {
+                    // The detector is gone; stopping tells the supervisor through the guard.
+                    ctx.stop();
+                }
+            }),
+        ))
+    }
+}

@@ -1,0 +1,49 @@
+//! `inspect`: a database summary for operators: counts, classes, anomalies by kind, open alerts,
+//! rejects by reason, top customers by anomalies, newest reading.
+
+use slog::{error, Logger};
+
+use super::exit;
+use crate::config::Settings;
+use crate::db::{self, queries};
+
+fn section(title: &str, rows: &[queries::LabelCount]) {
+    println!("\n{title}");
+    if rows.is_empty() {
+        println!("  (none)");
+    }
+    for r in rows {
+        println!("  {:<24} {:>12}", r.label, r.n);
+    }
+}
+
+pub fn inspect(settings: &Settings, log: &Logger) -> i32 {
+    let summary = db::connect(&settings.database).and_then(|mut c| queries::summary(&mut c));
+    let s = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            error!(log, "inspect failed"; "error" => %e);
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let t = &s.totals;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    println!("database {}", db::target(&settings.database.url));
+    println!("  readings                 {:>12}", t.readings);
+    println!("  rejected readings        {:>12}", t.rejected);
+    println!("  anomalies                {:>12}", t.anomalies);
+    println!("  open alerts              {:>12}", t.open_alerts);
+    println!("  customers                {:>12}", t.customers);
+    println!("  newest reading           {}", time(t.newest));
+    println!("  newest ingested          {}", time(t.newest_ingested));
+    section("readings by class", &s.classes);
+    section("anomalies by kind", &s.anomalies);
+    section("open alerts by kind", &s.open_alerts);
+    section("rejects by reason", &s.rejects);
+    section("top customers by anomalies", &s.top_customers);
+    exit::OK
+}

@@ -1,0 +1,240 @@
+//! `run`: the daemon. Serves HTTP, waits for PostgreSQL (migrations) and Kafka (topics), then
+//! runs the enabled actor groups under the supervisor until SIGTERM/SIGINT.
+//!
+//! It never exits because a service is unreachable: it retries with backoff and reports
+//! not-ready meanwhile. Exit codes: 0 drained and committed; 1 drain timed out or HTTP could not
+//! bind; 3 the supervisor gave up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use slog::{error, info, Logger};
+use tokio::sync::watch;
+
+use super::{exit, stopped, until_ok};
+use crate::actors::generator::GeneratorPlan;
+use crate::actors::supervisor::{supervise, ChildGroup, Outcome, RestartPolicy};
+use crate::config::{self, Settings};
+use crate::db;
+use crate::health::{Health, PROBE_INTERVAL};
+use crate::kafka::{self as kafka_cfg, ADMIN_TIMEOUT};
+use crate::metrics::Metrics;
+use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared};
+
+/// How often `run` logs a progress line (counts so far) at INFO.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The generator's plan from `generator.*`; a random seed when none is set.
+pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan {
+    GeneratorPlan {
+        customers: config::count(settings.generator.customers),
+        rate: u64::try_from(settings.generator.rate).unwrap_or(0),
+        seed: settings
+            .generator
+            .seed
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or_else(rand::random),
+        count,
+    }
+}
+
+/// Creates the topics this program uses, retrying until the broker answers.
+pub async fn prepare_topics(
+    settings: &Settings,
+    log: &Logger,
+    stop: &watch::Receiver<bool>,
+) -> Option<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        match kafka_cfg::admin_config(&settings.kafka).create() {
+            Ok(a) => a,
+            Err(e) => {
+                error!(log, "cannot create a kafka admin client"; "error" => %e);
+                return None;
+            }
+        };
+    let topics = [
+        settings.kafka.topics.readings.as_str(),
+        settings.kafka.topics.dead_letter.as_str(),
+        settings.kafka.topics.alerts.as_str(),
+    ];
+    let partitions = settings.kafka.topics.partitions as i32;
+    until_ok("create kafka topics", log, stop, |_| {}, || async {
+        kafka_cfg::ensure_topics(&admin, &topics, partitions)
+            .await
+            .map_err(|e| format!("{e} (brokers {})", settings.kafka.brokers))
+    })
+    .await
+}
+
+/// Applies migrations, retrying until PostgreSQL answers.
+async fn prepare_database(
+    settings: &Settings,
+    log: &Logger,
+    stop: &watch::Receiver<bool>,
+) -> Option<Vec<String>> {
+    until_ok("apply database migrations", log, stop, |_| {}, || async {
+        let database = settings.database.clone();
+        tokio::task::spawn_blocking(move || {
+            db::connect(&database).and_then(|mut conn| db::migrate(&mut conn))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Asks Kafka and PostgreSQL every [`PROBE_INTERVAL`] so readiness reflects an idle pipeline.
+fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
+    actix_rt::spawn(async move {
+        let admin: Option<AdminClient<DefaultClientContext>> =
+            kafka_cfg::admin_config(&settings.kafka).create().ok();
+        let admin = admin.map(Arc::new);
+        let mut conn: Option<diesel::PgConnection> = None;
+        loop {
+            if let Some(admin) = admin.clone() {
+                let ok = tokio::task::spawn_blocking(move || {
+                    admin.inner().fetch_metadata(None, ADMIN_TIMEOUT.min(PROBE_INTERVAL)).is_ok()
+                })
+                .await
+                .unwrap_or(false);
+                if ok {
+                    health.kafka_answered();
+                }
+            }
+            if settings.processor.enabled {
+                let database = settings.database.clone();
+                let (ok, back) = tokio::task::spawn_blocking(move || {
+                    let mut conn = match conn.take() {
+                        Some(c) => Some(c),
+                        None => db::connect(&database).ok(),
+                    };
+                    let ok = conn.as_mut().map(db::ping).unwrap_or(false);
+                    (ok, if ok { conn } else { None })
+                })
+                .await
+                .unwrap_or((false, None));
+                conn = back;
+                if ok {
+                    health.db_answered();
+                }
+            }
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+    });
+}
+
+/// Logs the counts so far every [`PROGRESS_INTERVAL`], so a person sees the pipeline work.
+fn spawn_progress(metrics: Arc<Metrics>, log: Logger) {
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let rejected: u64 = crate::domain::validation::RejectReason::ALL
+                .iter()
+                .map(|r| metrics.rejects.with_label_values(&[r.as_str()]).get())
+                .sum();
+            let anomalies: u64 = crate::domain::classification::AnomalyKind::ALL
+                .iter()
+                .map(|k| metrics.anomalies.with_label_values(&[k.as_str()]).get())
+                .sum();
+            info!(log, "progress";
+                "published" => metrics.records_published.get(),
+                "consumed" => metrics.records_consumed.get(),
+                "stored" => metrics.readings_stored.get(),
+                "rejected" => rejected,
+                "duplicates" => metrics.duplicates.get(),
+                "anomalies" => anomalies);
+        }
+    });
+}
+
+pub async fn run(settings: Settings, log: Logger) -> i32 {
+    let settings = Arc::new(settings);
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new());
+    health.require_db(settings.processor.enabled);
+    let stop = super::shutdown_signal(&log);
+
+    let (addrs, server) = match crate::http::serve(&settings.http.bind, health.clone(), metrics.clone())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            error!(log, "cannot serve HTTP"; "bind" => &settings.http.bind, "error" => %e);
+            eprintln!("error: cannot serve HTTP on {}: {e}", settings.http.bind);
+            return exit::FAILURE;
+        }
+    };
+    let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    info!(log, "http server listening"; "addr" => shown.join(","),
+        "version" => env!("CARGO_PKG_VERSION"));
+    spawn_probe(settings.clone(), health.clone());
+    spawn_progress(metrics.clone(), log.clone());
+
+    let code = run_groups(&settings, &log, &stop, &metrics, &health).await;
+    server.stop(true).await;
+    info!(log, "stopped"; "exit_code" => code);
+    code
+}
+
+async fn run_groups(
+    settings: &Arc<Settings>,
+    log: &Logger,
+    stop: &watch::Receiver<bool>,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+) -> i32 {
+    if !settings.generator.enabled && !settings.processor.enabled {
+        info!(log, "neither generator.enabled nor processor.enabled: serving HTTP only");
+        health.set_actor("none", crate::health::ActorState::Running);
+        stopped(stop.clone()).await;
+        return exit::OK;
+    }
+    if settings.processor.enabled {
+        match prepare_database(settings, log, stop).await {
+            Some(applied) => info!(log, "database ready"; "migrations_applied" => applied.len(),
+                "database" => db::target(&settings.database.url)),
+            None => return exit::OK,
+        }
+    }
+    if prepare_topics(settings, log, stop).await.is_none() {
+        return exit::OK;
+    }
+
+    let shared = Shared {
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        log: log.clone(),
+    };
+    let mut groups: Vec<Box<dyn ChildGroup>> = Vec::new();
+    if settings.processor.enabled {
+        groups.push(Box::new(ProcessorGroup::new(shared.clone())));
+    }
+    if settings.generator.enabled {
+        let plan = generator_plan(settings, None);
+        groups.push(Box::new(GeneratorGroup::new(shared, plan, None)));
+    }
+    let outcome = supervise(
+        groups,
+        RestartPolicy::default(),
+        stopped(stop.clone()),
+        config::millis(settings.shutdown.timeout_ms),
+        metrics.clone(),
+        health.clone(),
+        log.clone(),
+    )
+    .await;
+    match outcome {
+        Outcome::Stopped => exit::OK,
+        Outcome::DrainTimedOut => {
+            error!(log, "drain did not finish in time; uncommitted records will be read again";
+                "timeout_ms" => settings.shutdown.timeout_ms);
+            exit::FAILURE
+        }
+        Outcome::GaveUp => exit::GAVE_UP,
+    }
+}

@@ -1,0 +1,778 @@
+//! Configuration: the `Settings` tree of SPEC section 3, loaded in layers and validated.
+//!
+//! Layers, later wins: `config/default.toml` (compiled in, so the binary runs from anywhere), the
+//! user's file (`--config FILE` or env `HEARTBEAT_CONFIG`), then environment variables
+//! `HEARTBEAT__<SECTION>__<KEY>`. The default file is also the schema: a key it does not have is
+//! unknown, a value whose type differs from the default's is mistyped. Every problem is
+//! collected, so `check-config` can list them all at once (the `config` crate alone stops at the
+//! first); the caller exits 2 on any.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat, Value, ValueKind};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The defaults, with a comment on every key; also the schema that user layers are checked against.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of the environment variables that override keys (`HEARTBEAT__KAFKA__BROKERS`).
+const ENV_PREFIX: &str = "HEARTBEAT";
+/// Separator between the prefix, sections and keys in those variables.
+const ENV_SEPARATOR: &str = "__";
+/// How the `config` crate labels values that came from the environment.
+const ENV_ORIGIN: &str = "the environment";
+
+/// Keys that are valid but have no default (so they are absent from `default.toml`).
+const OPTIONAL_KEYS: &[(&str, Kind)] = &[("generator.seed", Kind::Integer)];
+/// Tables whose keys are free-form (every value a string).
+const FREE_FORM_TABLES: &[&str] = &["kafka.librdkafka"];
+
+/// Why the configuration cannot be used: every problem found, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: String) -> Self {
+        ConfigError {
+            problems: vec![problem],
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug`, `Display` and `Serialize` show it redacted.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The real value, for the one place that needs it (a connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value with its credentials hidden; for a URL, the password only, so operators still
+    /// see which host and database are meant.
+    pub fn redacted(&self) -> String {
+        redact_url_password(&self.0).unwrap_or_else(|| "<redacted>".to_owned())
+    }
+}
+
+fn redact_url_password(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return Some(url.to_owned());
+    };
+    let user = userinfo.split(':').next().unwrap_or("");
+    // Query parameters may carry a password too (`?password=`): hide the whole query then.
+    let tail = if tail.contains("password") {
+        tail.split('?').next().unwrap_or("").to_owned() + "?<redacted>"
+    } else {
+        tail.to_owned()
+    };
+    Some(format!("{scheme}://{user}:<redacted>@{host}{tail}"))
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub database: DatabaseSettings,
+    pub generator: GeneratorSettings,
+    pub processor: ProcessorSettings,
+    pub http: HttpSettings,
+    pub validation: ValidationSettings,
+    pub detector: DetectorSettings,
+    pub writer: WriterSettings,
+    pub storage: StorageSettings,
+    pub shutdown: ShutdownSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub session_timeout_ms: i64,
+    pub librdkafka: BTreeMap<String, String>,
+    pub topics: TopicSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    pub readings: String,
+    pub dead_letter: String,
+    pub alerts: String,
+    pub partitions: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub pool_size: i64,
+    pub connect_timeout_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSettings {
+    pub enabled: bool,
+    pub customers: i64,
+    pub rate: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSettings {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSettings {
+    pub max_message_bytes: i64,
+    pub max_future_skew_ms: i64,
+    pub min_heart_rate: i64,
+    pub max_heart_rate: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSettings {
+    pub spike_bpm: i64,
+    pub spike_window_ms: i64,
+    pub warmup_readings: i64,
+    pub z_threshold: f64,
+    pub min_stddev_bpm: f64,
+    pub silence_after_ms: i64,
+    pub forget_after_ms: i64,
+    pub resolve_after_readings: i64,
+    pub bands: BandSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandSettings {
+    pub critical_low_below: i64,
+    pub low_below: i64,
+    pub high_above: i64,
+    pub critical_high_above: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterSettings {
+    pub batch_size: i64,
+    pub flush_interval_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub retention_days: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    pub timeout_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: String,
+    pub file: String,
+}
+
+/// A duration from a validated, non-negative millisecond key.
+pub fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Converts a validated, non-negative integer key; out-of-range values were refused by
+/// [`Settings::validate`], so the fallback is never used in practice.
+pub fn count(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` (when given), then the environment, and validates the
+    /// result. Every problem found is in the error.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`Settings::load`] with the environment given, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::one(format!(
+                    "config file {}: not found (given with --config or HEARTBEAT_CONFIG)",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(PathBuf::from(path)).format(FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .source(Some(env)),
+        );
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::one(format!("cannot read configuration: {e}")))?;
+
+        let schema = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::one(format!("built-in defaults are broken: {e}")))?;
+
+        let mut problems = Vec::new();
+        let tree = normalize(&schema.cache, &merged.cache, "", &mut problems);
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let settings: Settings = serde_json::from_value(tree)
+            .map_err(|e| ConfigError::one(format!("configuration does not fit: {e}")))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the values' meaning (ranges, formats, orderings); every problem at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Vec::new();
+        let mut range = |key: &str, value: i64, min: i64, max: i64| {
+            if value < min || value > max {
+                p.push(format!("{key}: {value} is out of range {min}..={max}"));
+            }
+        };
+        range(
+            "kafka.session_timeout_ms",
+            self.kafka.session_timeout_ms,
+            1_000,
+            3_600_000,
+        );
+        range("kafka.topics.partitions", self.kafka.topics.partitions, 1, 10_000);
+        range("database.pool_size", self.database.pool_size, 1, 100);
+        range(
+            "database.connect_timeout_ms",
+            self.database.connect_timeout_ms,
+            100,
+            600_000,
+        );
+        range("generator.customers", self.generator.customers, 1, 10_000_000);
+        range("generator.rate", self.generator.rate, 0, 10_000_000);
+        range(
+            "validation.max_message_bytes",
+            self.validation.max_message_bytes,
+            1,
+            100 * 1024 * 1024,
+        );
+        range(
+            "validation.max_future_skew_ms",
+            self.validation.max_future_skew_ms,
+            0,
+            i64::from(i32::MAX),
+        );
+        range("validation.min_heart_rate", self.validation.min_heart_rate, 0, 32_767);
+        range("validation.max_heart_rate", self.validation.max_heart_rate, 0, 32_767);
+        range("detector.spike_bpm", self.detector.spike_bpm, 1, 1_000);
+        range("detector.spike_window_ms", self.detector.spike_window_ms, 1, i64::from(i32::MAX));
+        range("detector.warmup_readings", self.detector.warmup_readings, 0, 1_000_000);
+        range("detector.silence_after_ms", self.detector.silence_after_ms, 1, i64::from(i32::MAX));
+        range("detector.forget_after_ms", self.detector.forget_after_ms, 1, i64::MAX);
+        range(
+            "detector.resolve_after_readings",
+            self.detector.resolve_after_readings,
+            1,
+            1_000_000,
+        );
+        range("writer.batch_size", self.writer.batch_size, 1, 100_000);
+        range("writer.flush_interval_ms", self.writer.flush_interval_ms, 1, 60_000);
+        range("storage.retention_days", self.storage.retention_days, 0, 1_000_000);
+        range("shutdown.timeout_ms", self.shutdown.timeout_ms, 0, 3_600_000);
+
+        if let Some(seed) = self.generator.seed {
+            if seed < 0 {
+                p.push(format!("generator.seed: {seed} must not be negative"));
+            }
+        }
+        if self.validation.min_heart_rate > self.validation.max_heart_rate {
+            p.push(format!(
+                "validation.min_heart_rate: {} is above validation.max_heart_rate {}",
+                self.validation.min_heart_rate, self.validation.max_heart_rate
+            ));
+        }
+        let b = &self.detector.bands;
+        if !(b.critical_low_below <= b.low_below
+            && b.low_below <= b.high_above
+            && b.high_above <= b.critical_high_above)
+        {
+            p.push(format!(
+                "detector.bands: need critical_low_below <= low_below <= high_above <= \
+                 critical_high_above, got {} {} {} {}",
+                b.critical_low_below, b.low_below, b.high_above, b.critical_high_above
+            ));
+        }
+        if !(self.detector.z_threshold.is_finite() && self.detector.z_threshold > 0.0) {
+            p.push(format!(
+                "detector.z_threshold: {} must be a positive number",
+                self.detector.z_threshold
+            ));
+        }
+        if !(self.detector.min_stddev_bpm.is_finite() && self.detector.min_stddev_bpm > 0.0) {
+            p.push(format!(
+                "detector.min_stddev_bpm: {} must be a positive number",
+                self.detector.min_stddev_bpm
+            ));
+        }
+        if self.kafka.brokers.split(',').any(|b| !is_host_port(b.trim())) {
+            p.push(format!(
+                "kafka.brokers: {:?} must be comma-separated host:port pairs",
+                self.kafka.brokers
+            ));
+        }
+        if self.kafka.group_id.trim().is_empty() {
+            p.push("kafka.group_id: must not be empty".to_owned());
+        }
+        for (key, topic) in [
+            ("kafka.topics.readings", &self.kafka.topics.readings),
+            ("kafka.topics.dead_letter", &self.kafka.topics.dead_letter),
+            ("kafka.topics.alerts", &self.kafka.topics.alerts),
+        ] {
+            if !is_topic_name(topic) {
+                p.push(format!(
+                    "{key}: {topic:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)"
+                ));
+            }
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            p.push(format!(
+                "database.url: {} must start with postgres:// or postgresql://",
+                self.database.url
+            ));
+        }
+        if !is_host_port(&self.http.bind) {
+            p.push(format!("http.bind: {:?} must be host:port", self.http.bind));
+        }
+        if !["trace", "debug", "info", "warning", "warn", "error", "critical"]
+            .contains(&self.log.level.as_str())
+        {
+            p.push(format!(
+                "log.level: {:?} must be one of trace, debug, info, warning, error, critical",
+                self.log.level
+            ));
+        }
+        if !["term", "json"].contains(&self.log.format.as_str()) {
+            p.push(format!("log.format: {:?} must be term or json", self.log.format));
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems: p })
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `check-config`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+fn is_topic_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 249
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// The type a key must have, as the default file (or [`OPTIONAL_KEYS`]) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Boolean,
+    Integer,
+    Float,
+    String,
+    Table,
+}
+
+impl Kind {
+    fn of(value: &ValueKind) -> Option<Kind> {
+        Some(match value {
+            ValueKind::Boolean(_) => Kind::Boolean,
+            ValueKind::I64(_) | ValueKind::I128(_) | ValueKind::U64(_) | ValueKind::U128(_) => {
+                Kind::Integer
+            }
+            ValueKind::Float(_) => Kind::Float,
+            ValueKind::String(_) => Kind::String,
+            ValueKind::Table(_) => Kind::Table,
+            ValueKind::Nil | ValueKind::Array(_) => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Boolean => "a boolean",
+            Kind::Integer => "an integer",
+            Kind::Float => "a number",
+            Kind::String => "a string",
+            Kind::Table => "a table",
+        }
+    }
+}
+
+fn describe(value: &ValueKind) -> String {
+    match value {
+        ValueKind::Nil => "nothing".to_owned(),
+        ValueKind::Boolean(b) => format!("boolean {b}"),
+        ValueKind::I64(_) | ValueKind::I128(_) | ValueKind::U64(_) | ValueKind::U128(_) => {
+            format!("integer {value}")
+        }
+        ValueKind::Float(f) => format!("number {f}"),
+        ValueKind::String(s) => format!("string {s:?}"),
+        ValueKind::Table(_) => "a table".to_owned(),
+        ValueKind::Array(_) => "an array".to_owned(),
+    }
+}
+
+/// Walks the merged tree against the schema (the defaults), collecting unknown keys and
+/// mistyped values, and returns the tree as JSON with every value in its schema type. Values
+/// from the environment are text, so they are parsed into the type the key needs.
+fn normalize(
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> serde_json::Value {
+    match (&schema.kind, &value.kind) {
+        (ValueKind::Table(schema_table), ValueKind::Table(table)) => {
+            let free_form = FREE_FORM_TABLES.contains(&path);
+            let mut out = serde_json::Map::new();
+            for (key, child) in table {
+                let child_path = join(path, key);
+                if free_form {
+                    out.insert(key.clone(), scalar_as_string(child, &child_path, problems));
+                    continue;
+                }
+                match schema_table.get(key) {
+                    Some(child_schema) => {
+                        out.insert(key.clone(), normalize(child_schema, child, &child_path, problems));
+                    }
+                    None => match OPTIONAL_KEYS.iter().find(|(k, _)| *k == child_path) {
+                        Some((_, kind)) => {
+                            let v = coerce(*kind, child, &child_path, problems);
+                            out.insert(key.clone(), v);
+                        }
+                        None => problems.push(format!("{child_path}: unknown key")),
+                    },
+                }
+            }
+            serde_json::Value::Object(out)
+        }
+        (schema_kind, _) => match Kind::of(schema_kind) {
+            Some(kind) => coerce(kind, value, path, problems),
+            None => serde_json::Value::Null,
+        },
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// One value in the type `kind`; text from the environment is parsed, anything else must
+/// already have that type (an integer is accepted where a number is wanted).
+fn coerce(kind: Kind, value: &Value, path: &str, problems: &mut Vec<String>) -> serde_json::Value {
+    let from_env = value.origin() == Some(ENV_ORIGIN);
+    let wrong = |problems: &mut Vec<String>| {
+        let source = if from_env {
+            format!(" (from env {})", env_name(path))
+        } else {
+            String::new()
+        };
+        problems.push(format!(
+            "{path}: expected {}, got {}{source}",
+            kind.name(),
+            describe(&value.kind)
+        ));
+        serde_json::Value::Null
+    };
+    match (kind, &value.kind) {
+        (Kind::Boolean, ValueKind::Boolean(b)) => serde_json::Value::Bool(*b),
+        (Kind::Integer, ValueKind::I64(n)) => serde_json::Value::from(*n),
+        (Kind::Integer, ValueKind::U64(n)) => match i64::try_from(*n) {
+            Ok(n) => serde_json::Value::from(n),
+            Err(_) => wrong(problems),
+        },
+        (Kind::Float, ValueKind::Float(f)) => serde_json::Value::from(*f),
+        (Kind::Float, ValueKind::I64(n)) => serde_json::Value::from(*n as f64),
+        (Kind::String, ValueKind::String(s)) => serde_json::Value::String(s.clone()),
+        (Kind::Table, ValueKind::Table(_)) => serde_json::Value::Object(Default::default()),
+        (_, ValueKind::String(s)) if from_env => {
+            let parsed = match kind {
+                Kind::Boolean => match s.to_ascii_lowercase().as_str() {
+                    "true" => Some(serde_json::Value::Bool(true)),
+                    "false" => Some(serde_json::Value::Bool(false)),
+                    _ => None,
+                },
+                Kind::Integer => s.trim().parse::<i64>().ok().map(serde_json::Value::from),
+                Kind::Float => s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(serde_json::Value::from),
+                Kind::String | Kind::Table => None,
+            };
+            parsed.unwrap_or_else(|| wrong(problems))
+        }
+        _ => wrong(problems),
+    }
+}
+
+fn scalar_as_string(value: &Value, path: &str, problems: &mut Vec<String>) -> serde_json::Value {
+    match &value.kind {
+        ValueKind::String(s) => serde_json::Value::String(s.clone()),
+        ValueKind::Boolean(_)
+        | ValueKind::I64(_)
+        | ValueKind::I128(_)
+        | ValueKind::U64(_)
+        | ValueKind::U128(_)
+        | ValueKind::Float(_) => serde_json::Value::String(value.kind.to_string()),
+        other => {
+            problems.push(format!("{path}: expected a string, got {}", describe(other)));
+            serde_json::Value::Null
+        }
+    }
+}
+
+/// The environment variable that sets `path` (`kafka.topics.readings` ->
+/// `HEARTBEAT__KAFKA__TOPICS__READINGS`).
+pub fn env_name(path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{ENV_SEPARATOR}{}",
+        path.to_ascii_uppercase().replace('.', ENV_SEPARATOR)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_toml(text: &str) -> Result<Settings, ConfigError> {
+        load_with(text, vec![])
+    }
+
+    fn load_with(text: &str, env: Vec<(&str, &str)>) -> Result<Settings, ConfigError> {
+        let mut file = tempfile_in_target();
+        file.1.write_all(text.as_bytes()).unwrap();
+        let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let result = Settings::load_from(Some(&file.0), env);
+        let _ = std::fs::remove_file(&file.0);
+        result
+    }
+
+    fn tempfile_in_target() -> (PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("hb-config-{}.toml", uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&path).unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn defaults_load_and_match_the_spec() {
+        let s = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(s.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(s.kafka.group_id, "heartbeat-processor");
+        assert_eq!(s.kafka.session_timeout_ms, 10000);
+        assert_eq!(s.kafka.topics.readings, "heartbeats");
+        assert_eq!(s.kafka.topics.dead_letter, "heartbeats-dlq");
+        assert_eq!(s.kafka.topics.alerts, "heartbeat-alerts");
+        assert_eq!(s.kafka.topics.partitions, 6);
+        assert_eq!(
+            s.database.url.expose(),
+            "postgres://postgres:postgres@127.0.0.1:5432/heartbeat"
+        );
+        assert_eq!(s.database.pool_size, 4);
+        assert!(s.generator.enabled && s.processor.enabled);
+        assert_eq!((s.generator.customers, s.generator.rate, s.generator.seed), (1000, 100, None));
+        assert_eq!(s.http.bind, "127.0.0.1:9898");
+        assert_eq!(s.validation.max_message_bytes, 65536);
+        assert_eq!(s.validation.max_future_skew_ms, 300000);
+        assert_eq!((s.validation.min_heart_rate, s.validation.max_heart_rate), (20, 250));
+        let b = s.detector.bands;
+        assert_eq!(
+            (b.critical_low_below, b.low_below, b.high_above, b.critical_high_above),
+            (40, 60, 100, 180)
+        );
+        assert_eq!((s.detector.spike_bpm, s.detector.spike_window_ms), (30, 60000));
+        assert_eq!(s.detector.warmup_readings, 30);
+        assert_eq!((s.detector.z_threshold, s.detector.min_stddev_bpm), (4.0, 3.0));
+        assert_eq!(s.detector.silence_after_ms, 30000);
+        assert_eq!(s.detector.forget_after_ms, 86400000);
+        assert_eq!(s.detector.resolve_after_readings, 3);
+        assert_eq!(s.storage.retention_days, 30);
+        assert_eq!(s.shutdown.timeout_ms, 10000);
+        assert_eq!((s.log.level.as_str(), s.log.format.as_str(), s.log.file.as_str()), ("info", "term", ""));
+    }
+
+    #[test]
+    fn a_file_layers_over_the_defaults() {
+        let s = load_toml("[kafka]\nbrokers = \"b1:9092,b2:9093\"\n[generator]\nseed = 7\n").unwrap();
+        assert_eq!(s.kafka.brokers, "b1:9092,b2:9093");
+        assert_eq!(s.kafka.group_id, "heartbeat-processor");
+        assert_eq!(s.generator.seed, Some(7));
+    }
+
+    #[test]
+    fn environment_overrides_the_file_with_double_underscores() {
+        let s = load_with(
+            "[kafka.topics]\nreadings = \"from-file\"\n",
+            vec![
+                ("HEARTBEAT__KAFKA__TOPICS__READINGS", "from-env"),
+                ("HEARTBEAT__KAFKA__SESSION_TIMEOUT_MS", "6000"),
+                ("HEARTBEAT__GENERATOR__ENABLED", "false"),
+                ("HEARTBEAT__DETECTOR__Z_THRESHOLD", "3.5"),
+                ("HEARTBEAT__KAFKA__GROUP_ID", "1234"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.topics.readings, "from-env");
+        assert_eq!(s.kafka.session_timeout_ms, 6000);
+        assert!(!s.generator.enabled);
+        assert_eq!(s.detector.z_threshold, 3.5);
+        assert_eq!(s.kafka.group_id, "1234");
+    }
+
+    #[test]
+    fn a_typo_in_a_key_is_named() {
+        let err = load_toml("[kafka]\nbrokrs = \"x:1\"\n").unwrap_err();
+        assert_eq!(err.problems, vec!["kafka.brokrs: unknown key".to_owned()]);
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_with_what_was_expected() {
+        let err = load_toml("[kafka]\nsession_timeout_ms = \"soon\"\n").unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(err.problems[0].starts_with("kafka.session_timeout_ms: expected an integer"));
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let err = load_with("", vec![("HEARTBEAT__DATABASE__POOL_SIZE", "many")]).unwrap_err();
+        assert!(err.problems[0].contains("database.pool_size"), "{:?}", err.problems);
+        assert!(err.problems[0].contains("HEARTBEAT__DATABASE__POOL_SIZE"));
+        let err = load_with("", vec![("HEARTBEAT__NOPE__X", "1")]).unwrap_err();
+        assert_eq!(err.problems, vec!["nope: unknown key".to_owned()]);
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let err = load_toml(
+            "unknown = 1\n[kafka]\nbrokers = 5\n[log]\nformat = \"xml\"\n[writer]\nbatch_size = 0\n",
+        )
+        .unwrap_err();
+        // Structural problems are found first; the meaning is checked once the shape is right.
+        assert_eq!(err.problems.len(), 2, "{:?}", err.problems);
+        let err = load_toml("[log]\nformat = \"xml\"\n[writer]\nbatch_size = 0\n").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{:?}", err.problems);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err = Settings::load_from(
+            Some(Path::new("/nonexistent/heartbeat.toml")),
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap_err();
+        assert!(err.problems[0].contains("/nonexistent/heartbeat.toml"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_printed() {
+        let s = load_toml("[database]\nurl = \"postgres://app:hunter2@db:5432/hb\"\n").unwrap();
+        let printed = format!("{:?} {} {}", s, s.database.url, s.to_redacted_toml());
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://app:<redacted>@db:5432/hb"));
+        assert_eq!(s.database.url.expose(), "postgres://app:hunter2@db:5432/hb");
+    }
+
+    #[test]
+    fn librdkafka_escape_hatch_takes_free_form_keys() {
+        let s = load_toml("[kafka.librdkafka]\n\"fetch.max.bytes\" = \"1048576\"\n\"linger.ms\" = 5\n")
+            .unwrap();
+        assert_eq!(s.kafka.librdkafka["fetch.max.bytes"], "1048576");
+        assert_eq!(s.kafka.librdkafka["linger.ms"], "5");
+    }
+
+    #[test]
+    fn env_name_spells_the_variable() {
+        assert_eq!(env_name("kafka.topics.readings"), "HEARTBEAT__KAFKA__TOPICS__READINGS");
+    }
+}

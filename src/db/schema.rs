@@ -1,0 +1,55 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    alerts (customer_id, kind, opened_at) {
+        customer_id -> Text,
+        kind -> Text,
+        opened_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        readings -> Int4,
+        peak_heart_rate -> Nullable<Int2>,
+    }
+}
+
+diesel::table! {
+    anomalies (id) {
+        id -> Int8,
+        event_id -> Nullable<Uuid>,
+        customer_id -> Text,
+        kind -> Text,
+        heart_rate -> Nullable<Int2>,
+        recorded_at -> Timestamptz,
+        detected_at -> Timestamptz,
+        details -> Jsonb,
+    }
+}
+
+diesel::table! {
+    readings (event_id, recorded_at) {
+        event_id -> Uuid,
+        customer_id -> Text,
+        recorded_at -> Timestamptz,
+        heart_rate -> Int2,
+        class -> Text,
+        kafka_partition -> Int4,
+        kafka_offset -> Int8,
+        ingested_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rejected_readings (id) {
+        id -> Int8,
+        raw -> Bytea,
+        raw_sha256 -> Nullable<Bytea>,
+        reason -> Text,
+        detail -> Text,
+        kafka_topic -> Text,
+        kafka_partition -> Int4,
+        kafka_offset -> Int8,
+        rejected_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(alerts, anomalies, readings, rejected_readings,);

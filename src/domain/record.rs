@@ -1,0 +1,117 @@
+//! The units that travel down the pipeline: records as read from Kafka, readings with their
+//! source position and class, rejects with their reason, anomalies, and batch positions.
+//!
+//! Plain data: no actix, rdkafka or diesel here, so every stage can be tested on its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::classification::{AnomalyKind, HeartRateClass};
+use super::reading::Reading;
+use super::validation::RejectReason;
+
+/// One Kafka record, owned, as the subscriber read it.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// `None` for a record with a null value.
+    pub value: Option<Vec<u8>>,
+    /// The record's own Kafka timestamp, when it has one.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The processor's clock when the record was first read.
+    pub read_at: DateTime<Utc>,
+}
+
+impl SourceRecord {
+    /// The instant a reading's timestamp is compared with for `future_timestamp`: the record's
+    /// own timestamp, or the processor's clock at first read when it has none (SPEC section 4),
+    /// so re-reading the record gives the same verdict.
+    pub fn reference_time(&self) -> DateTime<Utc> {
+        self.timestamp.unwrap_or(self.read_at)
+    }
+}
+
+/// A valid reading with where it came from.
+#[derive(Debug, Clone)]
+pub struct SourcedReading {
+    pub reading: Reading,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A valid reading with where it came from and its class.
+#[derive(Debug, Clone)]
+pub struct ClassifiedReading {
+    pub reading: Reading,
+    pub class: HeartRateClass,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A record that broke the contract, with why.
+#[derive(Debug, Clone)]
+pub struct RejectedRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// The value exactly as read; empty for a null value.
+    pub raw: Vec<u8>,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+/// An anomaly found by the detector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// `None` for `silent`, which belongs to no reading.
+    pub event_id: Option<Uuid>,
+    pub customer_id: String,
+    pub kind: AnomalyKind,
+    /// `None` for `silent`.
+    pub heart_rate: Option<i16>,
+    pub recorded_at: DateTime<Utc>,
+    pub details: serde_json::Value,
+}
+
+/// Per (topic, partition), the offset after the last record of a batch: the offset to commit once
+/// the batch is stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchPositions(pub BTreeMap<(Arc<str>, i32), i64>);
+
+impl BatchPositions {
+    /// Notes that the record at `offset` is part of the batch.
+    pub fn include(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        let next = self.0.entry((topic.clone(), partition)).or_insert(offset + 1);
+        if *next < offset + 1 {
+            *next = offset + 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_keep_the_offset_after_the_highest_record_per_partition() {
+        let topic: Arc<str> = Arc::from("t");
+        let mut p = BatchPositions::default();
+        p.include(&topic, 0, 5);
+        p.include(&topic, 0, 3);
+        p.include(&topic, 1, 0);
+        assert_eq!(p.0[&(topic.clone(), 0)], 6);
+        assert_eq!(p.0[&(topic, 1)], 1);
+    }
+}

@@ -1,0 +1,135 @@
+//! Every librdkafka property this program sets, in one place, built from `Settings`; topic
+//! creation; and the consumer context that logs rebalances.
+//!
+//! The raw `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use slog::{info, Logger};
+
+use crate::config::KafkaSettings;
+
+/// How long an admin request (create topics, metadata) may take before it counts as failed.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn base(settings: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &settings.brokers)
+        .set("client.id", concat!("heartbeat-pipeline/", env!("CARGO_PKG_VERSION")))
+        // librdkafka logs through the `log` bridge; keep its chatter at warnings.
+        .set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+fn apply_overrides(mut c: ClientConfig, settings: &KafkaSettings) -> ClientConfig {
+    for (key, value) in &settings.librdkafka {
+        c.set(key, value);
+    }
+    c
+}
+
+/// The processor's consumer: offsets are stored by the program only after a batch's rows
+/// committed (`enable.auto.offset.store=false`), and librdkafka commits what was stored.
+pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut c = base(settings);
+    c.set("group.id", &settings.group_id)
+        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        // A group with no committed offset starts from the earliest record (SPEC section 3).
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    apply_overrides(c, settings)
+}
+
+/// A consumer that reads without a group's commits (`tail`, tests).
+pub fn reader_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig {
+    let mut c = base(settings);
+    c.set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "latest")
+        .set("enable.partition.eof", "false");
+    apply_overrides(c, settings)
+}
+
+/// The publisher's producer: idempotent (no duplicates or reordering from retries), keyed by
+/// customer with the Java client's partitioner, so a customer's readings share a partition
+/// whichever client sent them.
+pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut c = base(settings);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "100000")
+        .set("message.timeout.ms", "300000");
+    apply_overrides(c, settings)
+}
+
+/// An admin client for topic creation and metadata probes.
+pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
+    apply_overrides(base(settings), settings)
+}
+
+/// Creates each topic that is missing, with `partitions` partitions. An existing topic is fine.
+pub async fn ensure_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    for result in admin.create_topics(new.iter(), &options).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
+        }
+    }
+    Ok(())
+}
+
+/// The consumer context: logs assignments and revocations at INFO.
+pub struct SubscriberContext {
+    pub log: Logger,
+}
+
+impl ClientContext for SubscriberContext {}
+
+impl ConsumerContext for SubscriberContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                info!(self.log, "partitions revoked"; "partitions" => describe_partitions(tpl))
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => info!(self.log, "rebalance failed"; "error" => %e),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(self.log, "partitions assigned"; "partitions" => describe_partitions(tpl));
+        }
+    }
+}
+
+fn describe_partitions(tpl: &rdkafka::TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}

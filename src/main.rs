@@ -1,0 +1,80 @@
+//! The `heartbeat-pipeline` binary: parse the command line, load the configuration, build the
+//! logger, run the command, map its result to the exit code of SPEC section 2.
+
+use clap::Parser;
+
+use heartbeat_pipeline::cli::{Cli, Command};
+use heartbeat_pipeline::commands::{self, exit, generate::GenerateArgs};
+use heartbeat_pipeline::config::Settings;
+use heartbeat_pipeline::telemetry;
+
+fn main() {
+    // clap exits 2 on a usage error and 0 for --help/--version by itself.
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        print!("{}", settings.to_redacted_toml());
+        eprintln!("configuration is valid");
+        std::process::exit(exit::OK);
+    }
+    let (log, guard) = match telemetry::init(&settings.log) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    install_panic_hook(log.clone());
+
+    let code = match cli.command {
+        Command::CheckConfig => exit::OK,
+        Command::Migrate => commands::migrate::migrate(&settings, &log),
+        Command::Inspect => commands::inspect::inspect(&settings, &log),
+        Command::Run => actix::System::new().block_on(commands::run::run(settings, log.clone())),
+        Command::Generate {
+            count,
+            rate,
+            customers,
+            seed,
+        } => actix::System::new().block_on(commands::generate::generate(
+            settings,
+            GenerateArgs {
+                count,
+                rate,
+                customers,
+                seed,
+            },
+            log.clone(),
+        )),
+        Command::Tail {
+            topic,
+            from_beginning,
+        } => actix::System::new().block_on(commands::tail::tail(
+            settings,
+            topic,
+            from_beginning,
+            log.clone(),
+        )),
+    };
+    // Flush the asynchronous log drains before exiting: process::exit skips destructors.
+    drop(log);
+    drop(guard);
+    std::process::exit(code);
+}
+
+/// Logs a panic through slog (with the thread that panicked) before the default hook prints it.
+/// The supervisor sees the panicking actor go and restarts its group.
+fn install_panic_hook(log: slog::Logger) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        slog::error!(log, "panic"; "thread" => thread.name().unwrap_or("?"), "info" => %info);
+        default(info);
+    }));
+}

@@ -1,0 +1,88 @@
+//! Every actix message of the pipeline, and nothing else.
+//!
+//! Commands are imperative (`Publish`, `Persist`, `Drain`), facts are past tense
+//! (`RecordsReceived`, `ReadingsValidated`, `BatchPersisted`). Data-path messages carry whole
+//! batches: at 100k records a second, one message per record would cost more than the work.
+
+use actix::Message;
+
+use crate::domain::reading::Reading;
+use crate::domain::record::{
+    Anomaly, BatchPositions, ClassifiedReading, RejectedRecord, SourceRecord, SourcedReading,
+};
+
+/// Identifies a batch from the subscriber to the writer and back.
+pub type BatchId = u64;
+
+/// Generator -> KafkaPublisher: send these readings to the readings topic. Answered once every
+/// reading is queued in the producer (not yet acknowledged), so a full queue slows the sender.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub readings: Vec<Reading>,
+}
+
+/// Ask the KafkaPublisher to wait until every queued record is acknowledged or failed.
+#[derive(Debug, Message)]
+#[rtype(result = "DeliveryTotals")]
+pub struct Flush;
+
+/// What the publisher has sent so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryTotals {
+    pub queued: u64,
+    pub acknowledged: u64,
+    pub failed: u64,
+}
+
+/// KafkaSubscriber -> Validator: records read from Kafka, in partition order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordsReceived {
+    pub id: BatchId,
+    pub records: Vec<SourceRecord>,
+    pub positions: BatchPositions,
+}
+
+/// Validator -> AnomalyDetector: the batch split into valid readings and rejects.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReadingsValidated {
+    pub id: BatchId,
+    pub readings: Vec<SourcedReading>,
+    pub rejects: Vec<RejectedRecord>,
+    pub positions: BatchPositions,
+}
+
+/// AnomalyDetector -> DbWriter: store this batch in one transaction.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Persist {
+    pub id: BatchId,
+    pub readings: Vec<ClassifiedReading>,
+    pub rejects: Vec<RejectedRecord>,
+    pub anomalies: Vec<Anomaly>,
+    pub positions: BatchPositions,
+}
+
+/// DbWriter -> KafkaSubscriber: the batch's rows committed; its offsets may be stored.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BatchPersisted {
+    pub id: BatchId,
+    pub positions: BatchPositions,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+/// Stop reading, wait until every batch read so far is stored, commit offsets synchronously.
+/// Answers `true` once drained; the caller bounds the wait with `shutdown.timeout_ms`.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Drain;
+
+/// Stop generating (the Generator stops itself; what it already sent is still published).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopGenerating;

@@ -1,0 +1,321 @@
+//! Wiring: the two actor groups the supervisor runs, each built from `Settings`.
+//!
+//! - processor: KafkaSubscriber -> Validator -> AnomalyDetector -> DbWriter (-> KafkaSubscriber)
+//! - generator: Generator -> KafkaPublisher
+//!
+//! Each group runs on arbiters (threads) of its own, so stopping a group is stopping its arbiters,
+//! and the blocking DbWriter has a thread to itself. Every start builds new clients.
+
+use std::sync::Arc;
+
+use actix::dev::channel;
+use actix::prelude::*;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+use slog::Logger;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+use crate::actors::anomaly_detector::{self, AnomalyDetector};
+use crate::actors::db_writer::{self, DbWriter};
+use crate::actors::generator::{self, Generator, GeneratorPlan};
+use crate::actors::kafka_publisher::{self, KafkaPublisher};
+use crate::actors::kafka_subscriber::{self, Batching, KafkaSubscriber};
+use crate::actors::supervisor::{BoxFuture, ChildGroup};
+use crate::actors::validator::{self, Validator};
+use crate::actors::{ChildExit, ExitGuard};
+use crate::config::{self, Settings};
+use crate::db;
+use crate::domain::validation::ValidationRules;
+use crate::health::Health;
+use crate::kafka::{self as kafka_cfg, SubscriberContext};
+use crate::messages::{Drain, Flush, StopGenerating};
+use crate::metrics::Metrics;
+
+/// Mailbox of the subscriber: `BatchPersisted` arrives with `do_send` (never waits), `Drain`
+/// with `send`.
+const SUBSCRIBER_MAILBOX: usize = 16;
+
+/// What every group needs.
+#[derive(Clone)]
+pub struct Shared {
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub log: Logger,
+}
+
+/// The validation rules of `validation.*`.
+pub fn validation_rules(settings: &Settings) -> ValidationRules {
+    let v = &settings.validation;
+    ValidationRules {
+        max_message_bytes: config::count(v.max_message_bytes),
+        max_future_skew_ms: v.max_future_skew_ms,
+        min_heart_rate: v.min_heart_rate,
+        max_heart_rate: v.max_heart_rate,
+    }
+}
+
+/// Stops and forgets the arbiters of a group.
+fn stop_arbiters(arbiters: &mut Vec<Arbiter>) {
+    for a in arbiters.drain(..) {
+        a.stop();
+    }
+}
+
+pub struct ProcessorGroup {
+    shared: Shared,
+    arbiters: Vec<Arbiter>,
+    subscriber: Option<Addr<KafkaSubscriber>>,
+}
+
+impl ProcessorGroup {
+    pub fn new(shared: Shared) -> Self {
+        ProcessorGroup {
+            shared,
+            arbiters: Vec::new(),
+            subscriber: None,
+        }
+    }
+}
+
+impl ChildGroup for ProcessorGroup {
+    fn name(&self) -> &'static str {
+        "processor"
+    }
+
+    fn actors(&self) -> &'static [&'static str] {
+        &[
+            kafka_subscriber::NAME,
+            validator::NAME,
+            anomaly_detector::NAME,
+            db_writer::NAME,
+        ]
+    }
+
+    fn start(
+        &mut self,
+        generation: u64,
+        exits: UnboundedSender<ChildExit>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let Shared {
+                settings,
+                metrics,
+                health,
+                log,
+            } = self.shared.clone();
+            let consumer: StreamConsumer<SubscriberContext> =
+                kafka_cfg::consumer_config(&settings.kafka)
+                    .create_with_context(SubscriberContext {
+                        log: log.new(slog::o!("actor" => kafka_subscriber::NAME)),
+                    })
+                    .map_err(|e| format!("cannot create the kafka consumer: {e}"))?;
+
+            let db_arbiter = Arbiter::new();
+            let work_arbiter = Arbiter::new();
+            let intake_arbiter = Arbiter::new();
+
+            // The subscriber's address exists before the subscriber, so the writer can answer it.
+            let (sub_tx, sub_rx) = channel::channel::<KafkaSubscriber>(SUBSCRIBER_MAILBOX);
+            let subscriber_addr = Addr::new(sub_tx);
+
+            let pool = db::pool(&settings.database, settings.database.pool_size as u32);
+            let writer = {
+                let (settings, metrics, health, log, exits) = (
+                    settings.clone(),
+                    metrics.clone(),
+                    health.clone(),
+                    log.clone(),
+                    exits.clone(),
+                );
+                let done = subscriber_addr.clone().recipient();
+                DbWriter::start_in_arbiter(&db_arbiter.handle(), move |_| {
+                    DbWriter::new(
+                        pool,
+                        settings.database.clone(),
+                        done,
+                        metrics,
+                        health,
+                        &log,
+                        ExitGuard::new(db_writer::NAME, generation, exits),
+                    )
+                })
+            };
+            let detector = {
+                let (bands, metrics, log, exits) =
+                    (settings.detector.bands, metrics.clone(), log.clone(), exits.clone());
+                AnomalyDetector::start_in_arbiter(&work_arbiter.handle(), move |_| {
+                    AnomalyDetector::new(
+                        bands,
+                        writer.recipient(),
+                        metrics,
+                        &log,
+                        ExitGuard::new(anomaly_detector::NAME, generation, exits),
+                    )
+                })
+            };
+            let validator = {
+                let (rules, metrics, log, exits) = (
+                    validation_rules(&settings),
+                    metrics.clone(),
+                    log.clone(),
+                    exits.clone(),
+                );
+                Validator::start_in_arbiter(&work_arbiter.handle(), move |_| {
+                    Validator::new(
+                        rules,
+                        detector.recipient(),
+                        metrics,
+                        &log,
+                        ExitGuard::new(validator::NAME, generation, exits),
+                    )
+                })
+            };
+            let batching = Batching {
+                max_records: config::count(settings.writer.batch_size),
+                max_wait: config::millis(settings.writer.flush_interval_ms),
+            };
+            let topic = settings.kafka.topics.readings.clone();
+            intake_arbiter.spawn_fn(move || {
+                let subscriber = KafkaSubscriber::new(
+                    consumer,
+                    &topic,
+                    validator.recipient(),
+                    batching,
+                    metrics,
+                    health,
+                    &log,
+                    ExitGuard::new(kafka_subscriber::NAME, generation, exits),
+                );
+                Context::with_receiver(sub_rx).run(subscriber);
+            });
+
+            self.subscriber = Some(subscriber_addr);
+            self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter];
+            Ok(())
+        })
+    }
+
+    fn drain(&mut self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match &self.subscriber {
+                Some(sub) => sub.send(Drain).await.unwrap_or(false),
+                None => true,
+            }
+        })
+    }
+
+    fn stop(&mut self) {
+        self.subscriber = None;
+        stop_arbiters(&mut self.arbiters);
+    }
+}
+
+pub struct GeneratorGroup {
+    shared: Shared,
+    plan: GeneratorPlan,
+    arbiters: Vec<Arbiter>,
+    publisher: Option<Addr<KafkaPublisher>>,
+    generator: Option<Addr<Generator>>,
+    /// Told how many readings were generated when a counted plan finishes (first start only).
+    done: Option<oneshot::Sender<u64>>,
+}
+
+impl GeneratorGroup {
+    pub fn new(shared: Shared, plan: GeneratorPlan, done: Option<oneshot::Sender<u64>>) -> Self {
+        GeneratorGroup {
+            shared,
+            plan,
+            arbiters: Vec::new(),
+            publisher: None,
+            generator: None,
+            done,
+        }
+    }
+}
+
+impl ChildGroup for GeneratorGroup {
+    fn name(&self) -> &'static str {
+        "generator"
+    }
+
+    fn actors(&self) -> &'static [&'static str] {
+        &[generator::NAME, kafka_publisher::NAME]
+    }
+
+    fn start(
+        &mut self,
+        generation: u64,
+        exits: UnboundedSender<ChildExit>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let Shared {
+                settings,
+                metrics,
+                health,
+                log,
+            } = self.shared.clone();
+            let producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
+                .create()
+                .map_err(|e| format!("cannot create the kafka producer: {e}"))?;
+            let arbiter = Arbiter::new();
+            let publisher = {
+                let (topic, metrics, health, log, exits) = (
+                    settings.kafka.topics.readings.clone(),
+                    metrics.clone(),
+                    health.clone(),
+                    log.clone(),
+                    exits.clone(),
+                );
+                KafkaPublisher::start_in_arbiter(&arbiter.handle(), move |_| {
+                    KafkaPublisher::new(
+                        producer,
+                        &topic,
+                        metrics,
+                        health,
+                        &log,
+                        ExitGuard::new(kafka_publisher::NAME, generation, exits),
+                    )
+                })
+            };
+            let plan = self.plan;
+            let done = self.done.take();
+            let next = publisher.clone().recipient();
+            let generator = Generator::start_in_arbiter(&arbiter.handle(), move |_| {
+                Generator::new(
+                    plan,
+                    next,
+                    metrics,
+                    health,
+                    &log,
+                    done,
+                    ExitGuard::new(generator::NAME, generation, exits),
+                )
+            });
+            self.publisher = Some(publisher);
+            self.generator = Some(generator);
+            self.arbiters = vec![arbiter];
+            Ok(())
+        })
+    }
+
+    fn drain(&mut self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            // Stop generating, then wait for what was queued to be acknowledged.
+            if let Some(g) = self.generator.take() {
+                let _ = g.send(StopGenerating).await;
+            }
+            match &self.publisher {
+                Some(p) => p.send(Flush).await.is_ok(),
+                None => true,
+            }
+        })
+    }
+
+    fn stop(&mut self) {
+        self.generator = None;
+        self.publisher = None;
+        stop_arbiters(&mut self.arbiters);
+    }
+}

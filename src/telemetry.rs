@@ -1,0 +1,151 @@
+//! Logging: the root slog `Logger`, and the bridge that sends the `log` records of actix,
+//! actix-web and librdkafka into the same drain.
+//!
+//! Terminal format for people (`log.format = "term"`), JSON lines for machines (`"json"`), and
+//! optionally JSON lines appended to `log.file` as well. Records go through slog-async with
+//! `Block` on overflow, so no line is silently dropped; the returned guard flushes on drop, which
+//! `main` does before exiting.
+
+use std::fs::OpenOptions;
+use std::io;
+use slog::{o, Drain, Level, Logger};
+
+use crate::config::LogSettings;
+
+/// Capacity of the async logging channel; a full channel blocks the logging thread instead of
+/// dropping lines (slog-async's default would drop them).
+const LOG_CHANNEL_SIZE: usize = 4096;
+
+/// Flushes the asynchronous drains when dropped.
+pub struct LogGuard {
+    _guards: Vec<slog_async::AsyncGuard>,
+}
+
+/// Parses `log.level`; validated by `Settings::validate`, so unknown names fall back to info.
+pub fn parse_level(level: &str) -> Level {
+    match level {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "warning" | "warn" => Level::Warning,
+        "error" => Level::Error,
+        "critical" => Level::Critical,
+        _ => Level::Info,
+    }
+}
+
+fn async_drain<D>(drain: D, guards: &mut Vec<slog_async::AsyncGuard>) -> slog_async::Async
+where
+    D: Drain<Err = slog::Never, Ok = ()> + Send + 'static,
+{
+    let (drain, guard) = slog_async::Async::new(drain)
+        .chan_size(LOG_CHANNEL_SIZE)
+        .overflow_strategy(slog_async::OverflowStrategy::Block)
+        .thread_name("log".into())
+        .build_with_guard();
+    guards.push(guard);
+    drain
+}
+
+/// Builds the root logger from `settings` and installs the `log` bridge.
+pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
+    let level = parse_level(&settings.level);
+    let mut guards = Vec::new();
+
+    let console: slog_async::Async = if settings.format == "json" {
+        let json = slog_json::Json::new(io::stderr())
+            .add_default_keys()
+            .set_newlines(true)
+            .build()
+            .fuse();
+        async_drain(json, &mut guards)
+    } else {
+        let decorator = slog_term::TermDecorator::new().stderr().build();
+        let term = slog_term::FullFormat::new(decorator)
+            .use_utc_timestamp()
+            .build()
+            .fuse();
+        async_drain(term, &mut guards)
+    };
+
+    let root = if settings.file.is_empty() {
+        Logger::root(console.filter_level(level).fuse(), o!())
+    } else {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&settings.file)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot open log.file {}: {e}", settings.file)))?;
+        let json = slog_json::Json::new(file)
+            .add_default_keys()
+            .set_newlines(true)
+            .build()
+            .fuse();
+        let file_drain = async_drain(json, &mut guards).fuse();
+        Logger::root(
+            slog::Duplicate::new(console.fuse(), file_drain)
+                .fuse()
+                .filter_level(level)
+                .fuse(),
+            o!(),
+        )
+    };
+
+    install_log_bridge(root.new(o!("source" => "lib")), level);
+    Ok((root, LogGuard { _guards: guards }))
+}
+
+/// A logger that discards everything, for tests and commands that must print only data.
+pub fn discard() -> Logger {
+    Logger::root(slog::Discard, o!())
+}
+
+/// Forwards `log` records (actix, actix-web, rdkafka's librdkafka callback) to slog.
+struct LogBridge {
+    logger: Logger,
+}
+
+impl log::Log for LogBridge {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = match record.level() {
+            log::Level::Error => Level::Error,
+            log::Level::Warn => Level::Warning,
+            log::Level::Info => Level::Info,
+            log::Level::Debug => Level::Debug,
+            log::Level::Trace => Level::Trace,
+        };
+        let logger = &self.logger;
+        let target = record.target().to_owned();
+        let args = *record.args();
+        match level {
+            Level::Critical | Level::Error => slog::error!(logger, "{}", args; "target" => target),
+            Level::Warning => slog::warn!(logger, "{}", args; "target" => target),
+            Level::Info => slog::info!(logger, "{}", args; "target" => target),
+            Level::Debug => slog::debug!(logger, "{}", args; "target" => target),
+            Level::Trace => slog::trace!(logger, "{}", args; "target" => target),
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn install_log_bridge(logger: Logger, level: Level) {
+    let max = match level {
+        Level::Trace => log::LevelFilter::Trace,
+        Level::Debug => log::LevelFilter::Debug,
+        Level::Info => log::LevelFilter::Info,
+        Level::Warning => log::LevelFilter::Warn,
+        Level::Error | Level::Critical => log::LevelFilter::Error,
+    };
+    // A second call (tests that build several loggers) keeps the first bridge: harmless.
+    if log::set_boxed_logger(Box::new(LogBridge {
+        logger,
+    }))
+    .is_ok()
+    {
+        log::set_max_level(max);
+    }
+}
