@@ -306,7 +306,12 @@ impl Settings {
             1_000,
             3_600_000,
         );
-        range("kafka.topics.partitions", self.kafka.topics.partitions, 1, 10_000);
+        range(
+            "kafka.topics.partitions",
+            self.kafka.topics.partitions,
+            1,
+            10_000,
+        );
         range("database.pool_size", self.database.pool_size, 1, 100);
         range(
             "database.connect_timeout_ms",
@@ -314,7 +319,12 @@ impl Settings {
             100,
             600_000,
         );
-        range("generator.customers", self.generator.customers, 1, 10_000_000);
+        range(
+            "generator.customers",
+            self.generator.customers,
+            1,
+            10_000_000,
+        );
         range("generator.rate", self.generator.rate, 0, 10_000_000);
         range(
             "validation.max_message_bytes",
@@ -328,13 +338,43 @@ impl Settings {
             0,
             i64::from(i32::MAX),
         );
-        range("validation.min_heart_rate", self.validation.min_heart_rate, 0, 32_767);
-        range("validation.max_heart_rate", self.validation.max_heart_rate, 0, 32_767);
+        range(
+            "validation.min_heart_rate",
+            self.validation.min_heart_rate,
+            0,
+            32_767,
+        );
+        range(
+            "validation.max_heart_rate",
+            self.validation.max_heart_rate,
+            0,
+            32_767,
+        );
         range("detector.spike_bpm", self.detector.spike_bpm, 1, 1_000);
-        range("detector.spike_window_ms", self.detector.spike_window_ms, 1, i64::from(i32::MAX));
-        range("detector.warmup_readings", self.detector.warmup_readings, 0, 1_000_000);
-        range("detector.silence_after_ms", self.detector.silence_after_ms, 1, i64::from(i32::MAX));
-        range("detector.forget_after_ms", self.detector.forget_after_ms, 1, i64::MAX);
+        range(
+            "detector.spike_window_ms",
+            self.detector.spike_window_ms,
+            1,
+            i64::from(i32::MAX),
+        );
+        range(
+            "detector.warmup_readings",
+            self.detector.warmup_readings,
+            0,
+            1_000_000,
+        );
+        range(
+            "detector.silence_after_ms",
+            self.detector.silence_after_ms,
+            1,
+            i64::from(i32::MAX),
+        );
+        range(
+            "detector.forget_after_ms",
+            self.detector.forget_after_ms,
+            1,
+            i64::MAX,
+        );
         range(
             "detector.resolve_after_readings",
             self.detector.resolve_after_readings,
@@ -342,9 +382,24 @@ impl Settings {
             1_000_000,
         );
         range("writer.batch_size", self.writer.batch_size, 1, 100_000);
-        range("writer.flush_interval_ms", self.writer.flush_interval_ms, 1, 60_000);
-        range("storage.retention_days", self.storage.retention_days, 0, 1_000_000);
-        range("shutdown.timeout_ms", self.shutdown.timeout_ms, 0, 3_600_000);
+        range(
+            "writer.flush_interval_ms",
+            self.writer.flush_interval_ms,
+            1,
+            60_000,
+        );
+        range(
+            "storage.retention_days",
+            self.storage.retention_days,
+            0,
+            1_000_000,
+        );
+        range(
+            "shutdown.timeout_ms",
+            self.shutdown.timeout_ms,
+            0,
+            3_600_000,
+        );
 
         if let Some(seed) = self.generator.seed {
             if seed < 0 {
@@ -380,7 +435,12 @@ impl Settings {
                 self.detector.min_stddev_bpm
             ));
         }
-        if self.kafka.brokers.split(',').any(|b| !is_host_port(b.trim())) {
+        if self
+            .kafka
+            .brokers
+            .split(',')
+            .any(|b| !is_host_port(b.trim()))
+        {
             p.push(format!(
                 "kafka.brokers: {:?} must be comma-separated host:port pairs",
                 self.kafka.brokers
@@ -410,8 +470,10 @@ impl Settings {
         if !is_host_port(&self.http.bind) {
             p.push(format!("http.bind: {:?} must be host:port", self.http.bind));
         }
-        if !["trace", "debug", "info", "warning", "warn", "error", "critical"]
-            .contains(&self.log.level.as_str())
+        if ![
+            "trace", "debug", "info", "warning", "warn", "error", "critical",
+        ]
+        .contains(&self.log.level.as_str())
         {
             p.push(format!(
                 "log.level: {:?} must be one of trace, debug, info, warning, error, critical",
@@ -419,7 +481,10 @@ impl Settings {
             ));
         }
         if !["term", "json"].contains(&self.log.format.as_str()) {
-            p.push(format!("log.format: {:?} must be term or json", self.log.format));
+            p.push(format!(
+                "log.format: {:?} must be term or json",
+                self.log.format
+            ));
         }
         if p.is_empty() {
             Ok(())
@@ -518,7 +583,10 @@ fn normalize(
                 }
                 match schema_table.get(key) {
                     Some(child_schema) => {
-                        out.insert(key.clone(), normalize(child_schema, child, &child_path, problems));
+                        out.insert(
+                            key.clone(),
+                            normalize(child_schema, child, &child_path, problems),
+                        );
                     }
                     None => match OPTIONAL_KEYS.iter().find(|(k, _)| *k == child_path) {
                         Some((_, kind)) => {
@@ -606,7 +674,10 @@ fn scalar_as_string(value: &Value, path: &str, problems: &mut Vec<String>) -> se
         | ValueKind::U128(_)
         | ValueKind::Float(_) => serde_json::Value::String(value.kind.to_string()),
         other => {
-            problems.push(format!("{path}: expected a string, got {}", describe(other)));
+            problems.push(format!(
+                "{path}: expected a string, got {}",
+                describe(other)
+            ));
             serde_json::Value::Null
         }
     }
@@ -661,30 +732,55 @@ mod tests {
         );
         assert_eq!(s.database.pool_size, 4);
         assert!(s.generator.enabled && s.processor.enabled);
-        assert_eq!((s.generator.customers, s.generator.rate, s.generator.seed), (1000, 100, None));
+        assert_eq!(
+            (s.generator.customers, s.generator.rate, s.generator.seed),
+            (1000, 100, None)
+        );
         assert_eq!(s.http.bind, "127.0.0.1:9898");
         assert_eq!(s.validation.max_message_bytes, 65536);
         assert_eq!(s.validation.max_future_skew_ms, 300000);
-        assert_eq!((s.validation.min_heart_rate, s.validation.max_heart_rate), (20, 250));
+        assert_eq!(
+            (s.validation.min_heart_rate, s.validation.max_heart_rate),
+            (20, 250)
+        );
         let b = s.detector.bands;
         assert_eq!(
-            (b.critical_low_below, b.low_below, b.high_above, b.critical_high_above),
+            (
+                b.critical_low_below,
+                b.low_below,
+                b.high_above,
+                b.critical_high_above
+            ),
             (40, 60, 100, 180)
         );
-        assert_eq!((s.detector.spike_bpm, s.detector.spike_window_ms), (30, 60000));
+        assert_eq!(
+            (s.detector.spike_bpm, s.detector.spike_window_ms),
+            (30, 60000)
+        );
         assert_eq!(s.detector.warmup_readings, 30);
-        assert_eq!((s.detector.z_threshold, s.detector.min_stddev_bpm), (4.0, 3.0));
+        assert_eq!(
+            (s.detector.z_threshold, s.detector.min_stddev_bpm),
+            (4.0, 3.0)
+        );
         assert_eq!(s.detector.silence_after_ms, 30000);
         assert_eq!(s.detector.forget_after_ms, 86400000);
         assert_eq!(s.detector.resolve_after_readings, 3);
         assert_eq!(s.storage.retention_days, 30);
         assert_eq!(s.shutdown.timeout_ms, 10000);
-        assert_eq!((s.log.level.as_str(), s.log.format.as_str(), s.log.file.as_str()), ("info", "term", ""));
+        assert_eq!(
+            (
+                s.log.level.as_str(),
+                s.log.format.as_str(),
+                s.log.file.as_str()
+            ),
+            ("info", "term", "")
+        );
     }
 
     #[test]
     fn a_file_layers_over_the_defaults() {
-        let s = load_toml("[kafka]\nbrokers = \"b1:9092,b2:9093\"\n[generator]\nseed = 7\n").unwrap();
+        let s =
+            load_toml("[kafka]\nbrokers = \"b1:9092,b2:9093\"\n[generator]\nseed = 7\n").unwrap();
         assert_eq!(s.kafka.brokers, "b1:9092,b2:9093");
         assert_eq!(s.kafka.group_id, "heartbeat-processor");
         assert_eq!(s.generator.seed, Some(7));
@@ -726,7 +822,11 @@ mod tests {
     #[test]
     fn a_bad_environment_value_names_the_variable() {
         let err = load_with("", vec![("HEARTBEAT__DATABASE__POOL_SIZE", "many")]).unwrap_err();
-        assert!(err.problems[0].contains("database.pool_size"), "{:?}", err.problems);
+        assert!(
+            err.problems[0].contains("database.pool_size"),
+            "{:?}",
+            err.problems
+        );
         assert!(err.problems[0].contains("HEARTBEAT__DATABASE__POOL_SIZE"));
         let err = load_with("", vec![("HEARTBEAT__NOPE__X", "1")]).unwrap_err();
         assert_eq!(err.problems, vec!["nope: unknown key".to_owned()]);
@@ -765,14 +865,18 @@ mod tests {
 
     #[test]
     fn librdkafka_escape_hatch_takes_free_form_keys() {
-        let s = load_toml("[kafka.librdkafka]\n\"fetch.max.bytes\" = \"1048576\"\n\"linger.ms\" = 5\n")
-            .unwrap();
+        let s =
+            load_toml("[kafka.librdkafka]\n\"fetch.max.bytes\" = \"1048576\"\n\"linger.ms\" = 5\n")
+                .unwrap();
         assert_eq!(s.kafka.librdkafka["fetch.max.bytes"], "1048576");
         assert_eq!(s.kafka.librdkafka["linger.ms"], "5");
     }
 
     #[test]
     fn env_name_spells_the_variable() {
-        assert_eq!(env_name("kafka.topics.readings"), "HEARTBEAT__KAFKA__TOPICS__READINGS");
+        assert_eq!(
+            env_name("kafka.topics.readings"),
+            "HEARTBEAT__KAFKA__TOPICS__READINGS"
+        );
     }
 }

@@ -88,7 +88,10 @@ impl Health {
     pub fn readiness(&self) -> (bool, Vec<String>) {
         let mut reasons = Vec::new();
         if !self.answered_recently(&self.kafka_seen) {
-            reasons.push(format!("kafka has not answered within {}s", ANSWER_WINDOW.as_secs()));
+            reasons.push(format!(
+                "kafka has not answered within {}s",
+                ANSWER_WINDOW.as_secs()
+            ));
         }
         if self.db_required.load(Ordering::Relaxed) && !self.answered_recently(&self.db_seen) {
             reasons.push(format!(
@@ -129,9 +132,15 @@ mod tests {
         h.db_answered();
         h.set_actor("db_writer", ActorState::Running);
         assert_eq!(h.readiness(), (true, vec![]));
-        h.set_actor("db_writer", ActorState::BackingOff("connection refused".into()));
+        h.set_actor(
+            "db_writer",
+            ActorState::BackingOff("connection refused".into()),
+        );
         let (ready, reasons) = h.readiness();
         assert!(!ready);
-        assert_eq!(reasons, vec!["db_writer is backing off: connection refused".to_owned()]);
+        assert_eq!(
+            reasons,
+            vec!["db_writer is backing off: connection refused".to_owned()]
+        );
     }
 }

@@ -20,7 +20,10 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 fn base(settings: &KafkaSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.brokers)
-        .set("client.id", concat!("heartbeat-pipeline/", env!("CARGO_PKG_VERSION")))
+        .set(
+            "client.id",
+            concat!("heartbeat-pipeline/", env!("CARGO_PKG_VERSION")),
+        )
         // librdkafka logs through the `log` bridge; keep its chatter at warnings.
         .set_log_level(RDKafkaLogLevel::Warning);
     c
@@ -38,7 +41,10 @@ fn apply_overrides(mut c: ClientConfig, settings: &KafkaSettings) -> ClientConfi
 pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
     let mut c = base(settings);
     c.set("group.id", &settings.group_id)
-        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")

@@ -54,7 +54,10 @@ impl Metrics {
             c
         }
         fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-            reg(r, IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("{e}")))
+            reg(
+                r,
+                IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("{e}")),
+            )
         }
         fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
             reg(
@@ -203,7 +206,9 @@ mod tests {
     fn every_series_the_spec_names_is_rendered() {
         let m = Metrics::new();
         m.db_batch_duration.observe(0.01);
-        m.consumer_lag.with_label_values(&["heartbeats", "0"]).set(0);
+        m.consumer_lag
+            .with_label_values(&["heartbeats", "0"])
+            .set(0);
         let text = m.render();
         for name in [
             "heartbeat_records_consumed_total",

@@ -143,8 +143,12 @@ impl ChildGroup for ProcessorGroup {
                 })
             };
             let detector = {
-                let (bands, metrics, log, exits) =
-                    (settings.detector.bands, metrics.clone(), log.clone(), exits.clone());
+                let (bands, metrics, log, exits) = (
+                    settings.detector.bands,
+                    metrics.clone(),
+                    log.clone(),
+                    exits.clone(),
+                );
                 AnomalyDetector::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     AnomalyDetector::new(
                         bands,

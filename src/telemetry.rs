@@ -6,9 +6,9 @@
 //! `Block` on overflow, so no line is silently dropped; the returned guard flushes on drop, which
 //! `main` does before exiting.
 
+use slog::{o, Drain, Level, Logger};
 use std::fs::OpenOptions;
 use std::io;
-use slog::{o, Drain, Level, Logger};
 
 use crate::config::LogSettings;
 
@@ -74,7 +74,12 @@ pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
             .create(true)
             .append(true)
             .open(&settings.file)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open log.file {}: {e}", settings.file)))?;
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open log.file {}: {e}", settings.file),
+                )
+            })?;
         let json = slog_json::Json::new(file)
             .add_default_keys()
             .set_newlines(true)
@@ -110,7 +115,10 @@ impl log::Log for LogBridge {
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        // actix-server narrates every start and stop at INFO; that is debug detail here.
+        let chatty = record.target().starts_with("actix_server");
         let level = match record.level() {
+            log::Level::Info if chatty => Level::Debug,
             log::Level::Error => Level::Error,
             log::Level::Warn => Level::Warning,
             log::Level::Info => Level::Info,
@@ -141,11 +149,7 @@ fn install_log_bridge(logger: Logger, level: Level) {
         Level::Error | Level::Critical => log::LevelFilter::Error,
     };
     // A second call (tests that build several loggers) keeps the first bridge: harmless.
-    if log::set_boxed_logger(Box::new(LogBridge {
-        logger,
-    }))
-    .is_ok()
-    {
+    if log::set_boxed_logger(Box::new(LogBridge { logger })).is_ok() {
         log::set_max_level(max);
     }
 }

@@ -136,20 +136,21 @@ impl Handler<Persist> for DbWriter {
                             break outcome;
                         }
                         Err(e) => {
-                            let mut core = core.borrow_mut();
-                            // A partition may have been dropped under us: check again next time.
-                            core.known_days.clear();
-                            if let Some(suppressed) = core.failure_log.admit() {
-                                warn!(log, "batch write failed, will retry";
-                                    "error" => %e, "transient" => e.is_transient(),
-                                    "batch" => msg.id, "attempt" => attempt + 1,
-                                    "suppressed" => suppressed);
+                            {
+                                let mut core = core.borrow_mut();
+                                // A partition may have been dropped under us: check again.
+                                core.known_days.clear();
+                                if let Some(suppressed) = core.failure_log.admit() {
+                                    warn!(log, "batch write failed, will retry";
+                                        "error" => %e, "transient" => e.is_transient(),
+                                        "batch" => msg.id, "attempt" => attempt + 1,
+                                        "suppressed" => suppressed);
+                                }
                             }
                             health.set_actor(NAME, ActorState::BackingOff(e.to_string()));
                             failing_since.get_or_insert_with(Instant::now);
                             let wait = db::backoff(attempt, RETRY_MIN, RETRY_MAX);
                             attempt = attempt.saturating_add(1);
-                            drop(core);
                             tokio::time::sleep(wait).await;
                         }
                     }

@@ -120,7 +120,10 @@ impl Handler<Publish> for KafkaPublisher {
                                 deliveries.push(delivery);
                                 break;
                             }
-                            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                            Err((
+                                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                                _,
+                            )) => {
                                 tokio::time::sleep(QUEUE_FULL_PAUSE).await;
                             }
                             Err((e, _)) => {

@@ -141,7 +141,11 @@ mod tests {
         drop(g);
         assert_eq!(
             rx.try_recv().unwrap(),
-            ChildExit { generation: 3, actor: "validator", clean: false }
+            ChildExit {
+                generation: 3,
+                actor: "validator",
+                clean: false
+            }
         );
         assert!(rx.try_recv().unwrap().clean);
     }

@@ -149,7 +149,10 @@ pub async fn supervise(
                 info!(log, "restarting group"; "group" => groups[i].name(), "cause" => &cause,
                     "backoff_ms" => wait.as_millis() as u64);
                 for actor in groups[i].actors() {
-                    health.set_actor(actor, ActorState::BackingOff(format!("restarting: {cause}")));
+                    health.set_actor(
+                        actor,
+                        ActorState::BackingOff(format!("restarting: {cause}")),
+                    );
                 }
                 groups[i].stop();
                 tokio::select! {
@@ -226,7 +229,9 @@ mod tests {
         };
         let mut h = RestartHistory::new(policy);
         let t0 = Instant::now();
-        let waits: Vec<_> = (0..3).map(|i| h.record(t0 + Duration::from_secs(i)).unwrap()).collect();
+        let waits: Vec<_> = (0..3)
+            .map(|i| h.record(t0 + Duration::from_secs(i)).unwrap())
+            .collect();
         assert!(waits[0] >= Duration::from_millis(80) && waits[0] <= Duration::from_millis(120));
         assert!(waits[2] >= Duration::from_millis(320) && waits[2] <= Duration::from_millis(480));
         assert_eq!(h.record(t0 + Duration::from_secs(3)), None);

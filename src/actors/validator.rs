@@ -57,7 +57,11 @@ impl Validator {
         let mut readings = Vec::with_capacity(msg.records.len());
         let mut rejects = Vec::new();
         for record in msg.records {
-            match validate(record.value.as_deref(), record.reference_time(), &self.rules) {
+            match validate(
+                record.value.as_deref(),
+                record.reference_time(),
+                &self.rules,
+            ) {
                 Ok(reading) => readings.push(SourcedReading {
                     reading,
                     partition: record.partition,

@@ -60,11 +60,17 @@ pub async fn prepare_topics(
         settings.kafka.topics.alerts.as_str(),
     ];
     let partitions = settings.kafka.topics.partitions as i32;
-    until_ok("create kafka topics", log, stop, |_| {}, || async {
-        kafka_cfg::ensure_topics(&admin, &topics, partitions)
-            .await
-            .map_err(|e| format!("{e} (brokers {})", settings.kafka.brokers))
-    })
+    until_ok(
+        "create kafka topics",
+        log,
+        stop,
+        |_| {},
+        || async {
+            kafka_cfg::ensure_topics(&admin, &topics, partitions)
+                .await
+                .map_err(|e| format!("{e} (brokers {})", settings.kafka.brokers))
+        },
+    )
     .await
 }
 
@@ -74,15 +80,21 @@ async fn prepare_database(
     log: &Logger,
     stop: &watch::Receiver<bool>,
 ) -> Option<Vec<String>> {
-    until_ok("apply database migrations", log, stop, |_| {}, || async {
-        let database = settings.database.clone();
-        tokio::task::spawn_blocking(move || {
-            db::connect(&database).and_then(|mut conn| db::migrate(&mut conn))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-    })
+    until_ok(
+        "apply database migrations",
+        log,
+        stop,
+        |_| {},
+        || async {
+            let database = settings.database.clone();
+            tokio::task::spawn_blocking(move || {
+                db::connect(&database).and_then(|mut conn| db::migrate(&mut conn))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        },
+    )
     .await
 }
 
@@ -96,7 +108,10 @@ fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
         loop {
             if let Some(admin) = admin.clone() {
                 let ok = tokio::task::spawn_blocking(move || {
-                    admin.inner().fetch_metadata(None, ADMIN_TIMEOUT.min(PROBE_INTERVAL)).is_ok()
+                    admin
+                        .inner()
+                        .fetch_metadata(None, ADMIN_TIMEOUT.min(PROBE_INTERVAL))
+                        .is_ok()
                 })
                 .await
                 .unwrap_or(false);
@@ -159,15 +174,15 @@ pub async fn run(settings: Settings, log: Logger) -> i32 {
     health.require_db(settings.processor.enabled);
     let stop = super::shutdown_signal(&log);
 
-    let (addrs, server) = match crate::http::serve(&settings.http.bind, health.clone(), metrics.clone())
-    {
-        Ok(s) => s,
-        Err(e) => {
-            error!(log, "cannot serve HTTP"; "bind" => &settings.http.bind, "error" => %e);
-            eprintln!("error: cannot serve HTTP on {}: {e}", settings.http.bind);
-            return exit::FAILURE;
-        }
-    };
+    let (addrs, server) =
+        match crate::http::serve(&settings.http.bind, health.clone(), metrics.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(log, "cannot serve HTTP"; "bind" => &settings.http.bind, "error" => %e);
+                eprintln!("error: cannot serve HTTP on {}: {e}", settings.http.bind);
+                return exit::FAILURE;
+            }
+        };
     let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     info!(log, "http server listening"; "addr" => shown.join(","),
         "version" => env!("CARGO_PKG_VERSION"));
@@ -188,7 +203,10 @@ async fn run_groups(
     health: &Arc<Health>,
 ) -> i32 {
     if !settings.generator.enabled && !settings.processor.enabled {
-        info!(log, "neither generator.enabled nor processor.enabled: serving HTTP only");
+        info!(
+            log,
+            "neither generator.enabled nor processor.enabled: serving HTTP only"
+        );
         health.set_actor("none", crate::health::ActorState::Running);
         stopped(stop.clone()).await;
         return exit::OK;

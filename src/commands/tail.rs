@@ -22,11 +22,17 @@ fn text(bytes: Option<&[u8]>) -> String {
     }
 }
 
-pub async fn tail(settings: Settings, topic: Option<String>, from_beginning: bool, log: Logger) -> i32 {
+pub async fn tail(
+    settings: Settings,
+    topic: Option<String>,
+    from_beginning: bool,
+    log: Logger,
+) -> i32 {
     let stop = super::shutdown_signal(&log);
     let topic = topic.unwrap_or_else(|| settings.kafka.topics.readings.clone());
     let group = format!("heartbeat-tail-{}", uuid::Uuid::new_v4());
-    let consumer: StreamConsumer = match kafka_cfg::reader_config(&settings.kafka, &group).create() {
+    let consumer: StreamConsumer = match kafka_cfg::reader_config(&settings.kafka, &group).create()
+    {
         Ok(c) => c,
         Err(e) => {
             error!(log, "cannot create a kafka consumer"; "error" => %e);
@@ -36,12 +42,19 @@ pub async fn tail(settings: Settings, topic: Option<String>, from_beginning: boo
     let metadata = match consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: cannot read metadata of topic {topic} from {}: {e}", settings.kafka.brokers);
+            eprintln!(
+                "error: cannot read metadata of topic {topic} from {}: {e}",
+                settings.kafka.brokers
+            );
             return exit::FAILURE;
         }
     };
     let mut tpl = TopicPartitionList::new();
-    let start = if from_beginning { Offset::Beginning } else { Offset::End };
+    let start = if from_beginning {
+        Offset::Beginning
+    } else {
+        Offset::End
+    };
     for t in metadata.topics() {
         for p in t.partitions() {
             let _ = tpl.add_partition_offset(&topic, p.id(), start);
@@ -55,7 +68,10 @@ pub async fn tail(settings: Settings, topic: Option<String>, from_beginning: boo
         eprintln!("error: cannot read topic {topic}: {e}");
         return exit::FAILURE;
     }
-    eprintln!("following {topic} ({} partitions); Ctrl-C stops", tpl.count());
+    eprintln!(
+        "following {topic} ({} partitions); Ctrl-C stops",
+        tpl.count()
+    );
     let stop = stopped(stop);
     tokio::pin!(stop);
     loop {

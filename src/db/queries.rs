@@ -139,7 +139,8 @@ pub fn persist_batch(
                 .values(chunk)
                 .on_conflict_do_nothing()
                 .execute(conn)
-                .map_err(DbError::query("insert rejected readings"))? as u64;
+                .map_err(DbError::query("insert rejected readings"))?
+                as u64;
         }
 
         Ok(BatchOutcome {

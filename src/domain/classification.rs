@@ -134,10 +134,22 @@ mod tests {
 
     #[test]
     fn each_abnormal_class_raises_its_threshold_kind() {
-        assert_eq!(HeartRateClass::CriticalLow.threshold_anomaly(), Some(AnomalyKind::CriticalLow));
-        assert_eq!(HeartRateClass::Low.threshold_anomaly(), Some(AnomalyKind::Bradycardia));
+        assert_eq!(
+            HeartRateClass::CriticalLow.threshold_anomaly(),
+            Some(AnomalyKind::CriticalLow)
+        );
+        assert_eq!(
+            HeartRateClass::Low.threshold_anomaly(),
+            Some(AnomalyKind::Bradycardia)
+        );
         assert_eq!(HeartRateClass::Normal.threshold_anomaly(), None);
-        assert_eq!(HeartRateClass::High.threshold_anomaly(), Some(AnomalyKind::Tachycardia));
-        assert_eq!(HeartRateClass::CriticalHigh.threshold_anomaly(), Some(AnomalyKind::CriticalHigh));
+        assert_eq!(
+            HeartRateClass::High.threshold_anomaly(),
+            Some(AnomalyKind::Tachycardia)
+        );
+        assert_eq!(
+            HeartRateClass::CriticalHigh.threshold_anomaly(),
+            Some(AnomalyKind::CriticalHigh)
+        );
     }
 }

@@ -89,7 +89,10 @@ pub struct BatchPositions(pub BTreeMap<(Arc<str>, i32), i64>);
 impl BatchPositions {
     /// Notes that the record at `offset` is part of the batch.
     pub fn include(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
-        let next = self.0.entry((topic.clone(), partition)).or_insert(offset + 1);
+        let next = self
+            .0
+            .entry((topic.clone(), partition))
+            .or_insert(offset + 1);
         if *next < offset + 1 {
             *next = offset + 1;
         }

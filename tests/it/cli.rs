@@ -1,0 +1,121 @@
+//! The command line as a user meets it: exit codes and messages for bad configuration.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+use crate::helpers::BIN;
+
+fn check_config(file: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check-config").env_remove("HEARTBEAT_CONFIG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HEARTBEAT__") {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(f) = file {
+        cmd.args(["--config", f]);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run check-config")
+}
+
+fn config_file(text: &str) -> tempfile::TempPath {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f.into_temp_path()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_typo_in_a_key_exits_2_and_names_the_key() {
+    let f = config_file("[kafka]\nbrokrs = \"localhost:9092\"\n");
+    let out = check_config(f.to_str(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kafka.brokrs: unknown key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_exits_2_and_names_the_key() {
+    let f = config_file("[database]\npool_size = \"four\"\n");
+    let out = check_config(f.to_str(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("database.pool_size: expected an integer"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_wrong_type_from_the_environment_exits_2_and_names_the_variable() {
+    let out = check_config(None, &[("HEARTBEAT__GENERATOR__ENABLED", "maybe")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("generator.enabled") && err.contains("HEARTBEAT__GENERATOR__ENABLED"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_exits_2_and_names_the_file() {
+    let out = check_config(Some("/nonexistent/heartbeat.toml"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/heartbeat.toml"),
+        "{}",
+        stderr(&out)
+    );
+    // The environment variable is the same as --config.
+    let mut cmd = Command::new(BIN);
+    let out = cmd
+        .arg("check-config")
+        .env("HEARTBEAT_CONFIG", "/nonexistent/from-env.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/from-env.toml"));
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let f = config_file("[log]\nformat = \"xml\"\n[writer]\nbatch_size = 0\n");
+    let out = check_config(f.to_str(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("log.format") && err.contains("writer.batch_size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let f = config_file("[database]\nurl = \"postgres://app:s3cr3t-pw@db:5432/hb\"\n");
+    let out = check_config(f.to_str(), &[("HEARTBEAT__KAFKA__GROUP_ID", "from-env")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("group_id = \"from-env\""), "{printed}");
+    assert!(
+        printed.contains("postgres://app:<redacted>@db:5432/hb"),
+        "{printed}"
+    );
+    assert!(!printed.contains("s3cr3t-pw") && !stderr(&out).contains("s3cr3t-pw"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_version_exits_0() {
+    let out = Command::new(BIN).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("heartbeat-pipeline "));
+}

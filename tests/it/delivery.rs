@@ -1,0 +1,116 @@
+//! Delivery through the real broker: every record ends as exactly one row, a replay adds none,
+//! and no offset is committed before its rows are.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// Long enough for a tansu group join (seconds) plus the work, short enough to fail usefully.
+const STORE_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Rows in readings + rejected_readings; 0 before `run` has created the tables.
+fn stored(db: &TestDb) -> i64 {
+    db.try_count(
+        "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM rejected_readings) AS n",
+    )
+    .unwrap_or(0)
+}
+
+#[test]
+fn five_thousand_generated_readings_are_stored_once_and_a_replay_adds_none() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    assert!(setup.generate(5_000, 7).success());
+
+    let mut daemon = setup.spawn_run();
+    wait_for("5,000 rows", STORE_DEADLINE, || {
+        (stored(&db) == 5_000).then_some(())
+    });
+    wait_for("the group to commit 5,000 records", STORE_DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == 5_000).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0, "a SIGTERM stop exits 0");
+    assert_eq!(db.count("SELECT count(*) AS n FROM readings"), 5_000);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT event_id) AS n FROM readings"),
+        5_000
+    );
+    assert_eq!(db.count("SELECT count(*) AS n FROM rejected_readings"), 0);
+
+    // The same topic read again by a new consumer group: every record is a duplicate.
+    let replay = Setup {
+        group: unique("hb_replay"),
+        ..setup.clone()
+    };
+    let mut daemon = replay.spawn_run();
+    wait_for(
+        "the replay group to commit 5,000 records",
+        STORE_DEADLINE,
+        || (committed_total(&replay.group, &replay.topic) == 5_000).then_some(()),
+    );
+    let (status, metrics) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("heartbeat_duplicates_total 5000"),
+        "{metrics}"
+    );
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(stored(&db), 5_000, "a replay adds no row");
+}
+
+#[test]
+fn no_offset_is_committed_while_the_database_write_fails() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db).with("HEARTBEAT__SHUTDOWN__TIMEOUT_MS", "2000");
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    // Every insert into readings fails, as a broken database would make it.
+    db.execute(
+        "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+    );
+    db.execute(
+        "CREATE TRIGGER fail_insert BEFORE INSERT ON readings FOR EACH ROW EXECUTE FUNCTION fail_insert()",
+    );
+    assert!(setup.generate(300, 11).success());
+
+    let mut daemon = setup.spawn_run();
+    // Five failed attempts span 1.5 s of backoff: more than the 1 s auto-commit interval, so a
+    // premature commit would have happened by then.
+    wait_for("five failed write attempts", STORE_DEADLINE, || {
+        daemon
+            .records("batch write failed, will retry")
+            .iter()
+            .any(|r| r["attempt"].as_u64() >= Some(5))
+            .then_some(())
+    });
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 503, "not ready while writes fail: {body}");
+    assert!(body.contains("db_writer is backing off"), "{body}");
+    assert!(
+        committed_offsets(&setup.group, &setup.topic).is_empty(),
+        "nothing committed"
+    );
+    // The drain cannot finish while the batch cannot be stored: exit 1 after the timeout.
+    assert_eq!(daemon.stop(), 1);
+    assert!(
+        committed_offsets(&setup.group, &setup.topic).is_empty(),
+        "still nothing committed"
+    );
+    assert_eq!(stored(&db), 0);
+
+    // The database heals; the same group reads the records again and stores every one.
+    db.execute("DROP TRIGGER fail_insert ON readings");
+    let mut daemon = setup.spawn_run();
+    wait_for("300 rows after the restart", STORE_DEADLINE, || {
+        (stored(&db) == 300).then_some(())
+    });
+    wait_for("the group to commit 300 records", STORE_DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == 300).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+}

@@ -1,0 +1,7 @@
+//! Integration tests against a real PostgreSQL and a real Kafka-API broker (tansu), both started
+//! by `scripts/services.sh up` (which `scripts/test.sh` runs first). One binary, so the crate is
+//! linked once; each test has its own database, topics and consumer group.
+
+mod cli;
+mod delivery;
+mod helpers;
