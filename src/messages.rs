@@ -86,3 +86,12 @@ pub struct Drain;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StopGenerating;
+
+/// DbWriter -> DeadLetterPublisher: the batch's rows committed; publish its rejects to the
+/// dead-letter topic, then pass `persisted` on to the subscriber once every one is acknowledged.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PublishDeadLetters {
+    pub persisted: BatchPersisted,
+    pub rejects: Vec<RejectedRecord>,
+}

@@ -25,6 +25,7 @@ pub const ACTORS: &[&str] = &[
     "validator",
     "anomaly_detector",
     "db_writer",
+    "dead_letter_publisher",
 ];
 
 pub struct Metrics {

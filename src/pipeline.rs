@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::actors::anomaly_detector::{self, AnomalyDetector};
 use crate::actors::db_writer::{self, DbWriter};
+use crate::actors::dead_letter_publisher::{self, DeadLetterPublisher};
 use crate::actors::generator::{self, Generator, GeneratorPlan};
 use crate::actors::kafka_publisher::{self, KafkaPublisher};
 use crate::actors::kafka_subscriber::{self, Batching, KafkaSubscriber};
@@ -90,6 +91,7 @@ impl ChildGroup for ProcessorGroup {
             validator::NAME,
             anomaly_detector::NAME,
             db_writer::NAME,
+            dead_letter_publisher::NAME,
         ]
     }
 
@@ -112,7 +114,12 @@ impl ChildGroup for ProcessorGroup {
                     })
                     .map_err(|e| format!("cannot create the kafka consumer: {e}"))?;
 
+            let dlq_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
+                .create()
+                .map_err(|e| format!("cannot create the dead-letter producer: {e}"))?;
+
             let db_arbiter = Arbiter::new();
+            let dlq_arbiter = Arbiter::new();
             let work_arbiter = Arbiter::new();
             let intake_arbiter = Arbiter::new();
 
@@ -120,6 +127,29 @@ impl ChildGroup for ProcessorGroup {
             let (sub_tx, sub_rx) = channel::channel::<KafkaSubscriber>(SUBSCRIBER_MAILBOX);
             let subscriber_addr = Addr::new(sub_tx);
 
+            let dead_letters = {
+                let (topic, max_bytes, done, metrics, health, log, exits) = (
+                    settings.kafka.topics.dead_letter.clone(),
+                    config::count(settings.validation.max_message_bytes),
+                    subscriber_addr.clone().recipient(),
+                    metrics.clone(),
+                    health.clone(),
+                    log.clone(),
+                    exits.clone(),
+                );
+                DeadLetterPublisher::start_in_arbiter(&dlq_arbiter.handle(), move |_| {
+                    DeadLetterPublisher::new(
+                        dlq_producer,
+                        &topic,
+                        max_bytes,
+                        done,
+                        metrics,
+                        health,
+                        &log,
+                        ExitGuard::new(dead_letter_publisher::NAME, generation, exits),
+                    )
+                })
+            };
             let pool = db::pool(&settings.database, settings.database.pool_size as u32);
             let writer = {
                 let (settings, metrics, health, log, exits) = (
@@ -135,6 +165,7 @@ impl ChildGroup for ProcessorGroup {
                         pool,
                         settings.database.clone(),
                         done,
+                        dead_letters.recipient(),
                         metrics,
                         health,
                         &log,
@@ -196,7 +227,7 @@ impl ChildGroup for ProcessorGroup {
             });
 
             self.subscriber = Some(subscriber_addr);
-            self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter];
+            self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter, dlq_arbiter];
             Ok(())
         })
     }

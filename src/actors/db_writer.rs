@@ -22,7 +22,7 @@ use crate::config::DatabaseSettings;
 use crate::db::queries::{ensure_day_partitions, persist_batch, utc_day, BatchOutcome};
 use crate::db::{self, DbError, PgPool};
 use crate::health::{ActorState, Health};
-use crate::messages::{BatchPersisted, Persist};
+use crate::messages::{BatchPersisted, Persist, PublishDeadLetters};
 use crate::metrics::Metrics;
 
 pub const NAME: &str = "db_writer";
@@ -64,6 +64,7 @@ impl Core {
 pub struct DbWriter {
     core: Rc<RefCell<Core>>,
     done: Recipient<BatchPersisted>,
+    dead_letters: Recipient<PublishDeadLetters>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -76,6 +77,7 @@ impl DbWriter {
         pool: PgPool,
         settings: DatabaseSettings,
         done: Recipient<BatchPersisted>,
+        dead_letters: Recipient<PublishDeadLetters>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -89,6 +91,7 @@ impl DbWriter {
                 failure_log: LogLimiter::new(FAILURE_LOG_BURST, Duration::from_secs(60)),
             })),
             done,
+            dead_letters,
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
@@ -117,6 +120,7 @@ impl Handler<Persist> for DbWriter {
         self.metrics.mailbox_out(NAME);
         let core = self.core.clone();
         let done = self.done.clone();
+        let dead_letters = self.dead_letters.clone();
         let metrics = self.metrics.clone();
         let health = self.health.clone();
         let log = self.log.clone();
@@ -163,22 +167,38 @@ impl Handler<Persist> for DbWriter {
                 }
                 metrics.readings_stored.inc_by(outcome.stored);
                 metrics.duplicates.inc_by(outcome.duplicates);
-                for reject in &msg.rejects {
+                for reject in msg.rejects.iter() {
                     metrics.rejects.with_label_values(&[reject.reason.as_str()]).inc();
                 }
                 for (kind, n) in &outcome.anomalies {
                     metrics.anomalies.with_label_values(&[kind.as_str()]).inc_by(*n);
                 }
-                metrics.mailbox_in(super::kafka_subscriber::NAME);
-                // Control, not data: if the subscriber is gone, the supervisor restarts the group
-                // and the batch is read again from the last commit, adding nothing.
-                done.do_send(BatchPersisted {
+                let persisted = BatchPersisted {
                     id: msg.id,
                     positions: msg.positions,
                     stored: outcome.stored,
                     duplicates: outcome.duplicates,
                     rejected: outcome.rejected,
-                });
+                };
+                if msg.rejects.is_empty() {
+                    metrics.mailbox_in(super::kafka_subscriber::NAME);
+                    // Control, not data: if the subscriber is gone, the supervisor restarts the
+                    // group and the batch is read again from the last commit, adding nothing.
+                    done.do_send(persisted);
+                } else {
+                    // The dead letters go out before the offsets may be stored; the publisher
+                    // passes `persisted` on once they are acknowledged.
+                    metrics.mailbox_in(super::dead_letter_publisher::NAME);
+                    let sent = dead_letters
+                        .send(PublishDeadLetters {
+                            persisted,
+                            rejects: msg.rejects,
+                        })
+                        .await;
+                    if sent.is_err() {
+                        metrics.mailbox_out(super::dead_letter_publisher::NAME);
+                    }
+                }
             }
             .into_actor(self),
         ))

@@ -5,9 +5,11 @@
 //! At-least-once reading, exactly-once effect in PostgreSQL:
 //! - `enable.auto.offset.store=false`: librdkafka commits (every second, on revoke and on close)
 //!   only offsets this actor stored, and it stores a batch's offsets only on `BatchPersisted`,
-//!   which the writer sends after the batch's transaction committed.
-//! - Batches travel the pipeline in order through bounded mailboxes, so the stored offset of a
-//!   partition only ever moves forward over a contiguous, stored range.
+//!   which comes after the batch's transaction committed and its dead letters were acknowledged.
+//! - Batches travel the pipeline in order through bounded mailboxes; answers may come back out
+//!   of order (dead letters are acknowledged concurrently), so they wait until every earlier
+//!   batch is finished: the stored offset of a partition only moves forward over a contiguous,
+//!   finished range.
 //! - Anything not committed when the process dies, an actor restarts or a partition moves is
 //!   read again, and the writer's `ON CONFLICT DO NOTHING` on each table's natural key makes the
 //!   second write add nothing.
@@ -17,6 +19,7 @@
 //! new consumer, which resumes from the committed offsets; records that sat in a lost mailbox
 //! are read again that way (librdkafka would not deliver them again to the old consumer).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,8 +61,13 @@ pub struct KafkaSubscriber {
     topic: Arc<str>,
     next: Recipient<RecordsReceived>,
     batching: Batching,
-    /// Batches handed on and not yet stored.
+    /// Batches handed on and not yet finished.
     in_flight: Arc<AtomicUsize>,
+    /// Batches finished ahead of an earlier one (dead letters are acknowledged concurrently);
+    /// their offsets wait here until every earlier batch is finished too.
+    finished: BTreeMap<BatchId, BatchPositions>,
+    /// The batch whose offsets are stored next; ids start at 1 in the intake loop.
+    next_to_store: BatchId,
     /// `true` asks the intake loop to stop reading.
     stop_intake: watch::Sender<bool>,
     metrics: Arc<Metrics>,
@@ -86,6 +94,8 @@ impl KafkaSubscriber {
             next,
             batching,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            finished: BTreeMap::new(),
+            next_to_store: 1,
             stop_intake: watch::channel(false).0,
             metrics,
             health,
@@ -247,7 +257,12 @@ impl Handler<BatchPersisted> for KafkaSubscriber {
 
     fn handle(&mut self, msg: BatchPersisted, _: &mut Self::Context) {
         self.metrics.mailbox_out(NAME);
-        self.store_offsets(&msg.positions);
+        self.finished.insert(msg.id, msg.positions);
+        // Offsets move forward over a contiguous finished range only.
+        while let Some(positions) = self.finished.remove(&self.next_to_store) {
+            self.store_offsets(&positions);
+            self.next_to_store += 1;
+        }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         // The consumer answered recently enough to deliver this batch; keep readiness fresh.
         self.health.set_actor(NAME, ActorState::Running);

@@ -9,6 +9,7 @@
 
 pub mod anomaly_detector;
 pub mod db_writer;
+pub mod dead_letter_publisher;
 pub mod generator;
 pub mod kafka_publisher;
 pub mod kafka_subscriber;

@@ -79,7 +79,7 @@ impl Validator {
                         partition: record.partition,
                         offset: record.offset,
                         key: record.key,
-                        raw: record.value.unwrap_or_default(),
+                        value: record.value,
                         reason: rejection.reason,
                         detail: rejection.detail,
                     });

@@ -81,7 +81,7 @@ pub fn persist_batch(
     let rejects: Vec<NewRejected<'_>> = rejects_in
         .iter()
         .map(|r| NewRejected {
-            raw: &r.raw,
+            raw: r.raw(),
             reason: r.reason.as_str(),
             detail: &r.detail,
             kafka_topic: &r.topic,

@@ -62,10 +62,17 @@ pub struct RejectedRecord {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
-    /// The value exactly as read; empty for a null value.
-    pub raw: Vec<u8>,
+    /// The value exactly as read; `None` for a null value.
+    pub value: Option<Vec<u8>>,
     pub reason: RejectReason,
     pub detail: String,
+}
+
+impl RejectedRecord {
+    /// The value as the `raw` column stores it: empty for a null value.
+    pub fn raw(&self) -> &[u8] {
+        self.value.as_deref().unwrap_or_default()
+    }
 }
 
 /// An anomaly found by the detector.

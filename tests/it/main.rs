@@ -3,5 +3,6 @@
 //! linked once; each test has its own database, topics and consumer group.
 
 mod cli;
+mod contract;
 mod delivery;
 mod helpers;
