@@ -1,0 +1,281 @@
+//! `heartbeat-bench`: throughput figures you can rerun, against the real services.
+//!
+//! `heartbeat-bench poison [--records N] [--poison-percent P] [--rounds R]` preloads two fresh
+//! topics with N records each, one clean and one with P% poison records (every reject reason in
+//! turn), then runs the real `heartbeat-pipeline run` (processor only, a fresh database each
+//! time) over each topic in alternation and prints records per second and the ratio
+//! poisoned/clean. Timing runs from the first stored row to the last, so the consumer group's
+//! join time does not count.
+//!
+//! Needs the local services (`scripts/services.sh up`) or `HEARTBEAT_BENCH_DATABASE_URL` (an
+//! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::util::Timeout;
+
+/// Partitions of the benchmark topics: the default of `kafka.topics.partitions`.
+const PARTITIONS: i32 = 6;
+/// How long one pass may take before the benchmark gives up.
+const PASS_DEADLINE: Duration = Duration::from_secs(600);
+
+#[derive(Parser)]
+#[command(
+    name = "heartbeat-bench",
+    about = "Rerunnable throughput figures for heartbeat-pipeline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Throughput of a stream with poison records against a clean one.
+    Poison {
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        #[arg(long, default_value_t = 10)]
+        poison_percent: u64,
+        /// Passes over each topic, alternating; the best of each is compared.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+    },
+}
+
+fn admin_url() -> String {
+    std::env::var("HEARTBEAT_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn brokers() -> String {
+    std::env::var("HEARTBEAT_BENCH_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One poison record per reject reason, in turn (`None` is a null value).
+fn poison_value(i: u64) -> Option<Vec<u8>> {
+    let v: &[u8] = match i % 10 {
+        0 => b"{\"customer_id\":",
+        1 => b"\xff\xfe\xfd",
+        2 => b"[1,2,3]",
+        3 => br#"{"customer_id":"C1","heart_rate":72}"#,
+        4 => br#"{"customer_id":"C1","timestamp":"2026-11-29T13:00:00Z","heart_rate":"72"}"#,
+        5 => br#"{"customer_id":"bad id","timestamp":"2026-11-29T13:00:00Z","heart_rate":72}"#,
+        6 => {
+            br#"{"event_id":"nope","customer_id":"C1","timestamp":"2026-11-29T13:00:00Z","heart_rate":72}"#
+        }
+        7 => br#"{"customer_id":"C1","timestamp":"2026-02-30T13:00:00Z","heart_rate":72}"#,
+        8 => br#"{"customer_id":"C1","timestamp":"2026-11-29T13:00:00Z","heart_rate":400}"#,
+        _ => return None,
+    };
+    Some(v.to_vec())
+}
+
+/// Fills `topic` with `records` records, `poison_percent` of them poison, spread evenly.
+fn preload(topic: &str, records: u64, poison_percent: u64) -> anyhow::Result<()> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let base = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut poison_sent = 0u64;
+    for i in 0..records {
+        let customer = format!("CUST-{:05}", i % 10_000);
+        let value = if (i + 1) * poison_percent / 100 > poison_sent {
+            poison_sent += 1;
+            poison_value(poison_sent)
+        } else {
+            let ts = base + chrono::Duration::microseconds(i as i64);
+            Some(
+                format!(
+                    r#"{{"customer_id":"{customer}","timestamp":"{}","heart_rate":{}}}"#,
+                    ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    55 + i % 60
+                )
+                .into_bytes(),
+            )
+        };
+        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).key(&customer);
+        if let Some(v) = &value {
+            record = record.payload(v);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    // Queue full: let librdkafka deliver, then queue again.
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+    }
+    producer.flush(Timeout::After(Duration::from_secs(120)))?;
+    Ok(())
+}
+
+fn count(conn: &mut PgConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(
+        "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM rejected_readings) AS n",
+    )
+    .get_result::<N>(conn)
+    .map(|n| n.n)
+    .unwrap_or(0)
+}
+
+struct Pass {
+    rate: f64,
+    seconds: f64,
+}
+
+/// Runs the processor over `topic` into a fresh database until all `records` are stored.
+fn pass(topic: &str, records: u64) -> anyhow::Result<Pass> {
+    let db = unique("hb_bench");
+    let mut admin = PgConnection::establish(&admin_url()).context("connect to PostgreSQL")?;
+    diesel::sql_query(format!("CREATE DATABASE {db}")).execute(&mut admin)?;
+    let server = admin_url()
+        .rsplit_once('/')
+        .map(|(s, _)| s.to_owned())
+        .unwrap_or_default();
+    let url = format!("{server}/{db}");
+    let bin = std::env::current_exe()?.with_file_name("heartbeat-pipeline");
+    let mut child: Child = Command::new(&bin)
+        .arg("run")
+        .env("HEARTBEAT__DATABASE__URL", &url)
+        .env("HEARTBEAT__KAFKA__BROKERS", brokers())
+        .env("HEARTBEAT__KAFKA__GROUP_ID", unique("hb_bench"))
+        .env("HEARTBEAT__KAFKA__TOPICS__READINGS", topic)
+        .env(
+            "HEARTBEAT__KAFKA__TOPICS__DEAD_LETTER",
+            format!("{topic}-dlq"),
+        )
+        .env(
+            "HEARTBEAT__KAFKA__TOPICS__ALERTS",
+            format!("{topic}-alerts"),
+        )
+        .env("HEARTBEAT__GENERATOR__ENABLED", "false")
+        .env("HEARTBEAT__HTTP__BIND", "127.0.0.1:0")
+        .env("HEARTBEAT__LOG__LEVEL", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let started = Instant::now();
+    let result = (|| {
+        let mut conn = loop {
+            if let Ok(c) = PgConnection::establish(&url) {
+                break c;
+            }
+            if started.elapsed() > PASS_DEADLINE {
+                bail!("cannot connect to {db}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut first: Option<(Instant, i64)> = None;
+        loop {
+            let n = count(&mut conn);
+            let now = Instant::now();
+            if n > 0 && first.is_none() {
+                first = Some((now, n));
+            }
+            if n >= records as i64 {
+                let (t0, n0) = first.unwrap_or((now, 0));
+                let seconds = now.duration_since(t0).as_secs_f64().max(1e-3);
+                return Ok(Pass {
+                    rate: (n - n0) as f64 / seconds,
+                    seconds,
+                });
+            }
+            if started.elapsed() > PASS_DEADLINE {
+                bail!("only {n} of {records} rows after {PASS_DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+fn create_topics(topics: &[&str]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for r in rt.block_on(admin.create_topics(new.iter(), &AdminOptions::new()))? {
+        if let Err((t, e)) = r {
+            bail!("cannot create topic {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn poison(records: u64, poison_percent: u64, rounds: u32) -> anyhow::Result<()> {
+    let clean = unique("bench_clean");
+    let poisoned = unique("bench_poison");
+    create_topics(&[&clean, &poisoned])?;
+    println!("preloading {records} clean records and {records} with {poison_percent}% poison ...");
+    preload(&clean, records, 0)?;
+    preload(&poisoned, records, poison_percent)?;
+    let (mut best_clean, mut best_poison) = (0f64, 0f64);
+    for round in 1..=rounds {
+        for (name, topic, best) in [
+            ("clean", &clean, &mut best_clean),
+            ("poison", &poisoned, &mut best_poison),
+        ] {
+            let p = pass(topic, records)?;
+            println!(
+                "round {round} {name:<6} {:>10.0} records/s ({:.2} s)",
+                p.rate, p.seconds
+            );
+            *best = best.max(p.rate);
+        }
+    }
+    println!(
+        "best: clean {best_clean:.0} records/s, {poison_percent}% poison {best_poison:.0} records/s, \
+         ratio {:.3} (target >= 0.90)",
+        best_poison / best_clean
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::Poison {
+            records,
+            poison_percent,
+            rounds,
+        } => poison(records, poison_percent.min(100), rounds),
+    }
+}
