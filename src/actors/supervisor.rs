@@ -240,3 +240,171 @@ mod tests {
         assert!(wait <= Duration::from_millis(120));
     }
 }
+
+/// The supervisor with real actors: a child that panics is seen and its group restarted, and a
+/// group that keeps failing makes the supervisor give up.
+#[cfg(test)]
+mod actor_tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use actix::prelude::*;
+
+    use super::*;
+    use crate::actors::ExitGuard;
+
+    /// Panics when told to.
+    struct Fragile {
+        _exit: ExitGuard,
+    }
+
+    impl Actor for Fragile {
+        type Context = Context<Self>;
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Explode;
+
+    impl Handler<Explode> for Fragile {
+        type Result = ();
+        fn handle(&mut self, _: Explode, _: &mut Self::Context) {
+            panic!("injected fault");
+        }
+    }
+
+    /// A group of one `Fragile` that panics `explosions` times in all, once per start.
+    struct FragileGroup {
+        starts: Rc<RefCell<Vec<u64>>>,
+        explosions: usize,
+        arbiter: Option<Arbiter>,
+        /// Held like a real group holds its actors: an actor with no address left stops.
+        actor: Option<Addr<Fragile>>,
+    }
+
+    impl ChildGroup for FragileGroup {
+        fn name(&self) -> &'static str {
+            "fragile"
+        }
+        fn actors(&self) -> &'static [&'static str] {
+            &["fragile"]
+        }
+        fn start(
+            &mut self,
+            generation: u64,
+            exits: UnboundedSender<ChildExit>,
+        ) -> BoxFuture<'_, Result<(), String>> {
+            self.starts.borrow_mut().push(generation);
+            let arbiter = Arbiter::new();
+            let addr = Fragile::start_in_arbiter(&arbiter.handle(), move |_| Fragile {
+                _exit: ExitGuard::new("fragile", generation, exits),
+            });
+            if self.starts.borrow().len() <= self.explosions {
+                addr.do_send(Explode);
+            }
+            self.arbiter = Some(arbiter);
+            self.actor = Some(addr);
+            Box::pin(async { Ok(()) })
+        }
+        fn drain(&mut self) -> BoxFuture<'_, bool> {
+            Box::pin(async { true })
+        }
+        fn stop(&mut self) {
+            if let Some(a) = self.arbiter.take() {
+                a.stop();
+            }
+        }
+    }
+
+    fn fast_policy(max_restarts: usize) -> RestartPolicy {
+        RestartPolicy {
+            max_restarts,
+            window: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(5),
+        }
+    }
+
+    /// Keeps the expected panics out of the test output; every other panic (a failing
+    /// assertion anywhere in this test binary) is still printed by the previous hook.
+    fn silence_panics() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if info.payload().downcast_ref::<&str>() != Some(&"injected fault") {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    #[actix::test]
+    async fn a_panicking_actor_is_restarted_with_its_group() {
+        silence_panics();
+        let starts = Rc::new(RefCell::new(Vec::new()));
+        let group = FragileGroup {
+            starts: starts.clone(),
+            explosions: 2,
+            arbiter: None,
+            actor: None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        let observed = starts.clone();
+        // Stop once the third incarnation has started (two panics survived).
+        let shutdown = async move {
+            while observed.borrow().len() < 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(10),
+            supervise(
+                vec![Box::new(group)],
+                fast_policy(5),
+                shutdown,
+                Duration::from_secs(1),
+                metrics.clone(),
+                Arc::new(Health::new()),
+                crate::telemetry::discard(),
+            ),
+        )
+        .await
+        .expect("supervisor returns");
+        assert_eq!(outcome, Outcome::Stopped);
+        assert_eq!(*starts.borrow(), vec![1, 2, 3]);
+        assert_eq!(
+            metrics.actor_restarts.with_label_values(&["fragile"]).get(),
+            2
+        );
+    }
+
+    #[actix::test]
+    async fn a_group_failing_past_the_intensity_gives_up() {
+        silence_panics();
+        let starts = Rc::new(RefCell::new(Vec::new()));
+        let group = FragileGroup {
+            starts: starts.clone(),
+            explosions: usize::MAX,
+            arbiter: None,
+            actor: None,
+        };
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(10),
+            supervise(
+                vec![Box::new(group)],
+                fast_policy(3),
+                std::future::pending(),
+                Duration::from_secs(1),
+                Arc::new(Metrics::new()),
+                Arc::new(Health::new()),
+                crate::telemetry::discard(),
+            ),
+        )
+        .await
+        .expect("supervisor returns");
+        assert_eq!(outcome, Outcome::GaveUp);
+        // The first start and three restarts; the fourth failure is past the intensity.
+        assert_eq!(starts.borrow().len(), 4);
+    }
+}
