@@ -3,6 +3,7 @@
 //!
 //! The raw `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -13,6 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use slog::{info, Logger};
 
 use crate::config::KafkaSettings;
+use crate::progress::PartitionProgress;
 
 /// How long an admin request (create topics, metadata) may take before it counts as failed.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,9 +109,15 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// The consumer context: logs assignments and revocations at INFO.
+/// The consumer context: logs assignments and revocations at INFO and keeps the shared
+/// partition progress up to date.
 pub struct SubscriberContext {
     pub log: Logger,
+    pub progress: Arc<PartitionProgress>,
+}
+
+fn partitions_of(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
 impl ClientContext for SubscriberContext {}
@@ -118,7 +126,8 @@ impl ConsumerContext for SubscriberContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                info!(self.log, "partitions revoked"; "partitions" => describe_partitions(tpl))
+                info!(self.log, "partitions revoked"; "partitions" => describe_partitions(tpl));
+                self.progress.revoked(&partitions_of(tpl));
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(e) => info!(self.log, "rebalance failed"; "error" => %e),
@@ -128,6 +137,7 @@ impl ConsumerContext for SubscriberContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             info!(self.log, "partitions assigned"; "partitions" => describe_partitions(tpl));
+            self.progress.assigned(&partitions_of(tpl));
         }
     }
 }

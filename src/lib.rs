@@ -13,6 +13,7 @@
 //! - [`pipeline`]: wiring of the actor groups from `Settings`.
 //! - [`kafka`]: every librdkafka setting in one place; [`db`]: pool, migrations, schema, queries.
 //! - [`http`], [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`progress`]: assigned partitions and whether each is caught up (for silence detection).
 
 pub mod actors;
 pub mod cli;
@@ -26,4 +27,5 @@ pub mod kafka;
 pub mod messages;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod telemetry;

@@ -6,9 +6,11 @@
 
 use actix::Message;
 
+use crate::domain::detector::AlertRow;
 use crate::domain::reading::Reading;
 use crate::domain::record::{
-    Anomaly, BatchPositions, ClassifiedReading, RejectedRecord, SourceRecord, SourcedReading,
+    Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, RejectedRecord, SourceRecord,
+    SourcedReading,
 };
 
 /// Identifies a batch from the subscriber to the writer and back.
@@ -58,10 +60,16 @@ pub struct ReadingsValidated {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Persist {
-    pub id: BatchId,
+    /// The subscriber's batch, to acknowledge once stored; `None` for what the detector finds
+    /// by itself (silences), which has no source offsets.
+    pub id: Option<BatchId>,
     pub readings: Vec<ClassifiedReading>,
     pub rejects: Vec<RejectedRecord>,
     pub anomalies: Vec<Anomaly>,
+    /// Alert episodes opened, updated or resolved by this batch (latest version each).
+    pub alerts: Vec<AlertRow>,
+    /// Detector state of every customer this batch changed.
+    pub states: Vec<CustomerSnapshot>,
     pub positions: BatchPositions,
 }
 

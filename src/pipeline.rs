@@ -32,6 +32,10 @@ use crate::health::Health;
 use crate::kafka::{self as kafka_cfg, SubscriberContext};
 use crate::messages::{Drain, Flush, StopGenerating};
 use crate::metrics::Metrics;
+use crate::progress::PartitionProgress;
+
+/// Connections of the detector's pool (state loads, duplicate look-ups).
+const DETECTOR_POOL_SIZE: u32 = 2;
 
 /// Mailbox of the subscriber: `BatchPersisted` arrives with `do_send` (never waits), `Drain`
 /// with `send`.
@@ -107,10 +111,12 @@ impl ChildGroup for ProcessorGroup {
                 health,
                 log,
             } = self.shared.clone();
+            let progress = Arc::new(PartitionProgress::default());
             let consumer: StreamConsumer<SubscriberContext> =
                 kafka_cfg::consumer_config(&settings.kafka)
                     .create_with_context(SubscriberContext {
                         log: log.new(slog::o!("actor" => kafka_subscriber::NAME)),
+                        progress: progress.clone(),
                     })
                     .map_err(|e| format!("cannot create the kafka consumer: {e}"))?;
 
@@ -174,17 +180,25 @@ impl ChildGroup for ProcessorGroup {
                 })
             };
             let detector = {
-                let (bands, metrics, log, exits) = (
-                    settings.detector.bands,
+                let (settings, progress, metrics, health, log, exits) = (
+                    settings.clone(),
+                    progress.clone(),
                     metrics.clone(),
+                    health.clone(),
                     log.clone(),
                     exits.clone(),
                 );
+                // Its own small pool: state loads and duplicate look-ups are short and rare.
+                let pool = db::pool(&settings.database, DETECTOR_POOL_SIZE);
                 AnomalyDetector::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     AnomalyDetector::new(
-                        bands,
+                        &settings.detector,
+                        pool,
+                        settings.database.clone(),
+                        progress,
                         writer.recipient(),
                         metrics,
+                        health,
                         &log,
                         ExitGuard::new(anomaly_detector::NAME, generation, exits),
                     )
@@ -218,6 +232,7 @@ impl ChildGroup for ProcessorGroup {
                     &topic,
                     validator.recipient(),
                     batching,
+                    progress,
                     metrics,
                     health,
                     &log,

@@ -19,7 +19,7 @@ use slog::{info, o, warn, Logger};
 
 use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::DatabaseSettings;
-use crate::db::queries::{ensure_day_partitions, persist_batch, utc_day, BatchOutcome};
+use crate::db::queries::{ensure_day_partitions, persist_batch, utc_day, BatchOutcome, BatchRows};
 use crate::db::{self, DbError, PgPool};
 use crate::health::{ActorState, Health};
 use crate::messages::{BatchPersisted, Persist, PublishDeadLetters};
@@ -57,7 +57,16 @@ impl Core {
             ensure_day_partitions(&mut conn, &days)?;
             self.known_days.extend(days);
         }
-        persist_batch(&mut conn, &msg.readings, &msg.rejects, &msg.anomalies)
+        persist_batch(
+            &mut conn,
+            BatchRows {
+                readings: &msg.readings,
+                rejects: &msg.rejects,
+                anomalies: &msg.anomalies,
+                alerts: &msg.alerts,
+                states: &msg.states,
+            },
+        )
     }
 }
 
@@ -147,7 +156,7 @@ impl Handler<Persist> for DbWriter {
                                 if let Some(suppressed) = core.failure_log.admit() {
                                     warn!(log, "batch write failed, will retry";
                                         "error" => %e, "transient" => e.is_transient(),
-                                        "batch" => msg.id, "attempt" => attempt + 1,
+                                        "batch" => msg.id.unwrap_or(0), "attempt" => attempt + 1,
                                         "suppressed" => suppressed);
                                 }
                             }
@@ -173,8 +182,11 @@ impl Handler<Persist> for DbWriter {
                 for (kind, n) in &outcome.anomalies {
                     metrics.anomalies.with_label_values(&[kind.as_str()]).inc_by(*n);
                 }
+                let Some(id) = msg.id else {
+                    return; // the detector's own findings: no source offsets to acknowledge
+                };
                 let persisted = BatchPersisted {
-                    id: msg.id,
+                    id,
                     positions: msg.positions,
                     stored: outcome.stored,
                     duplicates: outcome.duplicates,

@@ -20,7 +20,7 @@
 //! are read again that way (librdkafka would not deliver them again to the old consumer).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,11 +39,16 @@ use crate::health::{ActorState, Health};
 use crate::kafka::SubscriberContext;
 use crate::messages::{BatchId, BatchPersisted, Drain, RecordsReceived};
 use crate::metrics::Metrics;
+use crate::progress::PartitionProgress;
 
 pub const NAME: &str = "kafka_subscriber";
 
 /// Pause after a consumer error before reading again, so a broker outage is not a busy loop.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// How often positions and high watermarks are compared (lag metric, caught-up flags).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a high-watermark query may take.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a drain checks whether every batch in flight is stored.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
 
@@ -70,6 +75,9 @@ pub struct KafkaSubscriber {
     next_to_store: BatchId,
     /// `true` asks the intake loop to stop reading.
     stop_intake: watch::Sender<bool>,
+    /// `true` while the intake waits for room in the validator's mailbox (backpressure).
+    intake_blocked: Arc<AtomicBool>,
+    progress: Arc<PartitionProgress>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -83,12 +91,15 @@ impl KafkaSubscriber {
         topic: &str,
         next: Recipient<RecordsReceived>,
         batching: Batching,
+        progress: Arc<PartitionProgress>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
         exit: ExitGuard,
     ) -> Self {
         KafkaSubscriber {
+            intake_blocked: Arc::new(AtomicBool::new(false)),
+            progress,
             consumer: Arc::new(consumer),
             topic: Arc::from(topic),
             next,
@@ -148,6 +159,7 @@ async fn intake(
     next: Recipient<RecordsReceived>,
     batching: Batching,
     in_flight: Arc<AtomicUsize>,
+    blocked: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -197,6 +209,7 @@ async fn intake(
         in_flight.fetch_add(1, Ordering::SeqCst);
         metrics.mailbox_in(super::validator::NAME);
         // `send` waits while the validator's mailbox is full: backpressure up to Kafka.
+        blocked.store(true, Ordering::SeqCst);
         let sent = next
             .send(RecordsReceived {
                 id,
@@ -204,6 +217,7 @@ async fn intake(
                 positions,
             })
             .await;
+        blocked.store(false, Ordering::SeqCst);
         if sent.is_err() {
             in_flight.fetch_sub(1, Ordering::SeqCst);
             metrics.mailbox_out(super::validator::NAME);
@@ -213,6 +227,59 @@ async fn intake(
         metrics.records_consumed.inc_by(n);
     }
     debug!(log, "intake stopped");
+}
+
+/// Every [`PROGRESS_INTERVAL`]: per assigned partition, the lag (high watermark minus position)
+/// for `heartbeat_consumer_lag`, and whether the partition is caught up (position at the high
+/// watermark and the intake not held up by backpressure). A partition from which nothing was
+/// read yet counts as caught up only when it is empty.
+async fn watch_progress(
+    consumer: Arc<LoggingConsumer>,
+    topic: Arc<str>,
+    progress: Arc<PartitionProgress>,
+    blocked: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(PROGRESS_INTERVAL) => {}
+        }
+        let positions: Vec<(i32, Option<i64>)> = match consumer.position() {
+            Ok(tpl) => tpl
+                .elements_for_topic(&topic)
+                .iter()
+                .map(|e| (e.partition(), e.offset().to_raw().filter(|o| *o >= 0)))
+                .collect(),
+            Err(_) => continue,
+        };
+        for (partition, position) in positions {
+            let (c, t) = (consumer.clone(), topic.clone());
+            let watermarks = tokio::task::spawn_blocking(move || {
+                c.fetch_watermarks(&t, partition, WATERMARK_TIMEOUT)
+            })
+            .await;
+            let Ok(Ok((low, high))) = watermarks else {
+                progress.set_caught_up(partition, false);
+                continue;
+            };
+            let caught_up = match position {
+                Some(pos) => pos >= high,
+                None => low >= high,
+            };
+            let lag = high - position.unwrap_or(low);
+            metrics
+                .consumer_lag
+                .with_label_values(&[&*topic, partition.to_string().as_str()])
+                .set(lag.max(0));
+            progress.set_caught_up(partition, caught_up && !blocked.load(Ordering::SeqCst));
+        }
+    }
 }
 
 fn report_consumer_error(log: &Logger, limiter: &mut LogLimiter, health: &Health, e: &KafkaError) {
@@ -239,10 +306,19 @@ impl Actor for KafkaSubscriber {
             self.next.clone(),
             self.batching,
             self.in_flight.clone(),
+            self.intake_blocked.clone(),
             self.stop_intake.subscribe(),
             self.metrics.clone(),
             self.health.clone(),
             self.log.clone(),
+        ));
+        actix::spawn(watch_progress(
+            self.consumer.clone(),
+            self.topic.clone(),
+            self.progress.clone(),
+            self.intake_blocked.clone(),
+            self.stop_intake.subscribe(),
+            self.metrics.clone(),
         ));
     }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{anomalies, readings, rejected_readings};
+use super::schema::{alerts, anomalies, detector_state, readings, rejected_readings};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = readings)]
@@ -38,4 +38,32 @@ pub struct NewAnomaly<'a> {
     pub heart_rate: Option<i16>,
     pub recorded_at: DateTime<Utc>,
     pub details: &'a serde_json::Value,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = alerts)]
+pub struct AlertChange<'a> {
+    pub customer_id: &'a str,
+    pub kind: &'static str,
+    pub opened_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub readings: i32,
+    pub peak_heart_rate: Option<i16>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = detector_state)]
+pub struct StateRow<'a> {
+    pub customer_id: &'a str,
+    pub kafka_partition: i32,
+    pub state: &'a serde_json::Value,
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = detector_state)]
+pub struct SavedState {
+    pub customer_id: String,
+    pub kafka_partition: i32,
+    pub state: serde_json::Value,
 }

@@ -8,11 +8,22 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
-use super::models::{NewAnomaly, NewReading, NewRejected};
-use super::schema::{anomalies, readings, rejected_readings};
+use super::models::{AlertChange, NewAnomaly, NewReading, NewRejected, SavedState, StateRow};
+use super::schema::{alerts, anomalies, detector_state, readings, rejected_readings};
 use super::DbError;
 use crate::domain::classification::AnomalyKind;
-use crate::domain::record::{Anomaly, ClassifiedReading, RejectedRecord};
+use crate::domain::detector::AlertRow;
+use crate::domain::record::{Anomaly, ClassifiedReading, CustomerSnapshot, RejectedRecord};
+
+/// Everything one batch writes, in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRows<'a> {
+    pub readings: &'a [ClassifiedReading],
+    pub rejects: &'a [RejectedRecord],
+    pub anomalies: &'a [Anomaly],
+    pub alerts: &'a [AlertRow],
+    pub states: &'a [CustomerSnapshot],
+}
 
 /// Rows per INSERT statement: PostgreSQL binds at most 65,535 parameters per statement and a
 /// reading takes 7, so stay well under 9,362 rows.
@@ -56,13 +67,19 @@ pub fn ensure_day_partitions(
 }
 
 /// Stores one batch in one transaction: its readings (first copy of an identity wins), the
-/// anomalies of the readings that were new, and its rejects. Either all of it commits or none.
+/// anomalies of the readings that were new, its rejects, the alert episodes it changed and the
+/// detector state it left. Either all of it commits or none.
 pub fn persist_batch(
     conn: &mut PgConnection,
-    readings_in: &[ClassifiedReading],
-    rejects_in: &[RejectedRecord],
-    anomalies_in: &[Anomaly],
+    batch: BatchRows<'_>,
 ) -> Result<BatchOutcome, DbError> {
+    let BatchRows {
+        readings: readings_in,
+        rejects: rejects_in,
+        anomalies: anomalies_in,
+        alerts: alerts_in,
+        states: states_in,
+    } = batch;
     // The first copy of an identity within the batch wins, as across batches.
     let mut seen = HashSet::with_capacity(readings_in.len());
     let rows: Vec<NewReading<'_>> = readings_in
@@ -143,6 +160,9 @@ pub fn persist_batch(
                 as u64;
         }
 
+        upsert_alerts(conn, alerts_in)?;
+        save_states(conn, states_in)?;
+
         Ok(BatchOutcome {
             stored: inserted.len() as u64,
             duplicates: (readings_in.len() - inserted.len()) as u64,
@@ -150,6 +170,126 @@ pub fn persist_batch(
             anomalies: anomalies_by_kind,
         })
     })
+}
+
+/// Writes the alert episodes' latest versions (one row per customer, kind and opening).
+fn upsert_alerts(conn: &mut PgConnection, rows: &[AlertRow]) -> Result<(), DbError> {
+    use diesel::upsert::excluded;
+    // One statement may not touch a row twice: keep the last version of each episode.
+    let mut latest: HashMap<(&str, AnomalyKind, DateTime<Utc>), &AlertRow> = HashMap::new();
+    for r in rows {
+        latest.insert((r.customer_id.as_str(), r.kind, r.opened_at), r);
+    }
+    let changes: Vec<AlertChange<'_>> = latest
+        .values()
+        .map(|r| AlertChange {
+            customer_id: &r.customer_id,
+            kind: r.kind.as_str(),
+            opened_at: r.opened_at,
+            last_seen_at: r.last_seen_at,
+            resolved_at: r.resolved_at,
+            readings: r.readings,
+            peak_heart_rate: r.peak_heart_rate,
+        })
+        .collect();
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        diesel::insert_into(alerts::table)
+            .values(chunk)
+            .on_conflict((alerts::customer_id, alerts::kind, alerts::opened_at))
+            .do_update()
+            .set((
+                alerts::last_seen_at.eq(excluded(alerts::last_seen_at)),
+                alerts::resolved_at.eq(excluded(alerts::resolved_at)),
+                alerts::readings.eq(excluded(alerts::readings)),
+                alerts::peak_heart_rate.eq(excluded(alerts::peak_heart_rate)),
+            ))
+            .execute(conn)
+            .map_err(DbError::query("upsert alerts"))?;
+    }
+    Ok(())
+}
+
+/// Saves each customer's detector state (the last one given wins).
+fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(), DbError> {
+    use diesel::upsert::excluded;
+    let mut latest: HashMap<&str, &CustomerSnapshot> = HashMap::new();
+    for s in states {
+        latest.insert(s.customer_id.as_str(), s);
+    }
+    let rows: Vec<StateRow<'_>> = latest
+        .values()
+        .map(|s| StateRow {
+            customer_id: &s.customer_id,
+            kafka_partition: s.partition,
+            state: &s.state,
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        diesel::insert_into(detector_state::table)
+            .values(chunk)
+            .on_conflict(detector_state::customer_id)
+            .do_update()
+            .set((
+                detector_state::kafka_partition.eq(excluded(detector_state::kafka_partition)),
+                detector_state::state.eq(excluded(detector_state::state)),
+                detector_state::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .map_err(DbError::query("save detector state"))?;
+    }
+    Ok(())
+}
+
+/// The saved detector states of `customers` (those that have one).
+pub fn load_states(
+    conn: &mut PgConnection,
+    customers: &[String],
+) -> Result<Vec<SavedState>, DbError> {
+    detector_state::table
+        .filter(detector_state::customer_id.eq_any(customers))
+        .select(SavedState::as_select())
+        .load(conn)
+        .map_err(DbError::query("load detector state"))
+}
+
+/// The saved detector states of the customers of `partitions` that were active within the last
+/// `active_within_ms` (those quiet for longer are forgotten, SPEC section 5).
+pub fn load_partition_states(
+    conn: &mut PgConnection,
+    partitions: &[i32],
+    active_within_ms: i64,
+) -> Result<Vec<SavedState>, DbError> {
+    let since = Utc::now() - chrono::Duration::milliseconds(active_within_ms);
+    detector_state::table
+        .filter(detector_state::kafka_partition.eq_any(partitions))
+        .filter(detector_state::updated_at.gt(since))
+        .select(SavedState::as_select())
+        .load(conn)
+        .map_err(DbError::query("load detector state of partitions"))
+}
+
+/// Which of `ids` (event_id, recorded_at) are already stored in `readings`.
+pub fn stored_identities(
+    conn: &mut PgConnection,
+    ids: &[(Uuid, DateTime<Utc>)],
+) -> Result<HashSet<(Uuid, DateTime<Utc>)>, DbError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let event_ids: Vec<Uuid> = chunk.iter().map(|(e, _)| *e).collect();
+        let times: Vec<DateTime<Utc>> = chunk.iter().map(|(_, t)| *t).collect();
+        let min = times.iter().min().copied().unwrap_or_default();
+        let max = times.iter().max().copied().unwrap_or_default();
+        // The time range lets PostgreSQL prune day partitions; the pair check is exact.
+        let rows: Vec<(Uuid, DateTime<Utc>)> = readings::table
+            .filter(readings::event_id.eq_any(&event_ids))
+            .filter(readings::recorded_at.between(min, max))
+            .select((readings::event_id, readings::recorded_at))
+            .load(conn)
+            .map_err(DbError::query("look up stored readings"))?;
+        let wanted: HashSet<(Uuid, DateTime<Utc>)> = chunk.iter().copied().collect();
+        found.extend(rows.into_iter().filter(|id| wanted.contains(id)));
+    }
+    Ok(found)
 }
 
 #[derive(Debug, QueryableByName)]

@@ -26,6 +26,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    detector_state (customer_id) {
+        customer_id -> Text,
+        kafka_partition -> Int4,
+        state -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     readings (event_id, recorded_at) {
         event_id -> Uuid,
         customer_id -> Text,
@@ -52,4 +61,10 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(alerts, anomalies, readings, rejected_readings,);
+diesel::allow_tables_to_appear_in_same_query!(
+    alerts,
+    anomalies,
+    detector_state,
+    readings,
+    rejected_readings,
+);

@@ -88,6 +88,14 @@ pub struct Anomaly {
     pub details: serde_json::Value,
 }
 
+/// A customer's detector state as saved with a batch (JSON of `detector::CustomerState`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerSnapshot {
+    pub customer_id: String,
+    pub partition: i32,
+    pub state: serde_json::Value,
+}
+
 /// Per (topic, partition), the offset after the last record of a batch: the offset to commit once
 /// the batch is stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

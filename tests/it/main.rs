@@ -5,4 +5,5 @@
 mod cli;
 mod contract;
 mod delivery;
+mod detection;
 mod helpers;

@@ -1,0 +1,1 @@
+DROP TABLE detector_state;

@@ -1,0 +1,189 @@
+//! Anomaly detection through the real broker and database: baselines survive a restart, a
+//! replay changes no anomaly or alert, and a silent customer is reported once.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::helpers::*;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .expect("create test producer")
+}
+
+/// Sends readings of `customer` (keyed by it, so they share a partition), one second apart
+/// starting at `start_s` seconds after a fixed instant.
+fn send_series(p: &FutureProducer, topic: &str, customer: &str, start_s: i64, rates: &[i64]) {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-29T08:00:00Z").unwrap();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (i, hr) in rates.iter().enumerate() {
+        let ts = (base + chrono::Duration::seconds(start_s + i as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let value =
+            format!(r#"{{"customer_id":"{customer}","timestamp":"{ts}","heart_rate":{hr}}}"#);
+        p.send_result(
+            FutureRecord::to(topic)
+                .key(customer)
+                .payload(&value)
+                .timestamp(now_ms),
+        )
+        .map_err(|(e, _)| e)
+        .expect("queue reading");
+    }
+    p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
+}
+
+/// 40 readings around 70 bpm: a steady baseline past the warm-up of 30.
+fn steady(n: usize) -> Vec<i64> {
+    (0..n).map(|i| 70 + [0, 1, -1, 2, -2][i % 5]).collect()
+}
+
+fn wait_rows(db: &TestDb, n: i64) {
+    wait_for(&format!("{n} readings"), DEADLINE, || {
+        (db.try_count("SELECT count(*) AS n FROM readings")
+            .unwrap_or(0)
+            == n)
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_baseline_continues_after_a_restart() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let mut daemon = setup.spawn_run();
+    wait_for("the processor to start", DEADLINE, || {
+        daemon.records("group started").first().map(|_| ())
+    });
+    let p = producer();
+    send_series(&p, &setup.topic, "CUST-BASE", 0, &steady(40));
+    wait_rows(&db, 40);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM anomalies WHERE kind = 'deviation'"),
+        0
+    );
+    assert_eq!(daemon.stop(), 0);
+
+    // A new process: without the saved state, the customer would be in warm-up again.
+    let mut daemon = setup.spawn_run();
+    send_series(&p, &setup.topic, "CUST-BASE", 40, &[95]);
+    wait_rows(&db, 41);
+    wait_for("a deviation right after the restart", DEADLINE, || {
+        (db.count(
+            "SELECT count(*) AS n FROM anomalies WHERE kind = 'deviation' AND heart_rate = 95",
+        ) == 1)
+            .then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let mut daemon = setup.spawn_run();
+    wait_for("the processor to start", DEADLINE, || {
+        daemon.records("group started").first().map(|_| ())
+    });
+    let p = producer();
+    // Lows, highs, a critical value and spikes over a steady baseline, for a few customers.
+    let mut series = steady(35);
+    series.extend([
+        55, 52, 50, 72, 71, 70, 70, 140, 150, 70, 70, 70, 35, 70, 70, 70, 200, 70,
+    ]);
+    for c in 0..4 {
+        send_series(&p, &setup.topic, &format!("CUST-R{c}"), 0, &series);
+    }
+    let total = 4 * series.len() as i64;
+    wait_for("every record committed", DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == total).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+    let anomalies = db.count("SELECT count(*) AS n FROM anomalies");
+    let alerts = db.count("SELECT count(*) AS n FROM alerts");
+    assert!(
+        anomalies >= 4 * 6,
+        "the series raises anomalies: {anomalies}"
+    );
+    assert!(alerts >= 4 * 3, "and alert episodes: {alerts}");
+    let fingerprint = |db: &TestDb| {
+        db.count(
+            "SELECT coalesce(sum(hashtext(a::text)), 0)::bigint AS n FROM \
+             (SELECT customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate \
+              FROM alerts) a",
+        ) ^ db.count(
+            "SELECT coalesce(sum(hashtext(a::text)), 0)::bigint AS n FROM \
+             (SELECT id, event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details \
+              FROM anomalies) a",
+        )
+    };
+    let before = fingerprint(&db);
+
+    let replay = Setup {
+        group: unique("hb_replay"),
+        ..setup.clone()
+    };
+    let mut daemon = replay.spawn_run();
+    wait_for("the replay to commit", DEADLINE, || {
+        (committed_total(&replay.group, &replay.topic) == total).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(db.count("SELECT count(*) AS n FROM anomalies"), anomalies);
+    assert_eq!(db.count("SELECT count(*) AS n FROM alerts"), alerts);
+    assert_eq!(
+        fingerprint(&db),
+        before,
+        "no column of anomalies or alerts changed"
+    );
+}
+
+#[test]
+fn a_silent_customer_is_reported_once_and_the_next_reading_ends_it() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db).with("HEARTBEAT__DETECTOR__SILENCE_AFTER_MS", "3000");
+    let mut daemon = setup.spawn_run();
+    wait_for("the processor to start", DEADLINE, || {
+        daemon.records("group started").first().map(|_| ())
+    });
+    let p = producer();
+    send_series(&p, &setup.topic, "CUST-QUIET", 0, &[70, 71, 72]);
+    wait_rows(&db, 3);
+    wait_for("a silence", DEADLINE, || {
+        (db.count("SELECT count(*) AS n FROM anomalies WHERE kind = 'silent' AND customer_id = 'CUST-QUIET'") == 1)
+            .then_some(())
+    });
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM anomalies WHERE kind = 'silent' AND recorded_at = '2026-11-29T08:00:02Z' AND event_id IS NULL AND heart_rate IS NULL"),
+        1,
+        "the silence is dated at the last reading"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM alerts WHERE kind = 'silent' AND resolved_at IS NULL"),
+        1
+    );
+    // Three more silence periods pass: still one silence.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM anomalies WHERE kind = 'silent'"),
+        1
+    );
+
+    send_series(&p, &setup.topic, "CUST-QUIET", 600, &[70]);
+    wait_for("the silence to end", DEADLINE, || {
+        (db.count("SELECT count(*) AS n FROM alerts WHERE kind = 'silent' AND resolved_at = '2026-11-29T08:10:00Z'") == 1)
+            .then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+}
