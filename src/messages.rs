@@ -6,6 +6,7 @@
 
 use actix::Message;
 
+use crate::db::models::StoredAnomaly;
 use crate::domain::detector::AlertRow;
 use crate::domain::reading::Reading;
 use crate::domain::record::{
@@ -95,11 +96,13 @@ pub struct Drain;
 #[rtype(result = "()")]
 pub struct StopGenerating;
 
-/// DbWriter -> DeadLetterPublisher: the batch's rows committed; publish its rejects to the
-/// dead-letter topic, then pass `persisted` on to the subscriber once every one is acknowledged.
+/// DbWriter -> OutputPublisher: the batch's rows committed; publish its rejects to the
+/// dead-letter topic and its new anomalies to the alerts topic, then pass `persisted` (if any)
+/// on to the subscriber once every record is acknowledged.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct PublishDeadLetters {
-    pub persisted: BatchPersisted,
-    pub rejects: Vec<RejectedRecord>,
+pub struct PublishOutputs {
+    pub persisted: Option<BatchPersisted>,
+    pub dead_letters: Vec<RejectedRecord>,
+    pub alerts: Vec<StoredAnomaly>,
 }

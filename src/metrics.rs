@@ -25,7 +25,7 @@ pub const ACTORS: &[&str] = &[
     "validator",
     "anomaly_detector",
     "db_writer",
-    "dead_letter_publisher",
+    "output_publisher",
 ];
 
 pub struct Metrics {

@@ -18,10 +18,10 @@ use tokio::sync::oneshot;
 
 use crate::actors::anomaly_detector::{self, AnomalyDetector};
 use crate::actors::db_writer::{self, DbWriter};
-use crate::actors::dead_letter_publisher::{self, DeadLetterPublisher};
 use crate::actors::generator::{self, Generator, GeneratorPlan};
 use crate::actors::kafka_publisher::{self, KafkaPublisher};
 use crate::actors::kafka_subscriber::{self, Batching, KafkaSubscriber};
+use crate::actors::output_publisher::{self, OutputPublisher, OutputTopics};
 use crate::actors::supervisor::{BoxFuture, ChildGroup};
 use crate::actors::validator::{self, Validator};
 use crate::actors::{ChildExit, ExitGuard};
@@ -95,7 +95,7 @@ impl ChildGroup for ProcessorGroup {
             validator::NAME,
             anomaly_detector::NAME,
             db_writer::NAME,
-            dead_letter_publisher::NAME,
+            output_publisher::NAME,
         ]
     }
 
@@ -120,12 +120,12 @@ impl ChildGroup for ProcessorGroup {
                     })
                     .map_err(|e| format!("cannot create the kafka consumer: {e}"))?;
 
-            let dlq_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
+            let output_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
-                .map_err(|e| format!("cannot create the dead-letter producer: {e}"))?;
+                .map_err(|e| format!("cannot create the output producer: {e}"))?;
 
             let db_arbiter = Arbiter::new();
-            let dlq_arbiter = Arbiter::new();
+            let output_arbiter = Arbiter::new();
             let work_arbiter = Arbiter::new();
             let intake_arbiter = Arbiter::new();
 
@@ -133,26 +133,33 @@ impl ChildGroup for ProcessorGroup {
             let (sub_tx, sub_rx) = channel::channel::<KafkaSubscriber>(SUBSCRIBER_MAILBOX);
             let subscriber_addr = Addr::new(sub_tx);
 
-            let dead_letters = {
-                let (topic, max_bytes, done, metrics, health, log, exits) = (
-                    settings.kafka.topics.dead_letter.clone(),
-                    config::count(settings.validation.max_message_bytes),
+            let outputs = {
+                let topics = OutputTopics {
+                    dead_letter: settings.kafka.topics.dead_letter.clone(),
+                    alerts: settings.kafka.topics.alerts.clone(),
+                    max_message_bytes: config::count(settings.validation.max_message_bytes),
+                };
+                let (settings, done, metrics, health, log, exits) = (
+                    settings.clone(),
                     subscriber_addr.clone().recipient(),
                     metrics.clone(),
                     health.clone(),
                     log.clone(),
                     exits.clone(),
                 );
-                DeadLetterPublisher::start_in_arbiter(&dlq_arbiter.handle(), move |_| {
-                    DeadLetterPublisher::new(
-                        dlq_producer,
-                        &topic,
-                        max_bytes,
+                // One connection: the outbox sweep at start and clearing acknowledged alerts.
+                let pool = db::pool(&settings.database, 1);
+                OutputPublisher::start_in_arbiter(&output_arbiter.handle(), move |_| {
+                    OutputPublisher::new(
+                        output_producer,
+                        topics,
                         done,
+                        pool,
+                        settings.database.clone(),
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(dead_letter_publisher::NAME, generation, exits),
+                        ExitGuard::new(output_publisher::NAME, generation, exits),
                     )
                 })
             };
@@ -171,7 +178,7 @@ impl ChildGroup for ProcessorGroup {
                         pool,
                         settings.database.clone(),
                         done,
-                        dead_letters.recipient(),
+                        outputs.recipient(),
                         metrics,
                         health,
                         &log,
@@ -242,7 +249,7 @@ impl ChildGroup for ProcessorGroup {
             });
 
             self.subscriber = Some(subscriber_addr);
-            self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter, dlq_arbiter];
+            self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter, output_arbiter];
             Ok(())
         })
     }

@@ -22,7 +22,7 @@ use crate::config::DatabaseSettings;
 use crate::db::queries::{ensure_day_partitions, persist_batch, utc_day, BatchOutcome, BatchRows};
 use crate::db::{self, DbError, PgPool};
 use crate::health::{ActorState, Health};
-use crate::messages::{BatchPersisted, Persist, PublishDeadLetters};
+use crate::messages::{BatchPersisted, Persist, PublishOutputs};
 use crate::metrics::Metrics;
 
 pub const NAME: &str = "db_writer";
@@ -73,7 +73,7 @@ impl Core {
 pub struct DbWriter {
     core: Rc<RefCell<Core>>,
     done: Recipient<BatchPersisted>,
-    dead_letters: Recipient<PublishDeadLetters>,
+    outputs: Recipient<PublishOutputs>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -86,7 +86,7 @@ impl DbWriter {
         pool: PgPool,
         settings: DatabaseSettings,
         done: Recipient<BatchPersisted>,
-        dead_letters: Recipient<PublishDeadLetters>,
+        outputs: Recipient<PublishOutputs>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -100,7 +100,7 @@ impl DbWriter {
                 failure_log: LogLimiter::new(FAILURE_LOG_BURST, Duration::from_secs(60)),
             })),
             done,
-            dead_letters,
+            outputs,
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
@@ -129,7 +129,7 @@ impl Handler<Persist> for DbWriter {
         self.metrics.mailbox_out(NAME);
         let core = self.core.clone();
         let done = self.done.clone();
-        let dead_letters = self.dead_letters.clone();
+        let outputs = self.outputs.clone();
         let metrics = self.metrics.clone();
         let health = self.health.clone();
         let log = self.log.clone();
@@ -182,33 +182,33 @@ impl Handler<Persist> for DbWriter {
                 for (kind, n) in &outcome.anomalies {
                     metrics.anomalies.with_label_values(&[kind.as_str()]).inc_by(*n);
                 }
-                let Some(id) = msg.id else {
-                    return; // the detector's own findings: no source offsets to acknowledge
-                };
-                let persisted = BatchPersisted {
+                let persisted = msg.id.map(|id| BatchPersisted {
                     id,
                     positions: msg.positions,
                     stored: outcome.stored,
                     duplicates: outcome.duplicates,
                     rejected: outcome.rejected,
-                };
-                if msg.rejects.is_empty() {
-                    metrics.mailbox_in(super::kafka_subscriber::NAME);
-                    // Control, not data: if the subscriber is gone, the supervisor restarts the
-                    // group and the batch is read again from the last commit, adding nothing.
-                    done.do_send(persisted);
+                });
+                if msg.rejects.is_empty() && outcome.stored_anomalies.is_empty() {
+                    if let Some(persisted) = persisted {
+                        metrics.mailbox_in(super::kafka_subscriber::NAME);
+                        // Control, not data: if the subscriber is gone, the supervisor restarts
+                        // the group and the batch is read again from the last commit.
+                        done.do_send(persisted);
+                    }
                 } else {
-                    // The dead letters go out before the offsets may be stored; the publisher
-                    // passes `persisted` on once they are acknowledged.
-                    metrics.mailbox_in(super::dead_letter_publisher::NAME);
-                    let sent = dead_letters
-                        .send(PublishDeadLetters {
+                    // Dead letters and alerts go out before the offsets may be stored; the
+                    // publisher passes `persisted` on once they are acknowledged.
+                    metrics.mailbox_in(super::output_publisher::NAME);
+                    let sent = outputs
+                        .send(PublishOutputs {
                             persisted,
-                            rejects: msg.rejects,
+                            dead_letters: msg.rejects,
+                            alerts: outcome.stored_anomalies,
                         })
                         .await;
                     if sent.is_err() {
-                        metrics.mailbox_out(super::dead_letter_publisher::NAME);
+                        metrics.mailbox_out(super::output_publisher::NAME);
                     }
                 }
             }

@@ -9,10 +9,10 @@
 
 pub mod anomaly_detector;
 pub mod db_writer;
-pub mod dead_letter_publisher;
 pub mod generator;
 pub mod kafka_publisher;
 pub mod kafka_subscriber;
+pub mod output_publisher;
 pub mod supervisor;
 pub mod validator;
 

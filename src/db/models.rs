@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{alerts, anomalies, detector_state, readings, rejected_readings};
+use super::schema::{alert_outbox, alerts, anomalies, detector_state, readings, rejected_readings};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = readings)]
@@ -66,4 +66,25 @@ pub struct SavedState {
     pub customer_id: String,
     pub kafka_partition: i32,
     pub state: serde_json::Value,
+}
+
+/// An anomaly row as stored, for the alerts topic (the value is this row as JSON, times in UTC
+/// RFC 3339).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = anomalies)]
+pub struct StoredAnomaly {
+    pub id: i64,
+    pub event_id: Option<Uuid>,
+    pub customer_id: String,
+    pub kind: String,
+    pub heart_rate: Option<i16>,
+    pub recorded_at: DateTime<Utc>,
+    pub detected_at: DateTime<Utc>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = alert_outbox)]
+pub struct OutboxEntry {
+    pub anomaly_id: i64,
 }

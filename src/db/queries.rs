@@ -8,8 +8,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
-use super::models::{AlertChange, NewAnomaly, NewReading, NewRejected, SavedState, StateRow};
-use super::schema::{alerts, anomalies, detector_state, readings, rejected_readings};
+use super::models::{
+    AlertChange, NewAnomaly, NewReading, NewRejected, OutboxEntry, SavedState, StateRow,
+    StoredAnomaly,
+};
+use super::schema::{alert_outbox, alerts, anomalies, detector_state, readings, rejected_readings};
 use super::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
@@ -30,8 +33,10 @@ pub struct BatchRows<'a> {
 const ROWS_PER_STATEMENT: usize = 4_000;
 
 /// What one batch did to the tables.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchOutcome {
+    /// The anomalies inserted, as stored (for the alerts topic; also in `alert_outbox`).
+    pub stored_anomalies: Vec<StoredAnomaly>,
     /// Readings inserted (new identities).
     pub stored: u64,
     /// Valid readings whose identity was already stored (or repeated within the batch).
@@ -136,18 +141,28 @@ pub fn persist_batch(
             })
             .collect();
         let mut anomalies_by_kind = HashMap::new();
+        let mut stored_anomalies = Vec::new();
         for chunk in new_anomalies.chunks(ROWS_PER_STATEMENT) {
-            let kinds: Vec<String> = diesel::insert_into(anomalies::table)
+            let rows: Vec<StoredAnomaly> = diesel::insert_into(anomalies::table)
                 .values(chunk)
                 .on_conflict_do_nothing()
-                .returning(anomalies::kind)
+                .returning(StoredAnomaly::as_returning())
                 .get_results(conn)
                 .map_err(DbError::query("insert anomalies"))?;
-            for kind in kinds {
-                if let Some(k) = AnomalyKind::ALL.iter().find(|k| k.as_str() == kind) {
+            let outbox: Vec<OutboxEntry> = rows
+                .iter()
+                .map(|a| OutboxEntry { anomaly_id: a.id })
+                .collect();
+            diesel::insert_into(alert_outbox::table)
+                .values(&outbox)
+                .execute(conn)
+                .map_err(DbError::query("note alerts to publish"))?;
+            for row in &rows {
+                if let Some(k) = AnomalyKind::ALL.iter().find(|k| k.as_str() == row.kind) {
                     *anomalies_by_kind.entry(*k).or_insert(0) += 1;
                 }
             }
+            stored_anomalies.extend(rows);
         }
 
         let mut rejected = 0;
@@ -164,6 +179,7 @@ pub fn persist_batch(
         save_states(conn, states_in)?;
 
         Ok(BatchOutcome {
+            stored_anomalies,
             stored: inserted.len() as u64,
             duplicates: (readings_in.len() - inserted.len()) as u64,
             rejected,
@@ -266,6 +282,24 @@ pub fn load_partition_states(
         .select(SavedState::as_select())
         .load(conn)
         .map_err(DbError::query("load detector state of partitions"))
+}
+
+/// Anomalies stored but not yet acknowledged on the alerts topic, oldest first.
+pub fn pending_alerts(conn: &mut PgConnection) -> Result<Vec<StoredAnomaly>, DbError> {
+    anomalies::table
+        .inner_join(alert_outbox::table)
+        .order(anomalies::id)
+        .select(StoredAnomaly::as_select())
+        .load(conn)
+        .map_err(DbError::query("read the alert outbox"))
+}
+
+/// Forgets the outbox entries of anomalies whose alert records were acknowledged.
+pub fn alerts_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), DbError> {
+    diesel::delete(alert_outbox::table.filter(alert_outbox::anomaly_id.eq_any(ids)))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(DbError::query("clear the alert outbox"))
 }
 
 /// Which of `ids` (event_id, recorded_at) are already stored in `readings`.

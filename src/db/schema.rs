@@ -1,6 +1,12 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    alert_outbox (anomaly_id) {
+        anomaly_id -> Int8,
+    }
+}
+
+diesel::table! {
     alerts (customer_id, kind, opened_at) {
         customer_id -> Text,
         kind -> Text,
@@ -61,7 +67,10 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(alert_outbox -> anomalies (anomaly_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    alert_outbox,
     alerts,
     anomalies,
     detector_state,

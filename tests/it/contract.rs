@@ -7,11 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::helpers::*;
 
@@ -74,41 +72,6 @@ fn poison(now: i64) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("future_timestamp", Some(reading("C1", &future, 72))),
         ("implausible_heart_rate", Some(reading("C1", "2026-11-29T13:00:00Z", 251))),
     ]
-}
-
-/// Every record of `topic`, from the beginning, until `expected` have arrived.
-fn read_all(topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("hb_reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    wait_for(&format!("{expected} records on {topic}"), DEADLINE, || {
-        while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push(m.detach());
-        }
-        (out.len() >= expected).then_some(())
-    });
-    // Anything beyond the expected count would be a duplicate dead letter: look a little longer.
-    while let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-        out.push(m.detach());
-    }
-    out
-}
-
-fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
-    m.headers()?
-        .iter()
-        .find(|h| h.key == key)
-        .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
 }
 
 #[test]
@@ -208,7 +171,7 @@ fn every_record_is_stored_or_rejected_once_and_rejects_reach_the_dead_letter_top
         "{metrics}"
     );
 
-    let dlq = read_all(&format!("{}-dlq", setup.topic), poison.len());
+    let dlq = read_topic(&format!("{}-dlq", setup.topic), poison.len());
     assert_eq!(
         dlq.len(),
         poison.len(),

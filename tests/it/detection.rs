@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
@@ -110,8 +111,28 @@ fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
     wait_for("every record committed", DEADLINE, || {
         (committed_total(&setup.group, &setup.topic) == total).then_some(())
     });
-    assert_eq!(daemon.stop(), 0);
     let anomalies = db.count("SELECT count(*) AS n FROM anomalies");
+    // Every anomaly also went to the alerts topic, keyed by customer, as its row in JSON.
+    let alerts_topic = format!("{}-alerts", setup.topic);
+    wait_for("the alert outbox to empty", DEADLINE, || {
+        (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(())
+    });
+    let published = read_topic(&alerts_topic, anomalies as usize);
+    assert_eq!(published.len() as i64, anomalies);
+    for m in &published {
+        let row: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        let customer = row["customer_id"].as_str().unwrap();
+        assert_eq!(m.key(), Some(customer.as_bytes()));
+        assert!(row["recorded_at"].as_str().unwrap().ends_with('Z'), "{row}");
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) AS n FROM anomalies WHERE id = {} AND kind = '{}' AND customer_id = '{customer}'",
+                row["id"], row["kind"].as_str().unwrap()
+            )),
+            1
+        );
+    }
+    assert_eq!(daemon.stop(), 0);
     let alerts = db.count("SELECT count(*) AS n FROM alerts");
     assert!(
         anomalies >= 4 * 6,
@@ -146,6 +167,11 @@ fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
         fingerprint(&db),
         before,
         "no column of anomalies or alerts changed"
+    );
+    assert_eq!(
+        read_topic(&alerts_topic, anomalies as usize).len() as i64,
+        anomalies,
+        "no alert published twice"
     );
 }
 

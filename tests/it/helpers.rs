@@ -19,6 +19,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_heartbeat-pipeline");
@@ -387,4 +388,43 @@ pub fn committed_offsets(group: &str, topic: &str) -> BTreeMap<i32, i64> {
 /// The sum of committed offsets = records the group has finished, when offsets start at 0.
 pub fn committed_total(group: &str, topic: &str) -> i64 {
     committed_offsets(group, topic).values().sum()
+}
+
+/// Every record of `topic`, from the beginning, until `expected` have arrived.
+pub fn read_topic(topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("hb_reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    wait_for(
+        &format!("{expected} records on {topic}"),
+        Duration::from_secs(90),
+        || {
+            while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                out.push(m.detach());
+            }
+            (out.len() >= expected).then_some(())
+        },
+    );
+    // Anything beyond the expected count would be a duplicate dead letter: look a little longer.
+    while let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+        out.push(m.detach());
+    }
+    out
+}
+
+pub fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == key)
+        .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
 }

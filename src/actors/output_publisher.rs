@@ -1,0 +1,449 @@
+//! OutputPublisher: publishes what a committed batch owes the output topics, then tells the
+//! KafkaSubscriber the batch is done, so its offsets are stored only after its rows committed
+//! *and* these records were acknowledged (SPEC section 5):
+//! - each rejected record to the dead-letter topic, with its original key and value (cut to
+//!   `validation.max_message_bytes`, header `error.truncated=true`) and headers saying why;
+//! - each new anomaly to the alerts topic, keyed by customer id, the value being the anomaly
+//!   row as JSON with UTC RFC 3339 times.
+//!
+//! Accepts `PublishOutputs`, emits records and then `BatchPersisted`. At-least-once on both
+//! topics: a batch read again after a crash is dead-lettered again (consumers dedupe by the
+//! `source.*` headers); alerts go through the `alert_outbox` table, whose entries are cleared
+//! once acknowledged and published again at the next start if a crash came first (consumers
+//! dedupe by event_id, recorded_at and kind). A record the broker refuses is queued again with
+//! backoff, never dropped. Batches are acknowledged concurrently (up to
+//! [`MAX_BATCHES_IN_FLIGHT`]), so the writer is not held up by broker round trips; the
+//! subscriber puts the answers back in order.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use slog::{info, o, warn, Logger};
+
+use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use crate::config::DatabaseSettings;
+use crate::db::models::StoredAnomaly;
+use crate::db::queries::{alerts_published, pending_alerts};
+use crate::db::{self, PgPool};
+use crate::domain::record::RejectedRecord;
+use crate::health::{ActorState, Health};
+use crate::messages::PublishOutputs;
+use crate::metrics::Metrics;
+
+pub const NAME: &str = "output_publisher";
+
+/// Batches whose records may await acknowledgement at once; past it the writer waits.
+const MAX_BATCHES_IN_FLIGHT: usize = 8;
+/// Wait before queueing again when librdkafka's queue is full.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+/// First wait before resending a refused record; doubles up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often the mailbox checks whether a batch slot became free.
+const SLOT_POLL: Duration = Duration::from_millis(2);
+/// How often to try the start-up sweep of the alert outbox again while PostgreSQL is away.
+const SWEEP_RETRY: Duration = Duration::from_secs(10);
+
+/// One record for an output topic.
+struct Outgoing {
+    topic: Rc<str>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// The dead-letter form of `r`: value cut to `max_bytes` (with `error.truncated=true`), headers
+/// as SPEC section 5 names them, numbers in decimal.
+fn dead_letter(r: &RejectedRecord, max_bytes: usize, topic: &Rc<str>) -> Outgoing {
+    let truncated = r.value.as_ref().is_some_and(|v| v.len() > max_bytes);
+    let value = r
+        .value
+        .as_ref()
+        .map(|v| v[..v.len().min(max_bytes)].to_vec());
+    let partition = r.partition.to_string();
+    let offset = r.offset.to_string();
+    let mut headers = OwnedHeaders::new_with_capacity(6)
+        .insert(Header {
+            key: "error.reason",
+            value: Some(r.reason.as_str()),
+        })
+        .insert(Header {
+            key: "error.detail",
+            value: Some(r.detail.as_str()),
+        })
+        .insert(Header {
+            key: "source.topic",
+            value: Some(&*r.topic),
+        })
+        .insert(Header {
+            key: "source.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "source.offset",
+            value: Some(offset.as_str()),
+        });
+    if truncated {
+        headers = headers.insert(Header {
+            key: "error.truncated",
+            value: Some("true"),
+        });
+    }
+    Outgoing {
+        topic: topic.clone(),
+        key: r.key.clone(),
+        value,
+        headers: Some(headers),
+    }
+}
+
+/// The alert record of a stored anomaly: keyed by customer id, the row as JSON.
+fn alert(a: &StoredAnomaly, topic: &Rc<str>) -> Outgoing {
+    Outgoing {
+        topic: topic.clone(),
+        key: Some(a.customer_id.as_bytes().to_vec()),
+        value: Some(serde_json::to_vec(a).unwrap_or_default()),
+        headers: None,
+    }
+}
+
+pub struct OutputPublisher {
+    producer: FutureProducer,
+    dead_letter_topic: Rc<str>,
+    alerts_topic: Rc<str>,
+    max_bytes: usize,
+    done: Recipient<crate::messages::BatchPersisted>,
+    pool: PgPool,
+    database: DatabaseSettings,
+    in_flight: Rc<Cell<usize>>,
+    swept: bool,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    log: Logger,
+    exit: ExitGuard,
+}
+
+/// Where the publisher sends and how it reaches the outbox.
+pub struct OutputTopics {
+    pub dead_letter: String,
+    pub alerts: String,
+    pub max_message_bytes: usize,
+}
+
+impl OutputPublisher {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        producer: FutureProducer,
+        topics: OutputTopics,
+        done: Recipient<crate::messages::BatchPersisted>,
+        pool: PgPool,
+        database: DatabaseSettings,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        log: &Logger,
+        exit: ExitGuard,
+    ) -> Self {
+        OutputPublisher {
+            producer,
+            dead_letter_topic: Rc::from(topics.dead_letter.as_str()),
+            alerts_topic: Rc::from(topics.alerts.as_str()),
+            max_bytes: topics.max_message_bytes,
+            done,
+            pool,
+            database,
+            in_flight: Rc::new(Cell::new(0)),
+            swept: false,
+            metrics,
+            health,
+            log: log.new(o!("actor" => NAME)),
+            exit,
+        }
+    }
+
+    /// Publishes the alerts a previous run stored but could not get acknowledged.
+    fn sweep_outbox(&mut self, ctx: &mut Context<Self>) {
+        if self.swept {
+            return;
+        }
+        let pending =
+            db::checkout(&self.pool, &self.database).and_then(|mut c| pending_alerts(&mut c));
+        match pending {
+            Ok(rows) => {
+                self.swept = true;
+                if rows.is_empty() {
+                    return;
+                }
+                info!(self.log, "publishing alerts left over from a previous run"; "count" => rows.len());
+                let outgoing = rows.iter().map(|a| alert(a, &self.alerts_topic)).collect();
+                let ids = rows.iter().map(|a| a.id).collect();
+                let fut = deliver_and_clear(
+                    self.producer.clone(),
+                    outgoing,
+                    ids,
+                    self.pool.clone(),
+                    self.database.clone(),
+                    self.health.clone(),
+                    self.log.clone(),
+                );
+                ctx.spawn(fut.into_actor(self));
+            }
+            Err(e) => {
+                warn!(self.log, "cannot read the alert outbox yet, will retry"; "error" => %e)
+            }
+        }
+    }
+}
+
+/// Queues `record`, waiting while librdkafka's queue is full; `Err` for any other refusal.
+async fn queue(producer: &FutureProducer, out: &Outgoing) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&out.topic);
+        if let Some(h) = &out.headers {
+            record = record.headers(h.clone());
+        }
+        if let Some(k) = &out.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &out.value {
+            record = record.payload(v.as_slice());
+        }
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(QUEUE_FULL_PAUSE).await
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Publishes every record until each is acknowledged.
+async fn deliver_all(
+    producer: &FutureProducer,
+    records: &[Outgoing],
+    health: &Health,
+    log: &Logger,
+) {
+    let mut pending: Vec<usize> = (0..records.len()).collect();
+    let mut attempt = 0u32;
+    let mut failures = LogLimiter::new(5, Duration::from_secs(60));
+    while !pending.is_empty() {
+        let mut deliveries = Vec::with_capacity(pending.len());
+        let mut failed = Vec::new();
+        for &i in &pending {
+            match queue(producer, &records[i]).await {
+                Ok(d) => deliveries.push((i, d)),
+                Err(e) => {
+                    if let Some(s) = failures.admit() {
+                        warn!(log, "cannot queue an output record, will retry";
+                            "topic" => &*records[i].topic, "error" => %e, "suppressed" => s);
+                    }
+                    failed.push(i);
+                }
+            }
+        }
+        for (i, d) in deliveries {
+            match d.await {
+                Ok(Ok(_)) => health.kafka_answered(),
+                Ok(Err((e, _))) => {
+                    if let Some(s) = failures.admit() {
+                        warn!(log, "output record not acknowledged, will retry";
+                            "topic" => &*records[i].topic, "error" => %e, "suppressed" => s);
+                    }
+                    failed.push(i);
+                }
+                Err(_) => failed.push(i),
+            }
+        }
+        pending = failed;
+        if !pending.is_empty() {
+            health.set_actor(
+                NAME,
+                ActorState::BackingOff("output records not acknowledged".into()),
+            );
+            tokio::time::sleep(db::backoff(attempt, RETRY_MIN, RETRY_MAX)).await;
+            attempt = attempt.saturating_add(1);
+        } else if attempt > 0 {
+            health.set_actor(NAME, ActorState::Running);
+        }
+    }
+}
+
+/// Publishes `records`, then clears the outbox entries of the alerts among them (`alert_ids`).
+/// A failed clear only means those alerts are published once more at the next start.
+async fn deliver_and_clear(
+    producer: FutureProducer,
+    records: Vec<Outgoing>,
+    alert_ids: Vec<i64>,
+    pool: PgPool,
+    database: DatabaseSettings,
+    health: Arc<Health>,
+    log: Logger,
+) {
+    deliver_all(&producer, &records, &health, &log).await;
+    if alert_ids.is_empty() {
+        return;
+    }
+    let cleared =
+        db::checkout(&pool, &database).and_then(|mut c| alerts_published(&mut c, &alert_ids));
+    if let Err(e) = cleared {
+        warn!(log, "cannot clear the alert outbox; these alerts will be published again";
+            "count" => alert_ids.len(), "error" => %e);
+    }
+}
+
+impl Actor for OutputPublisher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.health.set_actor(NAME, ActorState::Running);
+        self.sweep_outbox(ctx);
+        ctx.run_interval(SWEEP_RETRY, |act, ctx| act.sweep_outbox(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let _ = self.producer.flush(Timeout::After(Duration::from_secs(5)));
+        self.exit.stopped_cleanly();
+    }
+}
+
+impl Handler<PublishOutputs> for OutputPublisher {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: PublishOutputs, _: &mut Self::Context) -> Self::Result {
+        self.metrics.mailbox_out(NAME);
+        let mut records: Vec<Outgoing> = msg
+            .dead_letters
+            .iter()
+            .map(|r| dead_letter(r, self.max_bytes, &self.dead_letter_topic))
+            .collect();
+        records.extend(msg.alerts.iter().map(|a| alert(a, &self.alerts_topic)));
+        let alert_ids: Vec<i64> = msg.alerts.iter().map(|a| a.id).collect();
+        let in_flight = self.in_flight.clone();
+        let (producer, pool, database, health, log, done, metrics) = (
+            self.producer.clone(),
+            self.pool.clone(),
+            self.database.clone(),
+            self.health.clone(),
+            self.log.clone(),
+            self.done.clone(),
+            self.metrics.clone(),
+        );
+        let persisted = msg.persisted;
+        // Atomic only until a slot is free: the acknowledgements are awaited in the background,
+        // so several batches' records are in flight at once.
+        AtomicResponse::new(Box::pin(
+            async move {
+                while in_flight.get() >= MAX_BATCHES_IN_FLIGHT {
+                    tokio::time::sleep(SLOT_POLL).await;
+                }
+                in_flight.set(in_flight.get() + 1);
+                actix::spawn(async move {
+                    deliver_and_clear(producer, records, alert_ids, pool, database, health, log)
+                        .await;
+                    in_flight.set(in_flight.get() - 1);
+                    if let Some(persisted) = persisted {
+                        metrics.mailbox_in(super::kafka_subscriber::NAME);
+                        done.do_send(persisted);
+                    }
+                });
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validation::RejectReason;
+    use rdkafka::message::Headers;
+
+    fn reject(value: Option<&[u8]>) -> RejectedRecord {
+        RejectedRecord {
+            topic: Arc::from("heartbeats"),
+            partition: 4,
+            offset: 1234,
+            key: Some(b"CUST-1".to_vec()),
+            value: value.map(<[u8]>::to_vec),
+            reason: RejectReason::MalformedJson,
+            detail: "expected value at line 1".into(),
+        }
+    }
+
+    fn topic() -> Rc<str> {
+        Rc::from("heartbeats-dlq")
+    }
+
+    fn header(h: &OwnedHeaders, key: &str) -> Option<String> {
+        h.iter()
+            .find(|x| x.key == key)
+            .map(|x| String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_key_and_value_and_says_why() {
+        let d = dead_letter(&reject(Some(b"{oops")), 100, &topic());
+        let h = d.headers.as_ref().unwrap();
+        assert_eq!(d.key.as_deref(), Some(&b"CUST-1"[..]));
+        assert_eq!(d.value.as_deref(), Some(&b"{oops"[..]));
+        assert_eq!(header(h, "error.reason").as_deref(), Some("malformed_json"));
+        assert_eq!(
+            header(h, "error.detail").as_deref(),
+            Some("expected value at line 1")
+        );
+        assert_eq!(header(h, "source.topic").as_deref(), Some("heartbeats"));
+        assert_eq!(header(h, "source.partition").as_deref(), Some("4"));
+        assert_eq!(header(h, "source.offset").as_deref(), Some("1234"));
+        assert_eq!(header(h, "error.truncated"), None);
+    }
+
+    #[test]
+    fn an_oversize_value_is_cut_and_marked_truncated() {
+        let d = dead_letter(&reject(Some(&[b'x'; 150])), 100, &topic());
+        let h = d.headers.as_ref().unwrap();
+        assert_eq!(d.value.as_ref().map(Vec::len), Some(100));
+        assert_eq!(header(h, "error.truncated").as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn an_alert_is_the_anomaly_row_as_json_keyed_by_customer() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T13:00:00.25Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let row = StoredAnomaly {
+            id: 7,
+            event_id: None,
+            customer_id: "CUST-00042".into(),
+            kind: "silent".into(),
+            heart_rate: None,
+            recorded_at: at,
+            detected_at: at,
+            details: serde_json::json!({"last_heart_rate": 71}),
+        };
+        let out = alert(&row, &Rc::from("heartbeat-alerts"));
+        assert_eq!(out.key.as_deref(), Some(&b"CUST-00042"[..]));
+        assert!(out.headers.is_none());
+        let json: serde_json::Value = serde_json::from_slice(&out.value.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id": 7, "event_id": null, "customer_id": "CUST-00042",
+                "kind": "silent", "heart_rate": null, "recorded_at": "2026-11-29T13:00:00.250Z",
+                "detected_at": "2026-11-29T13:00:00.250Z", "details": {"last_heart_rate": 71}})
+        );
+    }
+
+    #[test]
+    fn a_null_value_stays_null() {
+        let d = dead_letter(&reject(None), 100, &topic());
+        assert!(d.value.is_none());
+    }
+}
