@@ -7,6 +7,7 @@
 pub mod models;
 pub mod queries;
 pub mod schema;
+pub mod staging;
 
 use std::time::Duration;
 
@@ -103,6 +104,7 @@ pub fn pool(settings: &DatabaseSettings, size: u32) -> PgPool {
         // The writer logs failures itself, once and rate-limited; r2d2's handler would log every
         // attempt during an outage.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+        .connection_customizer(Box::new(staging::StagingTables))
         .build_unchecked(manager)
 }
 

@@ -4,10 +4,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{alert_outbox, alerts, anomalies, detector_state, readings, rejected_readings};
+use super::schema::{alert_outbox, alerts, anomalies, detector_state, rejected_readings};
+use super::staging::readings_stage;
 
+/// A reading as the writer stores it; COPYed into the staging table (see `db::staging`).
 #[derive(Debug, Insertable)]
-#[diesel(table_name = readings)]
+#[diesel(table_name = readings_stage)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewReading<'a> {
     pub event_id: Uuid,
     pub customer_id: &'a str,

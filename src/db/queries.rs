@@ -13,6 +13,7 @@ use super::models::{
     StoredAnomaly,
 };
 use super::schema::{alert_outbox, alerts, anomalies, detector_state, readings, rejected_readings};
+use super::staging::{readings_stage, MOVE_STAGED};
 use super::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
@@ -31,6 +32,15 @@ pub struct BatchRows<'a> {
 /// Rows per INSERT statement: PostgreSQL binds at most 65,535 parameters per statement and a
 /// reading takes 7, so stay well under 9,362 rows.
 const ROWS_PER_STATEMENT: usize = 4_000;
+
+/// A reading's identity as `INSERT ... RETURNING` reports it.
+#[derive(Debug, QueryableByName)]
+struct Identity {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    recorded_at: DateTime<Utc>,
+}
 
 /// What one batch did to the tables.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -114,14 +124,15 @@ pub fn persist_batch(
 
     conn.transaction::<_, DbError, _>(|conn| {
         let mut inserted: HashSet<(Uuid, DateTime<Utc>)> = HashSet::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let ids: Vec<(Uuid, DateTime<Utc>)> = diesel::insert_into(readings::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning((readings::event_id, readings::recorded_at))
-                .get_results(conn)
+        if !rows.is_empty() {
+            diesel::copy_from(readings_stage::table)
+                .from_insertable(&rows)
+                .execute(conn)
+                .map_err(DbError::query("copy readings into the staging table"))?;
+            let moved: Vec<Identity> = diesel::sql_query(MOVE_STAGED)
+                .load(conn)
                 .map_err(DbError::query("insert readings"))?;
-            inserted.extend(ids);
+            inserted.extend(moved.into_iter().map(|r| (r.event_id, r.recorded_at)));
         }
 
         // A duplicate changes no anomaly: only readings stored now may add one.
