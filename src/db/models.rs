@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{alert_outbox, alerts, anomalies, detector_state, rejected_readings};
-use super::staging::readings_stage;
+use super::staging::{detector_state_stage, readings_stage};
 
 /// A reading as the writer stores it; COPYed into the staging table (see `db::staging`).
 #[derive(Debug, Insertable)]
@@ -55,8 +55,10 @@ pub struct AlertChange<'a> {
     pub peak_heart_rate: Option<i16>,
 }
 
+/// A customer's detector state; COPYed into the staging table (see `db::staging`).
 #[derive(Debug, Insertable)]
-#[diesel(table_name = detector_state)]
+#[diesel(table_name = detector_state_stage)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct StateRow<'a> {
     pub customer_id: &'a str,
     pub kafka_partition: i32,

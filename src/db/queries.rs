@@ -13,7 +13,7 @@ use super::models::{
     StoredAnomaly,
 };
 use super::schema::{alert_outbox, alerts, anomalies, detector_state, readings, rejected_readings};
-use super::staging::{readings_stage, MOVE_STAGED};
+use super::staging::{detector_state_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_STATES};
 use super::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
@@ -238,7 +238,9 @@ fn upsert_alerts(conn: &mut PgConnection, rows: &[AlertRow]) -> Result<(), DbErr
 
 /// Saves each customer's detector state (the last one given wins).
 fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(), DbError> {
-    use diesel::upsert::excluded;
+    if states.is_empty() {
+        return Ok(());
+    }
     let mut latest: HashMap<&str, &CustomerSnapshot> = HashMap::new();
     for s in states {
         latest.insert(s.customer_id.as_str(), s);
@@ -251,19 +253,13 @@ fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(
             state: &s.state,
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        diesel::insert_into(detector_state::table)
-            .values(chunk)
-            .on_conflict(detector_state::customer_id)
-            .do_update()
-            .set((
-                detector_state::kafka_partition.eq(excluded(detector_state::kafka_partition)),
-                detector_state::state.eq(excluded(detector_state::state)),
-                detector_state::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)
-            .map_err(DbError::query("save detector state"))?;
-    }
+    diesel::copy_from(detector_state_stage::table)
+        .from_insertable(&rows)
+        .execute(conn)
+        .map_err(DbError::query("copy detector state into the staging table"))?;
+    diesel::sql_query(MOVE_STAGED_STATES)
+        .execute(conn)
+        .map_err(DbError::query("save detector state"))?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! The staging table the writer COPYs a batch's readings into before one
-//! `INSERT ... SELECT ... ON CONFLICT DO NOTHING` moves the new ones into `readings`.
+//! The staging tables the writer COPYs a batch's readings (and detector states) into before one
+//! `INSERT ... SELECT ... ON CONFLICT` moves them into `readings` (and `detector_state`).
 //!
 //! Why: binary COPY is the fastest way into PostgreSQL, but it cannot skip rows that conflict;
 //! multi-row INSERTs can, but bind seven parameters per row. COPY into a session-local temporary
@@ -24,10 +24,31 @@ diesel::table! {
     }
 }
 
-pub const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS readings_stage (\
+diesel::table! {
+    /// Same columns as `detector_state` less the defaulted `updated_at`.
+    detector_state_stage (customer_id) {
+        customer_id -> Text,
+        kafka_partition -> Int4,
+        state -> Jsonb,
+    }
+}
+
+/// The staging tables, created once per connection.
+pub const CREATE_STAGING: [&str; 2] = [
+    "CREATE TEMPORARY TABLE IF NOT EXISTS readings_stage (\
      event_id uuid NOT NULL, customer_id text NOT NULL, recorded_at timestamptz NOT NULL, \
      heart_rate smallint NOT NULL, class text NOT NULL, kafka_partition int NOT NULL, \
-     kafka_offset bigint NOT NULL) ON COMMIT DELETE ROWS";
+     kafka_offset bigint NOT NULL) ON COMMIT DELETE ROWS",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS detector_state_stage (\
+     customer_id text NOT NULL, kafka_partition int NOT NULL, state jsonb NOT NULL) \
+     ON COMMIT DELETE ROWS",
+];
+
+/// Writes the staged detector states over the saved ones.
+pub const MOVE_STAGED_STATES: &str = "INSERT INTO detector_state (customer_id, kafka_partition, state) \
+     SELECT customer_id, kafka_partition, state FROM detector_state_stage ORDER BY customer_id \
+     ON CONFLICT (customer_id) DO UPDATE SET kafka_partition = excluded.kafka_partition, \
+     state = excluded.state, updated_at = now()";
 
 /// Moves the staged readings that are new into `readings`, reporting which those were.
 pub const MOVE_STAGED: &str = "INSERT INTO readings \
@@ -41,9 +62,11 @@ pub struct StagingTables;
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StagingTables {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        diesel::sql_query(CREATE_STAGING)
-            .execute(conn)
-            .map(|_| ())
-            .map_err(diesel::r2d2::Error::QueryError)
+        for sql in CREATE_STAGING {
+            diesel::sql_query(sql)
+                .execute(conn)
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
     }
 }
