@@ -37,6 +37,9 @@ pub enum Command {
         /// Seed for a reproducible stream. Default: generator.seed, else random.
         #[arg(long)]
         seed: Option<u64>,
+        /// Print a profile of the first N records of the stream (no Kafka needed) and exit.
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100000")]
+        profile: Option<u64>,
     },
     /// Apply pending database migrations and exit.
     Migrate,

@@ -155,6 +155,21 @@ pub struct GeneratorSettings {
     pub rate: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
+    pub fault_rate: f64,
+    pub inject: InjectSettings,
+}
+
+/// Chance per reading of a customer that an injected episode starts (`generator.inject.*`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectSettings {
+    pub bradycardia: f64,
+    pub tachycardia: f64,
+    pub critical_low: f64,
+    pub critical_high: f64,
+    pub spike: f64,
+    pub deviation: f64,
+    pub silent: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -401,6 +416,22 @@ impl Settings {
             3_600_000,
         );
 
+        let g = &self.generator;
+        let i = &g.inject;
+        for (key, value) in [
+            ("generator.fault_rate", g.fault_rate),
+            ("generator.inject.bradycardia", i.bradycardia),
+            ("generator.inject.tachycardia", i.tachycardia),
+            ("generator.inject.critical_low", i.critical_low),
+            ("generator.inject.critical_high", i.critical_high),
+            ("generator.inject.spike", i.spike),
+            ("generator.inject.deviation", i.deviation),
+            ("generator.inject.silent", i.silent),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                p.push(format!("{key}: {value} must be a fraction from 0 to 1"));
+            }
+        }
         if let Some(seed) = self.generator.seed {
             if seed < 0 {
                 p.push(format!("generator.seed: {seed} must not be negative"));

@@ -42,6 +42,7 @@ fn main() {
             rate,
             customers,
             seed,
+            profile,
         } => actix::System::new().block_on(commands::generate::generate(
             settings,
             GenerateArgs {
@@ -49,6 +50,7 @@ fn main() {
                 rate,
                 customers,
                 seed,
+                profile,
             },
             log.clone(),
         )),

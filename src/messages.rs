@@ -22,7 +22,30 @@ pub type BatchId = u64;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Publish {
-    pub readings: Vec<Reading>,
+    pub records: Vec<OutgoingRecord>,
+}
+
+/// One record for the readings topic, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// The customer id: a customer's readings share a partition.
+    pub key: String,
+    /// The JSON message; `None` sends a null value (a malformed record, on purpose).
+    pub value: Option<Vec<u8>>,
+    /// Ground truth for scoring detection: the `x-injected` header, when the generator injected
+    /// an anomaly (comma-separated kinds) or a fault (`fault:<reason>`).
+    pub injected: Option<String>,
+}
+
+impl OutgoingRecord {
+    /// A valid reading as its JSON message.
+    pub fn reading(reading: &Reading, injected: Option<String>) -> Self {
+        OutgoingRecord {
+            key: reading.customer_id.clone(),
+            value: Some(reading.to_json().into_bytes()),
+            injected,
+        }
+    }
 }
 
 /// Ask the KafkaPublisher to wait until every queued record is acknowledged or failed.

@@ -336,7 +336,7 @@ impl ChildGroup for GeneratorGroup {
                     )
                 })
             };
-            let plan = self.plan;
+            let plan = self.plan.clone();
             let done = self.done.take();
             let next = publisher.clone().recipient();
             let generator = Generator::start_in_arbiter(&arbiter.handle(), move |_| {

@@ -16,9 +16,9 @@ use tokio::sync::oneshot;
 
 use super::{ExitGuard, MAILBOX_CAPACITY};
 use crate::domain::reading::{derive_event_id, Reading};
-use crate::domain::simulator::Simulator;
+use crate::domain::simulator::{injected_header, SimRecord, Simulator, SimulatorConfig};
 use crate::health::{ActorState, Health};
-use crate::messages::{Publish, StopGenerating};
+use crate::messages::{OutgoingRecord, Publish, StopGenerating};
 use crate::metrics::Metrics;
 
 pub const NAME: &str = "generator";
@@ -29,14 +29,45 @@ const TICK: Duration = Duration::from_millis(10);
 const MAX_BATCH: u64 = 1_000;
 
 /// What to generate.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GeneratorPlan {
-    pub customers: usize,
-    /// Readings per second; 0 = as fast as the publisher takes them.
+    /// The simulated fleet (customers, seed, injected episodes and faults).
+    pub sim: SimulatorConfig,
+    /// Records per second; 0 = as fast as the publisher takes them.
     pub rate: u64,
-    pub seed: u64,
-    /// Stop after this many; `None` = forever.
+    /// Stop after this many records; `None` = forever.
     pub count: Option<u64>,
+}
+
+/// The Kafka record for one simulated record: a reading with its ground truth, or a fault.
+fn outgoing(record: SimRecord, at: DateTime<Utc>) -> OutgoingRecord {
+    match record {
+        SimRecord::Reading {
+            customer_id,
+            heart_rate,
+            injected,
+            ..
+        } => {
+            // Stamped with the wall clock, not the simulated time: readings are "now", so the
+            // future-skew check and the day partitions follow real time.
+            let reading = Reading {
+                event_id: derive_event_id(&customer_id, &at),
+                customer_id,
+                recorded_at: at,
+                heart_rate,
+            };
+            OutgoingRecord::reading(&reading, injected_header(&injected))
+        }
+        SimRecord::Fault {
+            customer_id,
+            reason,
+            value,
+        } => OutgoingRecord {
+            key: customer_id,
+            value,
+            injected: Some(format!("fault:{}", reason.as_str())),
+        },
+    }
 }
 
 pub struct Generator {
@@ -75,7 +106,7 @@ impl Generator {
 /// Produces readings until the plan's count is reached or the publisher is gone; returns how
 /// many were handed to the publisher.
 async fn produce(plan: GeneratorPlan, next: Recipient<Publish>, metrics: Arc<Metrics>) -> u64 {
-    let mut sim = Simulator::new(plan.customers, plan.seed);
+    let mut sim = Simulator::new(plan.sim.clone());
     let limit = plan.count.unwrap_or(u64::MAX);
     let started = tokio::time::Instant::now();
     let mut sent = 0u64;
@@ -97,21 +128,15 @@ async fn produce(plan: GeneratorPlan, next: Recipient<Publish>, metrics: Arc<Met
         while left > 0 {
             let n = left.min(MAX_BATCH);
             let now_micros = Utc::now().timestamp_micros();
-            let readings = (0..n)
+            let records = (0..n)
                 .map(|_| {
-                    let r = sim.next_reading();
                     last_micros = now_micros.max(last_micros + 1);
                     let now = DateTime::from_timestamp_micros(last_micros).unwrap_or_default();
-                    Reading {
-                        event_id: derive_event_id(&r.customer_id, &now),
-                        customer_id: r.customer_id,
-                        recorded_at: now,
-                        heart_rate: r.heart_rate,
-                    }
+                    outgoing(sim.next_record(now), now)
                 })
                 .collect();
             metrics.mailbox_in(super::kafka_publisher::NAME);
-            if next.send(Publish { readings }).await.is_err() {
+            if next.send(Publish { records }).await.is_err() {
                 metrics.mailbox_out(super::kafka_publisher::NAME);
                 return sent;
             }
@@ -128,9 +153,10 @@ impl Actor for Generator {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.health.set_actor(NAME, ActorState::Running);
-        info!(self.log, "generating"; "customers" => self.plan.customers, "rate" => self.plan.rate,
-            "seed" => self.plan.seed, "count" => self.plan.count);
-        let fut = produce(self.plan, self.next.clone(), self.metrics.clone());
+        info!(self.log, "generating"; "customers" => self.plan.sim.customers,
+            "rate" => self.plan.rate, "seed" => self.plan.sim.seed, "count" => self.plan.count,
+            "fault_rate" => self.plan.sim.fault_rate);
+        let fut = produce(self.plan.clone(), self.next.clone(), self.metrics.clone());
         ctx.spawn(fut.into_actor(self).map(|sent, act, _| {
             info!(act.log, "generation finished"; "sent" => sent);
             if let Some(done) = act.done.take() {

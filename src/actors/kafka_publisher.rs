@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use slog::{o, warn, Logger};
@@ -23,6 +24,8 @@ use crate::metrics::Metrics;
 
 pub const NAME: &str = "kafka_publisher";
 
+/// The header carrying the generator's ground truth.
+pub const INJECTED_HEADER: &str = "x-injected";
 /// Wait before queueing again when librdkafka's queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 /// How often `Flush` checks for outstanding deliveries.
@@ -106,14 +109,24 @@ impl Handler<Publish> for KafkaPublisher {
         let health = self.health.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let mut deliveries = Vec::with_capacity(msg.readings.len());
+                let mut deliveries = Vec::with_capacity(msg.records.len());
                 let mut last_error = None;
-                for reading in &msg.readings {
-                    let payload = reading.to_json();
+                for out in &msg.records {
+                    let headers = out.injected.as_deref().map(|kinds| {
+                        OwnedHeaders::new().insert(Header {
+                            key: INJECTED_HEADER,
+                            value: Some(kinds),
+                        })
+                    });
                     loop {
-                        let record = FutureRecord::to(&topic)
-                            .key(reading.customer_id.as_bytes())
-                            .payload(payload.as_bytes());
+                        let mut record: FutureRecord<'_, [u8], [u8]> =
+                            FutureRecord::to(&topic).key(out.key.as_bytes());
+                        if let Some(v) = &out.value {
+                            record = record.payload(v.as_slice());
+                        }
+                        if let Some(h) = &headers {
+                            record = record.headers(h.clone());
+                        }
                         match producer.send_result(record) {
                             Ok(delivery) => {
                                 counters.queued.fetch_add(1, Ordering::SeqCst);

@@ -7,6 +7,11 @@
 //! poisoned/clean. Timing runs from the first stored row to the last, so the consumer group's
 //! join time does not count.
 //!
+//! `heartbeat-bench quality [--records N] [--customers C] [--rate R] [--seed S]` runs the
+//! processor while `heartbeat-pipeline generate` publishes a seeded stream in real time, then
+//! scores the stored anomalies against the generator's ground truth (the `x-injected` header of
+//! every record): precision and recall per kind.
+//!
 //! Needs the local services (`scripts/services.sh up`) or `HEARTBEAT_BENCH_DATABASE_URL` (an
 //! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
 
@@ -49,6 +54,21 @@ enum Bench {
         /// Passes over each topic, alternating; the best of each is compared.
         #[arg(long, default_value_t = 2)]
         rounds: u32,
+    },
+    /// Precision and recall of each anomaly kind against the generator's ground truth.
+    Quality {
+        #[arg(long, default_value_t = 60_000)]
+        records: u64,
+        #[arg(long, default_value_t = 500)]
+        customers: u64,
+        /// Readings per second; with the customers, how often each customer reports.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// `detector.silence_after_ms` for the run.
+        #[arg(long, default_value_t = 10_000)]
+        silence_after_ms: u64,
     },
 }
 
@@ -270,8 +290,222 @@ fn poison(records: u64, poison_percent: u64, rounds: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The environment of a processor or generator run on `topic` into database `url`.
+fn pipeline_env(cmd: &mut Command, topic: &str, url: &str, group: &str) {
+    cmd.env("HEARTBEAT__DATABASE__URL", url)
+        .env("HEARTBEAT__KAFKA__BROKERS", brokers())
+        .env("HEARTBEAT__KAFKA__GROUP_ID", group)
+        .env("HEARTBEAT__KAFKA__TOPICS__READINGS", topic)
+        .env(
+            "HEARTBEAT__KAFKA__TOPICS__DEAD_LETTER",
+            format!("{topic}-dlq"),
+        )
+        .env(
+            "HEARTBEAT__KAFKA__TOPICS__ALERTS",
+            format!("{topic}-alerts"),
+        )
+        .env("HEARTBEAT__GENERATOR__ENABLED", "false")
+        .env("HEARTBEAT__HTTP__BIND", "127.0.0.1:0")
+        .env("HEARTBEAT__LOG__LEVEL", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+}
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    event_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    customer_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the generator says a reading is.
+struct Truth {
+    customer_id: String,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    kinds: Vec<String>,
+}
+
+/// Every record of `topic` with its ground truth, by event id.
+fn ground_truth(
+    topic: &str,
+    expected: u64,
+) -> anyhow::Result<std::collections::HashMap<uuid::Uuid, Truth>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("hb_truth"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut truth = std::collections::HashMap::new();
+    let mut seen = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen < expected && Instant::now() < deadline {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        seen += 1;
+        let kinds: Vec<String> = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "x-injected"))
+            .and_then(|h| h.value)
+            .map(|v| {
+                String::from_utf8_lossy(v)
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rules = heartbeat_pipeline::domain::validation::ValidationRules::default();
+        let reference = chrono::Utc::now();
+        if let Ok(r) =
+            heartbeat_pipeline::domain::validation::validate(m.payload(), reference, &rules)
+        {
+            truth.insert(
+                r.event_id,
+                Truth {
+                    customer_id: r.customer_id,
+                    recorded_at: r.recorded_at,
+                    kinds,
+                },
+            );
+        }
+    }
+    Ok(truth)
+}
+
+fn quality(
+    records: u64,
+    customers: u64,
+    rate: u64,
+    seed: u64,
+    silence_after_ms: u64,
+) -> anyhow::Result<()> {
+    use heartbeat_pipeline::domain::classification::AnomalyKind;
+    let topic = unique("bench_quality");
+    create_topics(&[&topic])?;
+    let db = unique("hb_quality");
+    let mut admin = PgConnection::establish(&admin_url()).context("connect to PostgreSQL")?;
+    diesel::sql_query(format!("CREATE DATABASE {db}")).execute(&mut admin)?;
+    let server = admin_url()
+        .rsplit_once('/')
+        .map(|(s, _)| s.to_owned())
+        .unwrap_or_default();
+    let url = format!("{server}/{db}");
+    let bin = std::env::current_exe()?.with_file_name("heartbeat-pipeline");
+
+    let mut processor = Command::new(&bin);
+    pipeline_env(&mut processor, &topic, &url, &unique("hb_quality"));
+    processor.arg("run").env(
+        "HEARTBEAT__DETECTOR__SILENCE_AFTER_MS",
+        silence_after_ms.to_string(),
+    );
+    let mut processor = processor.spawn().context("start the processor")?;
+    println!(
+        "generating {records} records for {customers} customers at {rate}/s (seed {seed}) ..."
+    );
+    let mut generate = Command::new(&bin);
+    pipeline_env(&mut generate, &topic, &url, "unused");
+    let status = generate
+        .args([
+            "generate",
+            "--count",
+            &records.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .args([
+            "--customers",
+            &customers.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("generate failed: {status}");
+    }
+    let mut conn = PgConnection::establish(&url)?;
+    let deadline = Instant::now() + PASS_DEADLINE;
+    while count(&mut conn) < records as i64 {
+        if Instant::now() > deadline {
+            bail!("the processor did not store every record in time");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Silences at the end of the stream need their quiet time to pass.
+    std::thread::sleep(Duration::from_millis(silence_after_ms + 5_000));
+    let _ = Command::new("kill")
+        .args(["-TERM", &processor.id().to_string()])
+        .status();
+    let _ = processor.wait();
+
+    let truth = ground_truth(&topic, records)?;
+    let found: Vec<Found> =
+        diesel::sql_query("SELECT event_id, customer_id, kind, recorded_at FROM anomalies")
+            .load(&mut conn)?;
+    println!(
+        "
+{:<14} {:>8} {:>8} {:>8} {:>10} {:>8}",
+        "kind", "truth", "found", "correct", "precision", "recall"
+    );
+    for kind in AnomalyKind::ALL {
+        let k = kind.as_str();
+        // Silences are dated at the last reading before the gap, which carries the label.
+        let labelled: std::collections::HashSet<(String, chrono::DateTime<chrono::Utc>)> = truth
+            .values()
+            .filter(|t| t.kinds.iter().any(|x| x == k))
+            .map(|t| (t.customer_id.clone(), t.recorded_at))
+            .collect();
+        let mut detected = std::collections::HashSet::new();
+        for f in found.iter().filter(|f| f.kind == k) {
+            let key = match f.event_id.and_then(|id| truth.get(&id)) {
+                Some(t) => (t.customer_id.clone(), t.recorded_at),
+                None => (f.customer_id.clone(), f.recorded_at),
+            };
+            detected.insert(key);
+        }
+        let correct = labelled.intersection(&detected).count();
+        let ratio = |a: usize, b: usize| {
+            if b == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.3}", a as f64 / b as f64)
+            }
+        };
+        println!(
+            "{k:<14} {:>8} {:>8} {:>8} {:>10} {:>8}",
+            labelled.len(),
+            detected.len(),
+            correct,
+            ratio(correct, detected.len()),
+            ratio(correct, labelled.len())
+        );
+    }
+    drop(conn);
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Bench::Quality {
+            records,
+            customers,
+            rate,
+            seed,
+            silence_after_ms,
+        } => quality(records, customers, rate, seed, silence_after_ms),
         Bench::Poison {
             records,
             poison_percent,

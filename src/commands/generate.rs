@@ -14,6 +14,7 @@ use crate::actors::generator::{self, Generator};
 use crate::actors::kafka_publisher::{self, KafkaPublisher};
 use crate::actors::ExitGuard;
 use crate::config::Settings;
+use crate::domain::simulator::profile_report;
 use crate::health::Health;
 use crate::kafka as kafka_cfg;
 use crate::messages::{Flush, StopGenerating};
@@ -24,6 +25,8 @@ pub struct GenerateArgs {
     pub rate: Option<u64>,
     pub customers: Option<u64>,
     pub seed: Option<u64>,
+    /// Print a profile of this many records of the stream instead of publishing.
+    pub profile: Option<u64>,
 }
 
 pub async fn generate(settings: Settings, args: GenerateArgs, log: Logger) -> i32 {
@@ -31,12 +34,17 @@ pub async fn generate(settings: Settings, args: GenerateArgs, log: Logger) -> i3
     let mut plan = generator_plan(&settings, args.count);
     if let Some(rate) = args.rate {
         plan.rate = rate;
+        plan.sim.rate = rate as f64;
     }
     if let Some(customers) = args.customers {
-        plan.customers = usize::try_from(customers).unwrap_or(usize::MAX).max(1);
+        plan.sim.customers = usize::try_from(customers).unwrap_or(usize::MAX).max(1);
     }
     if let Some(seed) = args.seed {
-        plan.seed = seed;
+        plan.sim.seed = seed;
+    }
+    if let Some(records) = args.profile {
+        print!("{}", profile_report(&plan.sim, records));
+        return exit::OK;
     }
     if prepare_topics(&settings, &log, &stop).await.is_none() {
         return exit::FAILURE;

@@ -18,6 +18,7 @@ use crate::actors::generator::GeneratorPlan;
 use crate::actors::supervisor::{supervise, ChildGroup, Outcome, RestartPolicy};
 use crate::config::{self, Settings};
 use crate::db;
+use crate::domain::simulator::{InjectionRates, SimulatorConfig};
 use crate::health::{Health, PROBE_INTERVAL};
 use crate::kafka::{self as kafka_cfg, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
@@ -28,16 +29,30 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The generator's plan from `generator.*`; a random seed when none is set.
 pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan {
-    GeneratorPlan {
-        customers: config::count(settings.generator.customers),
-        rate: u64::try_from(settings.generator.rate).unwrap_or(0),
-        seed: settings
-            .generator
-            .seed
-            .and_then(|s| u64::try_from(s).ok())
-            .unwrap_or_else(rand::random),
-        count,
-    }
+    let g = &settings.generator;
+    let rate = u64::try_from(g.rate).unwrap_or(0);
+    let seed = g
+        .seed
+        .and_then(|s| u64::try_from(s).ok())
+        .unwrap_or_else(rand::random);
+    let mut sim = SimulatorConfig::new(
+        config::count(g.customers),
+        seed,
+        rate as f64,
+        settings.detector.bands,
+        settings.detector.spike_bpm,
+    );
+    sim.fault_rate = g.fault_rate;
+    sim.inject = InjectionRates {
+        bradycardia: g.inject.bradycardia,
+        tachycardia: g.inject.tachycardia,
+        critical_low: g.inject.critical_low,
+        critical_high: g.inject.critical_high,
+        spike: g.inject.spike,
+        deviation: g.inject.deviation,
+        silent: g.inject.silent,
+    };
+    GeneratorPlan { sim, rate, count }
 }
 
 /// Creates the topics this program uses, retrying until the broker answers.

@@ -45,7 +45,8 @@ pub const CREATE_STAGING: [&str; 2] = [
 ];
 
 /// Writes the staged detector states over the saved ones.
-pub const MOVE_STAGED_STATES: &str = "INSERT INTO detector_state (customer_id, kafka_partition, state) \
+pub const MOVE_STAGED_STATES: &str =
+    "INSERT INTO detector_state (customer_id, kafka_partition, state) \
      SELECT customer_id, kafka_partition, state FROM detector_state_stage ORDER BY customer_id \
      ON CONFLICT (customer_id) DO UPDATE SET kafka_partition = excluded.kafka_partition, \
      state = excluded.state, updated_at = now()";
