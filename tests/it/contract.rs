@@ -229,3 +229,50 @@ fn every_record_is_stored_or_rejected_once_and_rejects_reach_the_dead_letter_top
         poison.len() as i64
     );
 }
+
+#[test]
+fn generated_faults_cover_every_reject_reason_and_carry_their_ground_truth() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db).with("HEARTBEAT__GENERATOR__FAULT_RATE", "0.1");
+    assert!(setup.generate(2_000, 3).success());
+    let mut daemon = setup.spawn_run();
+    wait_for("every record committed", DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == 2_000).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+    let readings = db.count("SELECT count(*) AS n FROM readings");
+    let rejected = db.count("SELECT count(*) AS n FROM rejected_readings");
+    assert_eq!(readings + rejected, 2_000);
+    assert!(
+        (120..=280).contains(&rejected),
+        "about 10% faults: {rejected}"
+    );
+    assert_eq!(
+        db.count("SELECT count(DISTINCT reason) AS n FROM rejected_readings"),
+        11,
+        "every reject reason is exercised"
+    );
+    // Each fault's header names the reason it was rejected for.
+    let records = read_topic(&setup.topic, 2_000);
+    let mut faults = 0;
+    for m in &records {
+        if let Some(truth) =
+            header(m, "x-injected").and_then(|h| h.strip_prefix("fault:").map(str::to_owned))
+        {
+            faults += 1;
+            assert_eq!(
+                db.count(&format!(
+                    "SELECT count(*) AS n FROM rejected_readings WHERE kafka_partition = {} \
+                     AND kafka_offset = {} AND reason = '{truth}'",
+                    m.partition(),
+                    m.offset()
+                )),
+                1,
+                "the fault at {}/{} was rejected as {truth}",
+                m.partition(),
+                m.offset()
+            );
+        }
+    }
+    assert_eq!(faults, rejected);
+}
