@@ -275,6 +275,7 @@ impl AnomalyDetector {
                 class,
                 partition: r.partition,
                 offset: r.offset,
+                known_duplicate: duplicate,
             });
         }
         changed.sort_unstable();

@@ -4,21 +4,42 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{alert_outbox, alerts, anomalies, detector_state, rejected_readings};
-use super::staging::{detector_state_stage, readings_stage};
+use super::schema::{anomalies, detector_state, readings, rejected_readings};
+use super::staging::{alerts_stage, anomalies_stage, detector_state_stage, readings_stage};
 
-/// A reading as the writer stores it; COPYed into the staging table (see `db::staging`).
-#[derive(Debug, Insertable)]
-#[diesel(table_name = readings_stage)]
-#[diesel(treat_none_as_default_value = false)]
-pub struct NewReading<'a> {
-    pub event_id: Uuid,
-    pub customer_id: &'a str,
-    pub recorded_at: DateTime<Utc>,
-    pub heart_rate: i16,
-    pub class: &'static str,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
+/// A reading as the writer stores it, for one table: COPYed straight into `readings` when no
+/// row can conflict, or into the staging table first (see `db::staging`).
+macro_rules! new_reading {
+    ($name:ident, $table:ident) => {
+        #[derive(Debug, Insertable)]
+        #[diesel(table_name = $table)]
+        #[diesel(treat_none_as_default_value = false)]
+        pub struct $name<'a> {
+            pub event_id: Uuid,
+            pub customer_id: &'a str,
+            pub recorded_at: DateTime<Utc>,
+            pub heart_rate: i16,
+            pub class: &'static str,
+            pub kafka_partition: i32,
+            pub kafka_offset: i64,
+        }
+    };
+}
+new_reading!(NewReading, readings);
+new_reading!(StagedReading, readings_stage);
+
+impl<'a> From<&NewReading<'a>> for StagedReading<'a> {
+    fn from(r: &NewReading<'a>) -> Self {
+        StagedReading {
+            event_id: r.event_id,
+            customer_id: r.customer_id,
+            recorded_at: r.recorded_at,
+            heart_rate: r.heart_rate,
+            class: r.class,
+            kafka_partition: r.kafka_partition,
+            kafka_offset: r.kafka_offset,
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -32,8 +53,10 @@ pub struct NewRejected<'a> {
     pub kafka_offset: i64,
 }
 
+/// COPYed into the staging table (see `db::staging`).
 #[derive(Debug, Insertable)]
-#[diesel(table_name = anomalies)]
+#[diesel(table_name = anomalies_stage)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewAnomaly<'a> {
     pub event_id: Option<Uuid>,
     pub customer_id: &'a str,
@@ -43,8 +66,10 @@ pub struct NewAnomaly<'a> {
     pub details: &'a serde_json::Value,
 }
 
+/// COPYed into the staging table (see `db::staging`).
 #[derive(Debug, Insertable)]
-#[diesel(table_name = alerts)]
+#[diesel(table_name = alerts_stage)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct AlertChange<'a> {
     pub customer_id: &'a str,
     pub kind: &'static str,
@@ -75,7 +100,7 @@ pub struct SavedState {
 
 /// An anomaly row as stored, for the alerts topic (the value is this row as JSON, times in UTC
 /// RFC 3339).
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, serde::Serialize)]
 #[diesel(table_name = anomalies)]
 pub struct StoredAnomaly {
     pub id: i64,
@@ -86,10 +111,4 @@ pub struct StoredAnomaly {
     pub recorded_at: DateTime<Utc>,
     pub detected_at: DateTime<Utc>,
     pub details: serde_json::Value,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = alert_outbox)]
-pub struct OutboxEntry {
-    pub anomaly_id: i64,
 }

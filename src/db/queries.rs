@@ -9,11 +9,14 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
 use super::models::{
-    AlertChange, NewAnomaly, NewReading, NewRejected, OutboxEntry, SavedState, StateRow,
+    AlertChange, NewAnomaly, NewReading, NewRejected, SavedState, StagedReading, StateRow,
     StoredAnomaly,
 };
-use super::schema::{alert_outbox, alerts, anomalies, detector_state, readings, rejected_readings};
-use super::staging::{detector_state_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_STATES};
+use super::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
+use super::staging::{
+    alerts_stage, anomalies_stage, detector_state_stage, readings_stage, MOVE_STAGED,
+    MOVE_STAGED_ALERTS, MOVE_STAGED_ANOMALIES, MOVE_STAGED_STATES,
+};
 use super::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
@@ -95,10 +98,12 @@ pub fn persist_batch(
         alerts: alerts_in,
         states: states_in,
     } = batch;
-    // The first copy of an identity within the batch wins, as across batches.
+    // The first copy of an identity within the batch wins, as across batches; copies the
+    // detector already knows are stored (or on their way) are left out.
     let mut seen = HashSet::with_capacity(readings_in.len());
     let rows: Vec<NewReading<'_>> = readings_in
         .iter()
+        .filter(|r| !r.known_duplicate)
         .filter(|r| seen.insert((r.reading.event_id, r.reading.recorded_at)))
         .map(|r| NewReading {
             event_id: r.reading.event_id,
@@ -122,11 +127,76 @@ pub fn persist_batch(
         })
         .collect();
 
-    conn.transaction::<_, DbError, _>(|conn| {
+    let batch = Prepared {
+        readings_in: readings_in.len(),
+        rows: &rows,
+        rejects: &rejects,
+        anomalies_in,
+        alerts_in,
+        states_in,
+    };
+    // Optimistic: the detector has left out every copy it knows is stored, so the readings
+    // normally go straight in by COPY. Should one conflict after all (another processor stored
+    // it during a rebalance), the transaction fails as a whole and is redone through staging,
+    // which skips what is there.
+    match conn.transaction(|c| write_batch(c, &batch, ReadingsPath::Direct)) {
+        Err(DbError::Query {
+            source:
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ),
+            ..
+        }) => conn.transaction(|c| write_batch(c, &batch, ReadingsPath::Staged)),
+        other => other,
+    }
+}
+
+/// How the readings of a batch go in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadingsPath {
+    /// Binary COPY into `readings`: fastest, fails on any conflict.
+    Direct,
+    /// COPY into the staging table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
+    Staged,
+}
+
+/// A batch ready to write, borrowed from the message.
+struct Prepared<'a> {
+    readings_in: usize,
+    rows: &'a [NewReading<'a>],
+    rejects: &'a [NewRejected<'a>],
+    anomalies_in: &'a [Anomaly],
+    alerts_in: &'a [AlertRow],
+    states_in: &'a [CustomerSnapshot],
+}
+
+/// The body of the batch transaction.
+fn write_batch(
+    conn: &mut PgConnection,
+    batch: &Prepared<'_>,
+    path: ReadingsPath,
+) -> Result<BatchOutcome, DbError> {
+    let Prepared {
+        readings_in,
+        rows,
+        rejects,
+        anomalies_in,
+        alerts_in,
+        states_in,
+    } = *batch;
+    {
         let mut inserted: HashSet<(Uuid, DateTime<Utc>)> = HashSet::with_capacity(rows.len());
-        if !rows.is_empty() {
+        if !rows.is_empty() && path == ReadingsPath::Direct {
+            diesel::copy_from(readings::table)
+                .from_insertable(rows)
+                .execute(conn)
+                .map_err(DbError::query("copy readings"))?;
+            inserted.extend(rows.iter().map(|r| (r.event_id, r.recorded_at)));
+        } else if !rows.is_empty() {
+            let staged: Vec<StagedReading<'_>> = rows.iter().map(StagedReading::from).collect();
             diesel::copy_from(readings_stage::table)
-                .from_insertable(&rows)
+                .from_insertable(&staged)
                 .execute(conn)
                 .map_err(DbError::query("copy readings into the staging table"))?;
             let moved: Vec<Identity> = diesel::sql_query(MOVE_STAGED)
@@ -152,28 +222,20 @@ pub fn persist_batch(
             })
             .collect();
         let mut anomalies_by_kind = HashMap::new();
-        let mut stored_anomalies = Vec::new();
-        for chunk in new_anomalies.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<StoredAnomaly> = diesel::insert_into(anomalies::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning(StoredAnomaly::as_returning())
-                .get_results(conn)
-                .map_err(DbError::query("insert anomalies"))?;
-            let outbox: Vec<OutboxEntry> = rows
-                .iter()
-                .map(|a| OutboxEntry { anomaly_id: a.id })
-                .collect();
-            diesel::insert_into(alert_outbox::table)
-                .values(&outbox)
+        let mut stored_anomalies: Vec<StoredAnomaly> = Vec::new();
+        if !new_anomalies.is_empty() {
+            diesel::copy_from(anomalies_stage::table)
+                .from_insertable(&new_anomalies)
                 .execute(conn)
-                .map_err(DbError::query("note alerts to publish"))?;
-            for row in &rows {
+                .map_err(DbError::query("copy anomalies into the staging table"))?;
+            stored_anomalies = diesel::sql_query(MOVE_STAGED_ANOMALIES)
+                .load(conn)
+                .map_err(DbError::query("insert anomalies"))?;
+            for row in &stored_anomalies {
                 if let Some(k) = AnomalyKind::ALL.iter().find(|k| k.as_str() == row.kind) {
                     *anomalies_by_kind.entry(*k).or_insert(0) += 1;
                 }
             }
-            stored_anomalies.extend(rows);
         }
 
         let mut rejected = 0;
@@ -192,16 +254,18 @@ pub fn persist_batch(
         Ok(BatchOutcome {
             stored_anomalies,
             stored: inserted.len() as u64,
-            duplicates: (readings_in.len() - inserted.len()) as u64,
+            duplicates: readings_in.saturating_sub(inserted.len()) as u64,
             rejected,
             anomalies: anomalies_by_kind,
         })
-    })
+    }
 }
 
 /// Writes the alert episodes' latest versions (one row per customer, kind and opening).
 fn upsert_alerts(conn: &mut PgConnection, rows: &[AlertRow]) -> Result<(), DbError> {
-    use diesel::upsert::excluded;
+    if rows.is_empty() {
+        return Ok(());
+    }
     // One statement may not touch a row twice: keep the last version of each episode.
     let mut latest: HashMap<(&str, AnomalyKind, DateTime<Utc>), &AlertRow> = HashMap::new();
     for r in rows {
@@ -219,20 +283,13 @@ fn upsert_alerts(conn: &mut PgConnection, rows: &[AlertRow]) -> Result<(), DbErr
             peak_heart_rate: r.peak_heart_rate,
         })
         .collect();
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-        diesel::insert_into(alerts::table)
-            .values(chunk)
-            .on_conflict((alerts::customer_id, alerts::kind, alerts::opened_at))
-            .do_update()
-            .set((
-                alerts::last_seen_at.eq(excluded(alerts::last_seen_at)),
-                alerts::resolved_at.eq(excluded(alerts::resolved_at)),
-                alerts::readings.eq(excluded(alerts::readings)),
-                alerts::peak_heart_rate.eq(excluded(alerts::peak_heart_rate)),
-            ))
-            .execute(conn)
-            .map_err(DbError::query("upsert alerts"))?;
-    }
+    diesel::copy_from(alerts_stage::table)
+        .from_insertable(&changes)
+        .execute(conn)
+        .map_err(DbError::query("copy alerts into the staging table"))?;
+    diesel::sql_query(MOVE_STAGED_ALERTS)
+        .execute(conn)
+        .map_err(DbError::query("upsert alerts"))?;
     Ok(())
 }
 

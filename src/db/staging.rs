@@ -33,8 +33,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Same columns as `anomalies` less the generated `id` and defaulted `detected_at`.
+    anomalies_stage (customer_id, kind, recorded_at) {
+        event_id -> Nullable<Uuid>,
+        customer_id -> Text,
+        kind -> Text,
+        heart_rate -> Nullable<Int2>,
+        recorded_at -> Timestamptz,
+        details -> Jsonb,
+    }
+}
+
+diesel::table! {
+    /// Same columns as `alerts`.
+    alerts_stage (customer_id, kind, opened_at) {
+        customer_id -> Text,
+        kind -> Text,
+        opened_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        readings -> Int4,
+        peak_heart_rate -> Nullable<Int2>,
+    }
+}
+
 /// The staging tables, created once per connection.
-pub const CREATE_STAGING: [&str; 2] = [
+pub const CREATE_STAGING: [&str; 4] = [
     "CREATE TEMPORARY TABLE IF NOT EXISTS readings_stage (\
      event_id uuid NOT NULL, customer_id text NOT NULL, recorded_at timestamptz NOT NULL, \
      heart_rate smallint NOT NULL, class text NOT NULL, kafka_partition int NOT NULL, \
@@ -42,7 +67,33 @@ pub const CREATE_STAGING: [&str; 2] = [
     "CREATE TEMPORARY TABLE IF NOT EXISTS detector_state_stage (\
      customer_id text NOT NULL, kafka_partition int NOT NULL, state jsonb NOT NULL) \
      ON COMMIT DELETE ROWS",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS anomalies_stage (\
+     event_id uuid, customer_id text NOT NULL, kind text NOT NULL, heart_rate smallint, \
+     recorded_at timestamptz NOT NULL, details jsonb NOT NULL) ON COMMIT DELETE ROWS",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS alerts_stage (\
+     customer_id text NOT NULL, kind text NOT NULL, opened_at timestamptz NOT NULL, \
+     last_seen_at timestamptz NOT NULL, resolved_at timestamptz, readings int NOT NULL, \
+     peak_heart_rate smallint) ON COMMIT DELETE ROWS",
 ];
+
+/// Inserts the staged anomalies that are new, notes each in the alert outbox, and returns them
+/// as stored.
+pub const MOVE_STAGED_ANOMALIES: &str = "WITH stored AS (\
+     INSERT INTO anomalies (event_id, customer_id, kind, heart_rate, recorded_at, details) \
+     SELECT event_id, customer_id, kind, heart_rate, recorded_at, details FROM anomalies_stage \
+     ON CONFLICT DO NOTHING \
+     RETURNING id, event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details), \
+     noted AS (INSERT INTO alert_outbox (anomaly_id) SELECT id FROM stored) \
+     SELECT * FROM stored";
+
+/// Writes the staged alert episodes (their latest versions) over the stored ones, in key order.
+pub const MOVE_STAGED_ALERTS: &str = "INSERT INTO alerts \
+     (customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate) \
+     SELECT customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate \
+     FROM alerts_stage ORDER BY customer_id, kind, opened_at \
+     ON CONFLICT (customer_id, kind, opened_at) DO UPDATE SET \
+     last_seen_at = excluded.last_seen_at, resolved_at = excluded.resolved_at, \
+     readings = excluded.readings, peak_heart_rate = excluded.peak_heart_rate";
 
 /// Writes the staged detector states over the saved ones.
 pub const MOVE_STAGED_STATES: &str =

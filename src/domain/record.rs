@@ -53,6 +53,8 @@ pub struct ClassifiedReading {
     pub class: HeartRateClass,
     pub partition: i32,
     pub offset: i64,
+    /// The detector found this identity stored or in flight already: the writer adds no row.
+    pub known_duplicate: bool,
 }
 
 /// A record that broke the contract, with why.
