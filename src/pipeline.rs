@@ -200,6 +200,7 @@ impl ChildGroup for ProcessorGroup {
                 AnomalyDetector::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     AnomalyDetector::new(
                         &settings.detector,
+                        config::count(settings.writer.batch_size),
                         pool,
                         settings.database.clone(),
                         progress,

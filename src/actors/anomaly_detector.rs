@@ -41,9 +41,12 @@ pub const NAME: &str = "anomaly_detector";
 
 /// How often the silence timer looks at every customer.
 const TICK: Duration = Duration::from_secs(1);
-/// Identities remembered for spotting repeats before they are stored: more than every record in
-/// flight between here and a commit (a few batches per stage).
-const RECENT_IDENTITIES: usize = 200_000;
+/// Identities remembered for spotting repeats before they are stored, at least; more than every
+/// record that can be in flight between here and a commit.
+const RECENT_IDENTITIES_MIN: usize = 200_000;
+/// Batches that can be in flight after the detector: its mailbox and the writer's hold
+/// `MAILBOX_CAPACITY` each, the writer one more, the output publisher up to 8; with room to spare.
+const BATCHES_IN_FLIGHT_BOUND: usize = 40;
 /// Waits between attempts when PostgreSQL does not answer a look-up.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -111,6 +114,7 @@ impl AnomalyDetector {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: &DetectorSettings,
+        batch_size: usize,
         pool: PgPool,
         database: DatabaseSettings,
         progress: Arc<PartitionProgress>,
@@ -125,7 +129,9 @@ impl AnomalyDetector {
             silence_after: config::millis(settings.silence_after_ms),
             forget_after: config::millis(settings.forget_after_ms),
             customers: HashMap::new(),
-            recent: RecentIdentities::new(RECENT_IDENTITIES),
+            recent: RecentIdentities::new(
+                RECENT_IDENTITIES_MIN.max(BATCHES_IN_FLIGHT_BOUND * batch_size),
+            ),
             pool,
             database,
             progress,
