@@ -156,20 +156,8 @@ pub struct GeneratorSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     pub fault_rate: f64,
-    pub inject: InjectSettings,
-}
-
-/// Chance per reading of a customer that an injected episode starts (`generator.inject.*`).
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct InjectSettings {
-    pub bradycardia: f64,
-    pub tachycardia: f64,
-    pub critical_low: f64,
-    pub critical_high: f64,
-    pub spike: f64,
-    pub deviation: f64,
-    pub silent: f64,
+    /// Chance per reading of a customer that an injected episode starts (`generator.inject.*`).
+    pub inject: crate::domain::simulator::InjectionRates,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use slog::{info, o, warn, Logger};
 use uuid::Uuid;
 
-use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{forward_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::{self, DatabaseSettings, DetectorSettings};
 use crate::db::queries::{load_states, stored_identities};
 use crate::db::{self, DbError, PgPool};
@@ -388,23 +388,12 @@ impl Handler<ReadingsValidated> for AnomalyDetector {
     fn handle(&mut self, msg: ReadingsValidated, _: &mut Self::Context) -> Self::Result {
         self.metrics.mailbox_out(NAME);
         let out = self.detect(msg);
-        let next = self.next.clone();
-        let metrics = self.metrics.clone();
-        metrics.mailbox_in(super::db_writer::NAME);
-        // Atomic for order and backpressure, as in the validator.
-        AtomicResponse::new(Box::pin(
-            async move {
-                if next.send(out).await.is_err() {
-                    metrics.mailbox_out(super::db_writer::NAME);
-                }
-            }
-            .into_actor(self)
-            .map(|_, act, ctx| {
-                if !act.next.connected() {
-                    ctx.stop();
-                }
-            }),
-        ))
+        forward_in_order(
+            self.next.clone(),
+            out,
+            &self.metrics,
+            super::db_writer::NAME,
+        )
     }
 }
 

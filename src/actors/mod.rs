@@ -16,14 +16,49 @@ pub mod output_publisher;
 pub mod supervisor;
 pub mod validator;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::prelude::*;
 use slog::{warn, Logger};
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::metrics::Metrics;
 
 /// Messages a data-path mailbox holds before senders wait: with batches of thousands of
 /// records, a few batches per stage keep every stage busy while bounding memory.
 pub const MAILBOX_CAPACITY: usize = 4;
+
+/// Hands `msg` to the next stage of the data path as a handler's atomic response: the actor takes
+/// no other message until `msg` is in `next`'s mailbox, so batches stay in order and a slow next
+/// stage slows this one (backpressure). If the next stage is gone, the actor stops, which tells
+/// the supervisor through its exit guard.
+pub fn forward_in_order<A, M>(
+    next: Recipient<M>,
+    msg: M,
+    metrics: &Arc<Metrics>,
+    next_name: &'static str,
+) -> AtomicResponse<A, ()>
+where
+    A: Actor<Context = Context<A>>,
+    M: Message<Result = ()> + Send + 'static,
+{
+    let metrics = metrics.clone();
+    metrics.mailbox_in(next_name);
+    let connected = next.clone();
+    AtomicResponse::new(Box::pin(
+        actix::fut::wrap_future::<_, A>(async move {
+            if next.send(msg).await.is_err() {
+                metrics.mailbox_out(next_name);
+            }
+        })
+        .map(move |_, _, ctx: &mut Context<A>| {
+            if !connected.connected() {
+                ctx.stop();
+            }
+        }),
+    ))
+}
 
 /// An actor has stopped or died.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use slog::{o, warn, Logger};
 
-use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{forward_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::domain::record::{RejectedRecord, SourcedReading};
 use crate::domain::validation::{validate, ValidationRules};
 use crate::messages::{ReadingsValidated, RecordsReceived};
@@ -114,24 +114,11 @@ impl Handler<RecordsReceived> for Validator {
     fn handle(&mut self, msg: RecordsReceived, _: &mut Self::Context) -> Self::Result {
         self.metrics.mailbox_out(NAME);
         let out = self.split(msg);
-        let next = self.next.clone();
-        let metrics = self.metrics.clone();
-        metrics.mailbox_in(super::anomaly_detector::NAME);
-        // Atomic: the next batch waits until this one is in the detector's mailbox, so batches
-        // stay in order and a slow detector slows the validator (backpressure).
-        AtomicResponse::new(Box::pin(
-            async move {
-                if next.send(out).await.is_err() {
-                    metrics.mailbox_out(super::anomaly_detector::NAME);
-                }
-            }
-            .into_actor(self)
-            .map(|_, act, ctx| {
-                if !act.next.connected() {
-                    // The detector is gone; stopping tells the supervisor through the guard.
-                    ctx.stop();
-                }
-            }),
-        ))
+        forward_in_order(
+            self.next.clone(),
+            out,
+            &self.metrics,
+            super::anomaly_detector::NAME,
+        )
     }
 }

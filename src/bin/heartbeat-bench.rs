@@ -171,34 +171,12 @@ struct Pass {
 
 /// Runs the processor over `topic` into a fresh database until all `records` are stored.
 fn pass(topic: &str, records: u64) -> anyhow::Result<Pass> {
-    let db = unique("hb_bench");
-    let mut admin = PgConnection::establish(&admin_url()).context("connect to PostgreSQL")?;
-    diesel::sql_query(format!("CREATE DATABASE {db}")).execute(&mut admin)?;
-    let server = admin_url()
-        .rsplit_once('/')
-        .map(|(s, _)| s.to_owned())
-        .unwrap_or_default();
-    let url = format!("{server}/{db}");
-    let bin = std::env::current_exe()?.with_file_name("heartbeat-pipeline");
-    let mut child: Child = Command::new(&bin)
+    let (db, url, mut admin) = fresh_database("hb_bench")?;
+    let bin = pipeline_binary()?;
+    let mut child = Command::new(&bin);
+    pipeline_env(&mut child, topic, &url, &unique("hb_bench"));
+    let mut child: Child = child
         .arg("run")
-        .env("HEARTBEAT__DATABASE__URL", &url)
-        .env("HEARTBEAT__KAFKA__BROKERS", brokers())
-        .env("HEARTBEAT__KAFKA__GROUP_ID", unique("hb_bench"))
-        .env("HEARTBEAT__KAFKA__TOPICS__READINGS", topic)
-        .env(
-            "HEARTBEAT__KAFKA__TOPICS__DEAD_LETTER",
-            format!("{topic}-dlq"),
-        )
-        .env(
-            "HEARTBEAT__KAFKA__TOPICS__ALERTS",
-            format!("{topic}-alerts"),
-        )
-        .env("HEARTBEAT__GENERATOR__ENABLED", "false")
-        .env("HEARTBEAT__HTTP__BIND", "127.0.0.1:0")
-        .env("HEARTBEAT__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("start {}", bin.display()))?;
     let started = Instant::now();
@@ -288,6 +266,24 @@ fn poison(records: u64, poison_percent: u64, rounds: u32) -> anyhow::Result<()> 
         best_poison / best_clean
     );
     Ok(())
+}
+
+/// A new, empty database: its name, URL, and an admin connection to drop it with afterwards.
+fn fresh_database(prefix: &str) -> anyhow::Result<(String, String, PgConnection)> {
+    let db = unique(prefix);
+    let mut admin = PgConnection::establish(&admin_url()).context("connect to PostgreSQL")?;
+    diesel::sql_query(format!("CREATE DATABASE {db}")).execute(&mut admin)?;
+    let server = admin_url()
+        .rsplit_once('/')
+        .map(|(s, _)| s.to_owned())
+        .unwrap_or_default();
+    let url = format!("{server}/{db}");
+    Ok((db, url, admin))
+}
+
+/// The `heartbeat-pipeline` binary built beside this one.
+fn pipeline_binary() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::env::current_exe()?.with_file_name("heartbeat-pipeline"))
 }
 
 /// The environment of a processor or generator run on `topic` into database `url`.
@@ -394,15 +390,8 @@ fn quality(
     use heartbeat_pipeline::domain::classification::AnomalyKind;
     let topic = unique("bench_quality");
     create_topics(&[&topic])?;
-    let db = unique("hb_quality");
-    let mut admin = PgConnection::establish(&admin_url()).context("connect to PostgreSQL")?;
-    diesel::sql_query(format!("CREATE DATABASE {db}")).execute(&mut admin)?;
-    let server = admin_url()
-        .rsplit_once('/')
-        .map(|(s, _)| s.to_owned())
-        .unwrap_or_default();
-    let url = format!("{server}/{db}");
-    let bin = std::env::current_exe()?.with_file_name("heartbeat-pipeline");
+    let (db, url, mut admin) = fresh_database("hb_quality")?;
+    let bin = pipeline_binary()?;
 
     let mut processor = Command::new(&bin);
     pipeline_env(&mut processor, &topic, &url, &unique("hb_quality"));

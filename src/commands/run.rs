@@ -18,7 +18,7 @@ use crate::actors::generator::GeneratorPlan;
 use crate::actors::supervisor::{supervise, ChildGroup, Outcome, RestartPolicy};
 use crate::config::{self, Settings};
 use crate::db;
-use crate::domain::simulator::{InjectionRates, SimulatorConfig};
+use crate::domain::simulator::SimulatorConfig;
 use crate::health::{Health, PROBE_INTERVAL};
 use crate::kafka::{self as kafka_cfg, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
@@ -43,15 +43,7 @@ pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan 
         settings.detector.spike_bpm,
     );
     sim.fault_rate = g.fault_rate;
-    sim.inject = InjectionRates {
-        bradycardia: g.inject.bradycardia,
-        tachycardia: g.inject.tachycardia,
-        critical_low: g.inject.critical_low,
-        critical_high: g.inject.critical_high,
-        spike: g.inject.spike,
-        deviation: g.inject.deviation,
-        silent: g.inject.silent,
-    };
+    sim.inject = g.inject.clone();
     GeneratorPlan { sim, rate, count }
 }
 

@@ -198,7 +198,8 @@ impl Activity {
 /// is not its first and not part of an episode already, that an episode of that kind starts for
 /// that customer with this reading. Values are clamped to 0..=1; when they add up to more than
 /// 1 they are scaled down to add up to 1.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct InjectionRates {
     pub bradycardia: f64,
     pub tachycardia: f64,
