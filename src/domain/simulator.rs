@@ -42,6 +42,9 @@ use crate::domain::validation::RejectReason;
 /// (customer, heart rate) sequence, does not depend on when the generator runs.
 pub const SIM_START_UNIX_SECS: i64 = 1_767_225_600;
 
+/// The shortest simulated time between two readings of one customer, seconds.
+const MIN_READING_INTERVAL_S: f64 = 1e-6;
+
 /// Mean resting heart rate of the simulated adults, bpm: between the ~70 of clinical norms and
 /// the ~65 measured by wearables over a large cohort (Quer et al. 2020).
 const REST_MEAN_BPM: f64 = 68.0;
@@ -323,7 +326,9 @@ impl SimulatorConfig {
     pub fn reading_interval_s(&self) -> f64 {
         let customers = self.customers.max(1) as f64;
         if self.rate.is_finite() && self.rate > 0.0 {
-            customers / self.rate
+            // At least a microsecond between two readings of a customer: faster has no meaning
+            // and would let the simulated clock stand still.
+            (customers / self.rate).max(MIN_READING_INTERVAL_S)
         } else {
             1.0
         }
@@ -529,15 +534,31 @@ impl Simulator {
             return (self.fault(now), Trace::default());
         }
         let count = self.customers.len() as u64;
+        let mut skipped = 0u64;
         loop {
+            if skipped >= count {
+                // Every device is silent: jump the clock to the first one that wakes up rather
+                // than walk the turns in between (there can be billions at a high rate).
+                let wake_s = self.customers.iter().map(|c| c.silent_until).min().unwrap_or(0);
+                let wake_slot = (f64::from(wake_s) * 1e9 / self.model.slot_ns).ceil();
+                let wake_slot = if wake_slot.is_finite() && wake_slot < u64::MAX as f64 {
+                    wake_slot as u64
+                } else {
+                    u64::MAX / 2
+                };
+                self.slot = self.slot.max(wake_slot);
+                skipped = 0;
+            }
             let slot = self.slot;
             self.slot = self.slot.wrapping_add(1);
             // `count` is at least 1 and the remainder is below it, so it fits a usize.
             let index = (slot % count) as usize;
             let t_ns = (slot as f64 * self.model.slot_ns).round();
             let t_s = t_ns / 1e9;
-            // Terminates: a silence lasts a bounded simulated time and the clock moves on.
+            // Terminates: a silence lasts a bounded simulated time, and when every device is
+            // silent the clock jumps to the first wake-up.
             if f64::from(self.customers[index].silent_until) > t_s {
+                skipped += 1;
                 continue;
             }
             let (hr, activity, labels, trace) =
