@@ -539,7 +539,12 @@ impl Simulator {
             if skipped >= count {
                 // Every device is silent: jump the clock to the first one that wakes up rather
                 // than walk the turns in between (there can be billions at a high rate).
-                let wake_s = self.customers.iter().map(|c| c.silent_until).min().unwrap_or(0);
+                let wake_s = self
+                    .customers
+                    .iter()
+                    .map(|c| c.silent_until)
+                    .min()
+                    .unwrap_or(0);
                 let wake_slot = (f64::from(wake_s) * 1e9 / self.model.slot_ns).ceil();
                 let wake_slot = if wake_slot.is_finite() && wake_slot < u64::MAX as f64 {
                     wake_slot as u64

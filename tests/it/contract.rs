@@ -79,10 +79,7 @@ fn every_record_is_stored_or_rejected_once_and_rejects_reach_the_dead_letter_top
     let db = TestDb::new();
     let setup = Setup::new(&db);
     // `run` creates the topics; start it first so the producers find them.
-    let mut daemon = setup.spawn_run();
-    wait_for("the topic to exist", DEADLINE, || {
-        daemon.records("group started").first().map(|_| ())
-    });
+    let mut daemon = setup.spawn_run_started();
 
     let now = now_ms();
     let mut valid = 0;

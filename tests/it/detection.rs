@@ -64,10 +64,7 @@ fn wait_rows(db: &TestDb, n: i64) {
 fn a_baseline_continues_after_a_restart() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let mut daemon = setup.spawn_run();
-    wait_for("the processor to start", DEADLINE, || {
-        daemon.records("group started").first().map(|_| ())
-    });
+    let mut daemon = setup.spawn_run_started();
     let p = producer();
     send_series(&p, &setup.topic, "CUST-BASE", 0, &steady(40));
     wait_rows(&db, 40);
@@ -94,10 +91,7 @@ fn a_baseline_continues_after_a_restart() {
 fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let mut daemon = setup.spawn_run();
-    wait_for("the processor to start", DEADLINE, || {
-        daemon.records("group started").first().map(|_| ())
-    });
+    let mut daemon = setup.spawn_run_started();
     let p = producer();
     // Lows, highs, a critical value and spikes over a steady baseline, for a few customers.
     let mut series = steady(35);
@@ -179,10 +173,7 @@ fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
 fn a_silent_customer_is_reported_once_and_the_next_reading_ends_it() {
     let db = TestDb::new();
     let setup = Setup::new(&db).with("HEARTBEAT__DETECTOR__SILENCE_AFTER_MS", "3000");
-    let mut daemon = setup.spawn_run();
-    wait_for("the processor to start", DEADLINE, || {
-        daemon.records("group started").first().map(|_| ())
-    });
+    let mut daemon = setup.spawn_run_started();
     let p = producer();
     send_series(&p, &setup.topic, "CUST-QUIET", 0, &[70, 71, 72]);
     wait_rows(&db, 3);

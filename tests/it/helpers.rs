@@ -219,6 +219,15 @@ impl Setup {
     pub fn spawn_run(&self) -> Daemon {
         Daemon::spawn(self.command(&["run"]))
     }
+
+    /// Starts `run` and waits until its actors run, so the topics it creates exist.
+    pub fn spawn_run_started(&self) -> Daemon {
+        let daemon = self.spawn_run();
+        wait_for("the processor to start", Duration::from_secs(90), || {
+            daemon.records("group started").first().map(|_| ())
+        });
+        daemon
+    }
 }
 
 pub fn log_enabled() -> bool {
