@@ -24,6 +24,9 @@ use crate::kafka::{self as kafka_cfg, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
 use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared};
 
+/// How often retention looks for expired day partitions.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How often `run` logs a progress line (counts so far) at INFO.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -148,6 +151,37 @@ fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
     });
 }
 
+/// Drops expired day partitions (`storage.retention_days`) now and every
+/// [`RETENTION_INTERVAL`]; 0 keeps everything.
+fn spawn_retention(settings: Arc<Settings>, log: Logger) {
+    let keep_days = settings.storage.retention_days;
+    if keep_days == 0 {
+        return;
+    }
+    let keep_days = i32::try_from(keep_days).unwrap_or(i32::MAX);
+    actix_rt::spawn(async move {
+        loop {
+            let database = settings.database.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                db::connect(&database).and_then(|mut c| {
+                    crate::db::queries::drop_expired_partitions(&mut c, keep_days)
+                })
+            })
+            .await;
+            match result {
+                Ok(Ok(dropped)) if !dropped.is_empty() => {
+                    info!(log, "retention dropped expired days of readings";
+                        "partitions" => dropped.join(","), "retention_days" => keep_days)
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => slog::warn!(log, "retention failed, will retry"; "error" => %e),
+                Err(e) => slog::warn!(log, "retention task failed"; "error" => %e),
+            }
+            tokio::time::sleep(RETENTION_INTERVAL).await;
+        }
+    });
+}
+
 /// Logs the counts so far every [`PROGRESS_INTERVAL`], so a person sees the pipeline work.
 fn spawn_progress(metrics: Arc<Metrics>, log: Logger) {
     actix_rt::spawn(async move {
@@ -224,6 +258,7 @@ async fn run_groups(
                 "database" => db::target(&settings.database.url)),
             None => return exit::OK,
         }
+        spawn_retention(settings.clone(), log.clone());
     }
     if prepare_topics(settings, log, stop).await.is_none() {
         return exit::OK;

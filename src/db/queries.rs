@@ -472,3 +472,25 @@ pub fn summary(conn: &mut PgConnection) -> Result<Summary, DbError> {
         )?,
     })
 }
+
+#[derive(Debug, QueryableByName)]
+struct Dropped {
+    #[diesel(sql_type = Text)]
+    heartbeat_drop_expired_partitions: String,
+}
+
+/// Drops the day partitions of `readings` older than `keep_days` days (retention); returns their
+/// names.
+pub fn drop_expired_partitions(
+    conn: &mut PgConnection,
+    keep_days: i32,
+) -> Result<Vec<String>, DbError> {
+    let dropped: Vec<Dropped> = diesel::sql_query("SELECT heartbeat_drop_expired_partitions($1)")
+        .bind::<diesel::sql_types::Integer, _>(keep_days)
+        .load(conn)
+        .map_err(DbError::query("drop expired partitions"))?;
+    Ok(dropped
+        .into_iter()
+        .map(|d| d.heartbeat_drop_expired_partitions)
+        .collect())
+}

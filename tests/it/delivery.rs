@@ -114,3 +114,44 @@ fn no_offset_is_committed_while_the_database_write_fails() {
     });
     assert_eq!(daemon.stop(), 0);
 }
+
+#[test]
+fn retention_drops_whole_expired_days_and_keeps_the_rest() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db).with("HEARTBEAT__STORAGE__RETENTION_DAYS", "30");
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let partition_count = |name: &str| {
+        db.count(&format!(
+            "SELECT count(*) AS n FROM pg_class WHERE relname = '{name}'"
+        ))
+    };
+    db.execute("SELECT heartbeat_ensure_day_partition('2020-01-01T12:00:00Z')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now() - interval '29 days')");
+    db.execute(
+        "INSERT INTO readings (event_id, customer_id, recorded_at, heart_rate, class, \
+         kafka_partition, kafka_offset) VALUES \
+         (gen_random_uuid(), 'OLD', '2020-01-01T12:00:00Z', 70, 'normal', 0, 0), \
+         (gen_random_uuid(), 'KEPT', now() - interval '29 days', 70, 'normal', 0, 1)",
+    );
+    assert_eq!(partition_count("readings_20200101"), 1);
+
+    let mut daemon = setup.spawn_run();
+    wait_for("the expired day to be dropped", STORE_DEADLINE, || {
+        (partition_count("readings_20200101") == 0).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM readings WHERE customer_id = 'OLD'"),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM readings WHERE customer_id = 'KEPT'"),
+        1,
+        "a day inside the retention window stays"
+    );
+}

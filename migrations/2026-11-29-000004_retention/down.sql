@@ -1,0 +1,1 @@
+DROP FUNCTION heartbeat_drop_expired_partitions(int);

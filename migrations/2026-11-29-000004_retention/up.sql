@@ -1,0 +1,24 @@
+-- Retention (storage.retention_days): drops whole UTC days of readings, i.e. their partitions,
+-- older than `keep_days` days before today (UTC). Returns the partitions dropped. Serialized with
+-- partition creation by the same advisory lock, so processors that run it together agree.
+CREATE FUNCTION heartbeat_drop_expired_partitions(keep_days int) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+    oldest_kept date := (now() AT TIME ZONE 'UTC')::date - keep_days;
+    part        text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('heartbeat_partitions'));
+    FOR part IN
+        SELECT c.relname
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_class p ON p.oid = i.inhparent
+        WHERE p.relname = 'readings'
+          AND c.relname ~ '^readings_[0-9]{8}$'
+          AND to_date(substr(c.relname, 10), 'YYYYMMDD') < oldest_kept
+        ORDER BY c.relname
+    LOOP
+        EXECUTE format('DROP TABLE %I', part);
+        RETURN NEXT part;
+    END LOOP;
+END $$;
