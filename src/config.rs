@@ -116,6 +116,7 @@ pub struct Settings {
     pub detector: DetectorSettings,
     pub writer: WriterSettings,
     pub storage: StorageSettings,
+    pub supervisor: SupervisorSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
 }
@@ -215,6 +216,15 @@ pub struct WriterSettings {
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub retention_days: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorSettings {
+    pub max_restarts: i64,
+    pub restart_window_ms: i64,
+    pub backoff_min_ms: i64,
+    pub backoff_max_ms: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -403,6 +413,22 @@ impl Settings {
             0,
             3_600_000,
         );
+        let s = &self.supervisor;
+        range("supervisor.max_restarts", s.max_restarts, 0, 1_000_000);
+        range(
+            "supervisor.restart_window_ms",
+            s.restart_window_ms,
+            1,
+            i64::from(i32::MAX),
+        );
+        range("supervisor.backoff_min_ms", s.backoff_min_ms, 0, 3_600_000);
+        range("supervisor.backoff_max_ms", s.backoff_max_ms, 0, 3_600_000);
+        if s.backoff_min_ms > s.backoff_max_ms {
+            p.push(format!(
+                "supervisor.backoff_min_ms: {} is above supervisor.backoff_max_ms {}",
+                s.backoff_min_ms, s.backoff_max_ms
+            ));
+        }
 
         let g = &self.generator;
         let i = &g.inject;

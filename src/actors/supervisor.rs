@@ -53,6 +53,18 @@ pub struct RestartPolicy {
     pub backoff_max: Duration,
 }
 
+impl RestartPolicy {
+    /// The policy of `supervisor.*`.
+    pub fn from_settings(s: &crate::config::SupervisorSettings) -> Self {
+        RestartPolicy {
+            max_restarts: crate::config::count(s.max_restarts),
+            window: crate::config::millis(s.restart_window_ms),
+            backoff_min: crate::config::millis(s.backoff_min_ms),
+            backoff_max: crate::config::millis(s.backoff_max_ms),
+        }
+    }
+}
+
 impl Default for RestartPolicy {
     fn default() -> Self {
         RestartPolicy {

@@ -280,7 +280,7 @@ async fn run_groups(
     }
     let outcome = supervise(
         groups,
-        RestartPolicy::default(),
+        RestartPolicy::from_settings(&settings.supervisor),
         stopped(stop.clone()),
         config::millis(settings.shutdown.timeout_ms),
         metrics.clone(),
