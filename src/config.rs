@@ -239,6 +239,8 @@ pub struct LogSettings {
     pub level: String,
     pub format: String,
     pub file: String,
+    pub max_size_mb: i64,
+    pub max_files: i64,
 }
 
 /// A duration from a validated, non-negative millisecond key.
@@ -413,6 +415,8 @@ impl Settings {
             0,
             3_600_000,
         );
+        range("log.max_size_mb", self.log.max_size_mb, 1, 1_000_000);
+        range("log.max_files", self.log.max_files, 1, 1_000);
         let s = &self.supervisor;
         range("supervisor.max_restarts", s.max_restarts, 0, 1_000_000);
         range(

@@ -6,7 +6,7 @@
 //! - [`cli`]: the command line; [`commands`]: one module per command (`run`, `generate`,
 //!   `migrate`, `inspect`, `tail`; `check-config` lives in `main`).
 //! - [`config`]: the `Settings` tree, layered loading and validation (every problem at once).
-//! - [`telemetry`]: the slog root logger and the `log` bridge.
+//! - [`telemetry`]: the slog root logger and the `log` bridge; [`logfile`]: the rotating log file.
 //! - [`domain`]: pure types and decisions (reading, validation, classification, simulator).
 //! - [`messages`]: every actix message.
 //! - [`actors`]: one file per actor, and the supervisor.
@@ -24,6 +24,7 @@ pub mod domain;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod logfile;
 pub mod messages;
 pub mod metrics;
 pub mod pipeline;

@@ -7,10 +7,10 @@
 //! `main` does before exiting.
 
 use slog::{o, Drain, Level, Logger};
-use std::fs::OpenOptions;
 use std::io;
 
 use crate::config::LogSettings;
+use crate::logfile::RotatingFile;
 
 /// Capacity of the async logging channel; a full channel blocks the logging thread instead of
 /// dropping lines (slog-async's default would drop them).
@@ -70,16 +70,17 @@ pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
     let root = if settings.file.is_empty() {
         Logger::root(console.filter_level(level).fuse(), o!())
     } else {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&settings.file)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot open log.file {}: {e}", settings.file),
-                )
-            })?;
+        let file = RotatingFile::open(
+            std::path::Path::new(&settings.file),
+            u64::try_from(settings.max_size_mb).unwrap_or(1) * 1024 * 1024,
+            crate::config::count(settings.max_files),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open log.file {}: {e}", settings.file),
+            )
+        })?;
         let json = slog_json::Json::new(file)
             .add_default_keys()
             .set_newlines(true)
