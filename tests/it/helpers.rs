@@ -132,6 +132,14 @@ impl Setup {
     pub fn new(db: &TestDb) -> Setup {
         Setup {
             db_url: db.url.clone(),
+            ..Setup::new_without_db()
+        }
+    }
+
+    /// Unique topics and group; the caller sets `db_url`.
+    pub fn new_without_db() -> Setup {
+        Setup {
+            db_url: String::new(),
             topic: unique("hb_readings"),
             group: unique("hb_group"),
             extra: BTreeMap::new(),
@@ -436,4 +444,115 @@ pub fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
         .iter()
         .find(|h| h.key == key)
         .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+}
+
+/// A PostgreSQL instance of a test's own, on a free port, that the test can stop and start
+/// without disturbing the others. `initdb` and `postgres` refuse to run as root, so they run as
+/// the `postgres` user (as everything here runs as root).
+pub struct PrivatePostgres {
+    dir: std::path::PathBuf,
+    pub port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> PrivatePostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(unique("hb_pg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let as_postgres = |args: &[&str]| {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .output()
+                .expect("runuser");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        // The directory is root's: hand it to the postgres user.
+        let chown = Command::new("chown")
+            .arg("postgres:")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let data = dir.join("data");
+        as_postgres(&[
+            bin.join("initdb").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+        ]);
+        let pg = PrivatePostgres { dir, port, bin };
+        pg.start_again();
+        pg
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.join("data");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-o", &options, "-w", "-l"])
+            .arg(self.dir.join("log"))
+            .args(args)
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start"]);
+    }
+
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast"]);
+    }
+
+    /// A URL for database `name` (created on first use by the caller).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "stop",
+                "-m",
+                "immediate",
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
