@@ -217,3 +217,37 @@ fn a_database_outage_is_ridden_out_and_nothing_is_lost() {
     });
     assert_eq!(daemon.stop(), 0);
 }
+
+#[test]
+fn a_processor_killed_three_times_mid_stream_loses_and_repeats_nothing() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db).with("HEARTBEAT__WRITER__BATCH_SIZE", "500");
+    assert!(setup.generate(20_000, 31).success());
+    let mut killed_at = Vec::new();
+    for round in 1..=3i64 {
+        let mut daemon = setup.spawn_run();
+        // Kill it while it is working: once it has stored a share more than the last time.
+        let target = round * 4_000;
+        wait_for(
+            &format!("{target} rows before kill {round}"),
+            STORE_DEADLINE,
+            || (stored(&db) >= target).then_some(()),
+        );
+        daemon.signal(9);
+        daemon.wait_exit(std::time::Duration::from_secs(30));
+        killed_at.push(stored(&db));
+    }
+    eprintln!("killed at {killed_at:?} rows");
+    let mut daemon = setup.spawn_run();
+    wait_for("all 20,000 rows", STORE_DEADLINE, || {
+        (stored(&db) == 20_000).then_some(())
+    });
+    wait_for("the group to commit 20,000 records", STORE_DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == 20_000).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT event_id) AS n FROM readings"),
+        20_000
+    );
+}
