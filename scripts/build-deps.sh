@@ -20,8 +20,12 @@ missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-# libpq: the shared library and its development link (libpq.so) for pq-sys.
-if ! ldconfig -p 2>/dev/null | grep -q 'libpq\.so '; then
+# libpq: the shared library and its development link (libpq.so) for pq-sys. The listing is
+# captured first: `ldconfig -p | grep -q` under pipefail fails whenever grep stops reading early
+# (SIGPIPE), which once made this script reinstall libpq-dev and upgrade PostgreSQL under a
+# running server.
+libs=$(ldconfig -p 2>/dev/null || true)
+if [[ $libs != *"libpq.so ("* ]]; then
     missing+=(libpq-dev)
 fi
 

@@ -192,11 +192,30 @@ pg_newest_version() {
     printf '%s\n' "$best"
 }
 
+# Restarts the cluster on our port if the PostgreSQL packages were upgraded under it (a running
+# 15.18 server cannot load the 15.20 plpgsql.so: every PL/pgSQL call then fails).
+pg_restart_if_upgraded() {
+    local running installed cluster ver name status
+    running=$(pg_tcp -c 'show server_version' 2>/dev/null | awk '{print $1}') || return 0
+    cluster=$(pg_find_cluster)
+    [[ -n $running && -n $cluster ]] || return 0
+    read -r ver name status <<<"$cluster"
+    installed=$("/usr/lib/postgresql/$ver/bin/postgres" --version 2>/dev/null | awk '{print $3}')
+    if [[ -n $installed && $running != "$installed" ]]; then
+        log "postgresql: server $running runs but $installed is installed: restarting $ver/$name"
+        as_root pg_ctlcluster "$ver" "$name" restart \
+            || die "pg_ctlcluster $ver $name restart failed: see /var/log/postgresql/postgresql-$ver-$name.log"
+        wait_for "PostgreSQL over TCP at $PG_HOST:$PG_PORT" "$WAIT_SECS" pg_answers \
+            || die "cluster $ver/$name does not answer after its restart"
+    fi
+}
+
 pg_up() {
     # Fast path: everything already in place.
     local maxconn
     maxconn=$(pg_tcp -c 'show max_connections' 2>/dev/null || true)
     if is_uint "$maxconn" && ((maxconn >= PG_MIN_CONNECTIONS)); then
+        pg_restart_if_upgraded
         log "postgresql: already up on $PG_HOST:$PG_PORT (database $PG_DB, max_connections $maxconn)"
         return 0
     fi
