@@ -73,12 +73,6 @@ impl Health {
         }
     }
 
-    pub fn remove_actor(&self, actor: &str) {
-        if let Ok(mut actors) = self.actors.lock() {
-            actors.remove(actor);
-        }
-    }
-
     fn answered_recently(&self, seen: &AtomicU64) -> bool {
         let seen = seen.load(Ordering::Relaxed);
         seen != 0 && self.stamp().saturating_sub(seen) <= ANSWER_WINDOW.as_millis() as u64

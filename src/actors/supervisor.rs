@@ -65,17 +65,6 @@ impl RestartPolicy {
     }
 }
 
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        RestartPolicy {
-            max_restarts: 5,
-            window: Duration::from_secs(60),
-            backoff_min: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Restarts of one group within the policy's window.
 #[derive(Debug)]
 pub struct RestartHistory {

@@ -32,8 +32,9 @@ pub struct BatchRows<'a> {
     pub states: &'a [CustomerSnapshot],
 }
 
-/// Rows per INSERT statement: PostgreSQL binds at most 65,535 parameters per statement and a
-/// reading takes 7, so stay well under 9,362 rows.
+/// Rows per statement where rows are bound as parameters (rejects, identity look-ups):
+/// PostgreSQL binds at most 65,535 parameters per statement and a reject takes 6, so stay well
+/// under 10,922 rows.
 const ROWS_PER_STATEMENT: usize = 4_000;
 
 /// A reading's identity as `INSERT ... RETURNING` reports it.
