@@ -25,7 +25,7 @@ export HEARTBEAT_TEST_BROKERS="${HEARTBEAT_TEST_BROKERS:-127.0.0.1:9092}"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-cargo test --release --locked --lib --bins --tests "$@" 2>&1 | tee "$out" || status=$?
+cargo test --release --locked --features fault-injection --lib --bins --tests "$@" 2>&1 | tee "$out" || status=$?
 
 # The dashboards' SQL against a migrated database of the real schema.
 if [[ $status == 0 ]]; then

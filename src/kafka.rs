@@ -4,16 +4,18 @@
 //! The raw `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use slog::{info, Logger};
+use slog::{info, warn, Logger};
 
+use crate::actors::kafka_subscriber::commit_now;
 use crate::config::KafkaSettings;
+use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
 
 /// How long an admin request (create topics, metadata) may take before it counts as failed.
@@ -26,6 +28,10 @@ fn base(settings: &KafkaSettings) -> ClientConfig {
             "client.id",
             concat!("heartbeat-pipeline/", env!("CARGO_PKG_VERSION")),
         )
+        // After an outage, reconnect within two seconds of the broker coming back (librdkafka's
+        // default backoff grows to ten).
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "2000")
         // librdkafka logs through the `log` bridge; keep its chatter at warnings.
         .set_log_level(RDKafkaLogLevel::Warning);
     c
@@ -109,11 +115,14 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// The consumer context: logs assignments and revocations at INFO and keeps the shared
-/// partition progress up to date.
+/// The consumer context: logs assignments and revocations at INFO, keeps the shared partition
+/// progress up to date, and drains on a revocation.
 pub struct SubscriberContext {
     pub log: Logger,
     pub progress: Arc<PartitionProgress>,
+    pub ledger: Arc<OffsetLedger>,
+    /// How long a revocation waits for the batches in flight (`shutdown.timeout_ms`).
+    pub drain_timeout: Duration,
 }
 
 fn partitions_of(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
@@ -123,10 +132,31 @@ fn partitions_of(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
 impl ClientContext for SubscriberContext {}
 
 impl ConsumerContext for SubscriberContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Runs on the subscriber's thread, inside `recv`. On a revocation it waits until the
+    /// batches in flight are stored (they finish on other threads), at most `drain_timeout`, and
+    /// commits synchronously, so the partitions' next owner starts where this one stopped. The
+    /// wait returns at once when the processor is stopping (the ledger is closed).
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                info!(self.log, "partitions revoked"; "partitions" => describe_partitions(tpl));
+                // Lost (the session expired, e.g. in a broker outage): the partitions may be
+                // someone else's already and no commit can succeed; waiting would only stall.
+                // What was stored but not committed is read again by the next owner.
+                if consumer.assignment_lost() {
+                    info!(self.log, "partitions lost"; "partitions" => describe_partitions(tpl));
+                    self.progress.revoked(&partitions_of(tpl));
+                    return;
+                }
+                let started = Instant::now();
+                let drained = self.ledger.wait_settled(self.drain_timeout);
+                let committed = commit_now(consumer);
+                info!(self.log, "partitions revoked"; "partitions" => describe_partitions(tpl),
+                    "drained" => drained, "committed" => committed.is_ok(),
+                    "took_ms" => started.elapsed().as_millis() as u64);
+                if let Err(e) = committed {
+                    warn!(self.log, "commit on revocation failed; the next owner reads the uncommitted records again";
+                        "error" => %e);
+                }
                 self.progress.revoked(&partitions_of(tpl));
             }
             Rebalance::Assign(_) => {}

@@ -14,6 +14,8 @@
 //! - [`kafka`]: every librdkafka setting in one place; [`db`]: pool, migrations, schema, queries.
 //! - [`http`], [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`progress`]: assigned partitions and whether each is caught up (for silence detection).
+//! - [`offsets`]: batches in flight and the offsets that may be stored.
+//! - [`faults`]: test-only fault injection (cargo feature `fault-injection`).
 
 pub mod actors;
 pub mod cli;
@@ -21,12 +23,14 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod faults;
 pub mod health;
 pub mod http;
 pub mod kafka;
 pub mod logfile;
 pub mod messages;
 pub mod metrics;
+pub mod offsets;
 pub mod pipeline;
 pub mod progress;
 pub mod telemetry;

@@ -75,6 +75,7 @@ fn main() {
 fn install_panic_hook(log: slog::Logger) {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        heartbeat_pipeline::actors::note_panic();
         let thread = std::thread::current();
         slog::error!(log, "panic"; "thread" => thread.name().unwrap_or("?"), "info" => %info);
         default(info);

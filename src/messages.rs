@@ -97,9 +97,9 @@ pub struct Persist {
     pub positions: BatchPositions,
 }
 
-/// DbWriter -> KafkaSubscriber: the batch's rows committed; its offsets may be stored.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
+/// DbWriter (or OutputPublisher) -> OffsetLedger: the batch's rows committed (and its outputs
+/// were acknowledged); its offsets may be stored.
+#[derive(Debug)]
 pub struct BatchPersisted {
     pub id: BatchId,
     pub positions: BatchPositions,

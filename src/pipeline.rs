@@ -1,6 +1,7 @@
 //! Wiring: the two actor groups the supervisor runs, each built from `Settings`.
 //!
-//! - processor: KafkaSubscriber -> Validator -> AnomalyDetector -> DbWriter (-> KafkaSubscriber)
+//! - processor: KafkaSubscriber -> Validator -> AnomalyDetector -> DbWriter (-> OutputPublisher),
+//!   with the OffsetLedger noting which batches finished
 //! - generator: Generator -> KafkaPublisher
 //!
 //! Each group runs on arbiters (threads) of its own, so stopping a group is stopping its arbiters,
@@ -8,7 +9,6 @@
 
 use std::sync::Arc;
 
-use actix::dev::channel;
 use actix::prelude::*;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
@@ -32,14 +32,14 @@ use crate::health::Health;
 use crate::kafka::{self as kafka_cfg, SubscriberContext};
 use crate::messages::{Drain, Flush, StopGenerating};
 use crate::metrics::Metrics;
+use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
 
 /// Connections of the detector's pool (state loads, duplicate look-ups).
 const DETECTOR_POOL_SIZE: u32 = 2;
 
-/// Mailbox of the subscriber: `BatchPersisted` arrives with `do_send` (never waits), `Drain`
-/// with `send`.
-const SUBSCRIBER_MAILBOX: usize = 16;
+/// Mailbox of the subscriber: it only ever gets `Drain`.
+const SUBSCRIBER_MAILBOX: usize = 4;
 
 /// What every group needs.
 #[derive(Clone)]
@@ -72,6 +72,9 @@ pub struct ProcessorGroup {
     shared: Shared,
     arbiters: Vec<Arbiter>,
     subscriber: Option<Addr<KafkaSubscriber>>,
+    /// Closed when the incarnation stops, so the consumer's revocation at close does not wait
+    /// for batches that died with their actors.
+    ledger: Option<Arc<OffsetLedger>>,
 }
 
 impl ProcessorGroup {
@@ -80,6 +83,7 @@ impl ProcessorGroup {
             shared,
             arbiters: Vec::new(),
             subscriber: None,
+            ledger: None,
         }
     }
 }
@@ -112,13 +116,20 @@ impl ChildGroup for ProcessorGroup {
                 log,
             } = self.shared.clone();
             let progress = Arc::new(PartitionProgress::default());
-            let consumer: StreamConsumer<SubscriberContext> =
+            let subscriber_log = log.new(slog::o!("actor" => kafka_subscriber::NAME));
+            let ledger = Arc::new(OffsetLedger::new(subscriber_log.clone()));
+            let consumer: Arc<StreamConsumer<SubscriberContext>> = Arc::new(
                 kafka_cfg::consumer_config(&settings.kafka)
                     .create_with_context(SubscriberContext {
-                        log: log.new(slog::o!("actor" => kafka_subscriber::NAME)),
+                        log: subscriber_log,
                         progress: progress.clone(),
+                        ledger: ledger.clone(),
+                        drain_timeout: config::millis(settings.shutdown.timeout_ms),
                     })
-                    .map_err(|e| format!("cannot create the kafka consumer: {e}"))?;
+                    .map_err(|e| format!("cannot create the kafka consumer: {e}"))?,
+            );
+            ledger.attach(Arc::downgrade(&consumer));
+            let ledger_handle = ledger.clone();
 
             let output_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
@@ -129,10 +140,6 @@ impl ChildGroup for ProcessorGroup {
             let work_arbiter = Arbiter::new();
             let intake_arbiter = Arbiter::new();
 
-            // The subscriber's address exists before the subscriber, so the writer can answer it.
-            let (sub_tx, sub_rx) = channel::channel::<KafkaSubscriber>(SUBSCRIBER_MAILBOX);
-            let subscriber_addr = Addr::new(sub_tx);
-
             let outputs = {
                 let topics = OutputTopics {
                     dead_letter: settings.kafka.topics.dead_letter.clone(),
@@ -141,7 +148,7 @@ impl ChildGroup for ProcessorGroup {
                 };
                 let (settings, done, metrics, health, log, exits) = (
                     settings.clone(),
-                    subscriber_addr.clone().recipient(),
+                    ledger.clone(),
                     metrics.clone(),
                     health.clone(),
                     log.clone(),
@@ -172,7 +179,7 @@ impl ChildGroup for ProcessorGroup {
                     log.clone(),
                     exits.clone(),
                 );
-                let done = subscriber_addr.clone().recipient();
+                let done = ledger.clone();
                 DbWriter::start_in_arbiter(&db_arbiter.handle(), move |_| {
                     DbWriter::new(
                         pool,
@@ -213,9 +220,10 @@ impl ChildGroup for ProcessorGroup {
                 })
             };
             let validator = {
-                let (rules, metrics, log, exits) = (
+                let (rules, metrics, health, log, exits) = (
                     validation_rules(&settings),
                     metrics.clone(),
+                    health.clone(),
                     log.clone(),
                     exits.clone(),
                 );
@@ -224,6 +232,7 @@ impl ChildGroup for ProcessorGroup {
                         rules,
                         detector.recipient(),
                         metrics,
+                        health,
                         &log,
                         ExitGuard::new(validator::NAME, generation, exits),
                     )
@@ -234,22 +243,25 @@ impl ChildGroup for ProcessorGroup {
                 max_wait: config::millis(settings.writer.flush_interval_ms),
             };
             let topic = settings.kafka.topics.readings.clone();
-            intake_arbiter.spawn_fn(move || {
-                let subscriber = KafkaSubscriber::new(
-                    consumer,
-                    &topic,
-                    validator.recipient(),
-                    batching,
-                    progress,
-                    metrics,
-                    health,
-                    &log,
-                    ExitGuard::new(kafka_subscriber::NAME, generation, exits),
-                );
-                Context::with_receiver(sub_rx).run(subscriber);
-            });
+            let subscriber =
+                KafkaSubscriber::start_in_arbiter(&intake_arbiter.handle(), move |ctx| {
+                    ctx.set_mailbox_capacity(SUBSCRIBER_MAILBOX);
+                    KafkaSubscriber::new(
+                        consumer,
+                        &topic,
+                        validator.recipient(),
+                        batching,
+                        ledger,
+                        progress,
+                        metrics,
+                        health,
+                        &log,
+                        ExitGuard::new(kafka_subscriber::NAME, generation, exits),
+                    )
+                });
 
-            self.subscriber = Some(subscriber_addr);
+            self.subscriber = Some(subscriber);
+            self.ledger = Some(ledger_handle);
             self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter, output_arbiter];
             Ok(())
         })
@@ -266,6 +278,9 @@ impl ChildGroup for ProcessorGroup {
 
     fn stop(&mut self) {
         self.subscriber = None;
+        if let Some(ledger) = self.ledger.take() {
+            ledger.close();
+        }
         stop_arbiters(&mut self.arbiters);
     }
 }

@@ -105,9 +105,17 @@ pub fn discard() -> Logger {
     Logger::root(slog::Discard, o!())
 }
 
+/// Lines from librdkafka (its log callback and its error events) let through per minute. During
+/// a broker outage it reports every failed connect, twice a second and per client; the first
+/// lines say what happened, the rest only fill the disk.
+const KAFKA_LOG_BURST: u32 = 10;
+const KAFKA_LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Forwards `log` records (actix, actix-web, rdkafka's librdkafka callback) to slog.
 struct LogBridge {
     logger: Logger,
+    /// Shared by every Kafka client of the process.
+    kafka: std::sync::Mutex<crate::actors::LogLimiter>,
 }
 
 impl log::Log for LogBridge {
@@ -126,9 +134,22 @@ impl log::Log for LogBridge {
             log::Level::Debug => Level::Debug,
             log::Level::Trace => Level::Trace,
         };
+        let mut suppressed = 0;
+        if record.target().starts_with("librdkafka") || record.target().starts_with("rdkafka") {
+            let mut limiter = self.kafka.lock().unwrap_or_else(|e| e.into_inner());
+            match limiter.admit() {
+                Some(held_back) => suppressed = held_back,
+                None => return,
+            }
+        }
         let logger = &self.logger;
         let target = record.target().to_owned();
         let args = *record.args();
+        let logger = if suppressed > 0 {
+            logger.new(slog::o!("suppressed" => suppressed))
+        } else {
+            logger.clone()
+        };
         match level {
             Level::Critical | Level::Error => slog::error!(logger, "{}", args; "target" => target),
             Level::Warning => slog::warn!(logger, "{}", args; "target" => target),
@@ -150,7 +171,14 @@ fn install_log_bridge(logger: Logger, level: Level) {
         Level::Error | Level::Critical => log::LevelFilter::Error,
     };
     // A second call (tests that build several loggers) keeps the first bridge: harmless.
-    if log::set_boxed_logger(Box::new(LogBridge { logger })).is_ok() {
+    let bridge = LogBridge {
+        logger,
+        kafka: std::sync::Mutex::new(crate::actors::LogLimiter::new(
+            KAFKA_LOG_BURST,
+            KAFKA_LOG_WINDOW,
+        )),
+    };
+    if log::set_boxed_logger(Box::new(bridge)).is_ok() {
         log::set_max_level(max);
     }
 }

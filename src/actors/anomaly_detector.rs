@@ -387,6 +387,7 @@ impl Handler<ReadingsValidated> for AnomalyDetector {
 
     fn handle(&mut self, msg: ReadingsValidated, _: &mut Self::Context) -> Self::Result {
         self.metrics.mailbox_out(NAME);
+        crate::faults::maybe_panic(NAME);
         let out = self.detect(msg);
         forward_in_order(
             self.next.clone(),

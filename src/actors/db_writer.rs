@@ -1,7 +1,8 @@
 //! DbWriter: stores each batch (readings, anomalies, rejects) in one PostgreSQL transaction, then
-//! tells the KafkaSubscriber, which may then store the batch's offsets.
+//! reports it finished to the offset ledger, which may then store the batch's offsets.
 //!
-//! Accepts `Persist`, emits `BatchPersisted`. Writes are idempotent (`ON CONFLICT DO NOTHING` on
+//! Accepts `Persist`, emits `PublishOutputs` (when the batch has dead letters or alerts, which
+//! then report the batch finished once acknowledged). Writes are idempotent (`ON CONFLICT DO NOTHING` on
 //! each table's natural key), so a batch read twice adds nothing. A failed write is never
 //! dropped: the writer keeps the batch and retries with backoff (reporting not-ready meanwhile)
 //! until it commits, so its offsets are not stored before its rows are. It runs on an arbiter
@@ -24,6 +25,7 @@ use crate::db::{self, DbError, PgPool};
 use crate::health::{ActorState, Health};
 use crate::messages::{BatchPersisted, Persist, PublishOutputs};
 use crate::metrics::Metrics;
+use crate::offsets::OffsetLedger;
 
 pub const NAME: &str = "db_writer";
 
@@ -72,7 +74,7 @@ impl Core {
 
 pub struct DbWriter {
     core: Rc<RefCell<Core>>,
-    done: Recipient<BatchPersisted>,
+    done: Arc<OffsetLedger>,
     outputs: Recipient<PublishOutputs>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -85,7 +87,7 @@ impl DbWriter {
     pub fn new(
         pool: PgPool,
         settings: DatabaseSettings,
-        done: Recipient<BatchPersisted>,
+        done: Arc<OffsetLedger>,
         outputs: Recipient<PublishOutputs>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
@@ -127,6 +129,7 @@ impl Handler<Persist> for DbWriter {
 
     fn handle(&mut self, msg: Persist, _: &mut Self::Context) -> Self::Result {
         self.metrics.mailbox_out(NAME);
+        crate::faults::maybe_panic(NAME);
         let core = self.core.clone();
         let done = self.done.clone();
         let outputs = self.outputs.clone();
@@ -191,10 +194,7 @@ impl Handler<Persist> for DbWriter {
                 });
                 if msg.rejects.is_empty() && outcome.stored_anomalies.is_empty() {
                     if let Some(persisted) = persisted {
-                        metrics.mailbox_in(super::kafka_subscriber::NAME);
-                        // Control, not data: if the subscriber is gone, the supervisor restarts
-                        // the group and the batch is read again from the last commit.
-                        done.do_send(persisted);
+                        done.finish(persisted);
                     }
                 } else {
                     // Dead letters and alerts go out before the offsets may be stored; the

@@ -1,15 +1,28 @@
 //! KafkaSubscriber: reads the readings topic in a consumer group and hands batches to the
-//! Validator; stores a batch's offsets once the DbWriter says its rows committed.
+//! Validator; a batch's offsets are stored (through the [`OffsetLedger`]) once its rows
+//! committed.
 //!
 //! # Delivery guarantee
 //! At-least-once reading, exactly-once effect in PostgreSQL:
 //! - `enable.auto.offset.store=false`: librdkafka commits (every second, on revoke and on close)
-//!   only offsets this actor stored, and it stores a batch's offsets only on `BatchPersisted`,
-//!   which comes after the batch's transaction committed and its dead letters were acknowledged.
-//! - Batches travel the pipeline in order through bounded mailboxes; answers may come back out
-//!   of order (dead letters are acknowledged concurrently), so they wait until every earlier
-//!   batch is finished: the stored offset of a partition only moves forward over a contiguous,
-//!   finished range.
+//!   only offsets that were stored, and a batch's offsets are stored only after the batch's
+//!   transaction committed and its dead letters were acknowledged.
+//! - Batches travel the pipeline in order through bounded mailboxes; they may finish out of
+//!   order (dead letters are acknowledged concurrently), so the ledger stores a batch's offsets
+//!   only when every earlier batch is finished: the stored offset of a partition only moves
+//!   forward over a contiguous, finished range.
+//!
+//! # Backpressure and outages
+//! When the validator's mailbox stays full for [`PAUSE_AFTER`] (the database is down, or a stage
+//! is slow), the intake pauses every assigned partition and keeps polling the consumer while it
+//! waits, so it stays in the group (`max.poll.interval.ms`) and rebalances are served; what it
+//! holds is at most one batch. When the batch is taken, it resumes the partitions; librdkafka
+//! fetches again from the position after the last record it delivered, so nothing is skipped.
+//!
+//! # Rebalances and shutdown
+//! On a revocation (see [`crate::kafka::SubscriberContext`]) and on `Drain`, the batches in
+//! flight are waited for, at most `shutdown.timeout_ms`, and the stored offsets are committed
+//! synchronously.
 //! - Anything not committed when the process dies, an actor restarts or a partition moves is
 //!   read again, and the writer's `ON CONFLICT DO NOTHING` on each table's natural key makes the
 //!   second write add nothing.
@@ -19,17 +32,17 @@
 //! new consumer, which resumes from the committed offsets; records that sat in a lost mailbox
 //! are read again that way (librdkafka would not deliver them again to the old consumer).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use actix::dev::SendError;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 use slog::{debug, info, o, warn, Logger};
 use tokio::sync::watch;
 
@@ -37,20 +50,25 @@ use super::{ExitGuard, LogLimiter};
 use crate::domain::record::{BatchPositions, SourceRecord};
 use crate::health::{ActorState, Health};
 use crate::kafka::SubscriberContext;
-use crate::messages::{BatchId, BatchPersisted, Drain, RecordsReceived};
+use crate::messages::{Drain, RecordsReceived};
 use crate::metrics::Metrics;
+use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
 
 pub const NAME: &str = "kafka_subscriber";
 
-/// Pause after a consumer error before reading again, so a broker outage is not a busy loop.
-const ERROR_PAUSE: Duration = Duration::from_millis(500);
 /// How often positions and high watermarks are compared (lag metric, caught-up flags).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a high-watermark query may take.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often a drain checks whether every batch in flight is stored.
-const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// How long the intake waits for room in the validator's mailbox before it pauses its
+/// partitions.
+pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
+/// How often a batch waiting for room in the validator's mailbox tries again.
+const HAND_ON_RETRY: Duration = Duration::from_millis(2);
+/// How long a drain waits in one go on the ledger (a blocking wait, kept short so the actor's
+/// thread stays responsive).
+const DRAIN_SLICE: Duration = Duration::from_millis(10);
 
 pub type LoggingConsumer = StreamConsumer<SubscriberContext>;
 
@@ -66,13 +84,7 @@ pub struct KafkaSubscriber {
     topic: Arc<str>,
     next: Recipient<RecordsReceived>,
     batching: Batching,
-    /// Batches handed on and not yet finished.
-    in_flight: Arc<AtomicUsize>,
-    /// Batches finished ahead of an earlier one (dead letters are acknowledged concurrently);
-    /// their offsets wait here until every earlier batch is finished too.
-    finished: BTreeMap<BatchId, BatchPositions>,
-    /// The batch whose offsets are stored next; ids start at 1 in the intake loop.
-    next_to_store: BatchId,
+    ledger: Arc<OffsetLedger>,
     /// `true` asks the intake loop to stop reading.
     stop_intake: watch::Sender<bool>,
     /// `true` while the intake waits for room in the validator's mailbox (backpressure).
@@ -87,10 +99,11 @@ pub struct KafkaSubscriber {
 impl KafkaSubscriber {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        consumer: LoggingConsumer,
+        consumer: Arc<LoggingConsumer>,
         topic: &str,
         next: Recipient<RecordsReceived>,
         batching: Batching,
+        ledger: Arc<OffsetLedger>,
         progress: Arc<PartitionProgress>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
@@ -100,32 +113,16 @@ impl KafkaSubscriber {
         KafkaSubscriber {
             intake_blocked: Arc::new(AtomicBool::new(false)),
             progress,
-            consumer: Arc::new(consumer),
+            consumer,
             topic: Arc::from(topic),
             next,
             batching,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            finished: BTreeMap::new(),
-            next_to_store: 1,
+            ledger,
             stop_intake: watch::channel(false).0,
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
             exit,
-        }
-    }
-
-    fn store_offsets(&self, positions: &BatchPositions) {
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &positions.0 {
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
-                warn!(self.log, "cannot note offset"; "error" => %e);
-            }
-        }
-        if let Err(e) = self.consumer.store_offsets(&tpl) {
-            // The partition moved to another member meanwhile: it reads the batch again from
-            // the last commit and the writer deduplicates it.
-            debug!(self.log, "offsets not stored"; "error" => %e);
         }
     }
 }
@@ -151,27 +148,29 @@ fn own(msg: &BorrowedMessage<'_>, topic: &Arc<str>, read_at: DateTime<Utc>) -> S
     }
 }
 
-/// Reads records and hands them on in batches until asked to stop or the validator is gone.
-#[allow(clippy::too_many_arguments)]
-async fn intake(
+/// What the intake loop shares.
+struct Intake {
     consumer: Arc<LoggingConsumer>,
     topic: Arc<str>,
     next: Recipient<RecordsReceived>,
     batching: Batching,
-    in_flight: Arc<AtomicUsize>,
+    ledger: Arc<OffsetLedger>,
     blocked: Arc<AtomicBool>,
-    mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
-) {
-    let mut errors = LogLimiter::new(5, Duration::from_secs(60));
-    let mut id: BatchId = 0;
+    errors: LogLimiter,
+}
+
+/// Reads records and hands them on in batches until asked to stop or the validator is gone.
+async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
+    // Records read while the partitions were paused, for the next batch.
+    let mut carried: Vec<SourceRecord> = Vec::new();
     'outer: loop {
-        let mut records = Vec::new();
-        let mut positions = BatchPositions::default();
-        let mut deadline = None;
-        while records.len() < batching.max_records {
+        let mut records = std::mem::take(&mut carried);
+        let mut deadline =
+            (!records.is_empty()).then(|| tokio::time::Instant::now() + me.batching.max_wait);
+        while records.len() < me.batching.max_records {
             let wait = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -186,53 +185,151 @@ async fn intake(
                     }
                 }
                 _ = wait => break,
-                received = consumer.recv() => match received {
+                received = me.consumer.recv() => match received {
                     Ok(msg) => {
-                        let record = own(&msg, &topic, Utc::now());
-                        positions.include(&record.topic, record.partition, record.offset);
-                        records.push(record);
-                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + batching.max_wait);
+                        records.push(own(&msg, &me.topic, Utc::now()));
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + me.batching.max_wait);
                     }
-                    Err(e) => {
-                        report_consumer_error(&log, &mut errors, &health, &e);
-                        tokio::time::sleep(ERROR_PAUSE).await;
-                    }
+                    // librdkafka reports each error once, as an event, and reconnects by itself;
+                    // waiting here would only let a backlog of stale errors pile up.
+                    Err(e) => report_consumer_error(&me.log, &mut me.errors, &me.health, &e),
                 },
             }
         }
         if records.is_empty() {
             continue;
         }
-        health.kafka_answered();
-        id += 1;
-        let n = records.len() as u64;
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        metrics.mailbox_in(super::validator::NAME);
-        // `send` waits while the validator's mailbox is full: backpressure up to Kafka.
-        blocked.store(true, Ordering::SeqCst);
-        let sent = next
-            .send(RecordsReceived {
-                id,
-                records,
-                positions,
-            })
-            .await;
-        blocked.store(false, Ordering::SeqCst);
-        if sent.is_err() {
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-            metrics.mailbox_out(super::validator::NAME);
-            warn!(log, "validator is gone, intake stops");
-            break;
+        me.health.kafka_answered();
+        me.health.set_actor(NAME, ActorState::Running);
+        let mut positions = BatchPositions::default();
+        for r in &records {
+            positions.include(&r.topic, r.partition, r.offset);
         }
-        metrics.records_consumed.inc_by(n);
+        let n = records.len() as u64;
+        let id = me.ledger.begin();
+        me.metrics.mailbox_in(super::validator::NAME);
+        me.blocked.store(true, Ordering::SeqCst);
+        let batch = RecordsReceived {
+            id,
+            records,
+            positions,
+        };
+        let handed = hand_on(&mut me, batch, &mut carried, &mut stop).await;
+        me.blocked.store(false, Ordering::SeqCst);
+        match handed {
+            Handed::Yes => me.ledger.handed_on(id),
+            Handed::Stopped => {
+                me.ledger.abandon(id);
+                me.metrics.mailbox_out(super::validator::NAME);
+                break;
+            }
+            Handed::Gone => {
+                me.ledger.abandon(id);
+                me.metrics.mailbox_out(super::validator::NAME);
+                warn!(me.log, "validator is gone, intake stops");
+                break;
+            }
+        }
+        me.metrics.records_consumed.inc_by(n);
     }
-    debug!(log, "intake stopped");
+    debug!(me.log, "intake stopped");
+}
+
+/// How a hand-over ended.
+enum Handed {
+    /// In the validator's mailbox.
+    Yes,
+    /// Stop was asked while waiting; the batch was dropped, never delivered.
+    Stopped,
+    /// The validator is gone.
+    Gone,
+}
+
+/// Puts `batch` in the validator's mailbox, waiting while it is full (backpressure up to
+/// Kafka). Past [`PAUSE_AFTER`] it pauses the assigned partitions and polls the consumer
+/// meanwhile, so the consumer stays in its group and serves rebalances; a record that still
+/// arrives (from a partition assigned meanwhile) goes to `carried` and its partition is paused
+/// too. A stop asked meanwhile drops the batch undelivered, so a drain never waits for it.
+async fn hand_on(
+    me: &mut Intake,
+    batch: RecordsReceived,
+    carried: &mut Vec<SourceRecord>,
+    stop: &mut watch::Receiver<bool>,
+) -> Handed {
+    let started = Instant::now();
+    let mut batch = batch;
+    let mut paused_since: Option<Instant> = None;
+    // Every partition paused here: librdkafka keeps a partition paused across a rebalance, so
+    // one revoked meanwhile and assigned again must be resumed too.
+    let mut paused = TopicPartitionList::new();
+    let handed = loop {
+        batch = match me.next.try_send(batch) {
+            Ok(()) => break Handed::Yes,
+            Err(SendError::Closed(_)) => break Handed::Gone,
+            Err(SendError::Full(batch)) => batch,
+        };
+        if paused_since.is_none() && started.elapsed() >= PAUSE_AFTER {
+            paused_since = Some(Instant::now());
+            let assigned = me.consumer.assignment().unwrap_or_default();
+            pause(me, &assigned, &mut paused);
+            info!(me.log, "validator busy, partitions paused";
+                "partitions" => assigned.count(), "waited_ms" => PAUSE_AFTER.as_millis() as u64);
+        }
+        tokio::select! {
+            biased;
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break Handed::Stopped;
+                }
+            }
+            _ = tokio::time::sleep(HAND_ON_RETRY) => {}
+            received = me.consumer.recv(), if paused_since.is_some() => match received {
+                Ok(msg) => {
+                    let record = own(&msg, &me.topic, Utc::now());
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&record.topic, record.partition);
+                    pause(me, &tpl, &mut paused);
+                    carried.push(record);
+                }
+                Err(e) => report_consumer_error(&me.log, &mut me.errors, &me.health, &e),
+            },
+        }
+    };
+    if let Some(since) = paused_since {
+        // What was paused, and whatever is assigned now (a rebalance may have come between).
+        let mut resume = paused;
+        for e in me.consumer.assignment().unwrap_or_default().elements() {
+            if resume.find_partition(e.topic(), e.partition()).is_none() {
+                resume.add_partition(e.topic(), e.partition());
+            }
+        }
+        if let Err(e) = me.consumer.resume(&resume) {
+            warn!(me.log, "cannot resume partitions"; "error" => %e);
+        }
+        info!(me.log, "partitions resumed"; "partitions" => resume.count(),
+            "paused_ms" => since.elapsed().as_millis() as u64);
+    }
+    handed
+}
+
+/// Pauses `partitions` and notes them in `paused`.
+fn pause(me: &Intake, partitions: &TopicPartitionList, paused: &mut TopicPartitionList) {
+    if let Err(e) = me.consumer.pause(partitions) {
+        warn!(me.log, "cannot pause partitions"; "error" => %e);
+    }
+    for e in partitions.elements() {
+        if paused.find_partition(e.topic(), e.partition()).is_none() {
+            paused.add_partition(e.topic(), e.partition());
+        }
+    }
 }
 
 /// Every [`PROGRESS_INTERVAL`]: per assigned partition, the lag (high watermark minus position)
 /// for `heartbeat_consumer_lag`, and whether the partition is caught up (position at the high
 /// watermark and the intake not held up by backpressure). A partition from which nothing was
-/// read yet counts as caught up only when it is empty.
+/// read yet counts as caught up only when it is empty. A broker that answers these queries
+/// also clears a backing-off state left by consumer errors, so an idle topic does not keep the
+/// process unready after an outage.
 async fn watch_progress(
     consumer: Arc<LoggingConsumer>,
     topic: Arc<str>,
@@ -240,6 +337,7 @@ async fn watch_progress(
     blocked: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) {
     loop {
         tokio::select! {
@@ -268,6 +366,7 @@ async fn watch_progress(
                 progress.set_caught_up(partition, false);
                 continue;
             };
+            health.set_actor(NAME, ActorState::Running);
             let caught_up = match position {
                 Some(pos) => pos >= high,
                 None => low >= high,
@@ -301,16 +400,19 @@ impl Actor for KafkaSubscriber {
             "flush_interval_ms" => self.batching.max_wait.as_millis() as u64);
         self.health.set_actor(NAME, ActorState::Running);
         actix::spawn(intake(
-            self.consumer.clone(),
-            self.topic.clone(),
-            self.next.clone(),
-            self.batching,
-            self.in_flight.clone(),
-            self.intake_blocked.clone(),
+            Intake {
+                consumer: self.consumer.clone(),
+                topic: self.topic.clone(),
+                next: self.next.clone(),
+                batching: self.batching,
+                ledger: self.ledger.clone(),
+                blocked: self.intake_blocked.clone(),
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                log: self.log.clone(),
+                errors: LogLimiter::new(5, Duration::from_secs(60)),
+            },
             self.stop_intake.subscribe(),
-            self.metrics.clone(),
-            self.health.clone(),
-            self.log.clone(),
         ));
         actix::spawn(watch_progress(
             self.consumer.clone(),
@@ -319,31 +421,14 @@ impl Actor for KafkaSubscriber {
             self.intake_blocked.clone(),
             self.stop_intake.subscribe(),
             self.metrics.clone(),
+            self.health.clone(),
         ));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let _ = self.stop_intake.send(true);
+        self.ledger.close();
         self.exit.stopped_cleanly();
-    }
-}
-
-impl Handler<BatchPersisted> for KafkaSubscriber {
-    type Result = ();
-
-    fn handle(&mut self, msg: BatchPersisted, _: &mut Self::Context) {
-        self.metrics.mailbox_out(NAME);
-        self.finished.insert(msg.id, msg.positions);
-        // Offsets move forward over a contiguous finished range only.
-        while let Some(positions) = self.finished.remove(&self.next_to_store) {
-            self.store_offsets(&positions);
-            self.next_to_store += 1;
-        }
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        // The consumer answered recently enough to deliver this batch; keep readiness fresh.
-        self.health.set_actor(NAME, ActorState::Running);
-        debug!(self.log, "batch stored"; "batch" => msg.id, "stored" => msg.stored,
-            "duplicates" => msg.duplicates, "rejected" => msg.rejected);
     }
 }
 
@@ -352,20 +437,20 @@ impl Handler<Drain> for KafkaSubscriber {
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
         let _ = self.stop_intake.send(true);
-        let in_flight = self.in_flight.clone();
-        info!(self.log, "draining"; "batches_in_flight" => in_flight.load(Ordering::SeqCst));
+        let ledger = self.ledger.clone();
+        info!(self.log, "draining"; "batches_in_flight" => ledger.in_flight());
         Box::pin(
             async move {
-                while in_flight.load(Ordering::SeqCst) > 0 {
-                    tokio::time::sleep(DRAIN_POLL).await;
+                // Short blocking waits between yields: the caller bounds the whole drain.
+                while !ledger.wait_settled(DRAIN_SLICE) {
+                    tokio::task::yield_now().await;
                 }
             }
             .into_actor(self)
             .map(|_, act, _| {
-                // Batches' BatchPersisted may still be queued behind this future's polls; they
-                // were handled (in_flight is 0), so every stored offset is in librdkafka now.
+                // Every finished batch's offsets are stored in librdkafka by now.
                 let consumer = act.consumer.clone();
-                match commit_now(&consumer) {
+                match commit_now(&*consumer) {
                     Ok(()) => {
                         info!(act.log, "offsets committed");
                         true
@@ -382,7 +467,7 @@ impl Handler<Drain> for KafkaSubscriber {
 }
 
 /// Commits the stored offsets synchronously. "No offset" means there was nothing new to commit.
-fn commit_now(consumer: &LoggingConsumer) -> Result<(), KafkaError> {
+pub fn commit_now<C: Consumer<SubscriberContext>>(consumer: &C) -> Result<(), KafkaError> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => Ok(()),
         Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),

@@ -16,6 +16,7 @@ pub mod output_publisher;
 pub mod supervisor;
 pub mod validator;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,10 +92,22 @@ impl ExitGuard {
         }
     }
 
-    /// Call from `Actor::stopped`: the actor stopped in an orderly way.
+    /// Call from `Actor::stopped`: the actor stopped in an orderly way, unless a panic on this
+    /// thread is why it stops (actix stops an actor whose handler panicked, calling `stopped`).
     pub fn stopped_cleanly(&mut self) {
-        self.clean = true;
+        self.clean = !PANICKED.with(Cell::get);
     }
+}
+
+thread_local! {
+    static PANICKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by the process's panic hook on the panicking thread: actors of this thread that stop
+/// from now on are reported as failed. (Each group incarnation has threads of its own, so the
+/// mark never outlives the incarnation it belongs to.)
+pub fn note_panic() {
+    PANICKED.with(|p| p.set(true));
 }
 
 impl Drop for ExitGuard {

@@ -1,13 +1,12 @@
 //! OutputPublisher: publishes what a committed batch owes the output topics, then tells the
-//! KafkaSubscriber the batch is done, so its offsets are stored only after its rows committed
+//! offset ledger the batch is done, so its offsets are stored only after its rows committed
 //! *and* these records were acknowledged (SPEC section 5):
 //! - each rejected record to the dead-letter topic, with its original key and value (cut to
 //!   `validation.max_message_bytes`, header `error.truncated=true`) and headers saying why;
 //! - each new anomaly to the alerts topic, keyed by customer id, the value being the anomaly
 //!   row as JSON with UTC RFC 3339 times.
 //!
-//! Accepts `PublishOutputs`, emits records and then `BatchPersisted`. At-least-once on both
-//! topics: a batch read again after a crash is dead-lettered again (consumers dedupe by the
+//! Accepts `PublishOutputs`, emits records. At-least-once on both topics: a batch read again after a crash is dead-lettered again (consumers dedupe by the
 //! `source.*` headers); alerts go through the `alert_outbox` table, whose entries are cleared
 //! once acknowledged and published again at the next start if a crash came first (consumers
 //! dedupe by event_id, recorded_at and kind). A record the broker refuses is queued again with
@@ -36,6 +35,7 @@ use crate::domain::record::RejectedRecord;
 use crate::health::{ActorState, Health};
 use crate::messages::PublishOutputs;
 use crate::metrics::Metrics;
+use crate::offsets::OffsetLedger;
 
 pub const NAME: &str = "output_publisher";
 
@@ -119,7 +119,7 @@ pub struct OutputPublisher {
     dead_letter_topic: Rc<str>,
     alerts_topic: Rc<str>,
     max_bytes: usize,
-    done: Recipient<crate::messages::BatchPersisted>,
+    done: Arc<OffsetLedger>,
     pool: PgPool,
     database: DatabaseSettings,
     in_flight: Rc<Cell<usize>>,
@@ -142,7 +142,7 @@ impl OutputPublisher {
     pub fn new(
         producer: FutureProducer,
         topics: OutputTopics,
-        done: Recipient<crate::messages::BatchPersisted>,
+        done: Arc<OffsetLedger>,
         pool: PgPool,
         database: DatabaseSettings,
         metrics: Arc<Metrics>,
@@ -328,14 +328,13 @@ impl Handler<PublishOutputs> for OutputPublisher {
         records.extend(msg.alerts.iter().map(|a| alert(a, &self.alerts_topic)));
         let alert_ids: Vec<i64> = msg.alerts.iter().map(|a| a.id).collect();
         let in_flight = self.in_flight.clone();
-        let (producer, pool, database, health, log, done, metrics) = (
+        let (producer, pool, database, health, log, done) = (
             self.producer.clone(),
             self.pool.clone(),
             self.database.clone(),
             self.health.clone(),
             self.log.clone(),
             self.done.clone(),
-            self.metrics.clone(),
         );
         let persisted = msg.persisted;
         // Atomic only until a slot is free: the acknowledgements are awaited in the background,
@@ -351,8 +350,7 @@ impl Handler<PublishOutputs> for OutputPublisher {
                         .await;
                     in_flight.set(in_flight.get() - 1);
                     if let Some(persisted) = persisted {
-                        metrics.mailbox_in(super::kafka_subscriber::NAME);
-                        done.do_send(persisted);
+                        done.finish(persisted);
                     }
                 });
             }

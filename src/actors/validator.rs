@@ -15,6 +15,7 @@ use slog::{o, warn, Logger};
 use super::{forward_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::domain::record::{RejectedRecord, SourcedReading};
 use crate::domain::validation::{validate, ValidationRules};
+use crate::health::{ActorState, Health};
 use crate::messages::{ReadingsValidated, RecordsReceived};
 use crate::metrics::Metrics;
 
@@ -29,6 +30,7 @@ pub struct Validator {
     rules: ValidationRules,
     next: Recipient<ReadingsValidated>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     log: Logger,
     reject_log: LogLimiter,
     exit: ExitGuard,
@@ -39,6 +41,7 @@ impl Validator {
         rules: ValidationRules,
         next: Recipient<ReadingsValidated>,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
         log: &Logger,
         exit: ExitGuard,
     ) -> Self {
@@ -46,6 +49,7 @@ impl Validator {
             rules,
             next,
             metrics,
+            health,
             log: log.new(o!("actor" => NAME)),
             reject_log: LogLimiter::new(REJECT_LOG_BURST, REJECT_LOG_WINDOW),
             exit,
@@ -100,6 +104,7 @@ impl Actor for Validator {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.health.set_actor(NAME, ActorState::Running);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -113,6 +118,7 @@ impl Handler<RecordsReceived> for Validator {
 
     fn handle(&mut self, msg: RecordsReceived, _: &mut Self::Context) -> Self::Result {
         self.metrics.mailbox_out(NAME);
+        crate::faults::maybe_panic(NAME);
         let out = self.split(msg);
         forward_in_order(
             self.next.clone(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use slog::{error, info, Logger};
+use slog::{error, info, warn, Logger};
 use tokio::sync::watch;
 
 use super::{exit, stopped, until_ok};
@@ -251,6 +251,9 @@ async fn run_groups(
         health.set_actor("none", crate::health::ActorState::Running);
         stopped(stop.clone()).await;
         return exit::OK;
+    }
+    if let Some(fault) = crate::faults::describe() {
+        warn!(log, "test fault injection armed"; "fault" => fault, "variable" => crate::faults::PANIC_VAR);
     }
     if settings.processor.enabled {
         match prepare_database(settings, log, stop).await {

@@ -1,0 +1,65 @@
+//! Fault injection for tests, compiled in only with the cargo feature `fault-injection`
+//! (`scripts/test.sh` turns it on; release builds for use leave it off, and then every hook is
+//! an empty inline function).
+//!
+//! `HEARTBEAT_TEST_PANIC=<actor>:<n>` makes the named actor (`validator`, `anomaly_detector`,
+//! `db_writer`) panic on each of the first `n` batches it handles in this process, counted across
+//! restarts: `validator:1` panics once, and a large `n` panics past any restart intensity.
+
+/// The environment variable that arms the panic hook.
+pub const PANIC_VAR: &str = "HEARTBEAT_TEST_PANIC";
+
+#[cfg(feature = "fault-injection")]
+mod imp {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    /// The armed actor and how many panics are left.
+    static ARMED: OnceLock<Option<(String, AtomicU64)>> = OnceLock::new();
+
+    fn armed() -> &'static Option<(String, AtomicU64)> {
+        ARMED.get_or_init(|| {
+            let spec = std::env::var(super::PANIC_VAR).ok()?;
+            let (actor, n) = spec.split_once(':')?;
+            Some((actor.to_owned(), AtomicU64::new(n.parse().ok()?)))
+        })
+    }
+
+    pub fn maybe_panic(actor: &'static str) {
+        let Some((target, left)) = armed() else {
+            return;
+        };
+        if target == actor
+            && left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            panic!("injected fault in {actor} ({} set)", super::PANIC_VAR);
+        }
+    }
+
+    pub fn describe() -> Option<String> {
+        armed().as_ref().map(|(actor, left)| {
+            format!(
+                "{actor} panics on its next {} batches",
+                left.load(Ordering::SeqCst)
+            )
+        })
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+mod imp {
+    #[inline(always)]
+    pub fn maybe_panic(_actor: &'static str) {}
+
+    pub fn describe() -> Option<String> {
+        None
+    }
+}
+
+/// Panics if the hook is armed for `actor` and has panics left; nothing otherwise.
+pub use imp::maybe_panic;
+
+/// What the hook is armed to do, for a warning at start; `None` when it is not armed.
+pub use imp::describe;

@@ -1,0 +1,262 @@
+//! The offset ledger of one processor incarnation: which batches are in flight, and which
+//! offsets may be stored.
+//!
+//! The intake numbers each batch it hands on; whoever finishes a batch (the DbWriter, or the
+//! OutputPublisher once the batch's dead letters and alerts are acknowledged) reports it here, from
+//! its own thread. Batches may finish out of order, so a batch's offsets are stored only when
+//! every earlier batch is finished too: the stored offset of a partition only moves forward over
+//! a contiguous, finished range, and librdkafka commits only what was stored
+//! (`enable.auto.offset.store=false`).
+//!
+//! Because it is shared and not an actor, it can be waited on from the rebalance callback, which
+//! librdkafka runs on the subscriber's own thread (inside `recv`): a revocation waits here until
+//! the batches in flight are stored, then commits, so the next owner of a partition does not read
+//! them again.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+use slog::{debug, warn, Logger};
+
+use crate::actors::kafka_subscriber::LoggingConsumer;
+use crate::domain::record::BatchPositions;
+use crate::messages::{BatchId, BatchPersisted};
+
+#[derive(Default)]
+struct State {
+    /// The id of the last batch numbered by the intake; ids start at 1.
+    last_id: BatchId,
+    /// Numbered and not yet finished or abandoned.
+    in_flight: usize,
+    /// The batch the intake is still handing on: not in any mailbox yet, so not waited for.
+    /// (The intake notes it handed on right after it is queued, on the thread where rebalance
+    /// callbacks and drains run, so they never see a queued batch here.)
+    handing_on: Option<BatchId>,
+    /// Finished ahead of an earlier batch; their offsets wait for it.
+    finished: BTreeMap<BatchId, BatchPositions>,
+    /// The batch whose offsets are stored next.
+    next_to_store: BatchId,
+    /// Set when the incarnation stops: nobody may wait for batches any more.
+    closed: bool,
+}
+
+pub struct OffsetLedger {
+    state: Mutex<State>,
+    settled: Condvar,
+    /// Set once the consumer exists (the consumer's context holds this ledger, hence `Weak`).
+    consumer: OnceLock<Weak<LoggingConsumer>>,
+    log: Logger,
+}
+
+impl OffsetLedger {
+    pub fn new(log: Logger) -> Self {
+        OffsetLedger {
+            state: Mutex::new(State {
+                next_to_store: 1,
+                ..State::default()
+            }),
+            settled: Condvar::new(),
+            consumer: OnceLock::new(),
+            log,
+        }
+    }
+
+    /// Where finished offsets are stored.
+    pub fn attach(&self, consumer: Weak<LoggingConsumer>) {
+        let _ = self.consumer.set(consumer);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves consistent counters; keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Numbers a new batch, about to be handed on.
+    pub fn begin(&self) -> BatchId {
+        let mut s = self.lock();
+        s.last_id += 1;
+        s.in_flight += 1;
+        s.handing_on = Some(s.last_id);
+        s.last_id
+    }
+
+    /// The batch `id` is in the next stage's mailbox.
+    pub fn handed_on(&self, id: BatchId) {
+        let mut s = self.lock();
+        if s.handing_on == Some(id) {
+            s.handing_on = None;
+        }
+    }
+
+    /// The batch `id` could not be handed on (the next stage is gone). Its offsets, and so those
+    /// of every later batch, are never stored: the incarnation is ending, and the next one reads
+    /// them again.
+    pub fn abandon(&self, id: BatchId) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if s.handing_on == Some(id) {
+            s.handing_on = None;
+        }
+        self.settled.notify_all();
+    }
+
+    /// The batch's rows committed (and its outputs were acknowledged): store its offsets and
+    /// those of the finished batches waiting for it.
+    pub fn finish(&self, batch: BatchPersisted) {
+        debug!(self.log, "batch stored"; "batch" => batch.id, "stored" => batch.stored,
+            "duplicates" => batch.duplicates, "rejected" => batch.rejected);
+        let ready = {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            s.finished.insert(batch.id, batch.positions);
+            let mut ready = Vec::new();
+            while let Some(positions) = s.finished.remove(&s.next_to_store) {
+                ready.push(positions);
+                s.next_to_store += 1;
+            }
+            ready
+        };
+        // Stored before the batch stops counting as in flight, so a waiter that sees nothing in
+        // flight may commit at once.
+        for positions in &ready {
+            self.store(positions);
+        }
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        self.settled.notify_all();
+    }
+
+    fn store(&self, positions: &BatchPositions) {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &positions.0 {
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+                warn!(self.log, "cannot note offset"; "error" => %e);
+            }
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // The partition moved to another member meanwhile: it reads the batch again from
+            // the last commit and the writer deduplicates it.
+            debug!(self.log, "offsets not stored"; "error" => %e);
+        }
+    }
+
+    /// Batches handed on and not yet finished.
+    pub fn in_flight(&self) -> usize {
+        let s = self.lock();
+        s.in_flight
+            .saturating_sub(usize::from(s.handing_on.is_some()))
+    }
+
+    /// Waits until every batch handed on is finished, at most `timeout`; `true` if so. Returns
+    /// `false` at once when the ledger is closed.
+    pub fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        loop {
+            if s.closed {
+                return false;
+            }
+            if s.in_flight
+                .saturating_sub(usize::from(s.handing_on.is_some()))
+                == 0
+            {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            s = self
+                .settled
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The incarnation is stopping: waiters return at once from now on.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.settled.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn persisted(id: BatchId) -> BatchPersisted {
+        BatchPersisted {
+            id,
+            positions: BatchPositions::default(),
+            stored: 0,
+            duplicates: 0,
+            rejected: 0,
+        }
+    }
+
+    #[test]
+    fn batches_settle_whatever_order_they_finish_in() {
+        let ledger = OffsetLedger::new(crate::telemetry::discard());
+        let a = ledger.begin();
+        ledger.handed_on(a);
+        let b = ledger.begin();
+        ledger.handed_on(b);
+        assert_eq!(ledger.in_flight(), 2);
+        ledger.finish(persisted(b));
+        assert_eq!(ledger.in_flight(), 1);
+        assert!(!ledger.wait_settled(Duration::from_millis(10)));
+        ledger.finish(persisted(a));
+        assert!(ledger.wait_settled(Duration::ZERO));
+        assert_eq!(ledger.lock().next_to_store, 3);
+    }
+
+    #[test]
+    fn a_batch_still_being_handed_on_is_not_waited_for() {
+        let ledger = OffsetLedger::new(crate::telemetry::discard());
+        let _ = ledger.begin();
+        assert_eq!(ledger.in_flight(), 0);
+        assert!(ledger.wait_settled(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_waiter_wakes_when_the_last_batch_finishes_or_the_ledger_closes() {
+        let ledger = Arc::new(OffsetLedger::new(crate::telemetry::discard()));
+        let id = ledger.begin();
+        ledger.handed_on(id);
+        let waiter = {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || ledger.wait_settled(Duration::from_secs(30)))
+        };
+        ledger.finish(persisted(id));
+        assert!(waiter.join().unwrap());
+
+        let id = ledger.begin();
+        ledger.handed_on(id);
+        let waiter = {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || ledger.wait_settled(Duration::from_secs(30)))
+        };
+        ledger.close();
+        assert!(!waiter.join().unwrap());
+    }
+
+    #[test]
+    fn an_abandoned_batch_blocks_every_later_store() {
+        let ledger = OffsetLedger::new(crate::telemetry::discard());
+        let a = ledger.begin();
+        ledger.abandon(a);
+        let b = ledger.begin();
+        ledger.handed_on(b);
+        ledger.finish(persisted(b));
+        assert_eq!(ledger.in_flight(), 0);
+        assert_eq!(ledger.lock().next_to_store, 1, "nothing past the gap");
+    }
+}
