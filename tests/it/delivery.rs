@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use diesel::{Connection, RunQueryDsl};
-
 use crate::helpers::*;
 
 /// Long enough for a tansu group join (seconds) plus the work, short enough to fail usefully.
@@ -155,99 +153,5 @@ fn retention_drops_whole_expired_days_and_keeps_the_rest() {
         db.count("SELECT count(*) AS n FROM readings WHERE customer_id = 'KEPT'"),
         1,
         "a day inside the retention window stays"
-    );
-}
-
-#[test]
-fn a_database_outage_is_ridden_out_and_nothing_is_lost() {
-    let pg = PrivatePostgres::start();
-    let admin = pg.url("postgres");
-    let mut conn = diesel::PgConnection::establish(&admin).expect("private postgres");
-    diesel::sql_query("CREATE DATABASE heartbeat")
-        .execute(&mut conn)
-        .unwrap();
-    drop(conn);
-    let url = pg.url("heartbeat");
-    let setup = Setup {
-        db_url: url.clone(),
-        ..Setup::new_without_db()
-    };
-    let count = || -> i64 {
-        let Ok(mut c) = diesel::PgConnection::establish(&url) else {
-            return -1;
-        };
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query("SELECT count(*) AS n FROM readings")
-            .get_result::<N>(&mut c)
-            .map(|n| n.n)
-            .unwrap_or(-1)
-    };
-
-    let mut daemon = setup.spawn_run_started();
-    assert!(setup.generate(1_000, 21).success());
-    wait_for("the first 1,000 rows", STORE_DEADLINE, || {
-        (count() == 1_000).then_some(())
-    });
-
-    pg.stop();
-    // Readings keep coming while the database is away.
-    assert!(setup.generate(1_000, 22).success());
-    wait_for("readiness to turn 503", STORE_DEADLINE, || {
-        let (status, body) = daemon.get("/readyz");
-        (status == 503 && body.contains("postgresql")).then_some(())
-    });
-    let (status, _) = daemon.get("/healthz");
-    assert_eq!(status, 200, "the process stays alive");
-
-    pg.start_again();
-    let back = std::time::Instant::now();
-    wait_for("every reading after the outage", STORE_DEADLINE, || {
-        (count() == 2_000).then_some(())
-    });
-    eprintln!(
-        "recovered {:?} after the database came back",
-        back.elapsed()
-    );
-    wait_for("readiness to turn 200", STORE_DEADLINE, || {
-        (daemon.get("/readyz").0 == 200).then_some(())
-    });
-    assert_eq!(daemon.stop(), 0);
-}
-
-#[test]
-fn a_processor_killed_three_times_mid_stream_loses_and_repeats_nothing() {
-    let db = TestDb::new();
-    let setup = Setup::new(&db).with("HEARTBEAT__WRITER__BATCH_SIZE", "500");
-    assert!(setup.generate(20_000, 31).success());
-    let mut killed_at = Vec::new();
-    for round in 1..=3i64 {
-        let mut daemon = setup.spawn_run();
-        // Kill it while it is working: once it has stored a share more than the last time.
-        let target = round * 4_000;
-        wait_for(
-            &format!("{target} rows before kill {round}"),
-            STORE_DEADLINE,
-            || (stored(&db) >= target).then_some(()),
-        );
-        daemon.signal(9);
-        daemon.wait_exit(std::time::Duration::from_secs(30));
-        killed_at.push(stored(&db));
-    }
-    eprintln!("killed at {killed_at:?} rows");
-    let mut daemon = setup.spawn_run();
-    wait_for("all 20,000 rows", STORE_DEADLINE, || {
-        (stored(&db) == 20_000).then_some(())
-    });
-    wait_for("the group to commit 20,000 records", STORE_DEADLINE, || {
-        (committed_total(&setup.group, &setup.topic) == 20_000).then_some(())
-    });
-    assert_eq!(daemon.stop(), 0);
-    assert_eq!(
-        db.count("SELECT count(DISTINCT event_id) AS n FROM readings"),
-        20_000
     );
 }

@@ -332,6 +332,30 @@ impl Daemon {
         self.wait_exit(Duration::from_secs(30))
     }
 
+    /// The sum of every sample of the metric `name` (all label sets) in `/metrics`.
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        body.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The resident set size of the process, in KiB (`VmRSS` of /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     pub fn dump(&self) {
         eprintln!("--- daemon log ---");
         for l in self.log_lines() {
@@ -379,8 +403,13 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
 
 /// The offsets `group` has committed on `topic`, per partition (absent = none committed).
 pub fn committed_offsets(group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    committed_offsets_at(&brokers(), group, topic)
+}
+
+/// [`committed_offsets`] on the broker at `brokers`.
+pub fn committed_offsets_at(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()

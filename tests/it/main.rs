@@ -2,8 +2,10 @@
 //! by `scripts/services.sh up` (which `scripts/test.sh` runs first). One binary, so the crate is
 //! linked once; each test has its own database, topics and consumer group.
 
+mod broker;
 mod cli;
 mod contract;
 mod delivery;
 mod detection;
+mod faults;
 mod helpers;
