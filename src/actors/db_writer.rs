@@ -5,8 +5,11 @@
 //! then report the batch finished once acknowledged). Writes are idempotent (`ON CONFLICT DO NOTHING` on
 //! each table's natural key), so a batch read twice adds nothing. A failed write is never
 //! dropped: the writer keeps the batch and retries with backoff (reporting not-ready meanwhile)
-//! until it commits, so its offsets are not stored before its rows are. It runs on an arbiter
-//! of its own because diesel blocks the thread while a query runs.
+//! until it commits, so its offsets are not stored before its rows are. Transient errors
+//! (PostgreSQL unreachable) are retried for as long as they last; an error waiting cannot cure
+//! is retried [`FATAL_ATTEMPTS`] times, then the writer stops and the supervisor restarts the
+//! processor (the batch is read again from the last commit). It runs on an arbiter of its own
+//! because diesel blocks the thread while a query runs.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::NaiveDate;
-use slog::{info, o, warn, Logger};
+use slog::{error, info, o, warn, Logger};
 
 use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::DatabaseSettings;
@@ -36,6 +39,11 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 /// At most this many "write failed" lines per minute during an outage.
 const FAILURE_LOG_BURST: u32 = 5;
+/// Attempts in a row that fail with an error waiting cannot cure (`DbError::is_transient` is
+/// false: a permission, a constraint, a broken function) before the writer gives the failure to
+/// the supervisor, which restarts the processor with fresh connections (and, past its restart
+/// intensity, exits 3 so a fresh process runs the migrations again). About 13 s of backoff.
+const FATAL_ATTEMPTS: u32 = 10;
 
 /// What the writer keeps between batches; shared with the retry future of the current batch.
 struct Core {
@@ -140,6 +148,7 @@ impl Handler<Persist> for DbWriter {
         AtomicResponse::new(Box::pin(
             async move {
                 let mut attempt = 0u32;
+                let mut fatal_in_a_row = 0u32;
                 let mut failing_since: Option<Instant> = None;
                 let outcome = loop {
                     let started = Instant::now();
@@ -152,6 +161,12 @@ impl Handler<Persist> for DbWriter {
                             break outcome;
                         }
                         Err(e) => {
+                            fatal_in_a_row = if e.is_transient() { 0 } else { fatal_in_a_row + 1 };
+                            if fatal_in_a_row >= FATAL_ATTEMPTS {
+                                error!(log, "batch write keeps failing with an error retrying cannot cure; handing it to the supervisor";
+                                    "error" => %e, "batch" => msg.id.unwrap_or(0), "attempts" => attempt + 1);
+                                return Err(());
+                            }
                             {
                                 let mut core = core.borrow_mut();
                                 // A partition may have been dropped under us: check again.
@@ -211,8 +226,14 @@ impl Handler<Persist> for DbWriter {
                         metrics.mailbox_out(super::output_publisher::NAME);
                     }
                 }
+                Ok(())
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|written: Result<(), ()>, _, ctx: &mut Context<Self>| {
+                if written.is_err() {
+                    ctx.stop();
+                }
+            }),
         ))
     }
 }

@@ -422,6 +422,44 @@ fn two_replicas_in_one_group_one_killed_the_survivor_finishes_exactly() {
     tally.assert_exact();
 }
 
+#[test]
+fn a_write_error_retrying_cannot_cure_goes_to_the_supervisor_and_nothing_is_lost() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success());
+    // Not an outage: the database answers, and refuses every reading.
+    db.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by a broken trigger'; END $$",
+    );
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON readings EXECUTE FUNCTION refuse()");
+    let total = 2_000;
+    assert!(setup.generate(total as u64, 81).success());
+    let mut daemon = setup.spawn_run();
+    wait_for("the writer to give up on the batch", STORE_DEADLINE, || {
+        daemon
+            .records("restarting group")
+            .iter()
+            .any(|r| r["cause"] == "db_writer stopped")
+            .then_some(())
+    });
+    assert_eq!(daemon.get("/readyz").0, 503);
+    assert!(committed_offsets(&setup.group, &setup.topic).is_empty());
+
+    db.execute("DROP TRIGGER refuse ON readings");
+    let (resumed, caught_up) = recovery(&db, total, Instant::now());
+    wait_for("the group to commit every record", STORE_DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == total).then_some(())
+    });
+    let mut tally = Tally::count(total, &db).ask(&daemon);
+    (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
+    tally.print("a refusing trigger, then dropped");
+    assert_eq!(daemon.stop(), 0);
+    tally.assert_exact();
+    assert!(tally.restarts >= 1.0);
+}
+
 /// The test-only panic hook of the `fault-injection` feature (`scripts/test.sh` enables it).
 #[cfg(feature = "fault-injection")]
 mod injected_panics {
