@@ -7,6 +7,13 @@
 //! poisoned/clean. Timing runs from the first stored row to the last, so the consumer group's
 //! join time does not count.
 //!
+//! `heartbeat-bench throughput [--records N] [--replicas R]` preloads N clean readings (default
+//! 1,000,000; 10,000 customers, about a third anomalous by the bands) into a fresh topic, runs R
+//! processors in one consumer group from the start until every row is stored, and reports
+//! readings/s and each processor's peak RSS. It then copies the same rows out of `readings` and
+//! times PostgreSQL's own binary `COPY ... FROM` of them into the `readings` table of a second,
+//! freshly migrated database (identical schema, empty), and prints the ratio pipeline / COPY.
+//!
 //! `heartbeat-bench quality [--records N] [--customers C] [--rate R] [--seed S]` runs the
 //! processor while `heartbeat-pipeline generate` publishes a seeded stream in real time, then
 //! scores the stored anomalies against the generator's ground truth (the `x-injected` header of
@@ -54,6 +61,14 @@ enum Bench {
         /// Passes over each topic, alternating; the best of each is compared.
         #[arg(long, default_value_t = 2)]
         rounds: u32,
+    },
+    /// Readings per second end to end against PostgreSQL's own COPY of the same rows.
+    Throughput {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Processors in one consumer group.
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
     },
     /// Precision and recall of each anomaly kind against the generator's ground truth.
     Quality {
@@ -165,28 +180,59 @@ fn count(conn: &mut PgConnection) -> i64 {
 }
 
 struct Pass {
+    /// Rows per second from the first stored row to the last.
     rate: f64,
     seconds: f64,
+    /// From the processors' start to the last row (group join included).
+    wall_seconds: f64,
+    /// Peak resident set size of each processor, in KiB (`VmHWM`).
+    peak_rss_kib: Vec<u64>,
+}
+
+/// The peak resident set size of a live process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Runs the processor over `topic` into a fresh database until all `records` are stored.
 fn pass(topic: &str, records: u64) -> anyhow::Result<Pass> {
     let (db, url, mut admin) = fresh_database("hb_bench")?;
+    let result = run_processors(topic, records, &url, 1);
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+/// Runs `replicas` processors in one group over `topic` into the database at `url` until all
+/// `records` are stored, then stops them.
+fn run_processors(topic: &str, records: u64, url: &str, replicas: u32) -> anyhow::Result<Pass> {
     let bin = pipeline_binary()?;
-    let mut child = Command::new(&bin);
-    pipeline_env(&mut child, topic, &url, &unique("hb_bench"));
-    let mut child: Child = child
-        .arg("run")
-        .spawn()
-        .with_context(|| format!("start {}", bin.display()))?;
+    let group = unique("hb_bench");
+    let mut children: Vec<Child> = Vec::new();
+    for _ in 0..replicas {
+        let mut cmd = Command::new(&bin);
+        pipeline_env(&mut cmd, topic, url, &group);
+        children.push(
+            cmd.arg("run")
+                .spawn()
+                .with_context(|| format!("start {}", bin.display()))?,
+        );
+    }
     let started = Instant::now();
     let result = (|| {
         let mut conn = loop {
-            if let Ok(c) = PgConnection::establish(&url) {
+            if let Ok(c) = PgConnection::establish(url) {
                 break c;
             }
             if started.elapsed() > PASS_DEADLINE {
-                bail!("cannot connect to {db}");
+                bail!("cannot connect to {url}");
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -203,6 +249,8 @@ fn pass(topic: &str, records: u64) -> anyhow::Result<Pass> {
                 return Ok(Pass {
                     rate: (n - n0) as f64 / seconds,
                     seconds,
+                    wall_seconds: now.duration_since(started).as_secs_f64(),
+                    peak_rss_kib: children.iter().map(|c| peak_rss_kib(c.id())).collect(),
                 });
             }
             if started.elapsed() > PASS_DEADLINE {
@@ -211,10 +259,118 @@ fn pass(topic: &str, records: u64) -> anyhow::Result<Pass> {
             std::thread::sleep(Duration::from_millis(20));
         }
     })();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    for child in &mut children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    result
+}
+
+/// Runs `psql` on `url` with `command`; fails with its stderr.
+fn psql(url: &str, command: &str) -> anyhow::Result<()> {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", command])
+        .output()
+        .context("run psql (postgresql-client)")?;
+    if !out.status.success() {
+        bail!("psql {command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Deletes a file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// PostgreSQL's own binary COPY of every row of `readings` at `source_url` into the empty
+/// `readings` of a freshly migrated database: (rows, seconds of the COPY FROM alone).
+fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
+    let file = std::env::temp_dir().join(format!("{}.bin", unique("hb_copy")));
+    let _remove = RemoveOnDrop(file.clone());
+    psql(
+        source_url,
+        &format!("\\copy readings TO '{}' (FORMAT binary)", file.display()),
+    )?;
+    let (db, url, mut admin) = fresh_database("hb_copy")?;
+    let result = (|| {
+        let migrate = Command::new(pipeline_binary()?)
+            .arg("migrate")
+            .env("HEARTBEAT__DATABASE__URL", &url)
+            .env("HEARTBEAT__LOG__LEVEL", "error")
+            .output()?;
+        if !migrate.status.success() {
+            bail!("migrate: {}", String::from_utf8_lossy(&migrate.stderr));
+        }
+        // The day partitions the rows need, as the pipeline had them.
+        let mut source = PgConnection::establish(source_url)?;
+        #[derive(QueryableByName)]
+        struct Day {
+            #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+            day: chrono::DateTime<chrono::Utc>,
+        }
+        let days: Vec<Day> = diesel::sql_query(
+            "SELECT DISTINCT date_trunc('day', recorded_at, 'UTC') AS day FROM readings",
+        )
+        .load(&mut source)?;
+        let rows = count(&mut source);
+        let mut target = PgConnection::establish(&url)?;
+        for d in &days {
+            diesel::sql_query("SELECT heartbeat_ensure_day_partition($1)")
+                .bind::<diesel::sql_types::Timestamptz, _>(d.day)
+                .execute(&mut target)?;
+        }
+        let started = Instant::now();
+        psql(
+            &url,
+            &format!("\\copy readings FROM '{}' (FORMAT binary)", file.display()),
+        )?;
+        Ok((rows, started.elapsed().as_secs_f64()))
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+fn throughput(records: u64, replicas: u32) -> anyhow::Result<()> {
+    let topic = unique("bench_throughput");
+    create_topics(&[&topic])?;
+    println!("preloading {records} readings into {topic} ({PARTITIONS} partitions) ...");
+    let t = Instant::now();
+    preload(&topic, records, 0)?;
+    println!("preloaded in {:.1} s", t.elapsed().as_secs_f64());
+    let (db, url, mut admin) = fresh_database("hb_bench")?;
+    let result = (|| {
+        let p = run_processors(&topic, records, &url, replicas)?;
+        println!(
+            "pipeline ({replicas} processor{}): {:.0} readings/s ({records} in {:.2} s from the \
+             first row; {:.2} s from start, group join included)",
+            if replicas == 1 { "" } else { "s" },
+            p.rate,
+            p.seconds,
+            p.wall_seconds
+        );
+        let rss: Vec<String> = p
+            .peak_rss_kib
+            .iter()
+            .map(|k| format!("{:.0} MiB", *k as f64 / 1024.0))
+            .collect();
+        println!("peak RSS per processor: {} (target <= 256 MiB)", rss.join(", "));
+        let (rows, seconds) = copy_baseline(&url)?;
+        let copy_rate = rows as f64 / seconds;
+        println!("COPY baseline: {copy_rate:.0} rows/s ({rows} rows in {seconds:.2} s)");
+        println!(
+            "ratio pipeline / COPY: {:.3} (target >= 0.6)",
+            p.rate / copy_rate
+        );
+        Ok(())
+    })();
     let _ =
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
     result
@@ -526,5 +682,6 @@ fn main() -> anyhow::Result<()> {
             poison_percent,
             rounds,
         } => poison(records, poison_percent.min(100), rounds),
+        Bench::Throughput { records, replicas } => throughput(records, replicas.max(1)),
     }
 }

@@ -24,8 +24,10 @@ use crate::kafka::{self as kafka_cfg, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
 use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared};
 
-/// How often retention looks for expired day partitions.
+/// How often storage upkeep creates the coming day partitions and drops expired ones.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// Day partitions of `readings` created ahead of today.
+const PARTITION_DAYS_AHEAD: u64 = 2;
 
 /// How often `run` logs a progress line (counts so far) at INFO.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -151,21 +153,27 @@ fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
     });
 }
 
-/// Drops expired day partitions (`storage.retention_days`) now and every
-/// [`RETENTION_INTERVAL`]; 0 keeps everything.
-fn spawn_retention(settings: Arc<Settings>, log: Logger) {
-    let keep_days = settings.storage.retention_days;
-    if keep_days == 0 {
-        return;
-    }
-    let keep_days = i32::try_from(keep_days).unwrap_or(i32::MAX);
+/// Now and every [`RETENTION_INTERVAL`]: creates the day partitions of `readings` from today to
+/// [`PARTITION_DAYS_AHEAD`] days ahead, and drops expired ones (`storage.retention_days`; 0
+/// keeps everything).
+fn spawn_storage_upkeep(settings: Arc<Settings>, log: Logger) {
+    let keep_days = i32::try_from(settings.storage.retention_days).unwrap_or(i32::MAX);
     actix_rt::spawn(async move {
         loop {
             let database = settings.database.clone();
             let result = tokio::task::spawn_blocking(move || {
-                db::connect(&database).and_then(|mut c| {
-                    crate::db::queries::drop_expired_partitions(&mut c, keep_days)
-                })
+                let mut c = db::connect(&database)?;
+                // Today's partition and the next ones exist before the first reading of the day
+                // arrives, so no batch waits for DDL at midnight.
+                let today = chrono::Utc::now().date_naive();
+                let ahead: std::collections::BTreeSet<_> = (0..=PARTITION_DAYS_AHEAD)
+                    .filter_map(|d| today.checked_add_days(chrono::Days::new(d)))
+                    .collect();
+                crate::db::queries::ensure_day_partitions(&mut c, &ahead)?;
+                if keep_days == 0 {
+                    return Ok(Vec::new());
+                }
+                crate::db::queries::drop_expired_partitions(&mut c, keep_days)
             })
             .await;
             match result {
@@ -174,8 +182,8 @@ fn spawn_retention(settings: Arc<Settings>, log: Logger) {
                         "partitions" => dropped.join(","), "retention_days" => keep_days)
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => slog::warn!(log, "retention failed, will retry"; "error" => %e),
-                Err(e) => slog::warn!(log, "retention task failed"; "error" => %e),
+                Ok(Err(e)) => slog::warn!(log, "storage upkeep failed, will retry"; "error" => %e),
+                Err(e) => slog::warn!(log, "storage upkeep task failed"; "error" => %e),
             }
             tokio::time::sleep(RETENTION_INTERVAL).await;
         }
@@ -261,7 +269,7 @@ async fn run_groups(
                 "database" => db::target(&settings.database.url)),
             None => return exit::OK,
         }
-        spawn_retention(settings.clone(), log.clone());
+        spawn_storage_upkeep(settings.clone(), log.clone());
     }
     if prepare_topics(settings, log, stop).await.is_none() {
         return exit::OK;

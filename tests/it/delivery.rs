@@ -116,7 +116,7 @@ fn no_offset_is_committed_while_the_database_write_fails() {
 }
 
 #[test]
-fn retention_drops_whole_expired_days_and_keeps_the_rest() {
+fn retention_drops_whole_expired_days_keeps_the_rest_and_creates_the_next_ones() {
     let db = TestDb::new();
     let setup = Setup::new(&db).with("HEARTBEAT__STORAGE__RETENTION_DAYS", "30");
     let migrate = setup.command(&["migrate"]).output().unwrap();
@@ -143,6 +143,13 @@ fn retention_drops_whole_expired_days_and_keeps_the_rest() {
     let mut daemon = setup.spawn_run();
     wait_for("the expired day to be dropped", STORE_DEADLINE, || {
         (partition_count("readings_20200101") == 0).then_some(())
+    });
+    // The coming days' partitions are created ahead of their first reading.
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("readings_%Y%m%d")
+        .to_string();
+    wait_for("the partition two days ahead", STORE_DEADLINE, || {
+        (partition_count(&ahead) == 1).then_some(())
     });
     assert_eq!(daemon.stop(), 0);
     assert_eq!(

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS readings_recorded_at_brin;
