@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # build-deps.sh - make sure this Debian machine can build heartbeat-pipeline.
 #
-# Usage: scripts/build-deps.sh
+# Usage: scripts/build-deps.sh [--test]
 #
 # Checks for a Rust toolchain (cargo; it cannot be installed from here: see the message) and
 # installs with apt-get what the crates' C parts need when it is missing: a C compiler and make
 # (librdkafka, zstd), pkg-config, and libpq (diesel's PostgreSQL driver links it).
-# Idempotent and quick when everything is there. Runs apt-get as root, or through sudo.
+# With --test (scripts/test.sh), also what the deployment checks need: promtool (Debian package
+# prometheus, which installs without starting a server) and PyYAML (python3-yaml) for
+# deploy/check-compose.py.
+# Idempotent and quick when everything is there. Runs apt-get as root, or through sudo, with
+# --no-install-recommends, and only when a package is missing: never as an upgrade (an upgrade of
+# postgresql-15 under the running server breaks it).
 set -euo pipefail
+
+test_deps=false
+case ${1:-} in
+    "") ;;
+    --test) test_deps=true ;;
+    *) printf 'usage: scripts/build-deps.sh [--test]\n' >&2; exit 2 ;;
+esac
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 log() { printf '[build-deps] %s\n' "$*" >&2; }
@@ -29,10 +41,21 @@ if [[ $libs != *"libpq.so ("* ]]; then
     missing+=(libpq-dev)
 fi
 
+if $test_deps; then
+    # promtool has no package of its own; prometheus brings it (with the server, not started, and
+    # a few small libjs-* packages for its web UI; its recommended node exporter is left out).
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+    # deploy/check-compose.py runs under python3 and falls back to Debian's /usr/bin/python3
+    # (where python3-yaml installs) when the python3 on PATH (e.g. pyenv's) lacks PyYAML.
+    if ! python3 -c 'import yaml' >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1; then
+        missing+=(python3-yaml)
+    fi
+fi
+
 if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     sudo_cmd=()
     [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -3,17 +3,20 @@
 #
 # Usage: scripts/test.sh [extra cargo test arguments]
 #
-# 1. installs what the build needs (scripts/build-deps.sh),
+# 1. installs what the build and the deployment checks need (scripts/build-deps.sh --test),
 # 2. starts PostgreSQL and the Kafka-API broker (scripts/services.sh up),
 # 3. runs every test: unit tests (property tests with PROPTEST_CASES=10000) and the integration
 #    tests under tests/, which use those services,
-# 4. runs every SQL query of the Grafana dashboards (deploy/grafana) against the real schema.
-# Exit code: cargo test's. `.ci/run` calls this same script.
+# 4. runs every SQL query of the Grafana dashboards (deploy/grafana) against the real schema,
+# 5. checks the deployment files without Docker: Prometheus's config, alert rules and their unit
+#    tests with promtool, and deploy/docker-compose.yml with deploy/check-compose.py.
+# Ends with `all tests: N passed, M failed` over all of these.
+# Exit code: 0 when everything passed, non-zero otherwise. `.ci/run` calls this same script.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export PATH="$HOME/.cargo/bin:$PATH"
-scripts/build-deps.sh
+scripts/build-deps.sh --test
 scripts/services.sh up
 
 export PROPTEST_CASES="${PROPTEST_CASES:-10000}"
@@ -35,7 +38,34 @@ if [[ $status == 0 ]]; then
     python3 deploy/grafana/check-dashboard-sql.py --dsn "$dsn" 2>&1 | tee -a "$out" | tail -n 1 || status=$?
 fi
 
-# One closing line over every test binary and the dashboard check.
+# The deployment files, without Docker. They need no build, so they run even when cargo test
+# failed. Each promtool command counts as one test; check-compose.py counts one per check.
+# Counts go to $out as "N passed, M failed" lines for the closing awk.
+count() { printf '%d passed, %d failed\n' "$1" "$2" >>"$out"; }
+promtool_check() {
+    local log
+    command -v promtool >/dev/null 2>&1 || log="promtool not found: scripts/build-deps.sh --test installs it (Debian package prometheus)"
+    if [[ -z ${log:-} ]] && log=$(promtool "$@" 2>&1); then
+        printf 'ok    promtool %s\n' "$*"
+        count 1 0
+    else
+        printf 'FAIL  promtool %s\n' "$*"
+        printf '%s\n' "$log" | sed 's/^/      /'
+        count 0 1
+        ((status)) || status=1
+    fi
+}
+# prometheus.yml names its rule file relative to itself (alerts.yml), which resolves both here and
+# in the container (deploy/prometheus is mounted at /etc/prometheus).
+promtool_check check config deploy/prometheus/prometheus.yml
+promtool_check check rules deploy/prometheus/alerts.yml
+promtool_check test rules deploy/prometheus/alerts.test.yml
+compose_log=$(python3 deploy/check-compose.py 2>&1) || { ((status)) || status=1; }
+printf '%s\n' "$compose_log" | tee -a "$out"
+# A checker that died before its count line still counts as one failure.
+[[ $(tail -n 1 <<<"$compose_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
+
+# One closing line over every test binary, the dashboard check and the deployment checks.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0) }' "$out" || status=1

@@ -1,0 +1,891 @@
+#!/usr/bin/env python3
+"""Check deploy/docker-compose.yml against SPEC section 7, without Docker.
+
+Parses the compose file (PyYAML, anchors and merge keys included) and checks
+what the deployment promises: the services (Apache Kafka in KRaft mode, a
+one-shot topic creator, PostgreSQL, Grafana, Prometheus, a Kafka UI, and
+`generator` and `processor` built from the repository's Dockerfile), a health
+check and a restart policy on every long-running service, depends_on with
+health conditions where the pipeline needs Kafka and PostgreSQL, rotated logs,
+named volumes on the data directories, configuration mounted read-only from
+files in the repository (and every file those reference), secrets interpolated
+from deploy/.env (git-ignored, documented in .env.example) rather than written
+in the file, and that Prometheus scrapes the services the file defines.
+
+Usage:
+    deploy/check-compose.py [COMPOSE_FILE]
+
+COMPOSE_FILE defaults to deploy/docker-compose.yml next to this script.
+Needs Python 3.11+ (tomllib) and PyYAML (Debian's python3-yaml: when the
+python3 on PATH lacks it, this re-runs itself under /usr/bin/python3), and git
+for the .gitignore check. Prints one line per check ("ok" or "FAIL" and what
+is wrong), then "N passed, M failed"; exit 0 when every check passed, 1
+otherwise.
+"""
+
+import fnmatch
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+
+try:
+    import yaml
+except ImportError:  # pyenv's python3 without PyYAML: Debian's python3-yaml is for /usr/bin/python3
+    system_python = "/usr/bin/python3"
+    if os.path.realpath(sys.executable) != os.path.realpath(system_python) and os.access(system_python, os.X_OK) \
+            and not os.environ.get("CHECK_COMPOSE_REEXEC"):
+        os.environ["CHECK_COMPOSE_REEXEC"] = "1"
+        os.execv(system_python, [system_python, *sys.argv])
+    print("FAIL  PyYAML is missing: apt-get install python3-yaml (scripts/build-deps.sh --test does)")
+    print("0 passed, 1 failed")
+    sys.exit(1)
+
+DEPLOY = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(DEPLOY)
+
+# Keys of the Compose Specification (compose-spec/compose-spec, spec.md), to catch typos that
+# `docker compose` would reject ("healtcheck") or silently ignore.
+TOP_KEYS = {"version", "name", "include", "services", "networks", "volumes", "configs", "secrets", "models"}
+SERVICE_KEYS = {
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent",
+    "command", "configs", "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota",
+    "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on",
+    "deploy", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname",
+    "driver_opts", "entrypoint", "env_file", "environment", "expose", "extends", "external_links",
+    "extra_hosts", "gpus", "group_add", "healthcheck", "hostname", "image", "init", "ipc", "isolation",
+    "label_file", "labels", "links", "logging", "mac_address", "mem_limit", "mem_reservation",
+    "mem_swappiness", "memswap_limit", "models", "network_mode", "networks", "oom_kill_disable",
+    "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_stop", "privileged",
+    "profiles", "provider", "pull_policy", "read_only", "restart", "runtime", "scale", "secrets",
+    "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt",
+    "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes",
+    "volumes_from", "working_dir",
+}
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+LONG_RUNNING_RESTART = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
+
+IMAGES = {
+    "kafka": re.compile(r"(^|/)(kafka|cp-kafka|cp-server)(:|@|$)"),
+    "postgres": re.compile(r"(^|/)postgres(ql)?(:|@|$)"),
+    "grafana": re.compile(r"(^|/)grafana(-oss|-enterprise)?(:|@|$)"),
+    "prometheus": re.compile(r"(^|/)prometheus(:|@|$)"),
+    "kafka-ui": re.compile(r"(^|/)(kafka-ui|kafdrop|akhq|console)(:|@|$)"),
+}
+# Where each stateful image keeps its data unless the service says otherwise.
+DEFAULT_DATA_DIRS = {
+    "kafka": "/tmp/kraft-combined-logs",  # apache/kafka's log.dirs
+    "postgres": "/var/lib/postgresql/data",
+    "grafana": "/var/lib/grafana",
+    "prometheus": "/prometheus",
+}
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIAL", re.I)
+URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^@\s]+)@")
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, ${VAR:+x}, $VAR; not $$.
+INTERP = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+class Problems(list):
+    def need(self, cond, msg):
+        if not cond:
+            self.append(msg)
+        return cond
+
+
+# ----------------------------------------------------------------------------------------------
+# normalising the compose file's short and long forms
+# ----------------------------------------------------------------------------------------------
+def environment(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        out = {}
+        for item in env:
+            k, _, v = str(item).partition("=")
+            out[k] = v
+        return out
+    return {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in env.items()}
+
+
+def as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return shlex.split(value)
+    return [str(v) for v in value]
+
+
+def depends(svc):
+    """{target: condition} of a service's depends_on (short form = service_started)."""
+    dep = svc.get("depends_on") or {}
+    if isinstance(dep, list):
+        return {str(d): "service_started" for d in dep}
+    return {str(k): (v or {}).get("condition", "service_started") for k, v in dep.items()}
+
+
+def mounts(svc):
+    """(kind, source, target, read_only) of each volume entry; kind is bind or volume."""
+    out = []
+    for v in svc.get("volumes") or []:
+        if isinstance(v, dict):
+            src, tgt = v.get("source"), v.get("target")
+            kind = v.get("type", "volume")
+            ro = bool(v.get("read_only"))
+        else:
+            parts = str(v).split(":")
+            if len(parts) == 1:
+                src, tgt, mode = None, parts[0], ""
+            else:
+                src, tgt, mode = parts[0], parts[1], ":".join(parts[2:])
+            kind = "bind" if src and src[0] in "./~$" else "volume"
+            ro = "ro" in mode.split(",")
+        out.append((kind, src, tgt, ro))
+    return out
+
+
+def under(path, directory):
+    directory = directory.rstrip("/") or "/"
+    return path == directory or path.startswith(directory + "/") or directory == "/"
+
+
+def host_path(svc, container_path):
+    """The repository file a container path comes from through a bind mount, or None."""
+    best = None
+    for kind, src, tgt, _ in mounts(svc):
+        if kind == "bind" and tgt and under(container_path, tgt) and (best is None or len(tgt) > len(best[1])):
+            best = (src, tgt)
+    if best is None:
+        return None
+    rest = container_path[len(best[1].rstrip("/")):].lstrip("/")
+    return os.path.normpath(os.path.join(DEPLOY, best[0], rest))
+
+
+def rel(path):
+    return os.path.relpath(path, REPO)
+
+
+# ----------------------------------------------------------------------------------------------
+# interpolation from deploy/.env.example (compose reads deploy/.env the same way)
+# ----------------------------------------------------------------------------------------------
+def read_env_file(path):
+    out = {}
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, _, v = line.partition("=")
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                v = v[1:-1]
+            out[k.strip()] = v
+    return out
+
+
+def interpolations(text):
+    """(name, operator, default) of every ${...} in a string."""
+    for m in INTERP.finditer(text):
+        if m.group(1):
+            yield m.group(1), m.group(2) or "", m.group(3) or ""
+        else:
+            yield m.group(4), "", ""
+
+
+def expand(text, env):
+    def one(m):
+        name = m.group(1) or m.group(4)
+        op, arg = m.group(2) or "", m.group(3) or ""
+        val = env.get(name)
+        if op in (":-", "-"):
+            return val if val not in (None, "") or (op == "-" and val is not None) else arg
+        return val or ""
+    return INTERP.sub(one, text).replace("$$", "$")
+
+
+def walk_strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if not str(k).startswith("x-"):
+                yield from walk_strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk_strings(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# the pipeline's own configuration (config/default.toml <- HEARTBEAT_CONFIG file <- HEARTBEAT__*)
+# ----------------------------------------------------------------------------------------------
+def load_toml(path):
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def config_keys(tree, prefix=""):
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            yield from config_keys(v, key + ".")
+        else:
+            yield key
+
+
+class Pipeline:
+    """Effective configuration of one pipeline service, with the problems found building it."""
+
+    # Keys SPEC section 3 names that config/default.toml leaves commented out.
+    OPTIONAL_KEYS = {"generator.seed"}
+
+    def __init__(self, name, svc, env_defaults):
+        self.name, self.svc = name, svc
+        self.problems = Problems()
+        self.default = load_toml(os.path.join(REPO, "config", "default.toml"))
+        self.known = set(config_keys(self.default)) | self.OPTIONAL_KEYS
+        self.open_maps = {k for k, v in self._flat(self.default).items() if v == {}}
+        self.values = dict(self._flat(self.default))
+        env = {k: expand(v, env_defaults) for k, v in environment(svc).items()}
+        self.env = env
+        self.config_file = None
+        cfg = env.get("HEARTBEAT_CONFIG")
+        cmd = as_list(svc.get("command"))
+        if "--config" in cmd[:-1]:
+            cfg = cmd[cmd.index("--config") + 1]
+        if cfg:
+            path = host_path(svc, cfg)
+            if path is None:
+                self.problems.append(f"{name}: config file {cfg} is not under a bind mount of the repo")
+            elif self.problems.need(os.path.isfile(path), f"{name}: config file {cfg} -> {rel(path)} does not exist"):
+                self.config_file = path
+                for key, value in self._flat(load_toml(path)).items():
+                    self._set(key, value, rel(path))
+        for var, value in env.items():
+            if var.startswith("HEARTBEAT__"):
+                key = ".".join(var[len("HEARTBEAT__"):].lower().split("__"))
+                self._set(key, value, f"environment {var}")
+
+    @staticmethod
+    def _flat(tree, prefix=""):
+        out = {}
+        for k, v in tree.items():
+            if isinstance(v, dict) and v:
+                out.update(Pipeline._flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    def _set(self, key, value, where):
+        if key in self.known or any(key.startswith(m + ".") for m in self.open_maps):
+            self.values[key] = value
+        else:
+            self.problems.append(f"{self.name}: {where} sets unknown key {key} (`run` exits 2 on unknown keys)")
+
+    def get(self, key):
+        return self.values.get(key)
+
+    def flag(self, key):
+        return str(self.get(key)).strip().lower() == "true"
+
+    def http_port(self):
+        return str(self.get("http.bind")).rsplit(":", 1)[-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# the checks
+# ----------------------------------------------------------------------------------------------
+class Compose:
+    def __init__(self, path):
+        self.path = path
+        with open(path) as f:
+            self.doc = yaml.safe_load(f)
+        self.services = self.doc.get("services") or {}
+        self.env_example = read_env_file(os.path.join(DEPLOY, ".env.example"))
+        self.env_defaults = dict(self.env_example)
+        for text in walk_strings(self.doc):
+            for name, op, default in interpolations(text):
+                if op in (":-", "-"):
+                    self.env_defaults.setdefault(name, default)
+        # One-shot jobs: what another service waits for with service_completed_successfully.
+        self.one_shots = {t for s in self.services.values() for t, c in depends(s).items()
+                          if c == "service_completed_successfully"}
+        self.long_running = [n for n in self.services if n not in self.one_shots]
+        self._pipelines = {}
+
+    def image(self, name):
+        return str(self.services[name].get("image") or "")
+
+    def find(self, kind, long_running=True):
+        pool = self.long_running if long_running else sorted(self.one_shots)
+        return [n for n in pool if IMAGES[kind].search(self.image(n))]
+
+    def one(self, kind, p):
+        found = self.find(kind)
+        p.need(len(found) == 1, f"expected one long-running {kind} service (by image), found {found or 'none'}")
+        return found[0] if found else None
+
+    def pipeline(self, name):
+        if name not in self._pipelines:
+            self._pipelines[name] = Pipeline(name, self.services[name], self.env_defaults)
+        return self._pipelines[name]
+
+    def env(self, name):
+        return {k: expand(v, self.env_defaults) for k, v in environment(self.services[name]).items()}
+
+    def kafka_env(self, name, key):
+        env = self.env(name)
+        for prefix in ("KAFKA_", "KAFKA_CFG_"):
+            if prefix + key in env:
+                return env[prefix + key]
+        return None
+
+    def advertised(self, kafka):
+        listeners = self.kafka_env(kafka, "ADVERTISED_LISTENERS") or ""
+        return {m.group(1) for m in re.finditer(r"://([^,\s]+)", listeners)}
+
+
+def check_parse(c, p):
+    p.need(isinstance(c.doc, dict), "the file is not a YAML mapping")
+    p.need(isinstance(c.services, dict) and c.services, "no services")
+    bad = [k for k in c.doc if k not in TOP_KEYS and not str(k).startswith("x-")]
+    p.need(not bad, f"unknown top-level keys {bad}")
+    p.need("version" not in c.doc, "top-level `version` is obsolete in compose v2 (it warns); remove it")
+    return f"{len(c.services)} services"
+
+
+def check_service_keys(c, p):
+    for name, svc in c.services.items():
+        bad = sorted(k for k in svc if k not in SERVICE_KEYS and not str(k).startswith("x-"))
+        p.need(not bad, f"{name}: unknown keys {bad}")
+        hc = svc.get("healthcheck") or {}
+        bad = sorted(k for k in hc if k not in HEALTHCHECK_KEYS)
+        p.need(not bad, f"{name}: unknown healthcheck keys {bad}")
+        p.need(svc.get("image") or svc.get("build"), f"{name}: neither image nor build")
+
+
+def check_kafka(c, p):
+    kafka = c.one("kafka", p)
+    if not kafka:
+        return
+    roles = c.kafka_env(kafka, "PROCESS_ROLES") or ""
+    p.need({"broker", "controller"} <= {r.strip() for r in roles.split(",")},
+           f"{kafka}: PROCESS_ROLES is {roles!r}, KRaft single node needs broker,controller")
+    p.need(c.kafka_env(kafka, "CONTROLLER_QUORUM_VOTERS"), f"{kafka}: no CONTROLLER_QUORUM_VOTERS")
+    p.need(c.kafka_env(kafka, "CONTROLLER_LISTENER_NAMES"), f"{kafka}: no CONTROLLER_LISTENER_NAMES")
+    p.need(c.kafka_env(kafka, "ZOOKEEPER_CONNECT") is None, f"{kafka}: ZOOKEEPER_CONNECT set (not KRaft)")
+    zk = [n for n in c.services if "zookeeper" in n or "zookeeper" in c.image(n)]
+    p.need(not zk, f"ZooKeeper services {zk} (KRaft needs none)")
+    p.need(c.advertised(kafka), f"{kafka}: no ADVERTISED_LISTENERS")
+    return f"{kafka}, {c.image(kafka)}"
+
+
+def topics_wanted(c):
+    """The topic names and partition count the pipeline services are configured with."""
+    names, partitions = set(), set()
+    for name in ("processor", "generator"):
+        if name in c.services:
+            pl = c.pipeline(name)
+            names |= {str(pl.get(f"kafka.topics.{t}")) for t in ("readings", "dead_letter", "alerts")}
+            partitions.add(str(pl.get("kafka.topics.partitions")))
+    return names, partitions
+
+
+def check_kafka_init(c, p):
+    kafka = (c.find("kafka") or [None])[0]
+    inits = [n for n in sorted(c.one_shots) if n in c.services
+             and "kafka-topics" in " ".join(as_list(c.services[n].get("entrypoint")) + as_list(c.services[n].get("command")))]
+    if not p.need(len(inits) == 1, f"expected one one-shot service running kafka-topics (waited for with "
+                                   f"service_completed_successfully), found {inits or 'none'}"):
+        return
+    init = inits[0]
+    svc = c.services[init]
+    script = " ".join(as_list(svc.get("entrypoint")) + as_list(svc.get("command")))
+    p.need("--create" in script, f"{init}: kafka-topics without --create")
+    p.need("--if-not-exists" in script, f"{init}: --create without --if-not-exists fails on a second `up`")
+    names, partitions = topics_wanted(c)
+    # Topic names count where they are created: on a --create command, or in the word list of a
+    # `for` loop (not, say, in a --describe afterwards).
+    lines = re.sub(r"\\\n", " ", "\n".join(as_list(svc.get("entrypoint")) + as_list(svc.get("command")))).splitlines()
+    creating = "\n".join(l for l in lines if "--create" in l or re.match(r"\s*for\s+\w+\s+in\s", l))
+    missing = sorted(t for t in names if not re.search(rf"(?<![\w.-]){re.escape(t)}(?![\w.-])", creating))
+    p.need(not missing, f"{init}: does not create topic(s) {missing} that the pipeline uses")
+    m = re.search(r"--partitions\s+(\d+)", script)
+    p.need(m and {m.group(1)} == partitions,
+           f"{init}: --partitions {m.group(1) if m else 'missing'}, the pipeline's kafka.topics.partitions is {sorted(partitions)}")
+    if kafka:
+        p.need(depends(svc).get(kafka) == "service_healthy", f"{init}: does not wait for {kafka} with service_healthy")
+        for b in re.findall(r"--bootstrap-server[ =]+(\S+)", script):
+            p.need(b in c.advertised(kafka), f"{init}: --bootstrap-server {b} is not an advertised listener of {kafka}")
+    return init
+
+
+def check_postgres(c, p):
+    pg = c.one("postgres", p)
+    if not pg:
+        return
+    env = c.env(pg)
+    for key in ("POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
+        p.need(env.get(key), f"{pg}: {key} not set")
+    return f"{pg}, {c.image(pg)}"
+
+
+def check_grafana(c, p):
+    gf = c.one("grafana", p)
+    if not gf:
+        return
+    svc = c.services[gf]
+    env = c.env(gf)
+    prov = host_path(svc, env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"))
+    if p.need(prov and os.path.isdir(prov), f"{gf}: /etc/grafana/provisioning is not mounted from a repo folder"):
+        for sub in ("datasources", "dashboards"):
+            files = [f for f in os.listdir(os.path.join(prov, sub)) if f.endswith((".yml", ".yaml"))] \
+                if os.path.isdir(os.path.join(prov, sub)) else []
+            p.need(files, f"{gf}: no {sub} provisioning file in {rel(prov)}/{sub}")
+            for f in files:
+                path = os.path.join(prov, sub, f)
+                with open(path) as fh:
+                    doc = yaml.safe_load(fh) or {}
+                for text in walk_strings(doc):
+                    for var, _, _ in interpolations(text):
+                        p.need(var in env, f"{gf}: {rel(path)} uses ${var}, not in the service's environment")
+                for provider in doc.get("providers") or []:
+                    dpath = (provider.get("options") or {}).get("path")
+                    if dpath:
+                        hp = host_path(svc, dpath)
+                        p.need(hp and os.path.isdir(hp) and any(x.endswith(".json") for x in os.listdir(hp)),
+                               f"{gf}: dashboard provider path {dpath} is not a mounted folder of dashboards")
+    home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        hp = host_path(svc, home)
+        p.need(hp and os.path.isfile(hp), f"{gf}: home dashboard {home} is not a mounted repo file")
+    return f"{gf}, {c.image(gf)}"
+
+
+def check_prometheus(c, p):
+    prom = c.one("prometheus", p)
+    if not prom:
+        return
+    svc = c.services[prom]
+    cmd = as_list(svc.get("command"))
+    cfg = next((a.split("=", 1)[1] for a in cmd if a.startswith("--config.file=")), "/etc/prometheus/prometheus.yml")
+    path = host_path(svc, cfg)
+    if not p.need(path and os.path.isfile(path), f"{prom}: --config.file {cfg} is not a mounted repo file"):
+        return
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    for rule in doc.get("rule_files") or []:
+        container = rule if rule.startswith("/") else os.path.join(os.path.dirname(cfg), rule)
+        hp = host_path(svc, container)
+        p.need(hp and os.path.isfile(hp), f"{prom}: rule file {rule} ({container}) is not a mounted repo file")
+    return f"{prom}, {c.image(prom)}, {rel(path)}"
+
+
+def check_kafka_ui(c, p):
+    ui = c.one("kafka-ui", p)
+    kafka = (c.find("kafka") or [None])[0]
+    if not ui or not kafka:
+        return
+    env = c.env(ui)
+    servers = [v for k, v in env.items() if re.search(r"BOOTSTRAP_?SERVERS$|^KAFKA_BROKERCONNECT$", k)]
+    p.need(servers, f"{ui}: no bootstrap servers in its environment")
+    for s in servers:
+        for b in s.split(","):
+            p.need(b in c.advertised(kafka), f"{ui}: bootstrap server {b} is not an advertised listener of {kafka}")
+    return f"{ui}, {c.image(ui)}"
+
+
+def check_pipeline_build(c, p):
+    builds = set()
+    for name in ("processor", "generator"):
+        if not p.need(name in c.services, f"no `{name}` service"):
+            continue
+        build = c.services[name].get("build")
+        if not p.need(build, f"{name}: not built from the repo (no build:)"):
+            continue
+        if isinstance(build, str):
+            build = {"context": build}
+        ctx = os.path.normpath(os.path.join(DEPLOY, build.get("context", ".")))
+        p.need(os.path.isfile(os.path.join(ctx, "Cargo.toml")) and ctx == REPO,
+               f"{name}: build context {build.get('context')} is not the repository root")
+        dockerfile = os.path.normpath(os.path.join(ctx, build.get("dockerfile", "Dockerfile")))
+        p.need(os.path.isfile(dockerfile), f"{name}: Dockerfile {rel(dockerfile)} does not exist")
+        builds.add(rel(dockerfile))
+    p.need(len(builds) <= 1, f"processor and generator use different Dockerfiles {sorted(builds)}")
+    return ", ".join(sorted(builds))
+
+
+def check_pipeline_roles(c, p):
+    kafka = (c.find("kafka") or [None])[0]
+    pg = (c.find("postgres") or [None])[0]
+    for name, gen, proc in (("processor", False, True), ("generator", True, False)):
+        if name not in c.services:
+            p.append(f"no `{name}` service")
+            continue
+        pl = c.pipeline(name)
+        p.extend(pl.problems)
+        p.need(pl.flag("generator.enabled") == gen and pl.flag("processor.enabled") == proc,
+               f"{name}: generator.enabled={pl.get('generator.enabled')}, processor.enabled={pl.get('processor.enabled')}")
+        p.need(not str(pl.get("http.bind")).startswith("127."), f"{name}: http.bind {pl.get('http.bind')} is unreachable from outside the container")
+        if kafka:
+            for b in str(pl.get("kafka.brokers")).split(","):
+                p.need(b in c.advertised(kafka), f"{name}: kafka.brokers {b} is not an advertised listener of {kafka}")
+        if proc and pg:
+            url = str(pl.get("database.url"))
+            m = re.match(r"postgres(?:ql)?://([^:@/]+)(?::[^@]*)?@([^:/]+)(?::(\d+))?/([^?]+)", url)
+            pgenv = c.env(pg)
+            if p.need(m, f"{name}: database.url is not a postgres:// URL with a user"):
+                user, host, port, db = m.groups()
+                p.need(host == pg and (port or "5432") == "5432", f"{name}: database.url points at {host}:{port}, not {pg}:5432")
+                p.need(user == pgenv.get("POSTGRES_USER") and db == pgenv.get("POSTGRES_DB"),
+                       f"{name}: database.url user/database {user}/{db} differ from {pg}'s POSTGRES_USER/POSTGRES_DB")
+
+
+def healthcheck_test(svc):
+    hc = svc.get("healthcheck")
+    if not isinstance(hc, dict) or hc.get("disable"):
+        return None
+    test = hc.get("test")
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    if not test or test[0] == "NONE":
+        return None
+    return [str(t) for t in test]
+
+
+def runtime_stage(dockerfile):
+    with open(dockerfile) as f:
+        text = f.read()
+    return re.split(r"(?im)^FROM\s", text)[-1]
+
+
+def check_healthchecks(c, p):
+    for name in c.long_running:
+        test = healthcheck_test(c.services[name])
+        if not p.need(test, f"{name}: no healthcheck"):
+            continue
+        p.need(test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, f"{name}: healthcheck test {test} is not CMD/CMD-SHELL")
+    for name in ("processor", "generator"):
+        if name not in c.services or not healthcheck_test(c.services[name]):
+            continue
+        test = healthcheck_test(c.services[name])
+        port = c.pipeline(name).http_port()
+        joined = " ".join(test[1:])
+        p.need(re.search(rf"(127\.0\.0\.1|localhost):{port}/(readyz|healthz)", joined),
+               f"{name}: healthcheck does not ask /readyz or /healthz on its http port {port}: {joined}")
+        build = c.services[name].get("build") or {}
+        if isinstance(build, dict):
+            dockerfile = os.path.normpath(os.path.join(DEPLOY, build.get("context", "."), build.get("dockerfile", "Dockerfile")))
+            if os.path.isfile(dockerfile):
+                prog = test[1].split()[0] if test[0] == "CMD-SHELL" else test[1]
+                p.need(re.search(rf"\b{re.escape(os.path.basename(prog))}\b", runtime_stage(dockerfile)),
+                       f"{name}: healthcheck runs {prog}, which the runtime stage of {rel(dockerfile)} does not install")
+    for name in sorted(c.one_shots):
+        p.need(name not in c.services or not healthcheck_test(c.services[name]),
+               f"{name}: a one-shot job with a healthcheck")
+    return f"{len(c.long_running)} long-running services"
+
+
+def check_depends_on(c, p):
+    for name, svc in c.services.items():
+        for target, cond in depends(svc).items():
+            if not p.need(target in c.services, f"{name}: depends on unknown service {target}"):
+                continue
+            p.need(cond in CONDITIONS, f"{name}: depends_on {target} has unknown condition {cond}")
+            if cond == "service_healthy":
+                p.need(healthcheck_test(c.services[target]), f"{name}: waits for {target} to be healthy, which has no healthcheck")
+            for kind in ("kafka", "postgres"):
+                if target in c.find(kind):
+                    p.need(cond == "service_healthy", f"{name}: depends on {target} with {cond}, not service_healthy")
+
+
+def waits_for(c, name, target, seen=()):
+    """Does `name` start only after `target` is healthy, directly or through a one-shot job?"""
+    for dep, cond in depends(c.services.get(name, {})).items():
+        if dep == target and cond == "service_healthy":
+            return True
+        if cond == "service_completed_successfully" and dep not in seen and waits_for(c, dep, target, seen + (name,)):
+            return True
+    return False
+
+
+def check_pipeline_waits(c, p):
+    kafka = (c.find("kafka") or [None])[0]
+    pg = (c.find("postgres") or [None])[0]
+    for name, needs in (("processor", (kafka, pg)), ("generator", (kafka,))):
+        if name not in c.services:
+            continue
+        for target in needs:
+            if target:
+                p.need(waits_for(c, name, target), f"{name}: does not wait for {target} to be healthy "
+                       f"(service_healthy, or service_completed_successfully of a job that does)")
+
+
+def check_restart(c, p):
+    for name in c.long_running:
+        svc = c.services[name]
+        policy = str(svc.get("restart") or "")
+        swarm = ((svc.get("deploy") or {}).get("restart_policy") or {}).get("condition")
+        p.need(LONG_RUNNING_RESTART.match(policy) or swarm in ("any", "on-failure"),
+               f"{name}: restart is {policy or 'unset'}")
+    for name in sorted(c.one_shots):
+        policy = str(c.services.get(name, {}).get("restart") or "no")
+        p.need(policy == "no" or policy.startswith("on-failure"), f"{name}: a one-shot job with restart {policy}")
+
+
+def check_logging(c, p):
+    for name, svc in c.services.items():
+        log = svc.get("logging") or {}
+        driver = log.get("driver", "json-file")
+        opts = log.get("options") or {}
+        p.need(driver in ("json-file", "local"), f"{name}: logging driver {driver} (json-file or local rotate)")
+        p.need(opts.get("max-size") and opts.get("max-file"), f"{name}: no logging options max-size and max-file")
+    return "every service"
+
+
+def check_volumes(c, p):
+    declared = c.doc.get("volumes") or {}
+    for name, svc in c.services.items():
+        for kind, src, tgt, _ in mounts(svc):
+            if kind == "volume" and src:
+                p.need(src in declared, f"{name}: volume {src} is not declared under top-level volumes")
+    done = []
+    for kind in ("kafka", "postgres", "prometheus", "grafana"):
+        for name in c.find(kind):
+            env = c.env(name)
+            data = DEFAULT_DATA_DIRS[kind]
+            if kind == "kafka":
+                data = (c.kafka_env(name, "LOG_DIRS") or data).split(",")[0]
+            elif kind == "postgres":
+                data = env.get("PGDATA", data)
+            elif kind == "grafana":
+                data = env.get("GF_PATHS_DATA", data)
+            elif kind == "prometheus":
+                data = next((a.split("=", 1)[1] for a in as_list(c.services[name].get("command"))
+                             if a.startswith("--storage.tsdb.path=")), data)
+            ok = any(k == "volume" and s and under(data, t) for k, s, t, _ in mounts(c.services[name]))
+            p.need(ok, f"{name}: no named volume on its data directory {data}")
+            done.append(f"{name}:{data}")
+    return ", ".join(done)
+
+
+def check_bind_mounts(c, p):
+    n = 0
+    for name, svc in c.services.items():
+        for kind, src, tgt, ro in mounts(svc):
+            if kind != "bind":
+                continue
+            n += 1
+            path = os.path.normpath(os.path.join(DEPLOY, expand(src, c.env_defaults)))
+            p.need(os.path.exists(path), f"{name}: bind mount source {src} ({rel(path)}) does not exist")
+            p.need(under(path, REPO), f"{name}: bind mount source {src} is outside the repository")
+            p.need(ro, f"{name}: bind mount {src}:{tgt} is writable (mount configuration with :ro)")
+    pg = (c.find("postgres") or [None])[0]
+    if pg:
+        svc = c.services[pg]
+        initdb = host_path(svc, "/docker-entrypoint-initdb.d")
+        if initdb and os.path.isdir(initdb):
+            env = c.env(pg)
+            for f in sorted(os.listdir(initdb)):
+                with open(os.path.join(initdb, f)) as fh:
+                    text = fh.read()
+                needed = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):\?", text))
+                p.need(needed <= set(env), f"{pg}: {f} requires {sorted(needed - set(env))}, not in its environment")
+    return f"{n} bind mounts"
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True)
+
+
+def ignored(path):
+    """Is a file git-ignored? Falls back to reading .gitignore files outside a git work tree."""
+    r = git("rev-parse", "--is-inside-work-tree")
+    if r.returncode == 0:
+        return git("check-ignore", "-q", "--no-index", rel(path)).returncode == 0
+    relpath = rel(path)
+    for d in (os.path.dirname(relpath), ""):
+        gi = os.path.join(REPO, d, ".gitignore")
+        if os.path.exists(gi):
+            sub = os.path.relpath(relpath, d or ".")
+            for line in open(gi):
+                pat = line.strip()
+                if pat and not pat.startswith("#") and (fnmatch.fnmatch(sub, pat.lstrip("/")) or
+                                                        fnmatch.fnmatch(os.path.basename(sub), pat)):
+                    return True
+    return False
+
+
+def check_secrets(c, p):
+    n = 0
+    for name in c.services:
+        for key, raw in environment(c.services[name]).items():
+            secret = None
+            if SECRET_NAME.search(key):
+                secret = raw
+            m = URL_PASSWORD.search(raw)
+            if m:
+                secret = m.group(1)
+            if secret is None or secret == "":
+                continue
+            n += 1
+            refs = list(interpolations(secret))
+            whole = INTERP.fullmatch(secret)
+            if not p.need(whole and refs, f"{name}: {key} holds a literal secret; interpolate it from deploy/.env (${{VAR:-...}})"):
+                continue
+            var, op, default = refs[0]
+            p.need(var in c.env_example, f"{name}: {key} uses ${var}, which .env.example does not document")
+            if op in (":-", "-") and var in c.env_example:
+                p.need(default == c.env_example[var],
+                       f"{name}: {key} falls back to a value other than .env.example's {var} (a secret in the compose file?)")
+    return f"{n} secret values, all from deploy/.env"
+
+
+def check_env_files(c, p):
+    env_path = os.path.join(DEPLOY, ".env")
+    p.need(ignored(env_path), "deploy/.env is not git-ignored")
+    r = git("ls-files", "--error-unmatch", rel(env_path))
+    p.need(r.returncode != 0, "deploy/.env is committed")
+    example = os.path.join(DEPLOY, ".env.example")
+    p.need(os.path.isfile(example), "deploy/.env.example is missing")
+    p.need(not ignored(example), "deploy/.env.example is git-ignored (commit it, it documents every variable)")
+    for name, svc in c.services.items():
+        env_files = svc.get("env_file") or []
+        for env_file in [env_files] if isinstance(env_files, str) else env_files:
+            if isinstance(env_file, dict):
+                env_file = env_file.get("path", "")
+            path = os.path.join(DEPLOY, env_file)
+            p.need(ignored(path) and git("ls-files", "--error-unmatch", rel(path)).returncode != 0,
+                   f"{name}: env_file {env_file} is not git-ignored, or is committed")
+    used = {}
+    for text in walk_strings(c.doc):
+        for var, op, default in interpolations(text):
+            used.setdefault(var, set()).add((op, default))
+    for var, forms in sorted(used.items()):
+        p.need(var in c.env_example, f"${var} is not in .env.example")
+        for op, default in forms:
+            p.need(op in (":-", "-"), f"${{{var}{op}}} has no default: a fresh clone without deploy/.env gets an empty value")
+            if op in (":-", "-") and var in c.env_example:
+                p.need(default == c.env_example[var], f"${{{var}:-{default}}} differs from .env.example's {var}={c.env_example[var]}")
+    return f"{len(used)} variables"
+
+
+def check_ports(c, p):
+    n = 0
+    for name, svc in c.services.items():
+        for port in svc.get("ports") or []:
+            n += 1
+            if isinstance(port, dict):
+                host_ip = port.get("host_ip", "")
+            else:
+                parts = INTERP.sub("ADDR", str(port)).split(":")
+                host_ip = str(port).split(":")[0] if len(parts) == 3 else ""
+            addr = expand(host_ip, c.env_defaults)
+            p.need(host_ip and addr not in ("0.0.0.0", "::"),
+                   f"{name}: port {port} is published on every interface (bind it to ${{PUBLISH_ADDRESS:-127.0.0.1}})")
+    return f"{n} published ports"
+
+
+def check_scaling(c, p):
+    if "processor" not in c.services:
+        return
+    svc = c.services["processor"]
+    p.need("container_name" not in svc, "processor: container_name prevents --scale")
+    p.need(not svc.get("ports"), "processor: a published host port prevents --scale")
+    pl = c.pipeline("processor")
+    p.need(pl.get("kafka.group_id"), "processor: no kafka.group_id")
+    replicas = (svc.get("deploy") or {}).get("replicas", 1)
+    partitions = pl.get("kafka.topics.partitions")
+    p.need(str(partitions).isdigit() and int(replicas) <= int(partitions),
+           f"processor: {replicas} replicas for {partitions} partitions")
+    return f"group {pl.get('kafka.group_id')}, {partitions} partitions"
+
+
+def check_prometheus_targets(c, p):
+    prom = (c.find("prometheus") or [None])[0]
+    if not prom:
+        return
+    path = host_path(c.services[prom], next((a.split("=", 1)[1] for a in as_list(c.services[prom].get("command"))
+                                              if a.startswith("--config.file=")), "/etc/prometheus/prometheus.yml"))
+    if not path or not os.path.isfile(path):
+        p.append("no prometheus config to read")
+        return
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    scraped = {}
+    for job in doc.get("scrape_configs") or []:
+        for sd in job.get("dns_sd_configs") or []:
+            for host in sd.get("names") or []:
+                scraped[host] = str(sd.get("port"))
+        for st in job.get("static_configs") or []:
+            for target in st.get("targets") or []:
+                host, _, port = str(target).rpartition(":")
+                scraped[host] = port
+    for host in scraped:
+        p.need(host in c.services or host in ("localhost", "127.0.0.1"), f"{rel(path)} scrapes {host}, not a compose service")
+    for name in ("processor", "generator"):
+        if name in c.services:
+            port = c.pipeline(name).http_port()
+            p.need(scraped.get(name) == port, f"{rel(path)} scrapes {name} on port {scraped.get(name)}, its http.bind port is {port}")
+    return ", ".join(f"{h}:{pt}" for h, pt in sorted(scraped.items()))
+
+
+CHECKS = [
+    ("compose file parses, top-level keys of the compose spec", check_parse),
+    ("service and healthcheck keys of the compose spec", check_service_keys),
+    ("Apache Kafka in KRaft mode", check_kafka),
+    ("one-shot topic creator for the pipeline's topics", check_kafka_init),
+    ("PostgreSQL", check_postgres),
+    ("Grafana with datasources and dashboards provisioned from repo files", check_grafana),
+    ("Prometheus with its config and rules mounted from repo files", check_prometheus),
+    ("a Kafka UI on the broker", check_kafka_ui),
+    ("generator and processor built from the repo's Dockerfile", check_pipeline_build),
+    ("generator and processor: one role each, known config keys, broker and database are compose services", check_pipeline_roles),
+    ("healthcheck on every long-running service, none on one-shot jobs", check_healthchecks),
+    ("depends_on: known services and conditions, service_healthy on Kafka and PostgreSQL", check_depends_on),
+    ("processor waits for healthy Kafka and PostgreSQL, generator for Kafka", check_pipeline_waits),
+    ("restart policy on every long-running service, none that repeats a one-shot job", check_restart),
+    ("log rotation (max-size, max-file)", check_logging),
+    ("named volumes on the data directories of stateful services", check_volumes),
+    ("configuration bind-mounted read-only from repo files that exist", check_bind_mounts),
+    ("no literal secret in the compose file", check_secrets),
+    ("deploy/.env and env_files git-ignored and untracked, .env.example documents every variable", check_env_files),
+    ("published ports bound to ${PUBLISH_ADDRESS}, not every interface", check_ports),
+    ("processor scales out in one consumer group", check_scaling),
+    ("Prometheus scrapes the processor and generator on their HTTP port", check_prometheus_targets),
+]
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(DEPLOY, "docker-compose.yml")
+    try:
+        compose = Compose(path)
+    except Exception as e:  # unreadable or not YAML: nothing else can be checked
+        print(f"FAIL  {os.path.basename(path)} parses")
+        print("      " + str(e).replace("\n", "\n      "))
+        print("0 passed, 1 failed")
+        return 1
+    passed = failed = 0
+    for title, check in CHECKS:
+        problems = Problems()
+        try:
+            detail = check(compose, problems)
+        except Exception as e:  # a check that crashes is a failed check, the rest still run
+            problems.append(f"check crashed: {type(e).__name__}: {e}")
+            detail = None
+        if problems:
+            failed += 1
+            print(f"FAIL  {title}")
+            for prob in dict.fromkeys(problems):
+                print("      " + str(prob).replace("\n", "\n      "))
+        else:
+            passed += 1
+            print(f"ok    {title}" + (f"  ({detail})" if detail else ""))
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
