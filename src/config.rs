@@ -210,6 +210,7 @@ pub struct BandSettings {
 pub struct WriterSettings {
     pub batch_size: i64,
     pub flush_interval_ms: i64,
+    pub parallelism: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -397,6 +398,7 @@ impl Settings {
             1_000_000,
         );
         range("writer.batch_size", self.writer.batch_size, 1, 100_000);
+        range("writer.parallelism", self.writer.parallelism, 1, 16);
         range(
             "writer.flush_interval_ms",
             self.writer.flush_interval_ms,

@@ -15,6 +15,9 @@ pub const ANSWER_WINDOW: Duration = Duration::from_secs(10);
 /// How often the probe asks Kafka and PostgreSQL; well inside [`ANSWER_WINDOW`].
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(3);
 
+/// How the supervisor's backing-off reason for an actor about to restart begins.
+pub const RESTARTING: &str = "restarting: ";
+
 /// The state of one supervised actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActorState {
@@ -70,6 +73,18 @@ impl Health {
     pub fn set_actor(&self, actor: &str, state: ActorState) {
         if let Ok(mut actors) = self.actors.lock() {
             actors.insert(actor.to_owned(), state);
+        }
+    }
+
+    /// Forgets the supervisor's "restarting" mark on `actor` once its group has started again
+    /// (the new incarnation reports its own state, possibly under another key, such as each of
+    /// several writers); any other state stays.
+    pub fn clear_restarting(&self, actor: &str) {
+        if let Ok(mut actors) = self.actors.lock() {
+            if matches!(actors.get(actor), Some(ActorState::BackingOff(why)) if why.starts_with(RESTARTING))
+            {
+                actors.remove(actor);
+            }
         }
     }
 

@@ -95,6 +95,33 @@ pub struct Persist {
     /// Detector state of every customer this batch changed.
     pub states: Vec<CustomerSnapshot>,
     pub positions: BatchPositions,
+    /// How many parts the batch was split into among the writers (by customer); the batch is
+    /// finished once every part is.
+    pub parts: u32,
+}
+
+impl Persist {
+    /// A part of batch `id` with nothing in it yet.
+    pub fn empty(id: Option<BatchId>, positions: BatchPositions) -> Persist {
+        Persist {
+            id,
+            readings: Vec::new(),
+            rejects: Vec::new(),
+            anomalies: Vec::new(),
+            alerts: Vec::new(),
+            states: Vec::new(),
+            positions,
+            parts: 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty()
+            && self.rejects.is_empty()
+            && self.anomalies.is_empty()
+            && self.alerts.is_empty()
+            && self.states.is_empty()
+    }
 }
 
 /// DbWriter (or OutputPublisher) -> OffsetLedger: the batch's rows committed (and its outputs
@@ -102,6 +129,8 @@ pub struct Persist {
 #[derive(Debug)]
 pub struct BatchPersisted {
     pub id: BatchId,
+    /// Parts of the batch, each reported on its own (see `Persist::parts`).
+    pub parts: u32,
     pub positions: BatchPositions,
     pub stored: u64,
     pub duplicates: u64,

@@ -13,7 +13,7 @@
 //! the batches in flight are stored, then commits, so the next owner of a partition does not read
 //! them again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ struct State {
     handing_on: Option<BatchId>,
     /// Finished ahead of an earlier batch; their offsets wait for it.
     finished: BTreeMap<BatchId, BatchPositions>,
+    /// Parts stored so far of batches split among several writers.
+    parts_done: HashMap<BatchId, u32>,
     /// The batch whose offsets are stored next.
     next_to_store: BatchId,
     /// Set when the incarnation stops: nobody may wait for batches any more.
@@ -103,14 +105,23 @@ impl OffsetLedger {
         self.settled.notify_all();
     }
 
-    /// The batch's rows committed (and its outputs were acknowledged): store its offsets and
-    /// those of the finished batches waiting for it.
+    /// A part of a batch committed (and its outputs were acknowledged). Once every part has,
+    /// store the batch's offsets and those of the finished batches waiting for it.
     pub fn finish(&self, batch: BatchPersisted) {
-        debug!(self.log, "batch stored"; "batch" => batch.id, "stored" => batch.stored,
-            "duplicates" => batch.duplicates, "rejected" => batch.rejected);
+        debug!(self.log, "batch part stored"; "batch" => batch.id, "parts" => batch.parts,
+            "stored" => batch.stored, "duplicates" => batch.duplicates,
+            "rejected" => batch.rejected);
         let ready = {
             let mut guard = self.lock();
             let s = &mut *guard;
+            if batch.parts > 1 {
+                let done = s.parts_done.entry(batch.id).or_insert(0);
+                *done += 1;
+                if *done < batch.parts {
+                    return;
+                }
+                s.parts_done.remove(&batch.id);
+            }
             s.finished.insert(batch.id, batch.positions);
             let mut ready = Vec::new();
             while let Some(positions) = s.finished.remove(&s.next_to_store) {
@@ -195,6 +206,7 @@ mod tests {
     fn persisted(id: BatchId) -> BatchPersisted {
         BatchPersisted {
             id,
+            parts: 1,
             positions: BatchPositions::default(),
             stored: 0,
             duplicates: 0,
@@ -246,6 +258,27 @@ mod tests {
         };
         ledger.close();
         assert!(!waiter.join().unwrap());
+    }
+
+    #[test]
+    fn a_batch_split_among_writers_finishes_with_its_last_part() {
+        let ledger = OffsetLedger::new(crate::telemetry::discard());
+        let id = ledger.begin();
+        ledger.handed_on(id);
+        let part = || BatchPersisted {
+            parts: 3,
+            ..persisted(id)
+        };
+        ledger.finish(part());
+        ledger.finish(part());
+        assert_eq!(
+            ledger.in_flight(),
+            1,
+            "two of three parts are not the batch"
+        );
+        ledger.finish(part());
+        assert_eq!(ledger.in_flight(), 0);
+        assert_eq!(ledger.lock().next_to_store, 2);
     }
 
     #[test]

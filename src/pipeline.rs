@@ -135,7 +135,6 @@ impl ChildGroup for ProcessorGroup {
                 .create()
                 .map_err(|e| format!("cannot create the output producer: {e}"))?;
 
-            let db_arbiter = Arbiter::new();
             let output_arbiter = Arbiter::new();
             let work_arbiter = Arbiter::new();
             let intake_arbiter = Arbiter::new();
@@ -170,18 +169,31 @@ impl ChildGroup for ProcessorGroup {
                     )
                 })
             };
-            let pool = db::pool(&settings.database, settings.database.pool_size as u32);
-            let writer = {
-                let (settings, metrics, health, log, exits) = (
+            // Each writer on a thread of its own (diesel blocks while a query runs), sharing one
+            // pool with a connection for each.
+            let writers = config::count(settings.writer.parallelism).max(1);
+            let pool = db::pool(
+                &settings.database,
+                (settings.database.pool_size as u32).max(writers as u32),
+            );
+            let mut writer_arbiters = Vec::with_capacity(writers);
+            let mut writer_addrs = Vec::with_capacity(writers);
+            for index in 0..writers {
+                let (settings, metrics, health, log, exits, pool, outputs) = (
                     settings.clone(),
                     metrics.clone(),
                     health.clone(),
                     log.clone(),
                     exits.clone(),
+                    pool.clone(),
+                    outputs.clone(),
                 );
                 let done = ledger.clone();
-                DbWriter::start_in_arbiter(&db_arbiter.handle(), move |_| {
+                let arbiter = Arbiter::new();
+                let addr = DbWriter::start_in_arbiter(&arbiter.handle(), move |_| {
                     DbWriter::new(
+                        index,
+                        writers,
                         pool,
                         settings.database.clone(),
                         done,
@@ -191,8 +203,10 @@ impl ChildGroup for ProcessorGroup {
                         &log,
                         ExitGuard::new(db_writer::NAME, generation, exits),
                     )
-                })
-            };
+                });
+                writer_arbiters.push(arbiter);
+                writer_addrs.push(addr.recipient());
+            }
             let detector = {
                 let (settings, progress, metrics, health, log, exits) = (
                     settings.clone(),
@@ -211,7 +225,7 @@ impl ChildGroup for ProcessorGroup {
                         pool,
                         settings.database.clone(),
                         progress,
-                        writer.recipient(),
+                        writer_addrs,
                         metrics,
                         health,
                         &log,
@@ -262,7 +276,8 @@ impl ChildGroup for ProcessorGroup {
 
             self.subscriber = Some(subscriber);
             self.ledger = Some(ledger_handle);
-            self.arbiters = vec![intake_arbiter, work_arbiter, db_arbiter, output_arbiter];
+            self.arbiters = vec![intake_arbiter, work_arbiter, output_arbiter];
+            self.arbiters.extend(writer_arbiters);
             Ok(())
         })
     }

@@ -17,6 +17,7 @@
 //! processor wall-clock time, only for caught-up partitions.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use chrono::{DateTime, Utc};
 use slog::{info, o, warn, Logger};
 use uuid::Uuid;
 
-use super::{forward_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{forward_all_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::{self, DatabaseSettings, DetectorSettings};
 use crate::db::queries::{load_states, stored_identities};
 use crate::db::{self, DbError, PgPool};
@@ -102,7 +103,8 @@ pub struct AnomalyDetector {
     pool: PgPool,
     database: DatabaseSettings,
     progress: Arc<PartitionProgress>,
-    next: Recipient<Persist>,
+    /// The writers; each batch is split among them by customer (`db_writer::shard`).
+    writers: Vec<Rc<Recipient<Persist>>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -118,7 +120,7 @@ impl AnomalyDetector {
         pool: PgPool,
         database: DatabaseSettings,
         progress: Arc<PartitionProgress>,
-        next: Recipient<Persist>,
+        writers: Vec<Recipient<Persist>>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -135,7 +137,7 @@ impl AnomalyDetector {
             pool,
             database,
             progress,
-            next,
+            writers: writers.into_iter().map(Rc::new).collect(),
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
@@ -206,6 +208,14 @@ impl AnomalyDetector {
             partition: t.partition,
             state: serde_json::to_value(&t.state).ok()?,
         })
+    }
+
+    /// The parts of `batch` for each writer.
+    fn shard(&self, batch: Persist) -> Vec<(Rc<Recipient<Persist>>, Persist)> {
+        super::db_writer::shard(batch, self.writers.len())
+            .into_iter()
+            .map(|(i, part)| (self.writers[i].clone(), part))
+            .collect()
     }
 
     fn detect(&mut self, msg: ReadingsValidated) -> Persist {
@@ -295,6 +305,7 @@ impl AnomalyDetector {
             alerts,
             states,
             positions: msg.positions,
+            parts: 1,
         }
     }
 
@@ -348,6 +359,7 @@ impl AnomalyDetector {
             alerts,
             states,
             positions: Default::default(),
+            parts: 1,
         })
     }
 }
@@ -360,15 +372,17 @@ impl Actor for AnomalyDetector {
         self.health.set_actor(NAME, ActorState::Running);
         ctx.run_interval(TICK, |act, ctx| {
             if let Some(persist) = act.tick() {
-                let next = act.next.clone();
+                let sends = act.shard(persist);
                 let metrics = act.metrics.clone();
-                metrics.mailbox_in(super::db_writer::NAME);
-                // `wait`: nothing else runs until the silences are in the writer's mailbox, so
+                // `wait`: nothing else runs until the silences are in the writers' mailboxes, so
                 // they are stored before any later reading that ends them.
                 ctx.wait(
                     async move {
-                        if next.send(persist).await.is_err() {
-                            metrics.mailbox_out(super::db_writer::NAME);
+                        for (next, part) in sends {
+                            metrics.mailbox_in(super::db_writer::NAME);
+                            if !super::hand_over(&next, part).await {
+                                metrics.mailbox_out(super::db_writer::NAME);
+                            }
                         }
                     }
                     .into_actor(act),
@@ -389,12 +403,8 @@ impl Handler<ReadingsValidated> for AnomalyDetector {
         self.metrics.mailbox_out(NAME);
         crate::faults::maybe_panic(NAME);
         let out = self.detect(msg);
-        forward_in_order(
-            self.next.clone(),
-            out,
-            &self.metrics,
-            super::db_writer::NAME,
-        )
+        let sends = self.shard(out);
+        forward_all_in_order(sends, &self.metrics, super::db_writer::NAME)
     }
 }
 

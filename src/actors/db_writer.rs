@@ -81,6 +81,8 @@ impl Core {
 }
 
 pub struct DbWriter {
+    /// Which writer this is, for readiness and logs: `db_writer`, or `db_writer#N` of several.
+    key: String,
     core: Rc<RefCell<Core>>,
     done: Arc<OffsetLedger>,
     outputs: Recipient<PublishOutputs>,
@@ -93,6 +95,8 @@ pub struct DbWriter {
 impl DbWriter {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        index: usize,
+        of: usize,
         pool: PgPool,
         settings: DatabaseSettings,
         done: Arc<OffsetLedger>,
@@ -102,7 +106,14 @@ impl DbWriter {
         log: &Logger,
         exit: ExitGuard,
     ) -> Self {
+        let key = if of > 1 {
+            format!("{NAME}#{}", index + 1)
+        } else {
+            NAME.to_owned()
+        };
         DbWriter {
+            log: log.new(o!("actor" => key.clone())),
+            key,
             core: Rc::new(RefCell::new(Core {
                 pool,
                 settings,
@@ -113,7 +124,6 @@ impl DbWriter {
             outputs,
             metrics,
             health,
-            log: log.new(o!("actor" => NAME)),
             exit,
         }
     }
@@ -124,7 +134,7 @@ impl Actor for DbWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        self.health.set_actor(NAME, ActorState::Running);
+        self.health.set_actor(&self.key, ActorState::Running);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -143,6 +153,7 @@ impl Handler<Persist> for DbWriter {
         let outputs = self.outputs.clone();
         let metrics = self.metrics.clone();
         let health = self.health.clone();
+        let key = self.key.clone();
         let log = self.log.clone();
         // Atomic: one batch at a time, in order, and the mailbox waits while this one retries.
         AtomicResponse::new(Box::pin(
@@ -178,7 +189,7 @@ impl Handler<Persist> for DbWriter {
                                         "suppressed" => suppressed);
                                 }
                             }
-                            health.set_actor(NAME, ActorState::BackingOff(e.to_string()));
+                            health.set_actor(&key, ActorState::BackingOff(e.to_string()));
                             failing_since.get_or_insert_with(Instant::now);
                             let wait = db::backoff(attempt, RETRY_MIN, RETRY_MAX);
                             attempt = attempt.saturating_add(1);
@@ -188,7 +199,7 @@ impl Handler<Persist> for DbWriter {
                 };
                 health.db_answered();
                 if let Some(since) = failing_since {
-                    health.set_actor(NAME, ActorState::Running);
+                    health.set_actor(&key, ActorState::Running);
                     info!(log, "batch write succeeded again";
                         "after_ms" => since.elapsed().as_millis() as u64, "attempts" => attempt + 1);
                 }
@@ -202,6 +213,7 @@ impl Handler<Persist> for DbWriter {
                 }
                 let persisted = msg.id.map(|id| BatchPersisted {
                     id,
+                    parts: msg.parts,
                     positions: msg.positions,
                     stored: outcome.stored,
                     duplicates: outcome.duplicates,
@@ -236,4 +248,64 @@ impl Handler<Persist> for DbWriter {
             }),
         ))
     }
+}
+
+/// Splits a batch among `writers` writers by customer: each customer's readings, anomalies,
+/// alert episodes and detector state always go to the same writer, so they are stored in order
+/// and no two writers ever touch the same row (no ordering guard, no lock waits between them).
+/// Rejects go with the first part. Empty parts are left out; every part says how many there
+/// are, so the batch counts as finished once each has been stored.
+pub fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
+    if writers <= 1 {
+        return vec![(0, batch)];
+    }
+    let Persist {
+        id,
+        readings,
+        rejects,
+        anomalies,
+        alerts,
+        states,
+        positions,
+        parts: _,
+    } = batch;
+    let mut parts: Vec<Persist> = (0..writers)
+        .map(|_| Persist::empty(id, positions.clone()))
+        .collect();
+    for r in readings {
+        parts[writer_of(&r.reading.customer_id, writers)]
+            .readings
+            .push(r);
+    }
+    for a in anomalies {
+        parts[writer_of(&a.customer_id, writers)].anomalies.push(a);
+    }
+    for a in alerts {
+        parts[writer_of(&a.customer_id, writers)].alerts.push(a);
+    }
+    for s in states {
+        parts[writer_of(&s.customer_id, writers)].states.push(s);
+    }
+    parts[0].rejects = rejects;
+    let mut out: Vec<(usize, Persist)> = parts
+        .into_iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    if out.is_empty() {
+        out.push((0, Persist::empty(id, positions)));
+    }
+    let n = out.len() as u32;
+    for (_, p) in &mut out {
+        p.parts = n;
+    }
+    out
+}
+
+/// The writer of `customer` among `writers` (stable within the process).
+fn writer_of(customer: &str, writers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    customer.hash(&mut h);
+    (h.finish() % writers as u64) as usize
 }

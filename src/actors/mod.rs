@@ -17,9 +17,11 @@ pub mod supervisor;
 pub mod validator;
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::dev::SendError;
 use actix::prelude::*;
 use slog::{warn, Logger};
 use tokio::sync::mpsc::UnboundedSender;
@@ -35,7 +37,7 @@ pub const MAILBOX_CAPACITY: usize = 4;
 /// stage slows this one (backpressure). If the next stage is gone, the actor stops, which tells
 /// the supervisor through its exit guard.
 pub fn forward_in_order<A, M>(
-    next: Recipient<M>,
+    next: Rc<Recipient<M>>,
     msg: M,
     metrics: &Arc<Metrics>,
     next_name: &'static str,
@@ -44,21 +46,66 @@ where
     A: Actor<Context = Context<A>>,
     M: Message<Result = ()> + Send + 'static,
 {
+    forward_all_in_order(vec![(next, msg)], metrics, next_name)
+}
+
+/// [`forward_in_order`] for several messages, each to its own recipient (the parts of a batch
+/// split among parallel writers), handed on one after the other.
+pub fn forward_all_in_order<A, M>(
+    sends: Vec<(Rc<Recipient<M>>, M)>,
+    metrics: &Arc<Metrics>,
+    next_name: &'static str,
+) -> AtomicResponse<A, ()>
+where
+    A: Actor<Context = Context<A>>,
+    M: Message<Result = ()> + Send + 'static,
+{
     let metrics = metrics.clone();
-    metrics.mailbox_in(next_name);
-    let connected = next.clone();
+    let recipients: Vec<Rc<Recipient<M>>> = sends.iter().map(|(r, _)| r.clone()).collect();
     AtomicResponse::new(Box::pin(
         actix::fut::wrap_future::<_, A>(async move {
-            if next.send(msg).await.is_err() {
-                metrics.mailbox_out(next_name);
+            for (next, msg) in sends {
+                metrics.mailbox_in(next_name);
+                if !hand_over(&next, msg).await {
+                    metrics.mailbox_out(next_name);
+                }
             }
         })
         .map(move |_, _, ctx: &mut Context<A>| {
-            if !connected.connected() {
+            if recipients.iter().any(|r| !r.connected()) {
                 ctx.stop();
             }
         }),
     ))
+}
+
+/// How often a message waiting for room in a full mailbox tries again.
+const HAND_OVER_RETRY: Duration = Duration::from_millis(2);
+
+/// Puts `msg` in `next`'s mailbox, waiting while it is full; `false` if `next` is gone.
+///
+/// Pass the same `Recipient` for every message, never a fresh clone: actix bounds a mailbox per
+/// sender (capacity plus one message each, the sender being parked until the receiver takes
+/// one), so a clone per message would never wait. Stages keep theirs in an `Rc`.
+///
+/// Only the queueing is awaited, not the handling: `Recipient::send` would resolve once `next`
+/// has *handled* the message, which for an atomic handler that hands on in turn means once the
+/// whole rest of the pipeline has, so every stage would wait for the last one and they would
+/// take turns instead of working at once. The bounded mailbox is the backpressure.
+pub async fn hand_over<M>(next: &Recipient<M>, msg: M) -> bool
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let mut msg = msg;
+    loop {
+        match next.try_send(msg) {
+            Ok(()) => return true,
+            Err(SendError::Closed(_)) => return false,
+            Err(SendError::Full(m)) => msg = m,
+        }
+        tokio::time::sleep(HAND_OVER_RETRY).await;
+    }
 }
 
 /// An actor has stopped or died.

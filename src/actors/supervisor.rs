@@ -152,7 +152,7 @@ pub async fn supervise(
                 for actor in groups[i].actors() {
                     health.set_actor(
                         actor,
-                        ActorState::BackingOff(format!("restarting: {cause}")),
+                        ActorState::BackingOff(format!("{}{cause}", crate::health::RESTARTING)),
                     );
                 }
                 groups[i].stop();
@@ -173,8 +173,13 @@ pub async fn supervise(
                 r = groups[i].start(generations[i], tx.clone()) => r,
             };
             match started {
-                Ok(()) => info!(log, "group started"; "group" => groups[i].name(),
-                    "generation" => generations[i]),
+                Ok(()) => {
+                    for actor in groups[i].actors() {
+                        health.clear_restarting(actor);
+                    }
+                    info!(log, "group started"; "group" => groups[i].name(),
+                        "generation" => generations[i])
+                }
                 Err(e) => {
                     warn!(log, "group failed to start"; "group" => groups[i].name(), "error" => &e);
                     pending.push_back((i, Some(format!("start failed: {e}"))));

@@ -6,6 +6,7 @@
 //! goes on. Nothing in here can fail on a record; the only failure is a dead downstream mailbox,
 //! which the supervisor sees for itself.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,8 @@ const REJECT_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 pub struct Validator {
     rules: ValidationRules,
-    next: Recipient<ReadingsValidated>,
+    /// One sender for every batch, so the detector's mailbox bound holds (see `hand_over`).
+    next: Rc<Recipient<ReadingsValidated>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -47,7 +49,7 @@ impl Validator {
     ) -> Self {
         Validator {
             rules,
-            next,
+            next: Rc::new(next),
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),

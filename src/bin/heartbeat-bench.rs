@@ -292,9 +292,13 @@ fn finished_records(addr: &str) -> i64 {
     }
     body.lines()
         .filter(|l| {
-            ["heartbeat_readings_stored_total", "heartbeat_rejects_total{", "heartbeat_duplicates_total"]
-                .iter()
-                .any(|m| l.starts_with(m))
+            [
+                "heartbeat_readings_stored_total",
+                "heartbeat_rejects_total{",
+                "heartbeat_duplicates_total",
+            ]
+            .iter()
+            .any(|m| l.starts_with(m))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as i64
@@ -346,7 +350,10 @@ fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
     let _remove = RemoveOnDrop(file.clone());
     psql(
         source_url,
-        &format!("\\copy (SELECT * FROM readings) TO '{}' (FORMAT binary)", file.display()),
+        &format!(
+            "\\copy (SELECT * FROM readings) TO '{}' (FORMAT binary)",
+            file.display()
+        ),
     )?;
     let (db, url, mut admin) = fresh_database("hb_copy")?;
     let result = (|| {
@@ -414,7 +421,10 @@ fn throughput(records: u64, replicas: u32) -> anyhow::Result<()> {
             .iter()
             .map(|k| format!("{:.0} MiB", *k as f64 / 1024.0))
             .collect();
-        println!("peak RSS per processor: {} (target <= 256 MiB)", rss.join(", "));
+        println!(
+            "peak RSS per processor: {} (target <= 256 MiB)",
+            rss.join(", ")
+        );
         let (rows, seconds) = copy_baseline(&url)?;
         let copy_rate = rows as f64 / seconds;
         println!("COPY baseline: {copy_rate:.0} rows/s ({rows} rows in {seconds:.2} s)");

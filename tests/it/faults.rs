@@ -470,7 +470,9 @@ mod injected_panics {
         let db = TestDb::new();
         let setup = Setup::new(&db)
             .with("HEARTBEAT__WRITER__BATCH_SIZE", "500")
-            .with("HEARTBEAT_TEST_PANIC", "db_writer:2");
+            .with("HEARTBEAT_TEST_PANIC", "db_writer:2")
+            // One writer, so the two panics come one incarnation after the other.
+            .with("HEARTBEAT__WRITER__PARALLELISM", "1");
         let total = 10_000;
         assert!(setup.generate(total as u64, 71).success());
         let mut daemon = setup.spawn_run();
