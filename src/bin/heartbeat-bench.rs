@@ -14,6 +14,12 @@
 //! times PostgreSQL's own binary `COPY ... FROM` of them into the `readings` table of a second,
 //! freshly migrated database (identical schema, empty), and prints the ratio pipeline / COPY.
 //!
+//! `heartbeat-bench latency [--rate R] [--seconds S]` starts a processor, publishes readings at
+//! a steady R per second (default 10,000, 10,000 customers) for S seconds, each stamped with the
+//! time it is published, and reports publish-to-commit latency percentiles: the commit time of
+//! each row's transaction (`pg_xact_commit_timestamp`, which `scripts/services.sh` turns on)
+//! minus the reading's timestamp.
+//!
 //! `heartbeat-bench quality [--records N] [--customers C] [--rate R] [--seed S]` runs the
 //! processor while `heartbeat-pipeline generate` publishes a seeded stream in real time, then
 //! scores the stored anomalies against the generator's ground truth (the `x-injected` header of
@@ -69,6 +75,13 @@ enum Bench {
         /// Processors in one consumer group.
         #[arg(long, default_value_t = 1)]
         replicas: u32,
+    },
+    /// Publish-to-commit latency at a steady rate.
+    Latency {
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
     },
     /// Precision and recall of each anomaly kind against the generator's ground truth.
     Quality {
@@ -302,6 +315,159 @@ fn finished_records(addr: &str) -> i64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as i64
+}
+
+/// Publishes `rate` readings a second for `seconds`, each stamped with the time it is sent;
+/// heart rates wander within the normal band. Returns how many were sent.
+fn publish_steady(topic: &str, rate: u64, seconds: u64) -> anyhow::Result<u64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let started = Instant::now();
+    let total = rate * seconds;
+    let mut sent = 0u64;
+    while sent < total {
+        let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let customer = format!("LAT-{:05}", sent % BENCH_CUSTOMERS);
+            let now = chrono::Utc::now();
+            let heart_rate = 62 + (sent / BENCH_CUSTOMERS + sent % 7) % 30;
+            let value = format!(
+                r#"{{"customer_id":"{customer}","timestamp":"{}","heart_rate":{heart_rate}}}"#,
+                now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            );
+            let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic)
+                .key(customer.as_str())
+                .payload(value.as_str());
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        producer.poll(Duration::from_millis(1));
+                        record = r;
+                    }
+                }
+            }
+            sent += 1;
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    producer.flush(Timeout::After(Duration::from_secs(60)))?;
+    Ok(sent)
+}
+
+fn latency(rate: u64, seconds: u64) -> anyhow::Result<()> {
+    let topic = unique("bench_latency");
+    create_topics(&[&topic])?;
+    let (db, url, mut admin) = fresh_database("hb_latency")?;
+    let result = (|| {
+        let bin = pipeline_binary()?;
+        let mut cmd = Command::new(&bin);
+        pipeline_env(&mut cmd, &topic, &url, &unique("hb_latency"));
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        cmd.env("HEARTBEAT__HTTP__BIND", &addr);
+        let mut child = cmd.arg("run").spawn()?;
+        let outcome = (|| {
+            // Warm up: the group has joined and a first batch is stored.
+            publish_steady(&topic, 1_000, 1)?;
+            let deadline = Instant::now() + PASS_DEADLINE;
+            while finished_records(&addr) < 1_000 {
+                if Instant::now() > deadline {
+                    bail!("the processor did not store the warm-up readings");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            println!("publishing {rate} readings/s for {seconds} s ...");
+            let steady_from = chrono::Utc::now();
+            let sent = publish_steady(&topic, rate, seconds)? + 1_000;
+            while finished_records(&addr) < sent as i64 {
+                if Instant::now() > deadline {
+                    bail!("not every reading was stored");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let mut conn = PgConnection::establish(&url)?;
+            #[derive(QueryableByName)]
+            struct On {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                track_commit_timestamp: String,
+            }
+            let exact = diesel::sql_query("SHOW track_commit_timestamp")
+                .get_result::<On>(&mut conn)
+                .is_ok_and(|o| o.track_commit_timestamp == "on");
+            // Commit time of each row's transaction; without it, the time the transaction began
+            // (a lower bound).
+            let stored_at = if exact {
+                "pg_xact_commit_timestamp(xmin)"
+            } else {
+                "ingested_at"
+            };
+            #[derive(QueryableByName)]
+            struct P {
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                p50: f64,
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                p99: f64,
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                max: f64,
+            }
+            let p: P = diesel::sql_query(format!(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l) AS p50, \
+                 percentile_cont(0.99) WITHIN GROUP (ORDER BY l) AS p99, max(l) AS max \
+                 FROM (SELECT 1000 * extract(epoch FROM {stored_at} - recorded_at)::float8 AS l \
+                 FROM readings WHERE recorded_at >= $1) t"
+            ))
+            .bind::<diesel::sql_types::Timestamptz, _>(steady_from)
+            .get_result(&mut conn)?;
+            if exact {
+                #[derive(QueryableByName)]
+                struct Split {
+                    #[diesel(sql_type = diesel::sql_types::Double)]
+                    to_start: f64,
+                    #[diesel(sql_type = diesel::sql_types::Double)]
+                    in_tx: f64,
+                }
+                let split: Split = diesel::sql_query(
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a) AS to_start, \
+                     percentile_cont(0.5) WITHIN GROUP (ORDER BY b) AS in_tx FROM \
+                     (SELECT 1000 * extract(epoch FROM ingested_at - recorded_at)::float8 AS a, \
+                     1000 * extract(epoch FROM pg_xact_commit_timestamp(xmin) - ingested_at)::float8 AS b \
+                     FROM readings WHERE recorded_at >= $1) t",
+                )
+                .bind::<diesel::sql_types::Timestamptz, _>(steady_from)
+                .get_result(&mut conn)?;
+                println!(
+                    "median split: {:.0} ms from publish to the start of the transaction, \
+                     {:.0} ms in it",
+                    split.to_start, split.in_tx
+                );
+            }
+            println!(
+                "publish-to-commit latency at {rate} readings/s over {seconds} s: p50 {:.0} ms, \
+                 p99 {:.0} ms, max {:.0} ms (target p99 <= 500 ms){}",
+                p.p50,
+                p.p99,
+                p.max,
+                if exact {
+                    ""
+                } else {
+                    "; track_commit_timestamp is off, so these are to the start of the \
+                     transaction, a lower bound"
+                }
+            );
+            Ok(())
+        })();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        outcome
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
 }
 
 /// Customers of the simulated readings the throughput benchmark preloads.
@@ -746,5 +912,6 @@ fn main() -> anyhow::Result<()> {
             rounds,
         } => poison(records, poison_percent.min(100), rounds),
         Bench::Throughput { records, replicas } => throughput(records, replicas.max(1)),
+        Bench::Latency { rate, seconds } => latency(rate.max(1), seconds.max(1)),
     }
 }
