@@ -92,6 +92,23 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     apply_overrides(c, settings)
 }
 
+/// Problems librdkafka finds in the properties this program would set, the raw
+/// `kafka.librdkafka` ones included (an unknown name, a bad value), each naming the key, so a
+/// typo there exits 2 at start like any other configuration error instead of failing later.
+/// Only librdkafka's configuration object is built: no client, no connection.
+pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
+    let mut problems: Vec<String> = Vec::new();
+    for config in [consumer_config(settings), producer_config(settings)] {
+        if let Err(e) = config.create_native_config() {
+            let problem = format!("kafka.librdkafka: librdkafka refuses it: {e}");
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems
+}
+
 /// An admin client for topic creation and metadata probes.
 pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
     apply_overrides(base(settings), settings)

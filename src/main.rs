@@ -5,7 +5,7 @@ use clap::Parser;
 
 use heartbeat_pipeline::cli::{Cli, Command};
 use heartbeat_pipeline::commands::{self, exit, generate::GenerateArgs};
-use heartbeat_pipeline::config::Settings;
+use heartbeat_pipeline::config::{ConfigError, Settings};
 use heartbeat_pipeline::telemetry;
 
 fn main() {
@@ -18,6 +18,11 @@ fn main() {
             std::process::exit(exit::USAGE);
         }
     };
+    let problems = heartbeat_pipeline::kafka::check_properties(&settings.kafka);
+    if !problems.is_empty() {
+        eprintln!("error: {}", ConfigError { problems });
+        std::process::exit(exit::USAGE);
+    }
     if let Command::CheckConfig = cli.command {
         print!("{}", settings.to_redacted_toml());
         eprintln!("configuration is valid");

@@ -339,6 +339,9 @@ async fn watch_progress(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 ) {
+    // Partitions whose lag this processor reports; one that moves to another member loses its
+    // series here rather than showing its last lag for ever.
+    let mut reported: Vec<i32> = Vec::new();
     loop {
         tokio::select! {
             changed = stop.changed() => {
@@ -356,6 +359,15 @@ async fn watch_progress(
                 .collect(),
             Err(_) => continue,
         };
+        for gone in reported
+            .iter()
+            .filter(|p| !positions.iter().any(|(q, _)| q == *p))
+        {
+            let _ = metrics
+                .consumer_lag
+                .remove_label_values(&[&*topic, gone.to_string().as_str()]);
+        }
+        reported = positions.iter().map(|(p, _)| *p).collect();
         for (partition, position) in positions {
             let (c, t) = (consumer.clone(), topic.clone());
             let watermarks = tokio::task::spawn_blocking(move || {

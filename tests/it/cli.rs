@@ -43,6 +43,22 @@ fn a_typo_in_a_key_exits_2_and_names_the_key() {
 }
 
 #[test]
+fn a_librdkafka_property_librdkafka_does_not_know_exits_2_and_names_it() {
+    let f = config_file("[kafka.librdkafka]\n\"fetch.wait.max.mss\" = \"50\"\n");
+    let out = check_config(f.to_str(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kafka.librdkafka") && stderr(&out).contains("fetch.wait.max.mss"),
+        "{}",
+        stderr(&out)
+    );
+    // A property it knows is fine.
+    let f = config_file("[kafka.librdkafka]\n\"fetch.wait.max.ms\" = \"50\"\n");
+    let out = check_config(f.to_str(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn a_value_of_the_wrong_type_exits_2_and_names_the_key() {
     let f = config_file("[database]\npool_size = \"four\"\n");
     let out = check_config(f.to_str(), &[]);
