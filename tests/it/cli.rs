@@ -135,3 +135,61 @@ fn usage_errors_exit_2_and_version_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("heartbeat-pipeline "));
 }
+
+/// `inspect` over a data set written by hand: every count it prints is the one expected.
+#[test]
+fn inspect_prints_the_counts_of_a_known_data_set() {
+    use crate::helpers::{Setup, TestDb};
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    db.execute("SELECT heartbeat_ensure_day_partition(now())");
+    db.execute(
+        "INSERT INTO readings (event_id, customer_id, recorded_at, heart_rate, class, \
+         kafka_partition, kafka_offset) VALUES \
+         (gen_random_uuid(), 'C-1', now(), 70, 'normal', 0, 0), \
+         (gen_random_uuid(), 'C-1', now(), 72, 'normal', 0, 1), \
+         (gen_random_uuid(), 'C-2', now(), 130, 'high', 1, 0)",
+    );
+    db.execute(
+        "INSERT INTO rejected_readings (raw, reason, detail, kafka_topic, kafka_partition, \
+         kafka_offset) VALUES ('x', 'malformed_json', 'd', 't', 0, 2), \
+         ('y', 'too_large', 'd', 't', 0, 3)",
+    );
+    db.execute(
+        "INSERT INTO anomalies (event_id, customer_id, kind, heart_rate, recorded_at) \
+         VALUES (gen_random_uuid(), 'C-2', 'tachycardia', 130, now())",
+    );
+    db.execute(
+        "INSERT INTO alerts (customer_id, kind, opened_at, last_seen_at, readings, \
+         peak_heart_rate) VALUES ('C-2', 'tachycardia', now(), now(), 1, 130)",
+    );
+
+    let out = setup.command(&["inspect"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Each expected line: a label and its count, whatever the padding between them.
+    let has = |label: &str, n: i64| {
+        text.lines().any(|l| {
+            let l = l.trim();
+            l.strip_prefix(label)
+                .is_some_and(|rest| rest.trim() == n.to_string())
+        })
+    };
+    for (label, n) in [
+        ("readings", 3),
+        ("rejected readings", 2),
+        ("anomalies", 1),
+        ("open alerts", 1),
+        ("customers", 2),
+        ("normal", 2),
+        ("high", 1),
+        ("tachycardia", 1),
+        ("malformed_json", 1),
+        ("too_large", 1),
+        ("C-2", 1),
+    ] {
+        assert!(has(label, n), "no `{label} {n}` line in:\n{text}");
+    }
+}

@@ -45,6 +45,33 @@ impl Tally {
         }
     }
 
+    /// Waits until `setup`'s group has committed all `total` records, then counts what the
+    /// tables and `daemon` say, with the recovery times (`recovery`'s answer), if any.
+    fn settled(
+        setup: &Setup,
+        db: &impl Counts,
+        daemon: &Daemon,
+        total: i64,
+        recovered: Option<(Duration, Duration)>,
+    ) -> Tally {
+        let at = setup
+            .extra
+            .get("HEARTBEAT__KAFKA__BROKERS")
+            .cloned()
+            .unwrap_or_else(brokers);
+        wait_for("the group to commit every record", STORE_DEADLINE, || {
+            let committed: i64 = committed_offsets_at(&at, &setup.group, &setup.topic)
+                .values()
+                .sum();
+            (committed == total).then_some(())
+        });
+        let mut tally = Tally::count(total, db).ask(daemon);
+        if let Some((resumed, caught_up)) = recovered {
+            (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
+        }
+        tally
+    }
+
     /// Adds a live daemon's counters.
     fn ask(mut self, daemon: &Daemon) -> Tally {
         self.read_again += daemon.metric_sum("heartbeat_duplicates_total");
@@ -206,15 +233,11 @@ fn database_outage(outage: Duration, during: u64) -> OutageRun {
     pg.start_again();
     let back = Instant::now();
     let total = 2_000 + during as i64;
-    let (resumed, caught_up) = recovery(&db, total, back);
+    let recovered = recovery(&db, total, back);
     wait_for("readiness to turn 200", STORE_DEADLINE, || {
         (daemon.get("/readyz").0 == 200).then_some(())
     });
-    wait_for("the group to commit every record", STORE_DEADLINE, || {
-        (committed_total(&setup.group, &setup.topic) == total).then_some(())
-    });
-    let mut tally = Tally::count(total, &db).ask(&daemon);
-    (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
+    let tally = Tally::settled(&setup, &db, &daemon, total, Some(recovered));
     assert_eq!(
         logged(&daemon, "partitions revoked"),
         0,
@@ -292,16 +315,11 @@ fn the_broker_unreachable_for_30_seconds_mid_stream_loses_nothing() {
     let lines_during_outage = daemon.log_lines().len() - lines_before;
 
     broker.proxy.restore();
-    let (resumed, caught_up) = recovery(&db, total, Instant::now());
-    wait_for("the group to commit every record", STORE_DEADLINE, || {
-        let committed = committed_offsets_at(&broker.brokers(), &setup.group, &setup.topic);
-        (committed.values().sum::<i64>() == total).then_some(())
-    });
+    let recovered = recovery(&db, total, Instant::now());
+    let tally = Tally::settled(&setup, &db, &daemon, total, Some(recovered));
     wait_for("readiness to turn 200", STORE_DEADLINE, || {
         (daemon.get("/readyz").0 == 200).then_some(())
     });
-    let mut tally = Tally::count(total, &db).ask(&daemon);
-    (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
     tally.print("broker down 30 s");
     eprintln!("[broker down 30 s] {lines_during_outage} log lines during the outage");
     assert_eq!(daemon.stop(), 0);
@@ -333,12 +351,8 @@ fn a_processor_killed_three_times_mid_stream_loses_and_repeats_nothing() {
     }
     eprintln!("killed at {killed_at:?} rows");
     let mut daemon = setup.spawn_run();
-    let (resumed, caught_up) = recovery(&db, total, Instant::now());
-    wait_for("the group to commit 20,000 records", STORE_DEADLINE, || {
-        (committed_total(&setup.group, &setup.topic) == total).then_some(())
-    });
-    let mut tally = Tally::count(total, &db).ask(&daemon);
-    (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
+    let recovered = recovery(&db, total, Instant::now());
+    let tally = Tally::settled(&setup, &db, &daemon, total, Some(recovered));
     tally.print("SIGKILL x3, then a restart");
     assert_eq!(daemon.stop(), 0);
     tally.assert_exact();
@@ -372,10 +386,7 @@ fn sigterm_drains_and_commits_so_a_restart_reads_nothing_twice() {
     wait_for("every row", STORE_DEADLINE, || {
         (accounted(&db) == total).then_some(())
     });
-    wait_for("the group to commit every record", STORE_DEADLINE, || {
-        (committed_total(&setup.group, &setup.topic) == total).then_some(())
-    });
-    let tally = Tally::count(total, &db).ask(&daemon);
+    let tally = Tally::settled(&setup, &db, &daemon, total, None);
     tally.print("SIGTERM + restart");
     assert_eq!(daemon.stop(), 0);
     tally.assert_exact();
@@ -406,12 +417,8 @@ fn two_replicas_in_one_group_one_killed_the_survivor_finishes_exactly() {
     victim.signal(9);
     victim.wait_exit(Duration::from_secs(30));
     let at_kill = accounted(&db);
-    let (resumed, caught_up) = recovery(&db, total, Instant::now());
-    wait_for("the group to commit every record", STORE_DEADLINE, || {
-        (committed_total(&setup.group, &setup.topic) == total).then_some(())
-    });
-    let mut tally = Tally::count(total, &db).ask(&survivor);
-    (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
+    let recovered = recovery(&db, total, Instant::now());
+    let tally = Tally::settled(&setup, &db, &survivor, total, Some(recovered));
     tally.print("two replicas, one killed");
     eprintln!("killed the second replica at {at_kill} rows");
     assert!(
@@ -448,12 +455,8 @@ fn a_write_error_retrying_cannot_cure_goes_to_the_supervisor_and_nothing_is_lost
     assert!(committed_offsets(&setup.group, &setup.topic).is_empty());
 
     db.execute("DROP TRIGGER refuse ON readings");
-    let (resumed, caught_up) = recovery(&db, total, Instant::now());
-    wait_for("the group to commit every record", STORE_DEADLINE, || {
-        (committed_total(&setup.group, &setup.topic) == total).then_some(())
-    });
-    let mut tally = Tally::count(total, &db).ask(&daemon);
-    (tally.resumed, tally.caught_up) = (Some(resumed), Some(caught_up));
+    let recovered = recovery(&db, total, Instant::now());
+    let tally = Tally::settled(&setup, &db, &daemon, total, Some(recovered));
     tally.print("a refusing trigger, then dropped");
     assert_eq!(daemon.stop(), 0);
     tally.assert_exact();
@@ -479,13 +482,10 @@ mod injected_panics {
         wait_for("every row", STORE_DEADLINE, || {
             (accounted(&db) == total).then_some(())
         });
-        wait_for("the group to commit every record", STORE_DEADLINE, || {
-            (committed_total(&setup.group, &setup.topic) == total).then_some(())
-        });
         wait_for("readiness to be 200 again", STORE_DEADLINE, || {
             (daemon.get("/readyz").0 == 200).then_some(())
         });
-        let tally = Tally::count(total, &db).ask(&daemon);
+        let tally = Tally::settled(&setup, &db, &daemon, total, None);
         tally.print("db_writer panics twice");
         let restarts = daemon.records("restarting group");
         assert_eq!(restarts.len(), 2, "one restart per panic");
