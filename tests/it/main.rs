@@ -9,3 +9,4 @@ mod delivery;
 mod detection;
 mod faults;
 mod helpers;
+mod ops;
