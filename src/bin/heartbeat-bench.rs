@@ -75,6 +75,10 @@ enum Bench {
         /// Processors in one consumer group.
         #[arg(long, default_value_t = 1)]
         replicas: u32,
+        /// Also time the Python consumer built like the best peers (scripts/peer-consumer.py)
+        /// over the same topic into a fresh database.
+        #[arg(long)]
+        peer: bool,
     },
     /// Publish-to-commit latency at a steady rate.
     Latency {
@@ -500,6 +504,58 @@ fn psql(url: &str, command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs scripts/peer-consumer.py over `topic` into a freshly migrated database and returns
+/// its rows per second.
+fn peer_consumer(topic: &str, records: u64) -> anyhow::Result<f64> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".local/venv/bin/python");
+    let python = if venv.exists() {
+        venv
+    } else {
+        std::path::PathBuf::from("python3")
+    };
+    let (db, url, mut admin) = fresh_database("hb_peer")?;
+    let result = (|| {
+        migrate(&url)?;
+        let out = Command::new(&python)
+            .arg(root.join("scripts/peer-consumer.py"))
+            .args(["--brokers", &brokers(), "--topic", topic])
+            .args(["--group", &unique("hb_peer"), "--dsn", &url])
+            .args(["--records", &records.to_string()])
+            .output()
+            .with_context(|| format!("run {}", python.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!(
+                "peer-consumer.py: {stdout}{} (scripts/bench.sh installs confluent-kafka and psycopg)",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let line = stdout.lines().last().unwrap_or_default();
+        println!("{line}");
+        line.rsplit(": ")
+            .next()
+            .and_then(|r| r.trim_end_matches(" rows/s").parse::<f64>().ok())
+            .with_context(|| format!("no rate in {line:?}"))
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+/// Applies the migrations to the database at `url` with `heartbeat-pipeline migrate`.
+fn migrate(url: &str) -> anyhow::Result<()> {
+    let out = Command::new(pipeline_binary()?)
+        .arg("migrate")
+        .env("HEARTBEAT__DATABASE__URL", url)
+        .env("HEARTBEAT__LOG__LEVEL", "error")
+        .output()?;
+    if !out.status.success() {
+        bail!("migrate: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 /// Deletes a file when dropped.
 struct RemoveOnDrop(std::path::PathBuf);
 
@@ -523,14 +579,7 @@ fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
     )?;
     let (db, url, mut admin) = fresh_database("hb_copy")?;
     let result = (|| {
-        let migrate = Command::new(pipeline_binary()?)
-            .arg("migrate")
-            .env("HEARTBEAT__DATABASE__URL", &url)
-            .env("HEARTBEAT__LOG__LEVEL", "error")
-            .output()?;
-        if !migrate.status.success() {
-            bail!("migrate: {}", String::from_utf8_lossy(&migrate.stderr));
-        }
+        migrate(&url)?;
         // The day partitions the rows need, as the pipeline had them.
         let mut source = PgConnection::establish(source_url)?;
         #[derive(QueryableByName)]
@@ -561,7 +610,7 @@ fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
     result
 }
 
-fn throughput(records: u64, replicas: u32) -> anyhow::Result<()> {
+fn throughput(records: u64, replicas: u32, peer: bool) -> anyhow::Result<()> {
     let topic = unique("bench_throughput");
     create_topics(&[&topic])?;
     println!(
@@ -598,6 +647,13 @@ fn throughput(records: u64, replicas: u32) -> anyhow::Result<()> {
             "ratio pipeline / COPY: {:.3} (target >= 0.6)",
             p.rate / copy_rate
         );
+        if peer {
+            let peer_rate = peer_consumer(&topic, records)?;
+            println!(
+                "ratio pipeline / Python peer: {:.2} (target >= 3)",
+                p.rate / peer_rate
+            );
+        }
         Ok(())
     })();
     let _ =
@@ -911,7 +967,11 @@ fn main() -> anyhow::Result<()> {
             poison_percent,
             rounds,
         } => poison(records, poison_percent.min(100), rounds),
-        Bench::Throughput { records, replicas } => throughput(records, replicas.max(1)),
+        Bench::Throughput {
+            records,
+            replicas,
+            peer,
+        } => throughput(records, replicas.max(1), peer),
         Bench::Latency { rate, seconds } => latency(rate.max(1), seconds.max(1)),
     }
 }
