@@ -45,6 +45,15 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    /// Batches in some mailbox or being written: numbered, not finished, not still being handed
+    /// on.
+    fn handed_on_unfinished(&self) -> usize {
+        self.in_flight
+            .saturating_sub(usize::from(self.handing_on.is_some()))
+    }
+}
+
 pub struct OffsetLedger {
     state: Mutex<State>,
     settled: Condvar,
@@ -159,9 +168,7 @@ impl OffsetLedger {
 
     /// Batches handed on and not yet finished.
     pub fn in_flight(&self) -> usize {
-        let s = self.lock();
-        s.in_flight
-            .saturating_sub(usize::from(s.handing_on.is_some()))
+        self.lock().handed_on_unfinished()
     }
 
     /// Waits until every batch handed on is finished, at most `timeout`; `true` if so. Returns
@@ -173,10 +180,7 @@ impl OffsetLedger {
             if s.closed {
                 return false;
             }
-            if s.in_flight
-                .saturating_sub(usize::from(s.handing_on.is_some()))
-                == 0
-            {
+            if s.handed_on_unfinished() == 0 {
                 return true;
             }
             let now = Instant::now();

@@ -64,8 +64,6 @@ const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the intake waits for room in the validator's mailbox before it pauses its
 /// partitions.
 pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
-/// How often a batch waiting for room in the validator's mailbox tries again.
-const HAND_ON_RETRY: Duration = Duration::from_millis(2);
 /// How long a drain waits in one go on the ledger (a blocking wait, kept short so the actor's
 /// thread stays responsive).
 const DRAIN_SLICE: Duration = Duration::from_millis(10);
@@ -282,7 +280,7 @@ async fn hand_on(
                     break Handed::Stopped;
                 }
             }
-            _ = tokio::time::sleep(HAND_ON_RETRY) => {}
+            _ = tokio::time::sleep(super::HAND_OVER_RETRY) => {}
             received = me.consumer.recv(), if paused_since.is_some() => match received {
                 Ok(msg) => {
                     let record = own(&msg, &me.topic, Utc::now());

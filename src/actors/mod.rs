@@ -80,7 +80,7 @@ where
 }
 
 /// How often a message waiting for room in a full mailbox tries again.
-const HAND_OVER_RETRY: Duration = Duration::from_millis(2);
+pub const HAND_OVER_RETRY: Duration = Duration::from_millis(2);
 
 /// Puts `msg` in `next`'s mailbox, waiting while it is full; `false` if `next` is gone.
 ///
