@@ -296,11 +296,7 @@ async fn hand_on(
     if let Some(since) = paused_since {
         // What was paused, and whatever is assigned now (a rebalance may have come between).
         let mut resume = paused;
-        for e in me.consumer.assignment().unwrap_or_default().elements() {
-            if resume.find_partition(e.topic(), e.partition()).is_none() {
-                resume.add_partition(e.topic(), e.partition());
-            }
-        }
+        add_missing(&mut resume, &me.consumer.assignment().unwrap_or_default());
         if let Err(e) = me.consumer.resume(&resume) {
             warn!(me.log, "cannot resume partitions"; "error" => %e);
         }
@@ -315,9 +311,14 @@ fn pause(me: &Intake, partitions: &TopicPartitionList, paused: &mut TopicPartiti
     if let Err(e) = me.consumer.pause(partitions) {
         warn!(me.log, "cannot pause partitions"; "error" => %e);
     }
-    for e in partitions.elements() {
-        if paused.find_partition(e.topic(), e.partition()).is_none() {
-            paused.add_partition(e.topic(), e.partition());
+    add_missing(paused, partitions);
+}
+
+/// Adds to `into` each partition of `from` it does not hold yet.
+fn add_missing(into: &mut TopicPartitionList, from: &TopicPartitionList) {
+    for e in from.elements() {
+        if into.find_partition(e.topic(), e.partition()).is_none() {
+            into.add_partition(e.topic(), e.partition());
         }
     }
 }
