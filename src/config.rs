@@ -127,8 +127,41 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub group_id: String,
     pub session_timeout_ms: i64,
+    /// Printed with the values of secret properties (passwords, keys) redacted.
+    #[serde(serialize_with = "serialize_librdkafka")]
     pub librdkafka: BTreeMap<String, String>,
     pub topics: TopicSettings,
+}
+
+/// Whether a librdkafka property holds a secret (`sasl.password`, `ssl.key.password`,
+/// `ssl.key.pem`, `sasl.oauthbearer.client.secret`, ...), whose value is never printed.
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "ssl.key.pem",
+        "ssl_key.pem",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+fn serialize_librdkafka<S: Serializer>(
+    map: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = serializer.serialize_map(Some(map.len()))?;
+    for (key, value) in map {
+        if is_secret_property(key) {
+            out.serialize_entry(key, "<redacted>")?;
+        } else {
+            out.serialize_entry(key, value)?;
+        }
+    }
+    out.end()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -912,6 +945,28 @@ mod tests {
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("postgres://app:<redacted>@db:5432/hb"));
         assert_eq!(s.database.url.expose(), "postgres://app:hunter2@db:5432/hb");
+    }
+
+    #[test]
+    fn secret_librdkafka_properties_are_printed_redacted() {
+        let s = load_toml(
+            "[kafka.librdkafka]\n\"sasl.password\" = \"hunter2\"\n\"ssl.key.password\" = \"pw2\"\n\"linger.ms\" = \"5\"\n",
+        )
+        .unwrap();
+        let printed = s.to_redacted_toml();
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("pw2"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("\"sasl.password\" = \"<redacted>\""),
+            "{printed}"
+        );
+        assert!(printed.contains("\"linger.ms\" = \"5\""), "{printed}");
+        assert_eq!(
+            s.kafka.librdkafka["sasl.password"], "hunter2",
+            "still used as given"
+        );
     }
 
     #[test]

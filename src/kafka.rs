@@ -100,7 +100,13 @@ pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
     let mut problems: Vec<String> = Vec::new();
     for config in [consumer_config(settings), producer_config(settings)] {
         if let Err(e) = config.create_native_config() {
-            let problem = format!("kafka.librdkafka: librdkafka refuses it: {e}");
+            // The key and librdkafka's reason, never the value: it may be a password.
+            let problem = match e {
+                KafkaError::ClientConfig(_, desc, key, _value) => {
+                    format!("kafka.librdkafka: librdkafka refuses \"{key}\": {desc}")
+                }
+                other => format!("kafka.librdkafka: librdkafka refuses it: {other}"),
+            };
             if !problems.contains(&problem) {
                 problems.push(problem);
             }

@@ -52,6 +52,12 @@ fn a_librdkafka_property_librdkafka_does_not_know_exits_2_and_names_it() {
         "{}",
         stderr(&out)
     );
+    // A mistyped secret property names the key, never the value.
+    let f = config_file("[kafka.librdkafka]\n\"sasl.pasword\" = \"hunter2\"\n");
+    let out = check_config(f.to_str(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sasl.pasword"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
     // A property it knows is fine.
     let f = config_file("[kafka.librdkafka]\n\"fetch.wait.max.ms\" = \"50\"\n");
     let out = check_config(f.to_str(), &[]);
