@@ -378,12 +378,7 @@ impl Actor for AnomalyDetector {
                 // they are stored before any later reading that ends them.
                 ctx.wait(
                     async move {
-                        for (next, part) in sends {
-                            metrics.mailbox_in(super::db_writer::NAME);
-                            if !super::hand_over(&next, part).await {
-                                metrics.mailbox_out(super::db_writer::NAME);
-                            }
-                        }
+                        super::hand_over_all(sends, &metrics, super::db_writer::NAME).await
                     }
                     .into_actor(act),
                 );

@@ -214,19 +214,16 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
         };
         let handed = hand_on(&mut me, batch, &mut carried, &mut stop).await;
         me.blocked.store(false, Ordering::SeqCst);
-        match handed {
-            Handed::Yes => me.ledger.handed_on(id),
-            Handed::Stopped => {
-                me.ledger.abandon(id);
-                me.metrics.mailbox_out(super::validator::NAME);
-                break;
-            }
-            Handed::Gone => {
-                me.ledger.abandon(id);
-                me.metrics.mailbox_out(super::validator::NAME);
+        if let Handed::Yes = handed {
+            me.ledger.handed_on(id);
+        } else {
+            // Never delivered: not in flight, and nothing after it is stored.
+            me.ledger.abandon(id);
+            me.metrics.mailbox_out(super::validator::NAME);
+            if let Handed::Gone = handed {
                 warn!(me.log, "validator is gone, intake stops");
-                break;
             }
+            break;
         }
         me.metrics.records_consumed.inc_by(n);
     }

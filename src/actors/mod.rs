@@ -63,14 +63,9 @@ where
     let metrics = metrics.clone();
     let recipients: Vec<Rc<Recipient<M>>> = sends.iter().map(|(r, _)| r.clone()).collect();
     AtomicResponse::new(Box::pin(
-        actix::fut::wrap_future::<_, A>(async move {
-            for (next, msg) in sends {
-                metrics.mailbox_in(next_name);
-                if !hand_over(&next, msg).await {
-                    metrics.mailbox_out(next_name);
-                }
-            }
-        })
+        actix::fut::wrap_future::<_, A>(
+            async move { hand_over_all(sends, &metrics, next_name).await },
+        )
         .map(move |_, _, ctx: &mut Context<A>| {
             if recipients.iter().any(|r| !r.connected()) {
                 ctx.stop();
@@ -105,6 +100,23 @@ where
             Err(SendError::Full(m)) => msg = m,
         }
         tokio::time::sleep(HAND_OVER_RETRY).await;
+    }
+}
+
+/// [`hand_over`] of each message in turn, counted in `next_name`'s mailbox depth.
+pub async fn hand_over_all<M>(
+    sends: Vec<(Rc<Recipient<M>>, M)>,
+    metrics: &Metrics,
+    next_name: &'static str,
+) where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    for (next, msg) in sends {
+        metrics.mailbox_in(next_name);
+        if !hand_over(&next, msg).await {
+            metrics.mailbox_out(next_name);
+        }
     }
 }
 
