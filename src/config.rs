@@ -226,6 +226,7 @@ pub struct DetectorSettings {
     pub silence_after_ms: i64,
     pub forget_after_ms: i64,
     pub resolve_after_readings: i64,
+    pub checkpoint_interval_ms: i64,
     pub bands: BandSettings,
 }
 
@@ -429,6 +430,12 @@ impl Settings {
             self.detector.resolve_after_readings,
             1,
             1_000_000,
+        );
+        range(
+            "detector.checkpoint_interval_ms",
+            self.detector.checkpoint_interval_ms,
+            0,
+            600_000,
         );
         range("writer.batch_size", self.writer.batch_size, 1, 100_000);
         range("writer.parallelism", self.writer.parallelism, 1, 16);

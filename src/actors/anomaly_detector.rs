@@ -11,12 +11,19 @@
 //! - recently seen identities (including batches still in flight to the writer) are kept in a
 //!   bounded set, so a repeat is caught before its first copy has committed.
 //!
-//! State is saved with every batch (`detector_state`, same transaction as the readings) and
-//! loaded for a partition's customers when it is assigned (and for any customer the first time
-//! it is seen), so baselines survive restarts and rebalances. The silence timer runs on
-//! processor wall-clock time, only for caught-up partitions.
+//! State survives restarts and rebalances. A customer's state is saved (`detector_state`, in the
+//! same transaction as its readings of that batch) the first time it is seen, then at most every
+//! `detector.checkpoint_interval_ms`, and by the timer once that has passed without a new
+//! reading; saving it with every reading would cost a row write per reading. It is loaded for a
+//! partition's customers when the partition is assigned or first seen in a batch (and for any
+//! other customer the first time it is seen), and the readings stored after it was saved (found by
+//! the per-partition offsets the state holds) are replayed through the same pure `observe`, which
+//! rebuilds exactly the state the previous owner had (SPEC section 5: "saved, or rebuilt from
+//! stored readings"). The silence timer runs on processor wall-clock time, only for caught-up
+//! partitions.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,10 +35,12 @@ use uuid::Uuid;
 
 use super::{forward_all_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::{self, DatabaseSettings, DetectorSettings};
-use crate::db::queries::{load_states, stored_identities};
+use crate::db::models::SavedState;
+use crate::db::queries::{load_partition_states, load_states, load_tails, stored_identities};
 use crate::db::{self, DbError, PgPool};
 use crate::domain::classification::classify;
 use crate::domain::detector::{observe, silence, CustomerState, DetectorConfig};
+use crate::domain::reading::Reading;
 use crate::domain::record::{ClassifiedReading, CustomerSnapshot};
 use crate::health::{ActorState, Health};
 use crate::messages::{Persist, ReadingsValidated};
@@ -51,6 +60,11 @@ const BATCHES_IN_FLIGHT_BOUND: usize = 40;
 /// Waits between attempts when PostgreSQL does not answer a look-up.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long after its due time a state save can take to commit (batches queued ahead of it,
+/// retries while PostgreSQL is away); with the checkpoint interval, how far back in ingestion
+/// time the readings a saved state misses can lie. Only bounds a scan: more costs a little time
+/// on load, too little could miss readings.
+const SAVE_SLACK: Duration = Duration::from_secs(60);
 
 type Identity = (Uuid, DateTime<Utc>);
 
@@ -92,13 +106,64 @@ struct Tracked {
     partition: i32,
     /// Processor wall-clock time of the last new reading (or of loading the state).
     last_consumed: Instant,
+    /// When the state was last handed to a writer to save; `None`: save with the next batch.
+    saved: Option<Instant>,
+    /// Changed since it was last handed to a writer.
+    dirty: bool,
+}
+
+impl Tracked {
+    fn new(state: CustomerState, partition: i32, now: Instant, saved: Option<Instant>) -> Self {
+        Tracked {
+            state,
+            partition,
+            last_consumed: now,
+            saved,
+            dirty: false,
+        }
+    }
+}
+
+/// How often `customer`'s state is saved: between half the checkpoint interval and all of it, by
+/// a hash of the id, so that customers first seen together do not all fall due together.
+fn save_period(customer: &str, every: Duration) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    customer.hash(&mut h);
+    every - every.mul_f64((h.finish() % 1024) as f64 / 2048.0)
+}
+
+/// `customer`'s state to save, if it changed since it was last saved and is due.
+fn checkpoint(
+    customer: &str,
+    t: &mut Tracked,
+    now: Instant,
+    every: Duration,
+) -> Option<CustomerSnapshot> {
+    let due = t.saved.map_or(true, |at| {
+        now.saturating_duration_since(at) >= save_period(customer, every)
+    });
+    if !(t.dirty && due) {
+        return None;
+    }
+    let state = serde_json::to_value(&t.state).ok()?;
+    t.dirty = false;
+    t.saved = Some(now);
+    Some(CustomerSnapshot {
+        customer_id: customer.to_owned(),
+        partition: t.partition,
+        state,
+    })
 }
 
 pub struct AnomalyDetector {
     cfg: DetectorConfig,
     silence_after: Duration,
     forget_after: Duration,
+    /// `detector.checkpoint_interval_ms`: how often a customer's state is saved at most.
+    checkpoint_every: Duration,
     customers: HashMap<String, Tracked>,
+    /// Partitions whose customers' saved states have been loaded.
+    loaded: HashSet<i32>,
     recent: RecentIdentities,
     pool: PgPool,
     database: DatabaseSettings,
@@ -130,7 +195,9 @@ impl AnomalyDetector {
             cfg: DetectorConfig::from_settings(settings),
             silence_after: config::millis(settings.silence_after_ms),
             forget_after: config::millis(settings.forget_after_ms),
+            checkpoint_every: config::millis(settings.checkpoint_interval_ms),
             customers: HashMap::new(),
+            loaded: HashSet::new(),
             recent: RecentIdentities::new(
                 RECENT_IDENTITIES_MIN.max(BATCHES_IN_FLIGHT_BOUND * batch_size),
             ),
@@ -177,37 +244,84 @@ impl AnomalyDetector {
         }
     }
 
-    /// Starts following the customers whose saved state `rows` holds (unless already followed).
-    fn adopt(&mut self, rows: Vec<crate::db::models::SavedState>) {
+    /// Starts following the customers whose saved state `rows` holds (unless already followed),
+    /// then replays the stored readings their states miss.
+    fn adopt(&mut self, rows: Vec<SavedState>) {
         let now = Instant::now();
+        let mut adopted = HashSet::new();
+        let mut partitions = BTreeSet::new();
         for row in rows {
             if self.customers.contains_key(&row.customer_id) {
                 continue;
             }
             match serde_json::from_value::<CustomerState>(row.state) {
                 Ok(state) => {
-                    self.customers.insert(
-                        row.customer_id,
-                        Tracked {
-                            state,
-                            partition: row.kafka_partition,
-                            last_consumed: now,
-                        },
-                    );
+                    partitions.insert(row.kafka_partition);
+                    adopted.insert(row.customer_id.clone());
+                    let tracked = Tracked::new(state, row.kafka_partition, now, Some(now));
+                    self.customers.insert(row.customer_id, tracked);
                 }
                 Err(e) => warn!(self.log, "saved detector state unreadable, starting cold";
                     "customer_id" => &row.customer_id, "error" => %e),
             }
         }
+        if adopted.is_empty() {
+            return;
+        }
+        let partitions: Vec<i32> = partitions.into_iter().collect();
+        let window = (self.checkpoint_every + SAVE_SLACK).as_millis() as i64;
+        let tail = self.with_db("load the readings stored since the saved state", |c| {
+            load_tails(c, &partitions, window)
+        });
+        let mut replayed = 0u64;
+        for r in tail {
+            if !adopted.contains(&r.customer_id) {
+                continue;
+            }
+            let Some(t) = self.customers.get_mut(&r.customer_id) else {
+                continue;
+            };
+            if !t.state.misses(r.kafka_partition, r.kafka_offset) {
+                continue;
+            }
+            let reading = Reading {
+                event_id: r.event_id,
+                customer_id: r.customer_id,
+                recorded_at: r.recorded_at,
+                heart_rate: r.heart_rate,
+            };
+            // Its anomalies and alert rows were stored with it: only the state matters here.
+            observe(&self.cfg, &mut t.state, &reading);
+            t.state.absorbed(r.kafka_partition, r.kafka_offset);
+            t.partition = r.kafka_partition;
+            t.dirty = true;
+            t.saved = None;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            info!(self.log, "detector state rebuilt from stored readings";
+                "customers" => adopted.len(), "readings_replayed" => replayed);
+        }
     }
 
-    fn snapshot(&self, customer: &str) -> Option<CustomerSnapshot> {
-        let t = self.customers.get(customer)?;
-        Some(CustomerSnapshot {
-            customer_id: customer.to_owned(),
-            partition: t.partition,
-            state: serde_json::to_value(&t.state).ok()?,
-        })
+    /// Loads the saved states of the customers of `partitions` not loaded yet (those active
+    /// within `detector.forget_after_ms`).
+    fn load_partitions(&mut self, partitions: impl IntoIterator<Item = i32>) {
+        let fresh: Vec<i32> = partitions
+            .into_iter()
+            .filter(|p| self.loaded.insert(*p))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let forget_ms = self.forget_after.as_millis() as i64;
+        let rows = self.with_db("load detector state of assigned partitions", |c| {
+            load_partition_states(c, &fresh, forget_ms)
+        });
+        let before = self.customers.len();
+        self.adopt(rows);
+        info!(self.log, "detector state loaded"; "partitions" => format!("{fresh:?}"),
+            "customers" => self.customers.len() - before);
     }
 
     /// The parts of `batch` for each writer.
@@ -219,7 +333,9 @@ impl AnomalyDetector {
     }
 
     fn detect(&mut self, msg: ReadingsValidated) -> Persist {
-        // 1. Customers seen for the first time since start: their saved state, if any.
+        // 1. The saved states of partitions seen for the first time, then of any other customer
+        //    seen for the first time since start.
+        self.load_partitions(msg.readings.iter().map(|r| r.partition));
         let unknown: Vec<String> = msg
             .readings
             .iter()
@@ -273,14 +389,14 @@ impl AnomalyDetector {
                 let tracked = self
                     .customers
                     .entry(r.reading.customer_id.clone())
-                    .or_insert_with(|| Tracked {
-                        state: CustomerState::default(),
-                        partition: r.partition,
-                        last_consumed: now,
+                    .or_insert_with(|| {
+                        Tracked::new(CustomerState::default(), r.partition, now, None)
                     });
                 tracked.partition = r.partition;
                 tracked.last_consumed = now;
+                tracked.dirty = true;
                 let observation = observe(&self.cfg, &mut tracked.state, &r.reading);
+                tracked.state.absorbed(r.partition, r.offset);
                 anomalies.extend(observation.anomalies);
                 alerts.extend(observation.alerts);
                 changed.push(r.reading.customer_id.clone());
@@ -296,7 +412,11 @@ impl AnomalyDetector {
         }
         changed.sort_unstable();
         changed.dedup();
-        let states = changed.iter().filter_map(|c| self.snapshot(c)).collect();
+        let every = self.checkpoint_every;
+        let states = changed
+            .iter()
+            .filter_map(|c| checkpoint(c, self.customers.get_mut(c)?, now, every))
+            .collect();
         Persist {
             id: Some(msg.id),
             readings,
@@ -313,28 +433,22 @@ impl AnomalyDetector {
     /// silences, forget long-quiet customers. Returns what must be stored, if anything.
     fn tick(&mut self) -> Option<Persist> {
         let assigned = self.progress.take_newly_assigned();
-        if !assigned.is_empty() {
-            let forget_ms = self.forget_after.as_millis() as i64;
-            let rows = self.with_db("load detector state of assigned partitions", |c| {
-                crate::db::queries::load_partition_states(c, &assigned, forget_ms)
-            });
-            let before = self.customers.len();
-            self.adopt(rows);
-            info!(self.log, "detector state loaded"; "partitions" => format!("{assigned:?}"),
-                "customers" => self.customers.len() - before);
-        }
-        // Customers of partitions this processor no longer owns belong to another member now;
-        // its state (saved with every batch) is the one that counts.
+        self.load_partitions(assigned);
+        // Customers of partitions this processor no longer owns belong to another member now,
+        // which loads their saved state and replays what it misses.
         let progress = self.progress.clone();
         let owned: HashSet<i32> = progress.assigned_partitions().into_iter().collect();
         self.customers.retain(|_, t| owned.contains(&t.partition));
+        self.loaded.retain(|p| owned.contains(p));
 
         let mut anomalies = Vec::new();
         let mut alerts = Vec::new();
-        let mut changed = Vec::new();
-        let (silence_after, forget_after) = (self.silence_after, self.forget_after);
+        let mut states = Vec::new();
+        let now = Instant::now();
+        let (silence_after, forget_after, every) =
+            (self.silence_after, self.forget_after, self.checkpoint_every);
         self.customers.retain(|customer, t| {
-            let quiet = t.last_consumed.elapsed();
+            let quiet = now.saturating_duration_since(t.last_consumed);
             if quiet >= forget_after {
                 return false;
             }
@@ -342,15 +456,19 @@ impl AnomalyDetector {
                 if let Some((anomaly, alert)) = silence(&mut t.state, customer) {
                     anomalies.push(anomaly);
                     alerts.push(alert);
-                    changed.push(customer.clone());
+                    // A silence is saved at once: no stored reading would replay it.
+                    t.dirty = true;
+                    t.saved = None;
                 }
             }
+            // Changed and not saved for a checkpoint interval: save it now, so what a saved
+            // state misses is always the last few seconds of readings.
+            states.extend(checkpoint(customer, t, now, every));
             true
         });
-        if anomalies.is_empty() {
+        if anomalies.is_empty() && states.is_empty() {
             return None;
         }
-        let states = changed.iter().filter_map(|c| self.snapshot(c)).collect();
         Some(Persist {
             id: None,
             readings: Vec::new(),
@@ -406,6 +524,45 @@ impl Handler<ReadingsValidated> for AnomalyDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn save_periods_are_spread_over_the_second_half_of_the_interval() {
+        let every = Duration::from_secs(5);
+        let periods: Vec<Duration> = (0..1000)
+            .map(|i| save_period(&format!("CUST-{i:05}"), every))
+            .collect();
+        assert!(periods.iter().all(|p| *p > every / 2 && *p <= every));
+        let early = periods.iter().filter(|p| **p < every * 3 / 4).count();
+        assert!(
+            (400..600).contains(&early),
+            "{early} of 1000 in the first half"
+        );
+        assert_eq!(save_period("CUST-1", Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_state_is_saved_when_changed_and_due_only() {
+        let every = Duration::from_secs(5);
+        let now = Instant::now();
+        let mut t = Tracked::new(CustomerState::default(), 3, now, None);
+        assert!(checkpoint("C", &mut t, now, every).is_none(), "unchanged");
+        t.dirty = true;
+        let first = checkpoint("C", &mut t, now, every).expect("never saved: saved at once");
+        assert_eq!(first.partition, 3);
+        assert!(!t.dirty && t.saved == Some(now));
+        t.dirty = true;
+        assert!(
+            checkpoint("C", &mut t, now + every / 4, every).is_none(),
+            "not due yet"
+        );
+        assert!(checkpoint("C", &mut t, now + every, every).is_some(), "due");
+        t.dirty = true;
+        let later = now + every;
+        assert!(
+            checkpoint("C", &mut t, later, Duration::ZERO).is_some(),
+            "an interval of 0 saves with every batch"
+        );
+    }
 
     #[test]
     fn recent_identities_forget_the_oldest_first() {

@@ -349,6 +349,89 @@ pub fn load_partition_states(
         .map_err(DbError::query("load detector state of partitions"))
 }
 
+/// A stored reading that a saved detector state may not hold yet.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct TailReading {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub customer_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub recorded_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    pub heart_rate: i16,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub kafka_partition: i32,
+    #[diesel(sql_type = BigInt)]
+    pub kafka_offset: i64,
+}
+
+/// The readings of `partitions` stored since their customers' states were last saved, in the
+/// order they were observed (per customer and partition: offset order). Which of them a state
+/// misses is the caller's to decide (`CustomerState::misses`); this bounds the scan.
+///
+/// The bound: a partition's owner saves every customer it changed within `window_ms`
+/// (`detector.checkpoint_interval_ms` plus the time a save can queue and retry), so readings a
+/// saved state misses were stored at most that long before the newest state saved for the
+/// partition. Per partition, because partitions may have had different owners that stopped at
+/// different times.
+pub fn load_tails(
+    conn: &mut PgConnection,
+    partitions: &[i32],
+    window_ms: i64,
+) -> Result<Vec<TailReading>, DbError> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let newest: Vec<(i32, Option<DateTime<Utc>>)> = detector_state::table
+        .filter(detector_state::kafka_partition.eq_any(partitions))
+        .group_by(detector_state::kafka_partition)
+        .select((
+            detector_state::kafka_partition,
+            diesel::dsl::max(detector_state::updated_at),
+        ))
+        .load(conn)
+        .map_err(DbError::query("find when detector state was last saved"))?;
+    let window = chrono::Duration::milliseconds(window_ms);
+    let since: HashMap<i32, DateTime<Utc>> = newest
+        .into_iter()
+        .filter_map(|(p, at)| Some((p, at? - window)))
+        .collect();
+    let Some(earliest) = since.values().min().copied() else {
+        return Ok(Vec::new());
+    };
+    let parts: Vec<i32> = since.keys().copied().collect();
+    // One scan from the earliest bound (the BRIN index on ingested_at), exact per partition.
+    let rows: Vec<TailRow> = diesel::sql_query(
+        "SELECT event_id, customer_id, recorded_at, heart_rate, kafka_partition, kafka_offset, \
+         ingested_at FROM readings WHERE ingested_at >= $1 AND kafka_partition = ANY($2) \
+         ORDER BY ingested_at, kafka_partition, kafka_offset",
+    )
+    .bind::<Timestamptz, _>(earliest)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(&parts)
+    .load(conn)
+    .map_err(DbError::query(
+        "load the readings stored since the saved detector state",
+    ))?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            since
+                .get(&r.reading.kafka_partition)
+                .is_some_and(|s| r.ingested_at >= *s)
+        })
+        .map(|r| r.reading)
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct TailRow {
+    #[diesel(embed)]
+    reading: TailReading,
+    #[diesel(sql_type = Timestamptz)]
+    ingested_at: DateTime<Utc>,
+}
+
 /// Anomalies stored but not yet acknowledged on the alerts topic, oldest first.
 pub fn pending_alerts(conn: &mut PgConnection) -> Result<Vec<StoredAnomaly>, DbError> {
     anomalies::table

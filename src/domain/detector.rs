@@ -70,6 +70,8 @@
 //! are stored as their shortest round-trip decimal text, see [`exact_f64`]), so a restart resumes
 //! exactly where the saved state left off.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -241,7 +243,7 @@ impl Episode {
     }
 }
 
-/// Everything the detector remembers about one customer; saved as JSON with each batch and loaded
+/// Everything the detector remembers about one customer; saved as JSON every few seconds and loaded
 /// after a restart. Fields missing from an older saved state take their default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -257,9 +259,29 @@ pub struct CustomerState {
     /// Open episodes only, at most one per kind, in the order of [`AnomalyKind::ALL`]. A small
     /// Vec rather than a map: at most seven entries, and `AnomalyKind` has no `Ord`.
     pub episodes: Vec<Episode>,
+    /// Per Kafka partition, the offset of the last reading this state holds. Not used by
+    /// [`observe`]: the caller keeps it, so that on load it can replay the stored readings a saved
+    /// state does not hold yet (states are saved every few seconds, not with every reading).
+    /// `None` in states saved before that, which were saved with every batch and miss nothing.
+    pub positions: Option<BTreeMap<i32, i64>>,
 }
 
 impl CustomerState {
+    /// Records that the reading at `offset` of `partition` has been observed.
+    pub fn absorbed(&mut self, partition: i32, offset: i64) {
+        let positions = self.positions.get_or_insert_with(BTreeMap::new);
+        let at = positions.entry(partition).or_insert(offset);
+        *at = (*at).max(offset);
+    }
+
+    /// Whether the stored reading at `offset` of `partition` is missing from this state and must
+    /// be replayed. A state saved without positions misses nothing.
+    pub fn misses(&self, partition: i32, offset: i64) -> bool {
+        self.positions
+            .as_ref()
+            .is_some_and(|p| p.get(&partition).map_or(true, |&last| offset > last))
+    }
+
     /// Whether a silence has been reported and no reading has ended it yet.
     pub fn is_silent(&self) -> bool {
         self.episode(AnomalyKind::Silent).is_some()
@@ -541,6 +563,25 @@ pub mod exact_f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_misses_the_readings_after_its_positions_only() {
+        let mut s = CustomerState::default();
+        assert!(
+            !s.misses(0, 5),
+            "a state saved without positions misses nothing"
+        );
+        s.absorbed(0, 10);
+        s.absorbed(0, 7);
+        assert!(!s.misses(0, 10) && !s.misses(0, 3));
+        assert!(s.misses(0, 11));
+        assert!(s.misses(1, 0), "nothing of another partition is held");
+        let json = serde_json::to_value(&s).unwrap();
+        let back: CustomerState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        let old: CustomerState = serde_json::from_str(r#"{"readings": 3}"#).unwrap();
+        assert_eq!(old.positions, None);
+    }
     use crate::domain::reading::derive_event_id;
     use chrono::TimeZone;
     use proptest::prelude::*;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS readings_ingested_at_brin;
