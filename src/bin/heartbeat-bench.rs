@@ -448,6 +448,29 @@ fn latency(rate: u64, seconds: u64) -> anyhow::Result<()> {
                     split.to_start, split.in_tx
                 );
             }
+            // Where the tail comes from: the slowest seconds, with their median.
+            #[derive(QueryableByName)]
+            struct Second {
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                at: f64,
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                p50: f64,
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                max: f64,
+            }
+            let worst: Vec<Second> = diesel::sql_query(format!(
+                "SELECT extract(epoch FROM date_trunc('second', recorded_at) - $1)::float8 AS at, \
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY l) AS p50, max(l) AS max FROM \
+                 (SELECT recorded_at, 1000 * extract(epoch FROM {stored_at} - recorded_at)::float8 \
+                 AS l FROM readings WHERE recorded_at >= $1) t GROUP BY 1 ORDER BY max DESC LIMIT 5"
+            ))
+            .bind::<diesel::sql_types::Timestamptz, _>(steady_from)
+            .load(&mut conn)?;
+            let worst: Vec<String> = worst
+                .iter()
+                .map(|w| format!("{:.0} s: p50 {:.0} ms, max {:.0} ms", w.at, w.p50, w.max))
+                .collect();
+            println!("slowest seconds: {}", worst.join("; "));
             println!(
                 "publish-to-commit latency at {rate} readings/s over {seconds} s: p50 {:.0} ms, \
                  p99 {:.0} ms, max {:.0} ms (target p99 <= 500 ms){}",
