@@ -139,10 +139,13 @@ fn checkpoint(
     now: Instant,
     every: Duration,
 ) -> Option<CustomerSnapshot> {
+    if !t.dirty {
+        return None;
+    }
     let due = t.saved.map_or(true, |at| {
         now.saturating_duration_since(at) >= save_period(customer, every)
     });
-    if !(t.dirty && due) {
+    if !due {
         return None;
     }
     let state = serde_json::to_value(&t.state).ok()?;
