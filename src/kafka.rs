@@ -1,7 +1,9 @@
 //! Every librdkafka property this program sets, in one place, built from `Settings`; topic
 //! creation; and the consumer context that logs rebalances.
 //!
-//! The raw `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
+//! Security (`kafka.security_protocol`, SASL, TLS) is mapped onto librdkafka by [`security`]
+//! alone, which every client (consumer, producers, admin) goes through. The raw
+//! `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,58 @@ fn base(settings: &KafkaSettings) -> ClientConfig {
         .set("reconnect.backoff.max.ms", "2000")
         // librdkafka logs through the `log` bridge; keep its chatter at warnings.
         .set_log_level(RDKafkaLogLevel::Warning);
+    security(&mut c, settings);
     c
+}
+
+/// Maps `kafka.security_protocol`, the SASL credentials and the TLS files onto librdkafka's
+/// properties: the one place that does, for every client. Empty keys are left to librdkafka's
+/// defaults (e.g. the system's CA store).
+fn security(c: &mut ClientConfig, settings: &KafkaSettings) {
+    c.set("security.protocol", &settings.security_protocol);
+    if settings.uses_sasl() {
+        c.set("sasl.mechanisms", &settings.sasl_mechanism)
+            .set("sasl.username", &settings.sasl_username)
+            .set("sasl.password", settings.sasl_password.expose());
+    }
+    if settings.uses_tls() {
+        for (property, path) in [
+            ("ssl.ca.location", &settings.ssl_ca_file),
+            ("ssl.certificate.location", &settings.ssl_certificate_file),
+            ("ssl.key.location", &settings.ssl_key_file),
+        ] {
+            if !path.is_empty() {
+                c.set(property, path);
+            }
+        }
+        if !settings.ssl_key_password.is_empty() {
+            c.set("ssl.key.password", settings.ssl_key_password.expose());
+        }
+        let identification = if settings.ssl_verify_hostname {
+            "https"
+        } else {
+            "none"
+        };
+        c.set("ssl.endpoint.identification.algorithm", identification);
+    }
+}
+
+/// `text` with every secret of `settings` (SASL password, key passphrase, secret raw
+/// properties) replaced by `<redacted>`: for messages that come from librdkafka or OpenSSL,
+/// which the program does not word itself.
+pub fn scrub(text: &str, settings: &KafkaSettings) -> String {
+    let mut secrets: Vec<&str> = vec![
+        settings.sasl_password.expose(),
+        settings.ssl_key_password.expose(),
+    ];
+    secrets.extend(
+        settings
+            .librdkafka
+            .iter()
+            .filter(|(k, _)| crate::config::is_secret_property(k))
+            .map(|(_, v)| v.as_str()),
+    );
+    crate::config::scrub_secrets(text, &secrets)
 }
 
 fn apply_overrides(mut c: ClientConfig, settings: &KafkaSettings) -> ClientConfig {
@@ -96,6 +149,10 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
 /// `kafka.librdkafka` ones included (an unknown name, a bad value), each naming the key, so a
 /// typo there exits 2 at start like any other configuration error instead of failing later.
 /// Only librdkafka's configuration object is built: no client, no connection.
+///
+/// With TLS, a producer is also created (and dropped, before it connects anywhere): that is
+/// when librdkafka loads the CA, the certificate and the key, so an unreadable PEM, a key that
+/// does not fit its certificate or a wrong passphrase exit 2 too.
 pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
     let mut problems: Vec<String> = Vec::new();
     for config in [consumer_config(settings), producer_config(settings)] {
@@ -110,6 +167,20 @@ pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
             if !problems.contains(&problem) {
                 problems.push(problem);
             }
+        }
+    }
+    if problems.is_empty() && settings.uses_tls() {
+        // No bootstrap servers: the client loads its TLS files and never connects.
+        let created: Result<rdkafka::producer::BaseProducer, KafkaError> =
+            producer_config(settings)
+                .set("bootstrap.servers", "")
+                .create();
+        if let Err(e) = created {
+            problems.push(format!(
+                "kafka.ssl_*: librdkafka cannot load the TLS files (kafka.ssl_ca_file, \
+                 kafka.ssl_certificate_file, kafka.ssl_key_file, kafka.ssl_key_password): {}",
+                scrub(&e.to_string(), settings)
+            ));
         }
     }
     problems
@@ -204,4 +275,72 @@ fn describe_partitions(tpl: &rdkafka::TopicPartitionList) -> String {
         .map(|e| format!("{}/{}", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn kafka(env: &[(&str, &str)]) -> KafkaSettings {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_from(None, env).unwrap().kafka
+    }
+
+    #[test]
+    fn every_client_gets_the_security_settings_and_the_escape_hatch_wins() {
+        let pw = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pw.path(), "sasl-secret\n").unwrap();
+        let mut k = kafka(&[
+            ("HEARTBEAT__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+            ("HEARTBEAT__KAFKA__SASL_MECHANISM", "SCRAM-SHA-256"),
+            ("HEARTBEAT__KAFKA__SASL_USERNAME", "alice"),
+            (
+                "HEARTBEAT__KAFKA__SASL_PASSWORD_FILE",
+                pw.path().to_str().unwrap(),
+            ),
+            ("HEARTBEAT__KAFKA__SSL_CA_FILE", pw.path().to_str().unwrap()),
+            ("HEARTBEAT__KAFKA__SSL_VERIFY_HOSTNAME", "false"),
+        ]);
+        k.librdkafka.insert("sasl.username".into(), "bob".into());
+        for c in [
+            consumer_config(&k),
+            reader_config(&k, "g"),
+            producer_config(&k),
+            admin_config(&k),
+        ] {
+            assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+            assert_eq!(c.get("sasl.mechanisms"), Some("SCRAM-SHA-256"));
+            assert_eq!(c.get("sasl.password"), Some("sasl-secret"));
+            assert_eq!(c.get("ssl.ca.location"), pw.path().to_str());
+            assert_eq!(c.get("ssl.endpoint.identification.algorithm"), Some("none"));
+            assert_eq!(c.get("ssl.certificate.location"), None);
+        }
+        // The raw map is applied last.
+        assert_eq!(consumer_config(&k).get("sasl.username"), Some("bob"));
+    }
+
+    #[test]
+    fn plaintext_sets_no_credentials() {
+        let c = consumer_config(&kafka(&[]));
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+        assert_eq!(c.get("sasl.password"), None);
+        assert_eq!(c.get("ssl.ca.location"), None);
+    }
+
+    #[test]
+    fn a_tls_file_librdkafka_cannot_load_is_a_config_problem_naming_the_keys() {
+        let junk = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(junk.path(), "not a certificate").unwrap();
+        let k = kafka(&[
+            ("HEARTBEAT__KAFKA__SECURITY_PROTOCOL", "ssl"),
+            (
+                "HEARTBEAT__KAFKA__SSL_CA_FILE",
+                junk.path().to_str().unwrap(),
+            ),
+        ]);
+        let problems = check_properties(&k);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("kafka.ssl_ca_file"), "{problems:?}");
+    }
 }
