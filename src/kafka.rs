@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -17,6 +17,7 @@ use slog::{info, warn, Logger};
 
 use crate::actors::kafka_subscriber::commit_now;
 use crate::config::KafkaSettings;
+use crate::health::Health;
 use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
 
@@ -191,9 +192,45 @@ pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
     apply_overrides(base(settings), settings)
 }
 
+/// The context of the admin clients (`run`'s topic creation and probe, `generate`): librdkafka's
+/// errors (a refused SASL login, a failed TLS handshake, a broker down) are logged as usual,
+/// scrubbed of secrets, and the latest becomes a reason `/readyz` shows.
+pub struct ReportingContext {
+    health: Option<Arc<Health>>,
+    settings: KafkaSettings,
+}
+
+impl ReportingContext {
+    pub fn new(settings: &KafkaSettings, health: Option<Arc<Health>>) -> Self {
+        ReportingContext {
+            health,
+            settings: settings.clone(),
+        }
+    }
+}
+
+impl ClientContext for ReportingContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let reason = scrub(reason, &self.settings);
+        if let Some(health) = &self.health {
+            health.kafka_failed(&reason);
+        }
+        // The same line librdkafka's default context logs, through the same rate limit.
+        log::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+    }
+}
+
+/// An admin client whose errors reach `/readyz` (see [`ReportingContext`]).
+pub fn admin_client(
+    settings: &KafkaSettings,
+    health: Option<Arc<Health>>,
+) -> Result<AdminClient<ReportingContext>, KafkaError> {
+    admin_config(settings).create_with_context(ReportingContext::new(settings, health))
+}
+
 /// Creates each topic that is missing, with `partitions` partitions. An existing topic is fine.
 pub async fn ensure_topics(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<ReportingContext>,
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), KafkaError> {

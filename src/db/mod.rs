@@ -237,16 +237,58 @@ pub fn connect(settings: &DatabaseSettings) -> Result<PgConnection, DbError> {
         .map_err(|e| connect_error(settings, &e))
 }
 
+/// Versions of the embedded migrations the database has not applied, or `None` when its
+/// bookkeeping table cannot be read (a fresh database).
+fn pending_versions(conn: &mut PgConnection) -> Option<Vec<String>> {
+    use diesel::migration::MigrationSource;
+    use diesel::sql_types::Text;
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    let applied: Vec<Applied> = sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load(conn)
+        .ok()?;
+    let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).ok()?;
+    Some(
+        embedded
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .filter(|v| !applied.iter().any(|a| &a.version == v))
+            .collect(),
+    )
+}
+
 /// Applies the pending migrations under an advisory lock, so processors that start together
 /// migrate once. Returns the versions applied.
+///
+/// When nothing is pending it changes nothing and needs no privilege but reading the
+/// bookkeeping table: so a processor running as `heartbeat_writer`, which may not create
+/// tables, starts on a database its owner migrated (diesel's own check would try to create the
+/// bookkeeping table first, which the writer may not).
 pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+    if pending_versions(conn).is_some_and(|p| p.is_empty()) {
+        return Ok(Vec::new());
+    }
     sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(conn)
         .map_err(DbError::query("take the migration lock"))?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.iter().map(|v| v.to_string()).collect::<Vec<_>>())
-        .map_err(|e| DbError::Migrate(e.to_string()));
+        .map_err(|e| {
+            let e = e.to_string();
+            if e.contains("permission denied") || e.contains("must be owner") {
+                DbError::Migrate(format!(
+                    "{e} (migrations need the database's owner, not a heartbeat_writer login: \
+                     run `heartbeat-pipeline migrate` with the owner's credentials; see \
+                     docs/SECURITY.md)"
+                ))
+            } else {
+                DbError::Migrate(e)
+            }
+        });
     let unlocked = sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
         .execute(conn)
         .map_err(DbError::query("release the migration lock"));
