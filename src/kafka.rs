@@ -12,6 +12,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use slog::{info, warn, Logger};
 
@@ -172,7 +173,7 @@ pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
     }
     if problems.is_empty() && settings.uses_tls() {
         // No bootstrap servers: the client loads its TLS files and never connects.
-        let created: Result<rdkafka::producer::BaseProducer, KafkaError> =
+        let created: Result<BaseProducer, KafkaError> =
             producer_config(settings)
                 .set("bootstrap.servers", "")
                 .create();
@@ -198,25 +199,114 @@ pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
 pub struct ReportingContext {
     health: Option<Arc<Health>>,
     settings: KafkaSettings,
+    /// The latest error not yet taken by [`Probe::check`].
+    latest: std::sync::Mutex<Option<String>>,
+    /// The error handled last, and when.
+    previous: std::sync::Mutex<Option<(String, Instant)>>,
 }
+
+/// An error repeated within this window is the same event handed over twice.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(1);
 
 impl ReportingContext {
     pub fn new(settings: &KafkaSettings, health: Option<Arc<Health>>) -> Self {
         ReportingContext {
             health,
             settings: settings.clone(),
+            latest: std::sync::Mutex::new(None),
+            previous: std::sync::Mutex::new(None),
         }
+    }
+
+    fn take_error(&self) -> Option<String> {
+        self.latest.lock().ok().and_then(|mut l| l.take())
     }
 }
 
 impl ClientContext for ReportingContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let reason = scrub(reason, &self.settings);
-        if let Some(health) = &self.health {
-            health.kafka_failed(&reason);
+        // rdkafka 0.39's BaseProducer::poll hands each error event to the context twice.
+        {
+            let Ok(mut previous) = self.previous.lock() else {
+                return;
+            };
+            if previous
+                .as_ref()
+                .is_some_and(|(r, at)| *r == reason && at.elapsed() < DUPLICATE_WINDOW)
+            {
+                return;
+            }
+            *previous = Some((reason.clone(), Instant::now()));
+        }
+        // "1/1 brokers are down" follows the error that says why; it would only hide it.
+        let says_why = !matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        );
+        if says_why {
+            if let Some(health) = &self.health {
+                health.kafka_failed(&reason);
+            }
+            if let Ok(mut latest) = self.latest.lock() {
+                *latest = Some(reason.clone());
+            }
         }
         // The same line librdkafka's default context logs, through the same rate limit.
         log::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for ReportingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// Asks the brokers for metadata, and says why not when they do not answer: librdkafka tells
+/// a refused SASL login or a failed TLS handshake only as an event on the client's main queue,
+/// which an admin client never serves. This producer (which sends nothing) serves it after each
+/// request, so those errors are logged (rate-limited), reach `/readyz` through its
+/// [`ReportingContext`], and become the error of [`Probe::check`].
+pub struct Probe {
+    producer: BaseProducer<ReportingContext>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// How long [`Probe::check`] serves the client's events after its request.
+const EVENT_WAIT: Duration = Duration::from_millis(200);
+
+impl Probe {
+    pub fn new(settings: &KafkaSettings, health: Option<Arc<Health>>) -> Result<Probe, KafkaError> {
+        let producer = admin_config(settings)
+            .create_with_context(ReportingContext::new(settings, health))?;
+        Ok(Probe {
+            producer,
+            last_error: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Blocks up to `timeout`. `Err` holds librdkafka's own reason when it gave one.
+    pub fn check(&self, timeout: Duration) -> Result<(), String> {
+        let answer = self.producer.client().fetch_metadata(None, timeout);
+        // poll() serves one event per turn until its deadline: give the log and error events
+        // of the failed attempt a moment to arrive.
+        self.producer.poll(EVENT_WAIT);
+        let reported = self.producer.context().take_error();
+        if let Some(e) = &reported {
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.clone());
+            }
+        }
+        match answer {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let why = reported.or_else(|| self.last_error.lock().ok().and_then(|l| l.clone()));
+                Err(match why {
+                    Some(why) => why,
+                    None => e.to_string(),
+                })
+            }
+        }
     }
 }
 

@@ -58,14 +58,16 @@ pub async fn prepare_topics(
     stop: &watch::Receiver<bool>,
     health: Option<Arc<Health>>,
 ) -> Option<()> {
-    let admin: AdminClient<ReportingContext> =
-        match kafka_cfg::admin_client(&settings.kafka, health) {
-            Ok(a) => a,
-            Err(e) => {
-                error!(log, "cannot create a kafka admin client"; "error" => %e);
-                return None;
-            }
-        };
+    let clients = kafka_cfg::admin_client(&settings.kafka, health.clone()).and_then(|admin| {
+        Ok((admin, Arc::new(kafka_cfg::Probe::new(&settings.kafka, health)?)))
+    });
+    let (admin, probe): (AdminClient<ReportingContext>, _) = match clients {
+        Ok(c) => c,
+        Err(e) => {
+            error!(log, "cannot create a kafka admin client"; "error" => %e);
+            return None;
+        }
+    };
     let topics = [
         settings.kafka.topics.readings.as_str(),
         settings.kafka.topics.dead_letter.as_str(),
@@ -78,9 +80,17 @@ pub async fn prepare_topics(
         stop,
         |_| {},
         || async {
+            let brokers = &settings.kafka.brokers;
+            // First a metadata request, whose failure carries librdkafka's reason (a refused
+            // login, a TLS failure) rather than a bare timeout of the admin request.
+            let p = probe.clone();
+            tokio::task::spawn_blocking(move || p.check(ADMIN_TIMEOUT))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{e} (brokers {brokers})"))?;
             kafka_cfg::ensure_topics(&admin, &topics, partitions)
                 .await
-                .map_err(|e| format!("{e} (brokers {})", settings.kafka.brokers))
+                .map_err(|e| format!("{e} (brokers {brokers})"))
         },
     )
     .await
@@ -113,17 +123,14 @@ async fn prepare_database(
 /// Asks Kafka and PostgreSQL every [`PROBE_INTERVAL`] so readiness reflects an idle pipeline.
 fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
     actix_rt::spawn(async move {
-        let admin: Option<AdminClient<ReportingContext>> =
-            kafka_cfg::admin_client(&settings.kafka, Some(health.clone())).ok();
-        let admin = admin.map(Arc::new);
+        let probe = kafka_cfg::Probe::new(&settings.kafka, Some(health.clone()))
+            .ok()
+            .map(Arc::new);
         let mut conn: Option<diesel::PgConnection> = None;
         loop {
-            if let Some(admin) = admin.clone() {
+            if let Some(probe) = probe.clone() {
                 let ok = tokio::task::spawn_blocking(move || {
-                    admin
-                        .inner()
-                        .fetch_metadata(None, ADMIN_TIMEOUT.min(PROBE_INTERVAL))
-                        .is_ok()
+                    probe.check(ADMIN_TIMEOUT.min(PROBE_INTERVAL)).is_ok()
                 })
                 .await
                 .unwrap_or(false);
