@@ -12,8 +12,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use slog::{info, warn, Logger};
 
 use crate::actors::kafka_subscriber::commit_now;
@@ -173,10 +173,9 @@ pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
     }
     if problems.is_empty() && settings.uses_tls() {
         // No bootstrap servers: the client loads its TLS files and never connects.
-        let created: Result<BaseProducer, KafkaError> =
-            producer_config(settings)
-                .set("bootstrap.servers", "")
-                .create();
+        let created: Result<BaseProducer, KafkaError> = producer_config(settings)
+            .set("bootstrap.servers", "")
+            .create();
         if let Err(e) = created {
             problems.push(format!(
                 "kafka.ssl_*: librdkafka cannot load the TLS files (kafka.ssl_ca_file, \
@@ -277,8 +276,8 @@ const EVENT_WAIT: Duration = Duration::from_millis(200);
 
 impl Probe {
     pub fn new(settings: &KafkaSettings, health: Option<Arc<Health>>) -> Result<Probe, KafkaError> {
-        let producer = admin_config(settings)
-            .create_with_context(ReportingContext::new(settings, health))?;
+        let producer =
+            admin_config(settings).create_with_context(ReportingContext::new(settings, health))?;
         Ok(Probe {
             producer,
             last_error: std::sync::Mutex::new(None),

@@ -59,7 +59,10 @@ pub async fn prepare_topics(
     health: Option<Arc<Health>>,
 ) -> Option<()> {
     let clients = kafka_cfg::admin_client(&settings.kafka, health.clone()).and_then(|admin| {
-        Ok((admin, Arc::new(kafka_cfg::Probe::new(&settings.kafka, health)?)))
+        Ok((
+            admin,
+            Arc::new(kafka_cfg::Probe::new(&settings.kafka, health)?),
+        ))
     });
     let (admin, probe): (AdminClient<ReportingContext>, _) = match clients {
         Ok(c) => c,
