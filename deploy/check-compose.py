@@ -320,7 +320,10 @@ class Compose:
 
     def find(self, kind, long_running=True):
         pool = self.long_running if long_running else sorted(self.one_shots)
-        return [n for n in pool if IMAGES[kind].search(self.image(n))]
+        # A service that replaces the image's entrypoint uses its tools (psql in the
+        # `retention` job), it does not run the server.
+        return [n for n in pool if IMAGES[kind].search(self.image(n))
+                and not (kind == "postgres" and self.services[n].get("entrypoint"))]
 
     def one(self, kind, p):
         found = self.find(kind)
@@ -539,8 +542,11 @@ def check_pipeline_roles(c, p):
             if p.need(m, f"{name}: database.url is not a postgres:// URL with a user"):
                 user, host, port, db = m.groups()
                 p.need(host == pg and (port or "5432") == "5432", f"{name}: database.url points at {host}:{port}, not {pg}:5432")
-                p.need(user == pgenv.get("POSTGRES_USER") and db == pgenv.get("POSTGRES_DB"),
-                       f"{name}: database.url user/database {user}/{db} differ from {pg}'s POSTGRES_USER/POSTGRES_DB")
+                p.need(db == pgenv.get("POSTGRES_DB"),
+                       f"{name}: database.url database {db} differs from {pg}'s POSTGRES_DB")
+                # Least privilege (docs/SECURITY.md): not the owner, a heartbeat_writer login.
+                p.need(user != pgenv.get("POSTGRES_USER"),
+                       f"{name}: connects as the database owner {user}; use a heartbeat_writer login")
 
 
 def healthcheck_test(svc):
@@ -559,6 +565,42 @@ def runtime_stage(dockerfile):
     with open(dockerfile) as f:
         text = f.read()
     return re.split(r"(?im)^FROM\s", text)[-1]
+
+
+def check_least_privilege(c, p):
+    pg = (c.find("postgres") or [None])[0]
+    if not pg:
+        return p.append("no PostgreSQL service")
+    init = host_path(c.services[pg], "/docker-entrypoint-initdb.d")
+    sql = ""
+    if p.need(init and os.path.isdir(init), f"{pg}: no /docker-entrypoint-initdb.d mounted from the repo"):
+        for f in sorted(os.listdir(init)):
+            with open(os.path.join(init, f)) as fh:
+                sql += fh.read()
+    logins = dict(re.findall(r"CREATE ROLE (\w+) LOGIN[^;]*IN ROLE (heartbeat_writer|heartbeat_reader)", sql))
+    proc_user = None
+    if "processor" in c.services:
+        m = re.match(r"postgres(?:ql)?://([^:@/]+)", str(c.pipeline("processor").get("database.url")))
+        proc_user = m and m.group(1)
+        p.need(logins.get(proc_user) == "heartbeat_writer",
+               f"processor: database user {proc_user} is not made a heartbeat_writer member by the initdb scripts")
+    grafana = (c.find("grafana") or [None])[0]
+    ds_user = None
+    if grafana:
+        ds_dir = host_path(c.services[grafana], "/etc/grafana/provisioning")
+        for root, _, files in os.walk(ds_dir or "/nonexistent"):
+            for f in files:
+                if f.endswith((".yml", ".yaml")):
+                    with open(os.path.join(root, f)) as fh:
+                        doc = yaml.safe_load(fh) or {}
+                    for ds in doc.get("datasources") or []:
+                        if "postgres" in str(ds.get("type")):
+                            ds_user = ds.get("user")
+        p.need(logins.get(ds_user) == "heartbeat_reader",
+               f"grafana: PostgreSQL datasource user {ds_user} is not a heartbeat_reader member")
+    migrators = [n for n in sorted(c.one_shots) if "migrate" in as_list(c.services[n].get("command"))]
+    p.need(migrators, "no one-shot service runs `migrate` (as the owner) before the processor")
+    return f"processor as {proc_user}, grafana as {ds_user}, migrations by {', '.join(migrators) or '-'}"
 
 
 def check_healthchecks(c, p):
@@ -843,6 +885,7 @@ CHECKS = [
     ("a Kafka UI on the broker", check_kafka_ui),
     ("generator and processor built from the repo's Dockerfile", check_pipeline_build),
     ("generator and processor: one role each, known config keys, broker and database are compose services", check_pipeline_roles),
+    ("least privilege: processor a heartbeat_writer login, Grafana a heartbeat_reader login, a migrate job", check_least_privilege),
     ("healthcheck on every long-running service, none on one-shot jobs", check_healthchecks),
     ("depends_on: known services and conditions, service_healthy on Kafka and PostgreSQL", check_depends_on),
     ("processor waits for healthy Kafka and PostgreSQL, generator for Kafka", check_pipeline_waits),

@@ -5,10 +5,12 @@
 #
 # Checks for a Rust toolchain (cargo; it cannot be installed from here: see the message) and
 # installs with apt-get what the crates' C parts need when it is missing: a C compiler and make
-# (librdkafka, zstd), pkg-config, and libpq (diesel's PostgreSQL driver links it).
+# (librdkafka, zstd), pkg-config, libpq (diesel's PostgreSQL driver links it) and OpenSSL's
+# headers (libssl-dev: librdkafka's TLS and SASL/SCRAM).
 # With --test (scripts/test.sh), also what the deployment checks need: promtool (Debian package
 # prometheus, which installs without starting a server) and PyYAML (python3-yaml) for
-# deploy/check-compose.py.
+# deploy/check-compose.py; and what the security tests need: the openssl command (test CAs and
+# certificates) and stunnel4 (the TLS-terminating proxy in front of the test broker).
 # Idempotent and quick when everything is there. Runs apt-get as root, or through sudo, with
 # --no-install-recommends, and only when a package is missing: never as an upgrade (an upgrade of
 # postgresql-15 under the running server breaks it).
@@ -41,7 +43,16 @@ if [[ $libs != *"libpq.so ("* ]]; then
     missing+=(libpq-dev)
 fi
 
+# OpenSSL for librdkafka's `ssl` feature (TLS, SASL/SCRAM); pkg-config finds it through openssl.pc.
+if ! pkg-config --exists openssl 2>/dev/null; then
+    missing+=(libssl-dev)
+fi
+
 if $test_deps; then
+    # tests/it/security.rs makes its CAs and certificates with the openssl command and puts
+    # stunnel4 in front of a private broker (tansu's own TLS listener does not answer librdkafka).
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)
     # promtool has no package of its own; prometheus brings it (with the server, not started, and
     # a few small libjs-* packages for its web UI; its recommended node exporter is left out).
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)

@@ -61,10 +61,49 @@ impl Secret {
     }
 
     /// The value with its credentials hidden; for a URL, the password only, so operators still
-    /// see which host and database are meant.
+    /// see which host and database are meant. An empty value (unset) shows as empty.
     pub fn redacted(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
         redact_url_password(&self.0).unwrap_or_else(|| "<redacted>".to_owned())
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `text` with every non-empty secret of `secrets` replaced by `<redacted>`, the secret's
+/// percent-encoded form too (libpq messages may quote a URL): for messages the program does not
+/// word itself (libpq, librdkafka, OpenSSL).
+pub fn scrub_secrets<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
+    let mut out = text.to_owned();
+    // Longest first, so a URL goes whole before the password inside it.
+    let mut secrets: Vec<&str> = secrets.iter().map(AsRef::as_ref).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret, "<redacted>");
+        let encoded = percent_encode(secret);
+        if encoded != secret {
+            out = out.replace(&encoded, "<redacted>");
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a URL's user info or
+/// query value; libpq decodes it).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn redact_url_password(url: &str) -> Option<String> {
@@ -127,6 +166,22 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub group_id: String,
     pub session_timeout_ms: i64,
+    /// plaintext, ssl, sasl_plaintext or sasl_ssl (librdkafka's `security.protocol`).
+    pub security_protocol: String,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, for the sasl_* protocols.
+    pub sasl_mechanism: String,
+    pub sasl_username: String,
+    pub sasl_password: Secret,
+    pub sasl_password_file: String,
+    /// PEM CA bundle the broker's certificate must chain to; empty = the system's store.
+    pub ssl_ca_file: String,
+    /// Client certificate and key (PEM) for mutual TLS; both or neither.
+    pub ssl_certificate_file: String,
+    pub ssl_key_file: String,
+    pub ssl_key_password: Secret,
+    pub ssl_key_password_file: String,
+    /// Whether the broker's certificate must name the host connected to.
+    pub ssl_verify_hostname: bool,
     /// Printed with the values of secret properties (passwords, keys) redacted.
     #[serde(serialize_with = "serialize_librdkafka")]
     pub librdkafka: BTreeMap<String, String>,
@@ -177,8 +232,41 @@ pub struct TopicSettings {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: Secret,
+    /// A file holding the URL (a docker secret); read at load, into `url`.
+    pub url_file: String,
+    /// Replaces the password of `url` when set (so the URL can sit in a plain config file).
+    pub password: Secret,
+    pub password_file: String,
+    /// libpq's sslmode; empty = what the URL (or libpq's default, prefer) says.
+    pub sslmode: String,
+    /// CA certificate file (PEM) for sslmode verify-ca and verify-full.
+    pub sslrootcert: String,
     pub pool_size: i64,
     pub connect_timeout_ms: i64,
+}
+
+/// The security protocols of `kafka.security_protocol`.
+pub const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+/// The SASL mechanisms of `kafka.sasl_mechanism` (librdkafka built with OpenSSL, no GSSAPI).
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+/// libpq's sslmodes, weakest first.
+pub const SSLMODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+impl KafkaSettings {
+    pub fn uses_tls(&self) -> bool {
+        matches!(self.security_protocol.as_str(), "ssl" | "sasl_ssl")
+    }
+
+    pub fn uses_sasl(&self) -> bool {
+        self.security_protocol.starts_with("sasl_")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -336,10 +424,59 @@ impl Settings {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
-        let settings: Settings = serde_json::from_value(tree)
+        let mut settings: Settings = serde_json::from_value(tree)
             .map_err(|e| ConfigError::one(format!("configuration does not fit: {e}")))?;
-        settings.validate()?;
-        Ok(settings)
+        let mut problems = settings.read_secret_files();
+        if let Err(e) = settings.validate() {
+            problems.extend(e.problems);
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Reads every `*_file` secret into its key (`kafka.sasl_password_file` into
+    /// `kafka.sasl_password`, ...). Setting both a key and its file is a problem, and so is a
+    /// file that cannot be read; problems name the key and the path, never the content.
+    fn read_secret_files(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let k = &mut self.kafka;
+        let d = &mut self.database;
+        let url_is_set = default_database_url().as_deref() != Some(d.url.expose());
+        for (key, file, value, is_set) in [
+            (
+                "kafka.sasl_password",
+                &k.sasl_password_file,
+                &mut k.sasl_password,
+                None,
+            ),
+            (
+                "kafka.ssl_key_password",
+                &k.ssl_key_password_file,
+                &mut k.ssl_key_password,
+                None,
+            ),
+            ("database.password", &d.password_file, &mut d.password, None),
+            // The URL always has a value (the default); only one that differs is "set".
+            ("database.url", &d.url_file, &mut d.url, Some(url_is_set)),
+        ] {
+            if file.is_empty() {
+                continue;
+            }
+            if is_set.unwrap_or(!value.is_empty()) {
+                problems.push(format!(
+                    "{key}: set both {key} and {key}_file; set only one of them"
+                ));
+                continue;
+            }
+            match read_secret_file(file) {
+                Ok(secret) => *value = Secret::new(secret),
+                Err(e) => problems.push(format!("{key}_file: cannot read {file}: {e}")),
+            }
+        }
+        problems
     }
 
     /// Checks the values' meaning (ranges, formats, orderings); every problem at once.
@@ -558,6 +695,7 @@ impl Settings {
                 self.database.url
             ));
         }
+        self.validate_security(&mut p);
         if !is_host_port(&self.http.bind) {
             p.push(format!("http.bind: {:?} must be host:port", self.http.bind));
         }
@@ -584,9 +722,129 @@ impl Settings {
         }
     }
 
+    /// The TLS, SASL and credential keys of `kafka` and `database`.
+    fn validate_security(&self, p: &mut Vec<String>) {
+        let k = &self.kafka;
+        if !SECURITY_PROTOCOLS.contains(&k.security_protocol.as_str()) {
+            p.push(format!(
+                "kafka.security_protocol: {:?} must be one of {}",
+                k.security_protocol,
+                SECURITY_PROTOCOLS.join(", ")
+            ));
+        }
+        if k.uses_sasl() {
+            if !SASL_MECHANISMS.contains(&k.sasl_mechanism.as_str()) {
+                p.push(format!(
+                    "kafka.sasl_mechanism: {:?} must be one of {}",
+                    k.sasl_mechanism,
+                    SASL_MECHANISMS.join(", ")
+                ));
+            }
+            if k.sasl_username.is_empty() {
+                p.push(format!(
+                    "kafka.sasl_username: must be set with kafka.security_protocol = {:?}",
+                    k.security_protocol
+                ));
+            }
+            if k.sasl_password.is_empty() {
+                p.push(format!(
+                    "kafka.sasl_password: must be set (or kafka.sasl_password_file) with \
+                     kafka.security_protocol = {:?}",
+                    k.security_protocol
+                ));
+            }
+        } else if !k.sasl_username.is_empty() || !k.sasl_password.is_empty() {
+            p.push(format!(
+                "kafka.sasl_username: SASL credentials are set but kafka.security_protocol is \
+                 {:?}: use sasl_ssl (or sasl_plaintext)",
+                k.security_protocol
+            ));
+        }
+        let tls_keys = [
+            ("kafka.ssl_ca_file", &k.ssl_ca_file),
+            ("kafka.ssl_certificate_file", &k.ssl_certificate_file),
+            ("kafka.ssl_key_file", &k.ssl_key_file),
+        ];
+        for (key, path) in tls_keys {
+            check_readable_file(key, path, p);
+            if !path.is_empty()
+                && !k.uses_tls()
+                && SECURITY_PROTOCOLS.contains(&k.security_protocol.as_str())
+            {
+                p.push(format!(
+                    "{key}: set but kafka.security_protocol is {:?}: use ssl or sasl_ssl",
+                    k.security_protocol
+                ));
+            }
+        }
+        if k.ssl_certificate_file.is_empty() != k.ssl_key_file.is_empty() {
+            p.push(
+                "kafka.ssl_certificate_file: the client certificate and kafka.ssl_key_file \
+                 go together; set both or neither"
+                    .to_owned(),
+            );
+        }
+        if !k.ssl_key_password.is_empty() && k.ssl_key_file.is_empty() {
+            p.push("kafka.ssl_key_password: set without kafka.ssl_key_file".to_owned());
+        }
+
+        let d = &self.database;
+        if !d.sslmode.is_empty() && !SSLMODES.contains(&d.sslmode.as_str()) {
+            p.push(format!(
+                "database.sslmode: {:?} must be one of {} (or empty: the URL's or libpq's default)",
+                d.sslmode,
+                SSLMODES.join(", ")
+            ));
+        }
+        check_readable_file("database.sslrootcert", &d.sslrootcert, p);
+        let query = d.url.expose().split_once('?').map(|(_, q)| q).unwrap_or("");
+        for (key, value) in [("sslmode", &d.sslmode), ("sslrootcert", &d.sslrootcert)] {
+            let in_url = query
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some(key));
+            if !value.is_empty() && in_url {
+                p.push(format!(
+                    "database.{key}: also given in database.url (?{key}=); set it in one place"
+                ));
+            }
+        }
+    }
+
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+/// The content of a secret file, without the line break editors and `echo` leave at its end.
+/// The error says why it cannot be read (never what it holds).
+fn read_secret_file(path: &str) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())?;
+    while text.ends_with('\n') || text.ends_with('\r') {
+        text.pop();
+    }
+    if text.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    Ok(text)
+}
+
+/// `database.url` of the built-in defaults.
+fn default_database_url() -> Option<String> {
+    let defaults: toml::Value = toml::from_str(DEFAULT_TOML).ok()?;
+    Some(defaults.get("database")?.get("url")?.as_str()?.to_owned())
+}
+
+/// A problem when `path` (the value of `key`) is set but is not a readable file.
+fn check_readable_file(key: &str, path: &str, p: &mut Vec<String>) {
+    if path.is_empty() {
+        return;
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        p.push(format!("{key}: cannot read {path}: {e}"));
+    } else if !Path::new(path).is_file() {
+        p.push(format!("{key}: {path} is not a file"));
     }
 }
 
@@ -983,6 +1241,153 @@ mod tests {
                 .unwrap();
         assert_eq!(s.kafka.librdkafka["fetch.max.bytes"], "1048576");
         assert_eq!(s.kafka.librdkafka["linger.ms"], "5");
+    }
+
+    fn secret_file(content: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_without_the_trailing_line_break() {
+        let sasl = secret_file("sasl-Pw1\n");
+        let key = secret_file("key-Pw2\r\n");
+        let db = secret_file("db-Pw3");
+        let url = secret_file("postgres://u:db-Pw4@db:5432/hb\n");
+        let s = load_with(
+            "",
+            vec![
+                ("HEARTBEAT__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+                ("HEARTBEAT__KAFKA__SASL_USERNAME", "alice"),
+                (
+                    "HEARTBEAT__KAFKA__SASL_PASSWORD_FILE",
+                    sasl.path().to_str().unwrap(),
+                ),
+                (
+                    "HEARTBEAT__KAFKA__SSL_CERTIFICATE_FILE",
+                    key.path().to_str().unwrap(),
+                ),
+                (
+                    "HEARTBEAT__KAFKA__SSL_KEY_FILE",
+                    key.path().to_str().unwrap(),
+                ),
+                (
+                    "HEARTBEAT__KAFKA__SSL_KEY_PASSWORD_FILE",
+                    key.path().to_str().unwrap(),
+                ),
+                (
+                    "HEARTBEAT__DATABASE__PASSWORD_FILE",
+                    db.path().to_str().unwrap(),
+                ),
+                (
+                    "HEARTBEAT__DATABASE__URL_FILE",
+                    url.path().to_str().unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kafka.sasl_password.expose(), "sasl-Pw1");
+        assert_eq!(s.kafka.ssl_key_password.expose(), "key-Pw2");
+        assert_eq!(s.database.password.expose(), "db-Pw3");
+        assert_eq!(s.database.url.expose(), "postgres://u:db-Pw4@db:5432/hb");
+        let printed = format!("{s:?} {}", s.to_redacted_toml());
+        for secret in ["sasl-Pw1", "key-Pw2", "db-Pw3", "db-Pw4"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+    }
+
+    #[test]
+    fn a_secret_and_its_file_together_or_an_unreadable_file_are_named_without_the_content() {
+        let f = secret_file("from-file-Pw");
+        let err = load_with(
+            "[database]\nurl = \"postgres://u:url-Pw@db/hb\"\n",
+            vec![
+                ("HEARTBEAT__DATABASE__URL_FILE", f.path().to_str().unwrap()),
+                ("HEARTBEAT__DATABASE__PASSWORD", "env-Pw"),
+                (
+                    "HEARTBEAT__DATABASE__PASSWORD_FILE",
+                    f.path().to_str().unwrap(),
+                ),
+                (
+                    "HEARTBEAT__KAFKA__SASL_PASSWORD_FILE",
+                    "/nonexistent/kafka-pw",
+                ),
+            ],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(all.contains("database.url: set both"), "{all}");
+        assert!(all.contains("database.password: set both"), "{all}");
+        assert!(
+            all.contains("kafka.sasl_password_file: cannot read /nonexistent/kafka-pw"),
+            "{all}"
+        );
+        for secret in ["from-file-Pw", "url-Pw", "env-Pw"] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
+    }
+
+    #[test]
+    fn security_settings_are_checked_together() {
+        let err = load_with(
+            "",
+            vec![
+                ("HEARTBEAT__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+                ("HEARTBEAT__KAFKA__SASL_MECHANISM", "GSSAPI"),
+                ("HEARTBEAT__KAFKA__SSL_CA_FILE", "/nonexistent/ca.pem"),
+                ("HEARTBEAT__KAFKA__SSL_KEY_FILE", "/nonexistent/key.pem"),
+                ("HEARTBEAT__DATABASE__SSLMODE", "verify"),
+            ],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        for needle in [
+            "kafka.sasl_mechanism: \"GSSAPI\"",
+            "kafka.sasl_username: must be set",
+            "kafka.sasl_password: must be set",
+            "kafka.ssl_ca_file: cannot read /nonexistent/ca.pem",
+            "kafka.ssl_certificate_file: the client certificate",
+            "database.sslmode: \"verify\"",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from {all}");
+        }
+        let err = load_with(
+            "[database]\nurl = \"postgres://u@db/hb?sslmode=require\"\n",
+            vec![
+                ("HEARTBEAT__DATABASE__SSLMODE", "verify-full"),
+                ("HEARTBEAT__KAFKA__SASL_USERNAME", "alice"),
+            ],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(
+            all.contains("database.sslmode: also given in database.url"),
+            "{all}"
+        );
+        assert!(
+            all.contains("kafka.sasl_username: SASL credentials are set"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn the_defaults_keep_plaintext_and_loopback() {
+        let s = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(s.kafka.security_protocol, "plaintext");
+        assert!(!s.kafka.uses_tls() && !s.kafka.uses_sasl());
+        assert_eq!(s.database.sslmode, "");
+        assert!(s.http.bind.starts_with("127.0.0.1:"));
+    }
+
+    #[test]
+    fn scrubbing_hides_secrets_as_given_and_percent_encoded() {
+        let text = "failed: postgres://u:p%40ss@h/db and p@ss and hunter2";
+        let out = scrub_secrets(text, &["p@ss", "hunter2", ""]);
+        assert_eq!(
+            out,
+            "failed: postgres://u:<redacted>@h/db and <redacted> and <redacted>"
+        );
     }
 
     #[test]

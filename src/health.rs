@@ -33,6 +33,9 @@ pub struct Health {
     kafka_seen: AtomicU64,
     db_seen: AtomicU64,
     db_required: AtomicBool,
+    /// What librdkafka last reported going wrong (a refused login, a failed TLS handshake),
+    /// shown with the "kafka has not answered" reason; forgotten once Kafka answers.
+    kafka_error: Mutex<Option<String>>,
     actors: Mutex<BTreeMap<String, ActorState>>,
 }
 
@@ -49,6 +52,7 @@ impl Health {
             kafka_seen: AtomicU64::new(0),
             db_seen: AtomicU64::new(0),
             db_required: AtomicBool::new(false),
+            kafka_error: Mutex::new(None),
             actors: Mutex::new(BTreeMap::new()),
         }
     }
@@ -59,6 +63,16 @@ impl Health {
 
     pub fn kafka_answered(&self) {
         self.kafka_seen.store(self.stamp(), Ordering::Relaxed);
+        if let Ok(mut e) = self.kafka_error.lock() {
+            *e = None;
+        }
+    }
+
+    /// Notes why Kafka does not answer, for `/readyz` (librdkafka's error, already scrubbed).
+    pub fn kafka_failed(&self, reason: &str) {
+        if let Ok(mut e) = self.kafka_error.lock() {
+            *e = Some(reason.to_owned());
+        }
     }
 
     pub fn db_answered(&self) {
@@ -97,8 +111,15 @@ impl Health {
     pub fn readiness(&self) -> (bool, Vec<String>) {
         let mut reasons = Vec::new();
         if !self.answered_recently(&self.kafka_seen) {
+            let last = self
+                .kafka_error
+                .lock()
+                .ok()
+                .and_then(|e| e.clone())
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default();
             reasons.push(format!(
-                "kafka has not answered within {}s",
+                "kafka has not answered within {}s{last}",
                 ANSWER_WINDOW.as_secs()
             ));
         }
@@ -141,6 +162,9 @@ mod tests {
         h.db_answered();
         h.set_actor("db_writer", ActorState::Running);
         assert_eq!(h.readiness(), (true, vec![]));
+        h.kafka_failed("SASL authentication error");
+        h.kafka_answered();
+        assert_eq!(h.readiness(), (true, vec![]), "an answer clears the error");
         h.set_actor(
             "db_writer",
             ActorState::BackingOff("connection refused".into()),
@@ -150,6 +174,23 @@ mod tests {
         assert_eq!(
             reasons,
             vec!["db_writer is backing off: connection refused".to_owned()]
+        );
+    }
+}
+
+#[cfg(test)]
+mod kafka_error_tests {
+    use super::*;
+
+    #[test]
+    fn the_last_kafka_error_is_a_readiness_reason() {
+        let h = Health::new();
+        h.kafka_failed("SASL authentication error: Authentication failed");
+        let (ready, reasons) = h.readiness();
+        assert!(!ready);
+        assert!(
+            reasons[0].starts_with("kafka has not answered within 10s (last error: SASL"),
+            "{reasons:?}"
         );
     }
 }

@@ -1,20 +1,24 @@
 //! Every librdkafka property this program sets, in one place, built from `Settings`; topic
 //! creation; and the consumer context that logs rebalances.
 //!
-//! The raw `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
+//! Security (`kafka.security_protocol`, SASL, TLS) is mapped onto librdkafka by [`security`]
+//! alone, which every client (consumer, producers, admin) goes through. The raw
+//! `kafka.librdkafka` map is applied last, over everything here (the escape hatch).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use slog::{info, warn, Logger};
 
 use crate::actors::kafka_subscriber::commit_now;
 use crate::config::KafkaSettings;
+use crate::health::Health;
 use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
 
@@ -34,7 +38,58 @@ fn base(settings: &KafkaSettings) -> ClientConfig {
         .set("reconnect.backoff.max.ms", "2000")
         // librdkafka logs through the `log` bridge; keep its chatter at warnings.
         .set_log_level(RDKafkaLogLevel::Warning);
+    security(&mut c, settings);
     c
+}
+
+/// Maps `kafka.security_protocol`, the SASL credentials and the TLS files onto librdkafka's
+/// properties: the one place that does, for every client. Empty keys are left to librdkafka's
+/// defaults (e.g. the system's CA store).
+fn security(c: &mut ClientConfig, settings: &KafkaSettings) {
+    c.set("security.protocol", &settings.security_protocol);
+    if settings.uses_sasl() {
+        c.set("sasl.mechanisms", &settings.sasl_mechanism)
+            .set("sasl.username", &settings.sasl_username)
+            .set("sasl.password", settings.sasl_password.expose());
+    }
+    if settings.uses_tls() {
+        for (property, path) in [
+            ("ssl.ca.location", &settings.ssl_ca_file),
+            ("ssl.certificate.location", &settings.ssl_certificate_file),
+            ("ssl.key.location", &settings.ssl_key_file),
+        ] {
+            if !path.is_empty() {
+                c.set(property, path);
+            }
+        }
+        if !settings.ssl_key_password.is_empty() {
+            c.set("ssl.key.password", settings.ssl_key_password.expose());
+        }
+        let identification = if settings.ssl_verify_hostname {
+            "https"
+        } else {
+            "none"
+        };
+        c.set("ssl.endpoint.identification.algorithm", identification);
+    }
+}
+
+/// `text` with every secret of `settings` (SASL password, key passphrase, secret raw
+/// properties) replaced by `<redacted>`: for messages that come from librdkafka or OpenSSL,
+/// which the program does not word itself.
+pub fn scrub(text: &str, settings: &KafkaSettings) -> String {
+    let mut secrets: Vec<&str> = vec![
+        settings.sasl_password.expose(),
+        settings.ssl_key_password.expose(),
+    ];
+    secrets.extend(
+        settings
+            .librdkafka
+            .iter()
+            .filter(|(k, _)| crate::config::is_secret_property(k))
+            .map(|(_, v)| v.as_str()),
+    );
+    crate::config::scrub_secrets(text, &secrets)
 }
 
 fn apply_overrides(mut c: ClientConfig, settings: &KafkaSettings) -> ClientConfig {
@@ -101,6 +156,10 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
 /// `kafka.librdkafka` ones included (an unknown name, a bad value), each naming the key, so a
 /// typo there exits 2 at start like any other configuration error instead of failing later.
 /// Only librdkafka's configuration object is built: no client, no connection.
+///
+/// With TLS, a producer is also created (and dropped, before it connects anywhere): that is
+/// when librdkafka loads the CA, the certificate and the key, so an unreadable PEM, a key that
+/// does not fit its certificate or a wrong passphrase exit 2 too.
 pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
     let mut problems: Vec<String> = Vec::new();
     for config in [consumer_config(settings), producer_config(settings)] {
@@ -117,6 +176,19 @@ pub fn check_properties(settings: &KafkaSettings) -> Vec<String> {
             }
         }
     }
+    if problems.is_empty() && settings.uses_tls() {
+        // No bootstrap servers: the client loads its TLS files and never connects.
+        let created: Result<BaseProducer, KafkaError> = producer_config(settings)
+            .set("bootstrap.servers", "")
+            .create();
+        if let Err(e) = created {
+            problems.push(format!(
+                "kafka.ssl_*: librdkafka cannot load the TLS files (kafka.ssl_ca_file, \
+                 kafka.ssl_certificate_file, kafka.ssl_key_file, kafka.ssl_key_password): {}",
+                scrub(&e.to_string(), settings)
+            ));
+        }
+    }
     problems
 }
 
@@ -125,9 +197,134 @@ pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
     apply_overrides(base(settings), settings)
 }
 
+/// The context of the admin clients (`run`'s topic creation and probe, `generate`): librdkafka's
+/// errors (a refused SASL login, a failed TLS handshake, a broker down) are logged as usual,
+/// scrubbed of secrets, and the latest becomes a reason `/readyz` shows.
+pub struct ReportingContext {
+    health: Option<Arc<Health>>,
+    settings: KafkaSettings,
+    /// The latest error not yet taken by [`Probe::check`].
+    latest: std::sync::Mutex<Option<String>>,
+    /// The error handled last, and when.
+    previous: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+/// An error repeated within this window is the same event handed over twice.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(1);
+
+impl ReportingContext {
+    pub fn new(settings: &KafkaSettings, health: Option<Arc<Health>>) -> Self {
+        ReportingContext {
+            health,
+            settings: settings.clone(),
+            latest: std::sync::Mutex::new(None),
+            previous: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn take_error(&self) -> Option<String> {
+        self.latest.lock().ok().and_then(|mut l| l.take())
+    }
+}
+
+impl ClientContext for ReportingContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let reason = scrub(reason, &self.settings);
+        // rdkafka 0.39's BaseProducer::poll hands each error event to the context twice.
+        {
+            let Ok(mut previous) = self.previous.lock() else {
+                return;
+            };
+            if previous
+                .as_ref()
+                .is_some_and(|(r, at)| *r == reason && at.elapsed() < DUPLICATE_WINDOW)
+            {
+                return;
+            }
+            *previous = Some((reason.clone(), Instant::now()));
+        }
+        // "1/1 brokers are down" follows the error that says why; it would only hide it.
+        let says_why = !matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        );
+        if says_why {
+            if let Some(health) = &self.health {
+                health.kafka_failed(&reason);
+            }
+            if let Ok(mut latest) = self.latest.lock() {
+                *latest = Some(reason.clone());
+            }
+        }
+        // The same line librdkafka's default context logs, through the same rate limit.
+        log::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for ReportingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// Asks the brokers for metadata, and says why not when they do not answer: librdkafka tells
+/// a refused SASL login or a failed TLS handshake only as an event on the client's main queue,
+/// which an admin client never serves. This producer (which sends nothing) serves it after each
+/// request, so those errors are logged (rate-limited), reach `/readyz` through its
+/// [`ReportingContext`], and become the error of [`Probe::check`].
+pub struct Probe {
+    producer: BaseProducer<ReportingContext>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// How long [`Probe::check`] serves the client's events after its request.
+const EVENT_WAIT: Duration = Duration::from_millis(200);
+
+impl Probe {
+    pub fn new(settings: &KafkaSettings, health: Option<Arc<Health>>) -> Result<Probe, KafkaError> {
+        let producer =
+            admin_config(settings).create_with_context(ReportingContext::new(settings, health))?;
+        Ok(Probe {
+            producer,
+            last_error: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Blocks up to `timeout`. `Err` holds librdkafka's own reason when it gave one.
+    pub fn check(&self, timeout: Duration) -> Result<(), String> {
+        let answer = self.producer.client().fetch_metadata(None, timeout);
+        // poll() serves one event per turn until its deadline: give the log and error events
+        // of the failed attempt a moment to arrive.
+        self.producer.poll(EVENT_WAIT);
+        let reported = self.producer.context().take_error();
+        if let Some(e) = &reported {
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.clone());
+            }
+        }
+        match answer {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let why = reported.or_else(|| self.last_error.lock().ok().and_then(|l| l.clone()));
+                Err(match why {
+                    Some(why) => why,
+                    None => e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// An admin client whose errors reach `/readyz` (see [`ReportingContext`]).
+pub fn admin_client(
+    settings: &KafkaSettings,
+    health: Option<Arc<Health>>,
+) -> Result<AdminClient<ReportingContext>, KafkaError> {
+    admin_config(settings).create_with_context(ReportingContext::new(settings, health))
+}
+
 /// Creates each topic that is missing, with `partitions` partitions. An existing topic is fine.
 pub async fn ensure_topics(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<ReportingContext>,
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), KafkaError> {
@@ -209,4 +406,72 @@ fn describe_partitions(tpl: &rdkafka::TopicPartitionList) -> String {
         .map(|e| format!("{}/{}", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn kafka(env: &[(&str, &str)]) -> KafkaSettings {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_from(None, env).unwrap().kafka
+    }
+
+    #[test]
+    fn every_client_gets_the_security_settings_and_the_escape_hatch_wins() {
+        let pw = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pw.path(), "sasl-secret\n").unwrap();
+        let mut k = kafka(&[
+            ("HEARTBEAT__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+            ("HEARTBEAT__KAFKA__SASL_MECHANISM", "SCRAM-SHA-256"),
+            ("HEARTBEAT__KAFKA__SASL_USERNAME", "alice"),
+            (
+                "HEARTBEAT__KAFKA__SASL_PASSWORD_FILE",
+                pw.path().to_str().unwrap(),
+            ),
+            ("HEARTBEAT__KAFKA__SSL_CA_FILE", pw.path().to_str().unwrap()),
+            ("HEARTBEAT__KAFKA__SSL_VERIFY_HOSTNAME", "false"),
+        ]);
+        k.librdkafka.insert("sasl.username".into(), "bob".into());
+        for c in [
+            consumer_config(&k),
+            reader_config(&k, "g"),
+            producer_config(&k),
+            admin_config(&k),
+        ] {
+            assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+            assert_eq!(c.get("sasl.mechanisms"), Some("SCRAM-SHA-256"));
+            assert_eq!(c.get("sasl.password"), Some("sasl-secret"));
+            assert_eq!(c.get("ssl.ca.location"), pw.path().to_str());
+            assert_eq!(c.get("ssl.endpoint.identification.algorithm"), Some("none"));
+            assert_eq!(c.get("ssl.certificate.location"), None);
+        }
+        // The raw map is applied last.
+        assert_eq!(consumer_config(&k).get("sasl.username"), Some("bob"));
+    }
+
+    #[test]
+    fn plaintext_sets_no_credentials() {
+        let c = consumer_config(&kafka(&[]));
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+        assert_eq!(c.get("sasl.password"), None);
+        assert_eq!(c.get("ssl.ca.location"), None);
+    }
+
+    #[test]
+    fn a_tls_file_librdkafka_cannot_load_is_a_config_problem_naming_the_keys() {
+        let junk = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(junk.path(), "not a certificate").unwrap();
+        let k = kafka(&[
+            ("HEARTBEAT__KAFKA__SECURITY_PROTOCOL", "ssl"),
+            (
+                "HEARTBEAT__KAFKA__SSL_CA_FILE",
+                junk.path().to_str().unwrap(),
+            ),
+        ]);
+        let problems = check_properties(&k);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("kafka.ssl_ca_file"), "{problems:?}");
+    }
 }

@@ -46,7 +46,7 @@ pub async fn generate(settings: Settings, args: GenerateArgs, log: Logger) -> i3
         print!("{}", profile_report(&plan.sim, records));
         return exit::OK;
     }
-    if prepare_topics(&settings, &log, &stop).await.is_none() {
+    if prepare_topics(&settings, &log, &stop, None).await.is_none() {
         return exit::FAILURE;
     }
     let producer: FutureProducer = match kafka_cfg::producer_config(&settings.kafka).create() {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use slog::{error, info, warn, Logger};
 use tokio::sync::watch;
 
@@ -20,7 +19,7 @@ use crate::config::{self, Settings};
 use crate::db;
 use crate::domain::simulator::SimulatorConfig;
 use crate::health::{Health, PROBE_INTERVAL};
-use crate::kafka::{self as kafka_cfg, ADMIN_TIMEOUT};
+use crate::kafka::{self as kafka_cfg, ReportingContext, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
 use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared};
 
@@ -57,15 +56,21 @@ pub async fn prepare_topics(
     settings: &Settings,
     log: &Logger,
     stop: &watch::Receiver<bool>,
+    health: Option<Arc<Health>>,
 ) -> Option<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        match kafka_cfg::admin_config(&settings.kafka).create() {
-            Ok(a) => a,
-            Err(e) => {
-                error!(log, "cannot create a kafka admin client"; "error" => %e);
-                return None;
-            }
-        };
+    let clients = kafka_cfg::admin_client(&settings.kafka, health.clone()).and_then(|admin| {
+        Ok((
+            admin,
+            Arc::new(kafka_cfg::Probe::new(&settings.kafka, health)?),
+        ))
+    });
+    let (admin, probe): (AdminClient<ReportingContext>, _) = match clients {
+        Ok(c) => c,
+        Err(e) => {
+            error!(log, "cannot create a kafka admin client"; "error" => %e);
+            return None;
+        }
+    };
     let topics = [
         settings.kafka.topics.readings.as_str(),
         settings.kafka.topics.dead_letter.as_str(),
@@ -78,9 +83,17 @@ pub async fn prepare_topics(
         stop,
         |_| {},
         || async {
+            let brokers = &settings.kafka.brokers;
+            // First a metadata request, whose failure carries librdkafka's reason (a refused
+            // login, a TLS failure) rather than a bare timeout of the admin request.
+            let p = probe.clone();
+            tokio::task::spawn_blocking(move || p.check(ADMIN_TIMEOUT))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{e} (brokers {brokers})"))?;
             kafka_cfg::ensure_topics(&admin, &topics, partitions)
                 .await
-                .map_err(|e| format!("{e} (brokers {})", settings.kafka.brokers))
+                .map_err(|e| format!("{e} (brokers {brokers})"))
         },
     )
     .await
@@ -113,17 +126,14 @@ async fn prepare_database(
 /// Asks Kafka and PostgreSQL every [`PROBE_INTERVAL`] so readiness reflects an idle pipeline.
 fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
     actix_rt::spawn(async move {
-        let admin: Option<AdminClient<DefaultClientContext>> =
-            kafka_cfg::admin_config(&settings.kafka).create().ok();
-        let admin = admin.map(Arc::new);
+        let probe = kafka_cfg::Probe::new(&settings.kafka, Some(health.clone()))
+            .ok()
+            .map(Arc::new);
         let mut conn: Option<diesel::PgConnection> = None;
         loop {
-            if let Some(admin) = admin.clone() {
+            if let Some(probe) = probe.clone() {
                 let ok = tokio::task::spawn_blocking(move || {
-                    admin
-                        .inner()
-                        .fetch_metadata(None, ADMIN_TIMEOUT.min(PROBE_INTERVAL))
-                        .is_ok()
+                    probe.check(ADMIN_TIMEOUT.min(PROBE_INTERVAL)).is_ok()
                 })
                 .await
                 .unwrap_or(false);
@@ -182,6 +192,12 @@ fn spawn_storage_upkeep(settings: Arc<Settings>, log: Logger) {
                         "partitions" => dropped.join(","), "retention_days" => keep_days)
                 }
                 Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.to_string().contains("permission denied") => {
+                    slog::warn!(log, "retention skipped: this database role may not drop \
+                        partitions (a heartbeat_writer login); run retention as the owner \
+                        (docs/SECURITY.md) or set storage.retention_days = 0";
+                        "retention_days" => keep_days, "error" => %e)
+                }
                 Ok(Err(e)) => slog::warn!(log, "storage upkeep failed, will retry"; "error" => %e),
                 Err(e) => slog::warn!(log, "storage upkeep task failed"; "error" => %e),
             }
@@ -271,7 +287,10 @@ async fn run_groups(
         }
         spawn_storage_upkeep(settings.clone(), log.clone());
     }
-    if prepare_topics(settings, log, stop).await.is_none() {
+    if prepare_topics(settings, log, stop, Some(health.clone()))
+        .await
+        .is_none()
+    {
         return exit::OK;
     }
 

@@ -8,7 +8,7 @@
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -18,6 +18,8 @@ use crate::helpers::{unique, wait_for};
 /// A TCP forwarder from `port` to `target` that can refuse and reset every connection.
 pub struct Proxy {
     pub port: u16,
+    /// Connections accepted so far (how often clients connected).
+    pub accepted: Arc<AtomicUsize>,
     up: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<TcpStream>>>,
@@ -28,11 +30,18 @@ impl Proxy {
         let up = Arc::new(AtomicBool::new(true));
         let done = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let listener = bind(port);
-        let (up2, done2, conns2) = (up.clone(), done.clone(), connections.clone());
-        thread::spawn(move || accept_loop(port, listener, target, up2, done2, conns2));
+        let (up2, done2, conns2, accepted2) = (
+            up.clone(),
+            done.clone(),
+            connections.clone(),
+            accepted.clone(),
+        );
+        thread::spawn(move || accept_loop(port, listener, target, up2, done2, conns2, accepted2));
         Proxy {
             port,
+            accepted,
             up,
             done,
             connections,
@@ -75,6 +84,7 @@ fn accept_loop(
     up: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicUsize>,
 ) {
     let mut listener = Some(listener);
     while !done.load(Ordering::SeqCst) {
@@ -86,6 +96,7 @@ fn accept_loop(
         let l = listener.get_or_insert_with(|| bind(port));
         match l.accept() {
             Ok((client, _)) => {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
@@ -120,7 +131,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The tansu binary `scripts/services.sh up` installed.
-fn tansu() -> PathBuf {
+pub fn tansu() -> PathBuf {
     let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".local/venv/lib");
     std::fs::read_dir(&lib)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/services.sh up)", lib.display()))

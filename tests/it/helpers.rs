@@ -479,13 +479,21 @@ pub fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
 /// without disturbing the others. `initdb` and `postgres` refuse to run as root, so they run as
 /// the `postgres` user (as everything here runs as root).
 pub struct PrivatePostgres {
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     pub port: u16,
     bin: std::path::PathBuf,
+    /// More server options (`-c name=value ...`), e.g. TLS.
+    options: String,
 }
 
 impl PrivatePostgres {
     pub fn start() -> PrivatePostgres {
+        Self::start_with(|_| String::new())
+    }
+
+    /// Starts with the server options `options` returns, given the instance's directory (owned
+    /// by the postgres user, so files the server must read can go there).
+    pub fn start_with(options: impl FnOnce(&std::path::Path) -> String) -> PrivatePostgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries under /usr/lib/postgresql")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -527,7 +535,13 @@ impl PrivatePostgres {
             "postgres",
             "--auth=trust",
         ]);
-        let pg = PrivatePostgres { dir, port, bin };
+        let options = options(&dir);
+        let pg = PrivatePostgres {
+            dir,
+            port,
+            bin,
+            options,
+        };
         pg.start_again();
         pg
     }
@@ -535,9 +549,10 @@ impl PrivatePostgres {
     fn pg_ctl(&self, args: &[&str]) {
         let data = self.dir.join("data");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.options
         );
         let out = Command::new("runuser")
             .args(["-u", "postgres", "--"])

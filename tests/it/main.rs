@@ -10,3 +10,4 @@ mod detection;
 mod faults;
 mod helpers;
 mod ops;
+mod security;
