@@ -17,6 +17,12 @@ const DB_BATCH_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Bucket bounds of a record's delay from its Kafka timestamp to the processor, seconds: from a
+/// record read at once to one read after a long outage or from a backlog.
+const RECORD_DELAY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+];
+
 /// The actors that have a mailbox on the data path, for `heartbeat_mailbox_depth{actor}`.
 pub const ACTORS: &[&str] = &[
     "generator",
@@ -38,6 +44,7 @@ pub struct Metrics {
     pub actor_restarts: IntCounterVec,
     pub mailbox_depth: IntGaugeVec,
     pub db_batch_duration: Histogram,
+    pub record_delay: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub records_published: IntCounter,
     pub publish_failures: IntCounter,
@@ -123,6 +130,18 @@ impl Metrics {
                         "Time to store one batch in PostgreSQL, transaction included.",
                     )
                     .buckets(DB_BATCH_BUCKETS.to_vec()),
+                )
+                .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
+            record_delay: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "heartbeat_record_delay_seconds",
+                        "Time from a record's Kafka timestamp (producer or broker clock) until \
+                         the processor read it: producer, broker and backlog together.",
+                    )
+                    .buckets(RECORD_DELAY_BUCKETS.to_vec()),
                 )
                 .unwrap_or_else(|e| unreachable!("{e}")),
             ),
@@ -220,6 +239,7 @@ mod tests {
             "heartbeat_actor_restarts_total{actor=\"db_writer\"}",
             "heartbeat_mailbox_depth{actor=\"validator\"}",
             "heartbeat_db_batch_duration_seconds_bucket",
+            "heartbeat_record_delay_seconds_bucket{le=\"0.1\"}",
             "heartbeat_consumer_lag{partition=\"0\",topic=\"heartbeats\"}",
             "heartbeat_build_info{version=",
         ] {

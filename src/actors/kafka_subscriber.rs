@@ -185,7 +185,12 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
                 _ = wait => break,
                 received = me.consumer.recv() => match received {
                     Ok(msg) => {
-                        records.push(own(&msg, &me.topic, Utc::now()));
+                        let record = own(&msg, &me.topic, Utc::now());
+                        if let Some(sent) = record.timestamp {
+                            let delay = (record.read_at - sent).num_microseconds().unwrap_or(0);
+                            me.metrics.record_delay.observe(delay.max(0) as f64 / 1e6);
+                        }
+                        records.push(record);
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + me.batching.max_wait);
                     }
                     // librdkafka reports each error once, as an event, and reconnects by itself;
