@@ -16,7 +16,7 @@ scripts/services.sh up >&2
 cargo build --release --locked --bins >&2
 # The Python peer of `throughput --peer` (scripts/peer-consumer.py) runs in the broker's venv.
 if [[ " $* " == *" --peer "* ]]; then
-    .local/venv/bin/python -c 'import confluent_kafka, psycopg' 2>/dev/null \
-        || .local/venv/bin/pip install -q confluent-kafka 'psycopg[binary]' >&2
+    .local/venv/bin/python -c 'import confluent_kafka, psycopg2' 2>/dev/null \
+        || .local/venv/bin/pip install -q confluent-kafka psycopg2-binary >&2
 fi
 exec target/release/heartbeat-bench "$@"
