@@ -67,8 +67,13 @@ pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
         async_drain(term, &mut guards)
     };
 
+    // `ignore_res`, not `fuse`, around the async drains: once the guards are dropped at exit, a
+    // line logged by a thread still winding down (librdkafka's, a consumer closing) finds the
+    // channel closed. `fuse` would panic there, and the panic hook's own log line would panic
+    // again: an abort, and a clean stop reported as killed by a signal. The line is lost
+    // instead; everything logged before the guards dropped has been written.
     let root = if settings.file.is_empty() {
-        Logger::root(console.filter_level(level).fuse(), o!())
+        Logger::root(console.filter_level(level).ignore_res(), o!())
     } else {
         let file = RotatingFile::open(
             std::path::Path::new(&settings.file),
@@ -86,9 +91,9 @@ pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
             .set_newlines(true)
             .build()
             .fuse();
-        let file_drain = async_drain(json, &mut guards).fuse();
+        let file_drain = async_drain(json, &mut guards).ignore_res();
         Logger::root(
-            slog::Duplicate::new(console.fuse(), file_drain)
+            slog::Duplicate::new(console.ignore_res(), file_drain)
                 .fuse()
                 .filter_level(level)
                 .fuse(),
