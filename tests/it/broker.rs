@@ -6,7 +6,7 @@
 //! offset reader) reaches it only through the proxy.
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -141,6 +141,42 @@ pub fn tansu() -> PathBuf {
         .expect("tansu under .local/venv (run scripts/services.sh up)")
 }
 
+/// Starts a private tansu (memory storage) in `dir`, listening on `port` and telling clients to
+/// connect to `advertised_port` (whatever stands in front of it), with `extra` arguments; its
+/// log goes to `dir/tansu.log`. Returns its address once it listens.
+pub fn start_tansu(
+    dir: &Path,
+    port: u16,
+    advertised_port: u16,
+    extra: &[&str],
+) -> (Child, SocketAddr) {
+    let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
+    let child = Command::new(tansu())
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertised_port}"),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start tansu");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(
+        "the private broker to listen",
+        Duration::from_secs(30),
+        || TcpStream::connect(address).ok().map(|_| ()),
+    );
+    (child, address)
+}
+
 /// A private tansu broker (memory storage) reachable only through a [`Proxy`].
 pub struct PrivateBroker {
     child: Child,
@@ -153,29 +189,7 @@ impl PrivateBroker {
         let (broker_port, proxy_port) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(unique("hb_tansu"));
         std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
-        let child = Command::new(tansu())
-            .current_dir(&dir)
-            .env("NO_COLOR", "1")
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{broker_port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{proxy_port}"),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let target: SocketAddr = format!("127.0.0.1:{broker_port}").parse().unwrap();
-        wait_for(
-            "the private broker to listen",
-            Duration::from_secs(30),
-            || TcpStream::connect(target).ok().map(|_| ()),
-        );
+        let (child, target) = start_tansu(&dir, broker_port, proxy_port, &[]);
         PrivateBroker {
             child,
             proxy: Proxy::start(proxy_port, target),

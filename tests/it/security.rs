@@ -8,7 +8,7 @@
 //! installs both tools; a test without them fails and says so, it never skips.
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::Ordering;
@@ -20,7 +20,7 @@ use diesel::sql_types::{Bytea, Text};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::broker::{free_port, tansu, Proxy};
+use crate::broker::{free_port, start_tansu, Proxy};
 use crate::helpers::*;
 
 /// Long enough for a group join over TLS plus the work.
@@ -182,31 +182,12 @@ impl FrontedBroker {
             .prefix("hb_tansu")
             .tempdir()
             .unwrap();
-        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
-        let mut cmd = Command::new(tansu());
-        cmd.current_dir(dir.path()).env("NO_COLOR", "1").args([
-            "broker",
-            "--listener-url",
-            &format!("tcp://127.0.0.1:{broker_port}"),
-            "--advertised-listener-url",
-            &format!("tcp://127.0.0.1:{port}"),
-            "--storage-engine",
-            "memory://tansu/",
-        ]);
-        if authentication {
-            cmd.arg("--authentication");
-        }
-        let tansu = cmd
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let target: SocketAddr = format!("127.0.0.1:{broker_port}").parse().unwrap();
-        wait_for(
-            "the private broker to listen",
-            Duration::from_secs(30),
-            || TcpStream::connect(target).ok().map(|_| ()),
-        );
+        let extra: &[&str] = if authentication {
+            &["--authentication"]
+        } else {
+            &[]
+        };
+        let (tansu, target) = start_tansu(dir.path(), broker_port, port, extra);
         let (stunnel, proxy) = match (tls, stunnel_bin) {
             (Some(pki), Some(bin)) => {
                 let conf = dir.path().join("stunnel.conf");
