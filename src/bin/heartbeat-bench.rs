@@ -167,19 +167,23 @@ fn preload(topic: &str, records: u64, poison_percent: u64) -> anyhow::Result<()>
         if let Some(v) = &value {
             record = record.payload(v);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    // Queue full: let librdkafka deliver, then queue again.
-                    producer.poll(Duration::from_millis(10));
-                    record = r;
-                }
-            }
-        }
+        queue(&producer, record);
     }
     producer.flush(Timeout::After(Duration::from_secs(120)))?;
     Ok(())
+}
+
+/// Queues `record`, waiting while librdkafka's queue is full: deliveries are served, then it
+/// queues again.
+fn queue<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    while let Err((_, r)) = producer.send(record) {
+        producer.poll(Duration::from_millis(1));
+        record = r;
+    }
 }
 
 fn count(conn: &mut PgConnection) -> i64 {
@@ -399,18 +403,10 @@ fn publish_steady(topic: &str, rate: u64, seconds: u64) -> anyhow::Result<u64> {
                 r#"{{"customer_id":"{customer}","timestamp":"{}","heart_rate":{heart_rate}}}"#,
                 now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
             );
-            let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic)
+            let record = BaseRecord::to(topic)
                 .key(customer.as_str())
                 .payload(value.as_str());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        producer.poll(Duration::from_millis(1));
-                        record = r;
-                    }
-                }
-            }
+            queue(&producer, record);
             sent += 1;
         }
         // Serve delivery reports without waiting, then sleep: rdkafka's `poll` with a timeout
