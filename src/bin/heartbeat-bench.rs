@@ -387,7 +387,7 @@ fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Opti
 fn publish_steady(topic: &str, rate: u64, seconds: u64) -> anyhow::Result<u64> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
-        .set("linger.ms", "5")
+        .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
     let started = Instant::now();

@@ -53,10 +53,8 @@ pub struct NewRejected<'a> {
     pub kafka_offset: i64,
 }
 
-/// COPYed into the staging table (see `db::staging`).
-#[derive(Debug, Insertable)]
-#[diesel(table_name = anomalies_stage)]
-#[diesel(treat_none_as_default_value = false)]
+/// An anomaly a batch found, before it is stored.
+#[derive(Debug)]
 pub struct NewAnomaly<'a> {
     pub event_id: Option<Uuid>,
     pub customer_id: &'a str,
@@ -64,6 +62,32 @@ pub struct NewAnomaly<'a> {
     pub heart_rate: Option<i16>,
     pub recorded_at: DateTime<Utc>,
     pub details: &'a serde_json::Value,
+}
+
+/// COPYed into the staging table (see `db::staging`).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = anomalies_stage)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct StagedAnomaly<'a> {
+    pub event_id: Option<Uuid>,
+    pub customer_id: &'a str,
+    pub kind: &'static str,
+    pub heart_rate: Option<i16>,
+    pub recorded_at: DateTime<Utc>,
+    pub details: &'a serde_json::Value,
+}
+
+impl<'a> From<&NewAnomaly<'a>> for StagedAnomaly<'a> {
+    fn from(a: &NewAnomaly<'a>) -> Self {
+        StagedAnomaly {
+            event_id: a.event_id,
+            customer_id: a.customer_id,
+            kind: a.kind,
+            heart_rate: a.heart_rate,
+            recorded_at: a.recorded_at,
+            details: a.details,
+        }
+    }
 }
 
 /// COPYed into the staging table (see `db::staging`).
@@ -99,9 +123,12 @@ pub struct SavedState {
 }
 
 /// An anomaly row as stored, for the alerts topic (the value is this row as JSON, times in UTC
-/// RFC 3339).
-#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, serde::Serialize)]
+/// RFC 3339). Insertable as it is: the direct path COPYs it with its id and time.
+#[derive(
+    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, serde::Serialize,
+)]
 #[diesel(table_name = anomalies)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct StoredAnomaly {
     pub id: i64,
     pub event_id: Option<Uuid>,

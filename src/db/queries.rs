@@ -9,8 +9,8 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
 use super::models::{
-    AlertChange, NewAnomaly, NewReading, NewRejected, SavedState, StagedReading, StateRow,
-    StoredAnomaly,
+    AlertChange, NewAnomaly, NewReading, NewRejected, SavedState, StagedAnomaly, StagedReading,
+    StateRow, StoredAnomaly,
 };
 use super::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
 use super::staging::{
@@ -222,20 +222,14 @@ fn write_batch(
                 details: &a.details,
             })
             .collect();
+        let stored_anomalies = match path {
+            ReadingsPath::Direct => copy_anomalies(conn, &new_anomalies)?,
+            ReadingsPath::Staged => stage_anomalies(conn, &new_anomalies)?,
+        };
         let mut anomalies_by_kind = HashMap::new();
-        let mut stored_anomalies: Vec<StoredAnomaly> = Vec::new();
-        if !new_anomalies.is_empty() {
-            diesel::copy_from(anomalies_stage::table)
-                .from_insertable(&new_anomalies)
-                .execute(conn)
-                .map_err(DbError::query("copy anomalies into the staging table"))?;
-            stored_anomalies = diesel::sql_query(MOVE_STAGED_ANOMALIES)
-                .load(conn)
-                .map_err(DbError::query("insert anomalies"))?;
-            for row in &stored_anomalies {
-                if let Some(k) = AnomalyKind::ALL.iter().find(|k| k.as_str() == row.kind) {
-                    *anomalies_by_kind.entry(*k).or_insert(0) += 1;
-                }
+        for row in &stored_anomalies {
+            if let Some(k) = AnomalyKind::ALL.iter().find(|k| k.as_str() == row.kind) {
+                *anomalies_by_kind.entry(*k).or_insert(0) += 1;
             }
         }
 
@@ -260,6 +254,80 @@ fn write_batch(
             anomalies: anomalies_by_kind,
         })
     }
+}
+
+/// Ids from the anomalies' sequence and the transaction's time (`detected_at`'s default), in
+/// one round trip.
+#[derive(QueryableByName)]
+struct AnomalyId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    detected_at: DateTime<Utc>,
+}
+
+/// The anomalies of readings stored by this batch's direct COPY: none can be stored already (a
+/// new reading has no anomaly yet), so they go in by binary COPY too, with ids taken from the
+/// sequence beforehand; the rows as stored are known without reading them back. Should one
+/// conflict after all (a silence noted before a crash, an anomaly kept after retention dropped
+/// its reading), the transaction fails and is redone through [`stage_anomalies`].
+fn copy_anomalies(
+    conn: &mut PgConnection,
+    new: &[NewAnomaly<'_>],
+) -> Result<Vec<StoredAnomaly>, DbError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<AnomalyId> = diesel::sql_query(
+        "SELECT nextval('anomalies_id_seq') AS id, now() AS detected_at \
+         FROM generate_series(1, $1)",
+    )
+    .bind::<BigInt, _>(new.len() as i64)
+    .load(conn)
+    .map_err(DbError::query("take anomaly ids"))?;
+    let stored: Vec<StoredAnomaly> = new
+        .iter()
+        .zip(ids)
+        .map(|(a, id)| StoredAnomaly {
+            id: id.id,
+            event_id: a.event_id,
+            customer_id: a.customer_id.to_owned(),
+            kind: a.kind.to_owned(),
+            heart_rate: a.heart_rate,
+            recorded_at: a.recorded_at,
+            detected_at: id.detected_at,
+            details: a.details.clone(),
+        })
+        .collect();
+    diesel::copy_from(anomalies::table)
+        .from_insertable(&stored)
+        .execute(conn)
+        .map_err(DbError::query("copy anomalies"))?;
+    let ids: Vec<i64> = stored.iter().map(|a| a.id).collect();
+    diesel::insert_into(alert_outbox::table)
+        .values(alert_outbox::anomaly_ids.eq(&ids))
+        .execute(conn)
+        .map_err(DbError::query("note anomalies in the alert outbox"))?;
+    Ok(stored)
+}
+
+/// Anomalies that may be stored already: through the staging table, inserting those that are
+/// new and noting them in the alert outbox, read back as stored.
+fn stage_anomalies(
+    conn: &mut PgConnection,
+    new: &[NewAnomaly<'_>],
+) -> Result<Vec<StoredAnomaly>, DbError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let staged: Vec<StagedAnomaly<'_>> = new.iter().map(StagedAnomaly::from).collect();
+    diesel::copy_from(anomalies_stage::table)
+        .from_insertable(&staged)
+        .execute(conn)
+        .map_err(DbError::query("copy anomalies into the staging table"))?;
+    diesel::sql_query(MOVE_STAGED_ANOMALIES)
+        .load(conn)
+        .map_err(DbError::query("insert anomalies"))
 }
 
 /// Writes the alert episodes' latest versions (one row per customer, kind and opening).
@@ -434,17 +502,20 @@ struct TailRow {
 
 /// Anomalies stored but not yet acknowledged on the alerts topic, oldest first.
 pub fn pending_alerts(conn: &mut PgConnection) -> Result<Vec<StoredAnomaly>, DbError> {
-    anomalies::table
-        .inner_join(alert_outbox::table)
-        .order(anomalies::id)
-        .select(StoredAnomaly::as_select())
-        .load(conn)
-        .map_err(DbError::query("read the alert outbox"))
+    diesel::sql_query(
+        "SELECT id, event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details \
+         FROM anomalies WHERE id IN (SELECT unnest(anomaly_ids) FROM alert_outbox) ORDER BY id",
+    )
+    .load(conn)
+    .map_err(DbError::query("read the alert outbox"))
 }
 
-/// Forgets the outbox entries of anomalies whose alert records were acknowledged.
+/// Forgets the outbox rows of the batches whose alerts were acknowledged. `ids` must hold every
+/// anomaly of each batch it touches (the publisher acknowledges a batch's alerts together), so a
+/// batch's row is found by its first id, through the index on it.
 pub fn alerts_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), DbError> {
-    diesel::delete(alert_outbox::table.filter(alert_outbox::anomaly_id.eq_any(ids)))
+    diesel::sql_query("DELETE FROM alert_outbox WHERE anomaly_ids[1] = ANY($1)")
+        .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
         .execute(conn)
         .map(|_| ())
         .map_err(DbError::query("clear the alert outbox"))

@@ -1,8 +1,8 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    alert_outbox (anomaly_id) {
-        anomaly_id -> Int8,
+    alert_outbox (anomaly_ids) {
+        anomaly_ids -> Array<Int8>,
     }
 }
 
@@ -66,8 +66,6 @@ diesel::table! {
         rejected_at -> Timestamptz,
     }
 }
-
-diesel::joinable!(alert_outbox -> anomalies (anomaly_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     alert_outbox,

@@ -76,14 +76,15 @@ pub const CREATE_STAGING: [&str; 4] = [
      peak_heart_rate smallint) ON COMMIT DELETE ROWS",
 ];
 
-/// Inserts the staged anomalies that are new, notes each in the alert outbox, and returns them
-/// as stored.
+/// Inserts the staged anomalies that are new, notes them in the alert outbox (one row for the
+/// batch), and returns them as stored.
 pub const MOVE_STAGED_ANOMALIES: &str = "WITH stored AS (\
      INSERT INTO anomalies (event_id, customer_id, kind, heart_rate, recorded_at, details) \
      SELECT event_id, customer_id, kind, heart_rate, recorded_at, details FROM anomalies_stage \
      ON CONFLICT DO NOTHING \
      RETURNING id, event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details), \
-     noted AS (INSERT INTO alert_outbox (anomaly_id) SELECT id FROM stored) \
+     noted AS (INSERT INTO alert_outbox (anomaly_ids) \
+     SELECT array_agg(id ORDER BY id) FROM stored HAVING count(*) > 0) \
      SELECT * FROM stored";
 
 /// Writes the staged alert episodes (their latest versions) over the stored ones, in key order.

@@ -263,3 +263,88 @@ fn a_silent_customer_is_reported_once_and_the_next_reading_ends_it() {
     });
     assert_eq!(daemon.stop(), 0);
 }
+
+#[test]
+fn an_anomaly_kept_after_its_reading_was_dropped_is_neither_stored_nor_published_again() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let mut daemon = setup.spawn_run_started();
+    // Retention drops whole days of readings but keeps their anomalies: replaying such a day
+    // stores its readings again, while their anomalies are there already. New anomalies go in by
+    // COPY, which fails on the first conflict; the batch must then be redone without it.
+    let kept = "5b0c8f0e-7d2a-4c53-9a51-0c3c2f6f1a01";
+    db.execute(&format!(
+        "INSERT INTO anomalies (event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details) \
+         VALUES ('{kept}', 'CUST-KEPT', 'critical_high', 200, '2026-11-29T08:00:00Z', \
+         '2026-11-29T09:00:00Z', '{{\"class\":\"critical_high\"}}')"
+    ));
+    let p = producer();
+    for (customer, event_id, hr) in [
+        ("CUST-KEPT", kept, 200),
+        ("CUST-NEW", "5b0c8f0e-7d2a-4c53-9a51-0c3c2f6f1a02", 35),
+    ] {
+        let value = format!(
+            r#"{{"event_id":"{event_id}","customer_id":"{customer}","timestamp":"2026-11-29T08:00:00Z","heart_rate":{hr}}}"#
+        );
+        p.send_result(FutureRecord::to(&setup.topic).key(customer).payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("queue reading");
+    }
+    p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
+    wait_for("both records committed", DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == 2).then_some(())
+    });
+    assert_eq!(db.count("SELECT count(*) AS n FROM readings"), 2);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) AS n FROM anomalies WHERE event_id = '{kept}' \
+             AND detected_at = '2026-11-29T09:00:00Z'"
+        )),
+        1,
+        "the kept anomaly is unchanged"
+    );
+    assert_eq!(db.count("SELECT count(*) AS n FROM anomalies"), 2);
+    wait_for("the alert outbox to empty", DEADLINE, || {
+        (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(())
+    });
+    // Only the new anomaly is an alert.
+    let published = read_topic(&format!("{}-alerts", setup.topic), 1);
+    assert_eq!(published.len(), 1);
+    let row: serde_json::Value = serde_json::from_slice(published[0].payload().unwrap()).unwrap();
+    assert_eq!(row["customer_id"], "CUST-NEW");
+    assert_eq!(row["kind"], "critical_low");
+    assert_eq!(daemon.metric_sum("heartbeat_anomalies_total"), 1.0);
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn alerts_stored_but_never_acknowledged_are_published_at_the_next_start() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    // What a processor killed between a batch's commit and its alerts' acknowledgement leaves:
+    // the batch's anomalies, noted in the outbox.
+    db.execute(
+        "WITH stored AS (INSERT INTO anomalies (event_id, customer_id, kind, heart_rate, recorded_at, details) \
+         VALUES (gen_random_uuid(), 'CUST-A', 'bradycardia', 50, '2026-11-29T08:00:00Z', '{\"class\":\"low\"}'), \
+                (gen_random_uuid(), 'CUST-B', 'tachycardia', 150, '2026-11-29T08:00:01Z', '{\"class\":\"high\"}') \
+         RETURNING id) \
+         INSERT INTO alert_outbox (anomaly_ids) SELECT array_agg(id ORDER BY id) FROM stored",
+    );
+    let mut daemon = setup.spawn_run_started();
+    wait_for("the alert outbox to empty", DEADLINE, || {
+        (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(())
+    });
+    let published = read_topic(&format!("{}-alerts", setup.topic), 2);
+    let mut kinds: Vec<String> = published
+        .iter()
+        .map(|m| {
+            let row: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            row["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["bradycardia", "tachycardia"]);
+    assert_eq!(daemon.stop(), 0);
+}
