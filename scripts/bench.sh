@@ -2,7 +2,7 @@
 # bench.sh - rerunnable throughput figures on the local services.
 #
 # Usage: scripts/bench.sh throughput [--records N] [--replicas R] [--peer]
-#        scripts/bench.sh latency [--rate R] [--seconds S]
+#        scripts/bench.sh latency [--rate R] [--seconds S] [--linger-ms L]
 #        scripts/bench.sh poison [--records N] [--poison-percent P] [--rounds R]
 #        scripts/bench.sh quality [--records N] [--customers C] [--rate R] [--seed S]
 #

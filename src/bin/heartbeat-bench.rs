@@ -86,6 +86,12 @@ enum Bench {
         rate: u64,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// The publishing producer's `linger.ms`. Its wait counts in the latency (readings are
+        /// stamped before it). Below 10 ms, at 10,000 readings/s, the local broker (tansu's
+        /// memory engine, whose every fetch lists every batch stored in the partition) falls
+        /// behind: docs/PERFORMANCE.md.
+        #[arg(long, default_value_t = 20)]
+        linger_ms: u64,
     },
     /// Precision and recall of each anomaly kind against the generator's ground truth.
     Quality {
@@ -384,10 +390,10 @@ fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Opti
 
 /// Publishes `rate` readings a second for `seconds`, each stamped with the time it is sent;
 /// heart rates wander within the normal band. Returns how many were sent.
-fn publish_steady(topic: &str, rate: u64, seconds: u64) -> anyhow::Result<u64> {
+fn publish_steady(topic: &str, rate: u64, seconds: u64, linger_ms: u64) -> anyhow::Result<u64> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
-        .set("linger.ms", "20")
+        .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
     let started = Instant::now();
@@ -418,7 +424,7 @@ fn publish_steady(topic: &str, rate: u64, seconds: u64) -> anyhow::Result<u64> {
     Ok(sent)
 }
 
-fn latency(rate: u64, seconds: u64) -> anyhow::Result<()> {
+fn latency(rate: u64, seconds: u64, linger_ms: u64) -> anyhow::Result<()> {
     let topic = unique("bench_latency");
     create_topics(&[&topic])?;
     let (db, url, mut admin) = fresh_database("hb_latency")?;
@@ -431,7 +437,7 @@ fn latency(rate: u64, seconds: u64) -> anyhow::Result<()> {
         let mut child = cmd.arg("run").spawn()?;
         let outcome = (|| {
             // Warm up: the group has joined and a first batch is stored.
-            publish_steady(&topic, 1_000, 1)?;
+            publish_steady(&topic, 1_000, 1, linger_ms)?;
             let deadline = Instant::now() + PASS_DEADLINE;
             while finished_records(&addr) < 1_000 {
                 if Instant::now() > deadline {
@@ -439,11 +445,13 @@ fn latency(rate: u64, seconds: u64) -> anyhow::Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            println!("publishing {rate} readings/s for {seconds} s ...");
+            println!(
+                "publishing {rate} readings/s for {seconds} s (producer linger.ms {linger_ms}) ..."
+            );
             const DELAY: &str = "heartbeat_record_delay_seconds";
             let delays_before = buckets(&scrape(&addr), DELAY);
             let steady_from = chrono::Utc::now();
-            let sent = publish_steady(&topic, rate, seconds)? + 1_000;
+            let sent = publish_steady(&topic, rate, seconds, linger_ms)? + 1_000;
             while finished_records(&addr) < sent as i64 {
                 if Instant::now() > deadline {
                     bail!("not every reading was stored");
@@ -1066,7 +1074,11 @@ fn main() -> anyhow::Result<()> {
             replicas,
             peer,
         } => throughput(records, replicas.max(1), peer),
-        Bench::Latency { rate, seconds } => latency(rate.max(1), seconds.max(1)),
+        Bench::Latency {
+            rate,
+            seconds,
+            linger_ms,
+        } => latency(rate.max(1), seconds.max(1), linger_ms),
     }
 }
 
