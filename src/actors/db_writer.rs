@@ -304,8 +304,5 @@ pub fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
 
 /// The writer of `customer` among `writers` (stable within the process).
 fn writer_of(customer: &str, writers: usize) -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    customer.hash(&mut h);
-    (h.finish() % writers as u64) as usize
+    (super::spread(customer) % writers as u64) as usize
 }

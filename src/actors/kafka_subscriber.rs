@@ -166,15 +166,12 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
     let mut carried: Vec<SourceRecord> = Vec::new();
     'outer: loop {
         let mut records = std::mem::take(&mut carried);
-        let mut deadline =
-            (!records.is_empty()).then(|| tokio::time::Instant::now() + me.batching.max_wait);
+        // The batch's deadline: armed by its first record, one timer for the whole batch (a timer
+        // set anew for every record cost 5% of the processor's time).
+        let window = tokio::time::sleep(me.batching.max_wait);
+        tokio::pin!(window);
+        let mut armed = !records.is_empty();
         while records.len() < me.batching.max_records {
-            let wait = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
@@ -182,7 +179,7 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
                         break 'outer;
                     }
                 }
-                _ = wait => break,
+                _ = &mut window, if armed => break,
                 received = me.consumer.recv() => match received {
                     Ok(msg) => {
                         let record = own(&msg, &me.topic, Utc::now());
@@ -191,7 +188,10 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
                             me.metrics.record_delay.observe(delay.max(0) as f64 / 1e6);
                         }
                         records.push(record);
-                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + me.batching.max_wait);
+                        if !armed {
+                            armed = true;
+                            window.as_mut().reset(tokio::time::Instant::now() + me.batching.max_wait);
+                        }
                     }
                     // librdkafka reports each error once, as an event, and reconnects by itself;
                     // waiting here would only let a backlog of stale errors pile up.

@@ -28,6 +28,14 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Metrics;
 
+/// A cheap, deterministic hash of a customer id (FNV-1a), for spreading customers over writers
+/// and over save times; not for hash tables fed by the network (those use seeded hashers).
+pub fn spread(customer: &str) -> u64 {
+    customer.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Messages a data-path mailbox holds before senders wait: with batches of thousands of
 /// records, a few batches per stage keep every stage busy while bounding memory.
 pub const MAILBOX_CAPACITY: usize = 4;
