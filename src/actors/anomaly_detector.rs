@@ -53,9 +53,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// Identities remembered for spotting repeats before they are stored, at least; more than every
 /// record that can be in flight between here and a commit.
 const RECENT_IDENTITIES_MIN: usize = 200_000;
-/// Batches that can be in flight after the detector: its mailbox and the writer's hold
-/// `MAILBOX_CAPACITY` each, the writer one more, the output publisher up to 8; with room to spare.
-const BATCHES_IN_FLIGHT_BOUND: usize = 40;
+/// Batches the detector has seen that may not be committed yet: a writer's mailbox holds
+/// `MAILBOX_CAPACITY` parts and the writer one more (what is committed, the look-up finds); with
+/// more than twice the room. A remembered record costs some 60-90 bytes.
+const BATCHES_IN_FLIGHT_BOUND: usize = 16;
 /// Waits between attempts when PostgreSQL does not answer a look-up.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
