@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{anomalies, detector_state, readings, rejected_readings};
-use super::staging::{alerts_stage, anomalies_stage, detector_state_stage, readings_stage};
+use super::staging::{anomalies_stage, readings_stage};
 
 /// A reading as the writer stores it, for one table: COPYed straight into `readings` when no
 /// row can conflict, or into the staging table first (see `db::staging`).
@@ -88,30 +88,6 @@ impl<'a> From<&NewAnomaly<'a>> for StagedAnomaly<'a> {
             details: a.details,
         }
     }
-}
-
-/// COPYed into the staging table (see `db::staging`).
-#[derive(Debug, Insertable)]
-#[diesel(table_name = alerts_stage)]
-#[diesel(treat_none_as_default_value = false)]
-pub struct AlertChange<'a> {
-    pub customer_id: &'a str,
-    pub kind: &'static str,
-    pub opened_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub readings: i32,
-    pub peak_heart_rate: Option<i16>,
-}
-
-/// A customer's detector state; COPYed into the staging table (see `db::staging`).
-#[derive(Debug, Insertable)]
-#[diesel(table_name = detector_state_stage)]
-#[diesel(treat_none_as_default_value = false)]
-pub struct StateRow<'a> {
-    pub customer_id: &'a str,
-    pub kafka_partition: i32,
-    pub state: &'a serde_json::Value,
 }
 
 #[derive(Debug, Queryable, Selectable)]
