@@ -53,8 +53,11 @@ pub struct NewRejected<'a> {
     pub kafka_offset: i64,
 }
 
-/// An anomaly a batch found, before it is stored.
-#[derive(Debug)]
+/// An anomaly a batch found, before it is stored; COPYed into the staging table (see
+/// `db::staging`) when it may be stored already, else straight into `anomalies` with its id.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = anomalies_stage)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewAnomaly<'a> {
     pub event_id: Option<Uuid>,
     pub customer_id: &'a str,
@@ -62,32 +65,6 @@ pub struct NewAnomaly<'a> {
     pub heart_rate: Option<i16>,
     pub recorded_at: DateTime<Utc>,
     pub details: &'a serde_json::Value,
-}
-
-/// COPYed into the staging table (see `db::staging`).
-#[derive(Debug, Insertable)]
-#[diesel(table_name = anomalies_stage)]
-#[diesel(treat_none_as_default_value = false)]
-pub struct StagedAnomaly<'a> {
-    pub event_id: Option<Uuid>,
-    pub customer_id: &'a str,
-    pub kind: &'static str,
-    pub heart_rate: Option<i16>,
-    pub recorded_at: DateTime<Utc>,
-    pub details: &'a serde_json::Value,
-}
-
-impl<'a> From<&NewAnomaly<'a>> for StagedAnomaly<'a> {
-    fn from(a: &NewAnomaly<'a>) -> Self {
-        StagedAnomaly {
-            event_id: a.event_id,
-            customer_id: a.customer_id,
-            kind: a.kind,
-            heart_rate: a.heart_rate,
-            recorded_at: a.recorded_at,
-            details: a.details,
-        }
-    }
 }
 
 #[derive(Debug, Queryable, Selectable)]

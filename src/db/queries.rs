@@ -9,7 +9,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, SmallInt, Text,
 use uuid::Uuid;
 
 use super::models::{
-    NewAnomaly, NewReading, NewRejected, SavedState, StagedAnomaly, StagedReading, StoredAnomaly,
+    NewAnomaly, NewReading, NewRejected, SavedState, StagedReading, StoredAnomaly,
 };
 use super::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
 use super::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
@@ -149,12 +149,12 @@ pub fn persist_batch(
     }
 }
 
-/// How the readings of a batch go in.
+/// How the readings of a batch, and with them their anomalies, go in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadingsPath {
-    /// Binary COPY into `readings`: fastest, fails on any conflict.
+    /// Binary COPY into `readings` and `anomalies`: fastest, fails on any conflict.
     Direct,
-    /// COPY into the staging table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
+    /// COPY into the staging tables, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
     Staged,
 }
 
@@ -299,9 +299,9 @@ fn copy_anomalies(
         .from_insertable(&stored)
         .execute(conn)
         .map_err(DbError::query("copy anomalies"))?;
-    let ids: Vec<i64> = stored.iter().map(|a| a.id).collect();
+    let noted: Vec<i64> = stored.iter().map(|a| a.id).collect();
     diesel::insert_into(alert_outbox::table)
-        .values(alert_outbox::anomaly_ids.eq(&ids))
+        .values(alert_outbox::anomaly_ids.eq(&noted))
         .execute(conn)
         .map_err(DbError::query("note anomalies in the alert outbox"))?;
     Ok(stored)
@@ -316,9 +316,8 @@ fn stage_anomalies(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let staged: Vec<StagedAnomaly<'_>> = new.iter().map(StagedAnomaly::from).collect();
     diesel::copy_from(anomalies_stage::table)
-        .from_insertable(&staged)
+        .from_insertable(new)
         .execute(conn)
         .map_err(DbError::query("copy anomalies into the staging table"))?;
     diesel::sql_query(MOVE_STAGED_ANOMALIES)
