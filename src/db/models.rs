@@ -77,9 +77,7 @@ pub struct SavedState {
 
 /// An anomaly row as stored, for the alerts topic (the value is this row as JSON, times in UTC
 /// RFC 3339). Insertable as it is: the direct path COPYs it with its id and time.
-#[derive(
-    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, serde::Serialize,
-)]
+#[derive(Debug, Clone, PartialEq, QueryableByName, Insertable, serde::Serialize)]
 #[diesel(table_name = anomalies)]
 #[diesel(treat_none_as_default_value = false)]
 pub struct StoredAnomaly {
