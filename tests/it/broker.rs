@@ -201,6 +201,25 @@ impl PrivateBroker {
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.proxy.port)
     }
+
+    /// Freezes the broker process (SIGSTOP): connections stay open and nothing answers, the way
+    /// a broker stalled by a long GC pause or a hung disk looks to its clients.
+    pub fn freeze(&self) {
+        signal(self.child.id(), "STOP");
+    }
+
+    /// Lets a frozen broker run again (SIGCONT).
+    pub fn thaw(&self) {
+        signal(self.child.id(), "CONT");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 impl Drop for PrivateBroker {

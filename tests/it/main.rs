@@ -3,6 +3,7 @@
 //! linked once; each test has its own database, topics and consumer group.
 
 mod broker;
+mod chaos;
 mod cli;
 mod contract;
 mod delivery;
