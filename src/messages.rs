@@ -10,8 +10,8 @@ use crate::db::models::StoredAnomaly;
 use crate::domain::detector::AlertRow;
 use crate::domain::reading::Reading;
 use crate::domain::record::{
-    Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, RejectedRecord, SourceRecord,
-    SourcedReading,
+    Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint,
+    RejectedRecord, SourceRecord, SourcedReading,
 };
 
 /// Identifies a batch from the subscriber to the writer and back.
@@ -80,29 +80,35 @@ pub struct ReadingsValidated {
     pub positions: BatchPositions,
 }
 
-/// AnomalyDetector -> DbWriter: store this batch in one transaction.
+/// AnomalyDetector -> DbWriter: store this batch (its part for one writer) in one transaction.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Persist {
-    /// The subscriber's batch, to acknowledge once stored; `None` for what the detector finds
-    /// by itself (silences), which has no source offsets.
-    pub id: Option<BatchId>,
+    /// The batch, as the offset ledger numbered it: the subscriber's, or one the detector began
+    /// for what it finds by itself (silences, checkpoints), which has no source offsets.
+    pub id: BatchId,
     pub readings: Vec<ClassifiedReading>,
     pub rejects: Vec<RejectedRecord>,
     pub anomalies: Vec<Anomaly>,
     /// Alert episodes opened, updated or resolved by this batch (latest version each).
     pub alerts: Vec<AlertRow>,
-    /// Detector state of every customer this batch changed.
+    /// Detector state of the customers saved with this batch.
     pub states: Vec<CustomerSnapshot>,
     pub positions: BatchPositions,
     /// How many parts the batch was split into among the writers (by customer); the batch is
     /// finished once every part is.
     pub parts: u32,
+    /// The partitions of the batch with the ownership epoch the detector holds each with: the
+    /// transaction commits only while every one is still current (`detector_epochs`), so a stale
+    /// owner cannot overwrite what a new owner wrote.
+    pub fence: Vec<(i32, i64)>,
+    /// Checkpoints that have become durable, to record (`detector_checkpoints`).
+    pub checkpoints: Vec<PartitionCheckpoint>,
 }
 
 impl Persist {
     /// A part of batch `id` with nothing in it yet.
-    pub fn empty(id: Option<BatchId>, positions: BatchPositions) -> Persist {
+    pub fn empty(id: BatchId, positions: BatchPositions) -> Persist {
         Persist {
             id,
             readings: Vec::new(),
@@ -112,6 +118,8 @@ impl Persist {
             states: Vec::new(),
             positions,
             parts: 1,
+            fence: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 
@@ -121,6 +129,7 @@ impl Persist {
             && self.anomalies.is_empty()
             && self.alerts.is_empty()
             && self.states.is_empty()
+            && self.checkpoints.is_empty()
     }
 }
 
@@ -132,6 +141,9 @@ pub struct BatchPersisted {
     /// Parts of the batch, each reported on its own (see `Persist::parts`).
     pub parts: u32,
     pub positions: BatchPositions,
+    /// Partitions whose rows this part did not write because another owner holds them now
+    /// (fenced): their offsets must not be stored for this batch.
+    pub fenced: Vec<i32>,
     pub stored: u64,
     pub duplicates: u64,
     pub rejected: u64,

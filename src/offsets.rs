@@ -12,8 +12,13 @@
 //! librdkafka runs on the subscriber's own thread (inside `recv`): a revocation waits here until
 //! the batches in flight are stored, then commits, so the next owner of a partition does not read
 //! them again.
+//!
+//! It also knows when a detector checkpoint has become durable: a checkpoint taken with batch N
+//! (`note_checkpoints`) holds once N and every batch before it are finished, and the detector
+//! then records it (`take_durable_checkpoints`). A part whose partition was fenced (another owner
+//! holds it now) reports it: that partition's offsets and checkpoint of the batch are dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -22,7 +27,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use slog::{debug, warn, Logger};
 
 use crate::actors::kafka_subscriber::LoggingConsumer;
-use crate::domain::record::BatchPositions;
+use crate::domain::record::{BatchPositions, PartitionCheckpoint};
 use crate::messages::{BatchId, BatchPersisted};
 
 #[derive(Default)]
@@ -39,6 +44,16 @@ struct State {
     finished: BTreeMap<BatchId, BatchPositions>,
     /// Parts stored so far of batches split among several writers.
     parts_done: HashMap<BatchId, u32>,
+    /// Partitions a part of the batch was fenced out of.
+    fenced: HashMap<BatchId, BTreeSet<i32>>,
+    /// Checkpoints taken with a batch, valid once it is stored.
+    checkpoints: HashMap<BatchId, Vec<PartitionCheckpoint>>,
+    /// Checkpoints that hold, not yet taken by the detector: the latest per partition.
+    durable: BTreeMap<i32, PartitionCheckpoint>,
+    /// Partitions whose offsets must never be stored again by this incarnation: a write of its
+    /// current ownership was fenced, so records were lost to it and must be read again by the
+    /// next one.
+    poisoned: BTreeSet<i32>,
     /// The batch whose offsets are stored next.
     next_to_store: BatchId,
     /// Set when the incarnation stops: nobody may wait for batches any more.
@@ -94,6 +109,34 @@ impl OffsetLedger {
         s.last_id
     }
 
+    /// Numbers a batch the detector makes by itself (silences, checkpoints), handed on at once:
+    /// a drain waits for it like for any other.
+    pub fn begin_internal(&self) -> BatchId {
+        let mut s = self.lock();
+        s.last_id += 1;
+        s.in_flight += 1;
+        s.last_id
+    }
+
+    /// The checkpoints taken with batch `id`; they hold once it is stored.
+    pub fn note_checkpoints(&self, id: BatchId, checkpoints: Vec<PartitionCheckpoint>) {
+        if !checkpoints.is_empty() {
+            self.lock().checkpoints.insert(id, checkpoints);
+        }
+    }
+
+    /// The checkpoints that hold now, latest per partition, once each.
+    pub fn take_durable_checkpoints(&self) -> Vec<PartitionCheckpoint> {
+        std::mem::take(&mut self.lock().durable)
+            .into_values()
+            .collect()
+    }
+
+    /// Never store `partition`'s offsets again in this incarnation.
+    pub fn poison(&self, partition: i32) {
+        self.lock().poisoned.insert(partition);
+    }
+
     /// The batch `id` is in the next stage's mailbox.
     pub fn handed_on(&self, id: BatchId) {
         let mut s = self.lock();
@@ -123,6 +166,12 @@ impl OffsetLedger {
         let ready = {
             let mut guard = self.lock();
             let s = &mut *guard;
+            if !batch.fenced.is_empty() {
+                s.fenced
+                    .entry(batch.id)
+                    .or_default()
+                    .extend(batch.fenced.iter().copied());
+            }
             if batch.parts > 1 {
                 let done = s.parts_done.entry(batch.id).or_insert(0);
                 *done += 1;
@@ -133,7 +182,17 @@ impl OffsetLedger {
             }
             s.finished.insert(batch.id, batch.positions);
             let mut ready = Vec::new();
-            while let Some(positions) = s.finished.remove(&s.next_to_store) {
+            while let Some(mut positions) = s.finished.remove(&s.next_to_store) {
+                let id = s.next_to_store;
+                let fenced = s.fenced.remove(&id).unwrap_or_default();
+                positions
+                    .0
+                    .retain(|(_, p), _| !fenced.contains(p) && !s.poisoned.contains(p));
+                for c in s.checkpoints.remove(&id).unwrap_or_default() {
+                    if !fenced.contains(&c.partition) && !s.poisoned.contains(&c.partition) {
+                        s.durable.insert(c.partition, c);
+                    }
+                }
                 ready.push(positions);
                 s.next_to_store += 1;
             }
@@ -212,6 +271,7 @@ mod tests {
             id,
             parts: 1,
             positions: BatchPositions::default(),
+            fenced: Vec::new(),
             stored: 0,
             duplicates: 0,
             rejected: 0,

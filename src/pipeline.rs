@@ -179,7 +179,7 @@ impl ChildGroup for ProcessorGroup {
             let mut writer_arbiters = Vec::with_capacity(writers);
             let mut writer_addrs = Vec::with_capacity(writers);
             for index in 0..writers {
-                let (settings, metrics, health, log, exits, pool, outputs) = (
+                let (settings, metrics, health, log, exits, pool, outputs, progress) = (
                     settings.clone(),
                     metrics.clone(),
                     health.clone(),
@@ -187,6 +187,7 @@ impl ChildGroup for ProcessorGroup {
                     exits.clone(),
                     pool.clone(),
                     outputs.clone(),
+                    progress.clone(),
                 );
                 let done = ledger.clone();
                 let arbiter = Arbiter::new();
@@ -198,6 +199,7 @@ impl ChildGroup for ProcessorGroup {
                         settings.database.clone(),
                         done,
                         outputs.recipient(),
+                        progress,
                         metrics,
                         health,
                         &log,
@@ -208,13 +210,14 @@ impl ChildGroup for ProcessorGroup {
                 writer_addrs.push(addr.recipient());
             }
             let detector = {
-                let (settings, progress, metrics, health, log, exits) = (
+                let (settings, progress, metrics, health, log, exits, ledger) = (
                     settings.clone(),
                     progress.clone(),
                     metrics.clone(),
                     health.clone(),
                     log.clone(),
                     exits.clone(),
+                    ledger.clone(),
                 );
                 // Its own small pool: state loads and duplicate look-ups are short and rare.
                 let pool = db::pool(&settings.database, DETECTOR_POOL_SIZE);
@@ -225,6 +228,7 @@ impl ChildGroup for ProcessorGroup {
                         pool,
                         settings.database.clone(),
                         progress,
+                        ledger,
                         writer_addrs,
                         metrics,
                         health,

@@ -1,25 +1,37 @@
-//! Which partitions this processor owns and whether each is caught up, shared by the
-//! KafkaSubscriber (which knows) and the AnomalyDetector (whose silence timer must not fire for
-//! a partition that is still working through a backlog, a stall or an outage).
+//! What this processor owns and how far it has got, shared by the KafkaSubscriber (which learns
+//! assignments and revocations in the rebalance callbacks and compares positions with high
+//! watermarks), the AnomalyDetector (which claims what is assigned, and whose silence timer must
+//! not fire for a partition still working through a backlog, a stall or an outage) and the
+//! DbWriters (which must tell a partition taken from this processor from one still its own when
+//! a write is fenced).
 //!
-//! Caught up (SPEC section 5): the consumer's position is at the high watermark and the intake
-//! is neither paused nor waiting on a full downstream mailbox. Assignments and revocations come
-//! from the rebalance callbacks; the subscriber refreshes positions and watermarks every few
-//! seconds.
+//! - **Generation.** Every assignment of a partition gets a number of its own, larger than any
+//!   before. The subscriber stamps each record with the generation of its partition at the
+//!   moment it is read, so the detector can tell a record of the current assignment from one read
+//!   before a revocation that is still travelling through the mailboxes (after a reassignment the
+//!   consumer reads again from the committed offset, and the old copy must not be observed out of
+//!   order).
+//! - **Epoch.** The ownership epoch the detector claimed in PostgreSQL for the partition
+//!   (`detector_epochs`), which every write of the partition is fenced with.
+//! - **Caught up** (SPEC section 5): the consumer's position is at the high watermark and the
+//!   intake is neither paused nor waiting on a full downstream mailbox.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Partition {
     caught_up: bool,
+    generation: u64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     assigned: BTreeMap<i32, Partition>,
-    /// Assigned since the detector last asked, so it can load their customers' state.
-    newly_assigned: BTreeSet<i32>,
+    /// The last generation handed out.
+    last_generation: u64,
+    /// Partition -> the epoch the detector holds it with.
+    epochs: BTreeMap<i32, i64>,
 }
 
 #[derive(Debug, Default)]
@@ -29,16 +41,24 @@ pub struct PartitionProgress {
 
 impl PartitionProgress {
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        // A poisoned lock only means another thread panicked mid-update of plain flags.
+        // A poisoned lock only means another thread panicked mid-update of plain values.
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
 
+    /// `partitions` were assigned: each gets a new generation.
     pub fn assigned(&self, partitions: &[i32]) {
         self.with(|i| {
             for p in partitions {
-                i.assigned.insert(*p, Partition::default());
-                i.newly_assigned.insert(*p);
+                i.last_generation += 1;
+                let generation = i.last_generation;
+                i.assigned.insert(
+                    *p,
+                    Partition {
+                        caught_up: false,
+                        generation,
+                    },
+                );
             }
         });
     }
@@ -47,14 +67,18 @@ impl PartitionProgress {
         self.with(|i| {
             for p in partitions {
                 i.assigned.remove(p);
-                i.newly_assigned.remove(p);
             }
         });
     }
 
-    /// Partitions assigned since the last call.
-    pub fn take_newly_assigned(&self) -> Vec<i32> {
-        self.with(|i| std::mem::take(&mut i.newly_assigned).into_iter().collect())
+    /// The generation of `partition`'s current assignment; `None` when it is not assigned.
+    pub fn generation(&self, partition: i32) -> Option<u64> {
+        self.with(|i| i.assigned.get(&partition).map(|p| p.generation))
+    }
+
+    /// Every assigned partition with its generation.
+    pub fn assignment(&self) -> BTreeMap<i32, u64> {
+        self.with(|i| i.assigned.iter().map(|(p, s)| (*p, s.generation)).collect())
     }
 
     pub fn set_caught_up(&self, partition: i32, caught_up: bool) {
@@ -76,6 +100,23 @@ impl PartitionProgress {
     pub fn assigned_partitions(&self) -> Vec<i32> {
         self.with(|i| i.assigned.keys().copied().collect())
     }
+
+    /// The detector holds `partition` with `epoch` (`None`: no longer).
+    pub fn set_epoch(&self, partition: i32, epoch: Option<i64>) {
+        self.with(|i| match epoch {
+            Some(e) => {
+                i.epochs.insert(partition, e);
+            }
+            None => {
+                i.epochs.remove(&partition);
+            }
+        });
+    }
+
+    /// The epoch the detector holds `partition` with, if it holds it.
+    pub fn epoch(&self, partition: i32) -> Option<i64> {
+        self.with(|i| i.epochs.get(&partition).copied())
+    }
 }
 
 #[cfg(test)]
@@ -87,12 +128,30 @@ mod tests {
         let p = PartitionProgress::default();
         assert!(!p.is_caught_up(0));
         p.assigned(&[0, 1]);
-        assert_eq!(p.take_newly_assigned(), vec![0, 1]);
-        assert!(p.take_newly_assigned().is_empty());
         assert!(!p.is_caught_up(0));
         p.set_caught_up(0, true);
         assert!(p.is_caught_up(0) && !p.is_caught_up(1));
         p.revoked(&[0]);
         assert!(!p.is_caught_up(0) && !p.is_assigned(0) && p.is_assigned(1));
+    }
+
+    #[test]
+    fn every_assignment_has_a_generation_of_its_own() {
+        let p = PartitionProgress::default();
+        p.assigned(&[0, 1]);
+        let first = p.assignment();
+        assert_ne!(first[&0], first[&1]);
+        p.revoked(&[0, 1]);
+        assert_eq!(p.generation(0), None);
+        p.assigned(&[0]);
+        let again = p.generation(0).unwrap();
+        assert!(
+            again > first[&0] && again > first[&1],
+            "reassigned: a new generation"
+        );
+        p.set_epoch(0, Some(7));
+        assert_eq!(p.epoch(0), Some(7));
+        p.set_epoch(0, None);
+        assert_eq!(p.epoch(0), None);
     }
 }

@@ -1,28 +1,45 @@
 //! AnomalyDetector: classifies each reading and finds its anomalies per customer (thresholds,
 //! spikes, deviation from the customer's baseline), keeps alert episodes, notices customers that
-//! went silent, and hands everything to the DbWriter with the state it leaves behind.
+//! went silent, and hands everything to the DbWriters with the states it saves.
 //!
 //! Accepts `ReadingsValidated`, emits `Persist`. The decisions are the pure functions of
 //! `domain::detector`; this actor keeps the per-customer state, feeds readings in partition
-//! order, and makes sure a duplicate changes nothing:
-//! - a reading is new for sure when it is later than anything stored for its customer
-//!   (`max_recorded_at` in the saved state), or it was not seen recently and is not in
-//!   `readings` (one look-up per batch, only for readings that could be repeats);
-//! - recently seen identities (including batches still in flight to the writer) are kept in a
-//!   bounded set, so a repeat is caught before its first copy has committed.
+//! order, and makes sure that neither a duplicate nor a record read twice changes anything.
 //!
-//! State survives restarts and rebalances. A customer's state is saved (`detector_state`, in the
-//! same transaction as its readings of that batch) the first time it is seen, then at most every
-//! `detector.checkpoint_interval_ms`, and by the timer once that has passed without a new
-//! reading; saving it with every reading would cost a row write per reading. It is loaded for a
-//! partition's customers when the partition is assigned or first seen in a batch (and for any
-//! other customer the first time it is seen), and the readings stored after it was saved (found by
-//! the per-partition offsets the state holds) are replayed through the same pure `observe`, which
-//! rebuilds exactly the state the previous owner had (SPEC section 5: "saved, or rebuilt from
-//! stored readings"). The silence timer runs on processor wall-clock time, only for caught-up
-//! partitions.
+//! # The guarantee (SPEC section 5)
+//! After any mix of crashes, restarts, rebalances and outages, `anomalies` and `alerts` (but
+//! `silent`) hold exactly what one clean run over the same records writes. A customer's state is
+//! at all times exactly what observing its stored readings in partition order gives, because:
+//! - **Ownership.** The detector observes only partitions its consumer holds, and claims each
+//!   one in PostgreSQL (`detector_epochs`) when it is assigned. Every write carries the epochs
+//!   and commits only while they are current, so an earlier owner (a member the partition was
+//!   taken from, the previous incarnation of this process) can never overwrite what the new
+//!   owner wrote; the claim waits until such a write has either committed or can no longer.
+//! - **Generations.** Each assignment has a generation, stamped on every record as it is read.
+//!   Records of an earlier assignment still in the mailboxes are dropped (their offsets are not
+//!   stored): after a reassignment the consumer reads them again from the committed offset, and
+//!   observing the old copy first would put them out of order.
+//! - **Positions.** A state holds, per partition, the offset of the last reading it observed. A
+//!   record at or before it (read again after a crash, replayed by a new consumer group, a day
+//!   retention dropped) is stored if it is missing, but never observed again.
+//! - **Duplicates.** A reading whose identity is stored or in flight (a bounded set of recent
+//!   identities; one look-up per batch for the rest) adds no row and changes no state.
+//! - **Checkpoints.** States are not saved with every reading (a row write per reading would
+//!   cost as much as the reading). Every `detector.checkpoint_interval_ms` each partition's
+//!   changed states are saved with the current batch, in the transactions of their customers'
+//!   writers, which also write the customers' readings in order. Once that batch and all before
+//!   it have committed (the offset ledger tells), the checkpoint holds and is recorded
+//!   (`detector_checkpoints`): every reading the saved states miss was stored at or after
+//!   `replay_from`, PostgreSQL's clock read before the next batch was handed on. A new owner
+//!   loads the states and replays exactly the stored readings each one misses.
+//! - **Silences** are saved with their state at once (no stored reading would replay them) and
+//!   counted by the offset ledger like any batch, so a drain waits for them.
+//!
+//! The periodic work (claims and releases, silences, forgetting, checkpoints) runs at the start
+//! and end of every batch and, when no batch comes, on a timer: actix polls an actor's timers
+//! only while its mailbox is empty, which under a backlog it never is.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,20 +52,28 @@ use uuid::Uuid;
 use super::{forward_all_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::{self, DatabaseSettings, DetectorSettings};
 use crate::db::models::SavedState;
-use crate::db::queries::{load_partition_states, load_states, load_tails, stored_identities};
+use crate::db::queries::{
+    claim_partitions, database_clock, load_partition_states, load_states, load_tails,
+    stored_identities, Claimed,
+};
 use crate::db::{self, DbError, PgPool};
 use crate::domain::classification::classify;
+use crate::domain::detector::AlertRow;
 use crate::domain::detector::{observe, silence, CustomerState, DetectorConfig};
 use crate::domain::reading::Reading;
-use crate::domain::record::{ClassifiedReading, CustomerSnapshot};
+use crate::domain::record::{
+    Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint,
+    RejectedRecord, SourcedReading,
+};
 use crate::health::{ActorState, Health};
 use crate::messages::{Persist, ReadingsValidated};
 use crate::metrics::Metrics;
+use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
 
 pub const NAME: &str = "anomaly_detector";
 
-/// How often the silence timer looks at every customer.
+/// How often the periodic work runs at most, and the idle timer's period.
 const TICK: Duration = Duration::from_secs(1);
 /// Identities remembered for spotting repeats before they are stored, at least; more than every
 /// record that can be in flight between here and a commit.
@@ -60,18 +85,18 @@ const BATCHES_IN_FLIGHT_BOUND: usize = 16;
 /// Waits between attempts when PostgreSQL does not answer a look-up.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
-/// How long after its due time a state save can take to commit (batches queued ahead of it,
-/// retries while PostgreSQL is away); with the checkpoint interval, how far back in ingestion
-/// time the readings a saved state misses can lie. Only bounds a scan: more costs a little time
-/// on load, too little could miss readings.
-const SAVE_SLACK: Duration = Duration::from_secs(60);
+/// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
+/// a little (an NTP correction) between the checkpoint and a later transaction. A step back by
+/// more than this could leave a reading out of a replay; it only widens the scan of a load.
+const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 type Identity = (Uuid, DateTime<Utc>);
 
-/// A bounded set that forgets its oldest entries first.
+/// A bounded set that forgets its oldest entries first; each entry notes its partition, so a
+/// partition's entries can be forgotten when it is taken away.
 struct RecentIdentities {
-    order: VecDeque<Identity>,
-    set: hashbrown::HashSet<Identity>,
+    order: VecDeque<(Identity, i32)>,
+    set: hashbrown::HashMap<Identity, i32>,
     capacity: usize,
 }
 
@@ -79,76 +104,82 @@ impl RecentIdentities {
     fn new(capacity: usize) -> Self {
         RecentIdentities {
             order: VecDeque::new(),
-            set: hashbrown::HashSet::new(),
+            set: hashbrown::HashMap::new(),
             capacity,
         }
     }
 
     fn contains(&self, id: &Identity) -> bool {
-        self.set.contains(id)
+        self.set.contains_key(id)
     }
 
-    fn insert(&mut self, id: Identity) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
+    fn insert(&mut self, id: Identity, partition: i32) {
+        if self.set.insert(id, partition).is_none() {
+            self.order.push_back((id, partition));
             if self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
+                if let Some((old, p)) = self.order.pop_front() {
+                    // Only the entry this slot made: it may have been forgotten and made again.
+                    if self.set.get(&old) == Some(&p) {
+                        self.set.remove(&old);
+                    }
                 }
             }
         }
+    }
+
+    /// Forgets every identity read from `partition`: what was in flight from it is either
+    /// committed (the look-up finds it) or fenced out and read again.
+    fn forget_partition(&mut self, partition: i32) {
+        self.set.retain(|_, p| *p != partition);
+        self.order.retain(|(_, p)| *p != partition);
     }
 }
 
 /// A customer the detector is following.
 struct Tracked {
     state: CustomerState,
+    /// The partition of its latest reading.
     partition: i32,
     /// Processor wall-clock time of the last new reading (or of loading the state).
     last_consumed: Instant,
-    /// When the state was last handed to a writer to save; `None`: save with the next batch.
-    saved: Option<Instant>,
-    /// Changed since it was last handed to a writer.
+    /// Changed since it was last handed to a writer to save.
     dirty: bool,
 }
 
 impl Tracked {
-    fn new(state: CustomerState, partition: i32, now: Instant, saved: Option<Instant>) -> Self {
+    fn new(state: CustomerState, partition: i32, now: Instant) -> Self {
         Tracked {
             state,
             partition,
             last_consumed: now,
-            saved,
             dirty: false,
         }
     }
 }
 
-/// How often `customer`'s state is saved: between half the checkpoint interval and all of it, by
-/// a hash of the id, so that customers first seen together do not all fall due together.
-fn save_period(customer: &str, every: Duration) -> Duration {
-    every - every.mul_f64((super::spread(customer) % 1024) as f64 / 2048.0)
+/// A partition this detector holds.
+#[derive(Debug, Clone)]
+struct Owned {
+    /// The assignment it was claimed for (`PartitionProgress::generation`).
+    generation: u64,
+    /// The ownership epoch every write of it is fenced with.
+    epoch: i64,
+    /// The last offset observed or passed over; `None` before the first.
+    position: Option<i64>,
+    next_checkpoint: Instant,
 }
 
-/// `customer`'s state to save, if it changed since it was last saved and is due.
-fn checkpoint(
-    customer: &str,
-    t: &mut Tracked,
-    now: Instant,
-    every: Duration,
-) -> Option<CustomerSnapshot> {
-    if !t.dirty {
-        return None;
-    }
-    let due = t.saved.map_or(true, |at| {
-        now.saturating_duration_since(at) >= save_period(customer, every)
-    });
-    if !due {
-        return None;
-    }
+/// How often `partition` is checkpointed: between half the checkpoint interval and all of it, by
+/// a hash of the partition, so that partitions claimed together do not all fall due together.
+fn checkpoint_period(partition: i32, every: Duration) -> Duration {
+    let spread = super::spread(&partition.to_string()) % 1024;
+    every - every.mul_f64(spread as f64 / 2048.0)
+}
+
+/// The state of `customer` to save.
+fn snapshot(customer: &str, t: &mut Tracked) -> Option<CustomerSnapshot> {
     let state = serde_json::to_value(&t.state).ok()?;
     t.dirty = false;
-    t.saved = Some(now);
     Some(CustomerSnapshot {
         customer_id: customer.to_owned(),
         partition: t.partition,
@@ -156,22 +187,59 @@ fn checkpoint(
     })
 }
 
+/// What the periodic work found to store.
+#[derive(Default)]
+struct Found {
+    anomalies: Vec<Anomaly>,
+    alerts: Vec<AlertRow>,
+    states: Vec<CustomerSnapshot>,
+    /// Checkpoints taken, valid once the batch they go with is stored.
+    checkpoints: Vec<PartitionCheckpoint>,
+}
+
+impl Found {
+    fn is_empty(&self) -> bool {
+        self.anomalies.is_empty()
+            && self.alerts.is_empty()
+            && self.states.is_empty()
+            && self.checkpoints.is_empty()
+    }
+}
+
+/// `host:pid` of this process, for `detector_epochs.owner`.
+fn owner_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let host = if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown-host".to_owned()
+    };
+    format!("{host}:{}", std::process::id())
+}
+
 pub struct AnomalyDetector {
     cfg: DetectorConfig,
     silence_after: Duration,
     forget_after: Duration,
-    /// `detector.checkpoint_interval_ms`: how often a customer's state is saved at most.
+    /// `detector.checkpoint_interval_ms`: how often each partition is checkpointed.
     checkpoint_every: Duration,
     /// Keyed by customer id. hashbrown's map: its hasher (foldhash, seeded per map) is several
     /// times faster than std's SipHash on these short keys and still seeded against crafted ids,
     /// and `entry_ref` copies a key only when it inserts it.
     customers: hashbrown::HashMap<String, Tracked>,
-    /// Partitions whose customers' saved states have been loaded.
-    loaded: HashSet<i32>,
+    /// The partitions this detector holds.
+    owned: BTreeMap<i32, Owned>,
     recent: RecentIdentities,
     pool: PgPool,
     database: DatabaseSettings,
     progress: Arc<PartitionProgress>,
+    ledger: Arc<OffsetLedger>,
+    owner: String,
+    /// When the periodic work last ran.
+    last_periodic: Instant,
     /// The writers; each batch is split among them by customer (`db_writer::shard`).
     writers: Vec<Rc<Recipient<Persist>>>,
     metrics: Arc<Metrics>,
@@ -189,6 +257,7 @@ impl AnomalyDetector {
         pool: PgPool,
         database: DatabaseSettings,
         progress: Arc<PartitionProgress>,
+        ledger: Arc<OffsetLedger>,
         writers: Vec<Recipient<Persist>>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
@@ -201,13 +270,16 @@ impl AnomalyDetector {
             forget_after: config::millis(settings.forget_after_ms),
             checkpoint_every: config::millis(settings.checkpoint_interval_ms),
             customers: hashbrown::HashMap::new(),
-            loaded: HashSet::new(),
+            owned: BTreeMap::new(),
             recent: RecentIdentities::new(
                 RECENT_IDENTITIES_MIN.max(BATCHES_IN_FLIGHT_BOUND * batch_size),
             ),
             pool,
             database,
             progress,
+            ledger,
+            owner: owner_name(),
+            last_periodic: Instant::now(),
             writers: writers.into_iter().map(Rc::new).collect(),
             metrics,
             health,
@@ -234,57 +306,123 @@ impl AnomalyDetector {
                     }
                     return v;
                 }
-                Err(e) => {
-                    if let Some(suppressed) = self.failure_log.admit() {
-                        warn!(self.log, "database look-up failed, will retry"; "what" => what,
-                            "error" => %e, "suppressed" => suppressed);
-                    }
-                    self.health
-                        .set_actor(NAME, ActorState::BackingOff(e.to_string()));
-                    std::thread::sleep(db::backoff(attempt, RETRY_MIN, RETRY_MAX));
-                    attempt = attempt.saturating_add(1);
-                }
+                Err(e) => self.failed(what, &e, &mut attempt),
             }
         }
     }
 
-    /// Starts following the customers whose saved state `rows` holds (unless already followed),
-    /// then replays the stored readings their states miss.
-    fn adopt(&mut self, rows: Vec<SavedState>) {
-        let now = Instant::now();
-        let mut adopted = HashSet::new();
-        let mut partitions = BTreeSet::new();
-        for row in rows {
-            if self.customers.contains_key(&row.customer_id) {
-                continue;
-            }
-            match serde_json::from_value::<CustomerState>(row.state) {
-                Ok(state) => {
-                    partitions.insert(row.kafka_partition);
-                    adopted.insert(row.customer_id.clone());
-                    let tracked = Tracked::new(state, row.kafka_partition, now, Some(now));
-                    self.customers.insert(row.customer_id, tracked);
-                }
-                Err(e) => warn!(self.log, "saved detector state unreadable, starting cold";
-                    "customer_id" => &row.customer_id, "error" => %e),
-            }
+    /// Reports a failed database call and waits before the next attempt.
+    fn failed(&mut self, what: &str, e: &DbError, attempt: &mut u32) {
+        if let Some(suppressed) = self.failure_log.admit() {
+            warn!(self.log, "database call failed, will retry"; "what" => what,
+                "error" => %e, "suppressed" => suppressed);
         }
-        if adopted.is_empty() {
+        self.health
+            .set_actor(NAME, ActorState::BackingOff(e.to_string()));
+        std::thread::sleep(db::backoff(*attempt, RETRY_MIN, RETRY_MAX));
+        *attempt = attempt.saturating_add(1);
+    }
+
+    /// The partitions held, with their epochs: what every write is fenced with.
+    fn fence(&self) -> Vec<(i32, i64)> {
+        self.owned.iter().map(|(p, o)| (*p, o.epoch)).collect()
+    }
+
+    /// Follows the consumer's assignment: lets go of partitions revoked or reassigned since, and
+    /// claims and loads those assigned since.
+    fn sync_assignment(&mut self) {
+        let current = self.progress.assignment();
+        let gone: Vec<i32> = self
+            .owned
+            .iter()
+            .filter(|(p, o)| current.get(p) != Some(&o.generation))
+            .map(|(p, _)| *p)
+            .collect();
+        if !gone.is_empty() {
+            for p in &gone {
+                self.release(*p);
+            }
+            info!(self.log, "partitions let go"; "partitions" => format!("{gone:?}"),
+                "customers" => self.customers.len());
+        }
+        let fresh: Vec<(i32, u64)> = current
+            .into_iter()
+            .filter(|(p, _)| !self.owned.contains_key(p))
+            .collect();
+        if !fresh.is_empty() {
+            self.acquire(&fresh);
+        }
+    }
+
+    /// Forgets `partition` and its customers: their next owner rebuilds them from what is stored.
+    fn release(&mut self, partition: i32) {
+        self.owned.remove(&partition);
+        self.progress.set_epoch(partition, None);
+        self.customers.retain(|_, t| t.partition != partition);
+        self.recent.forget_partition(partition);
+    }
+
+    /// Claims `fresh` partitions (those still assigned with the same generation), loads their
+    /// customers' saved states and replays the stored readings each state misses.
+    fn acquire(&mut self, fresh: &[(i32, u64)]) {
+        let claimed = self.claim(fresh);
+        if claimed.is_empty() {
             return;
         }
-        let partitions: Vec<i32> = partitions.into_iter().collect();
-        let window = (self.checkpoint_every + SAVE_SLACK).as_millis() as i64;
-        let tail = self.with_db("load the readings stored since the saved state", |c| {
-            load_tails(c, &partitions, window)
-        });
-        let mut replayed = 0u64;
-        for r in tail {
-            if !adopted.contains(&r.customer_id) {
-                continue;
-            }
-            let Some(t) = self.customers.get_mut(&r.customer_id) else {
+        let now = Instant::now();
+        for c in &claimed {
+            let Some(&(_, generation)) = fresh.iter().find(|(p, _)| *p == c.kafka_partition) else {
                 continue;
             };
+            self.owned.insert(
+                c.kafka_partition,
+                Owned {
+                    generation,
+                    epoch: c.epoch,
+                    position: c.checkpoint_offset,
+                    // Due at once: what the replay rebuilds is saved with the first batch.
+                    next_checkpoint: now,
+                },
+            );
+            self.progress.set_epoch(c.kafka_partition, Some(c.epoch));
+        }
+        let partitions: Vec<i32> = claimed.iter().map(|c| c.kafka_partition).collect();
+        let forget_ms = i64::try_from(self.forget_after.as_millis()).unwrap_or(i64::MAX);
+        let rows = self.with_db(
+            "load the saved detector states of claimed partitions",
+            |c| load_partition_states(c, &partitions, forget_ms),
+        );
+        let loaded = self.adopt(rows, now);
+        let bounds: Vec<(i32, Option<DateTime<Utc>>)> = claimed
+            .iter()
+            .map(|c| (c.kafka_partition, c.replay_from))
+            .collect();
+        let tail = self.with_db("load the readings stored since the checkpoint", |c| {
+            load_tails(c, &bounds)
+        });
+        // Customers of the tail not followed yet: quiet for longer than the forget window before,
+        // or without a saved state (first seen after the checkpoint).
+        let unknown: Vec<String> = tail
+            .iter()
+            .map(|r| &r.customer_id)
+            .filter(|c| !self.customers.contains_key(*c))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
+            self.adopt(rows, now);
+        }
+        let (scanned, mut replayed) = (tail.len(), 0u64);
+        for r in tail {
+            if let Some(o) = self.owned.get_mut(&r.kafka_partition) {
+                o.position = Some(o.position.map_or(r.kafka_offset, |p| p.max(r.kafka_offset)));
+            }
+            let t = self
+                .customers
+                .entry_ref(r.customer_id.as_str())
+                .or_insert_with(|| Tracked::new(CustomerState::default(), r.kafka_partition, now));
             if !t.state.misses(r.kafka_partition, r.kafka_offset) {
                 continue;
             }
@@ -299,33 +437,65 @@ impl AnomalyDetector {
             t.state.absorbed(r.kafka_partition, r.kafka_offset);
             t.partition = r.kafka_partition;
             t.dirty = true;
-            t.saved = None;
             replayed += 1;
         }
-        if replayed > 0 {
-            info!(self.log, "detector state rebuilt from stored readings";
-                "customers" => adopted.len(), "readings_replayed" => replayed);
+        let epochs: Vec<String> = claimed
+            .iter()
+            .map(|c| format!("{}@{}", c.kafka_partition, c.epoch))
+            .collect();
+        info!(self.log, "partitions claimed, detector state loaded";
+            "partitions" => epochs.join(","), "states_loaded" => loaded,
+            "readings_scanned" => scanned, "readings_replayed" => replayed);
+    }
+
+    /// Claims `fresh` partitions in PostgreSQL, retrying until it answers, for as long as they
+    /// stay assigned with the same generation: a claim for a partition that has moved on would
+    /// fence out its new owner.
+    fn claim(&mut self, fresh: &[(i32, u64)]) -> Vec<Claimed> {
+        let mut attempt = 0u32;
+        loop {
+            let wanted: Vec<i32> = fresh
+                .iter()
+                .filter(|(p, g)| self.progress.generation(*p) == Some(*g))
+                .map(|(p, _)| *p)
+                .collect();
+            if wanted.is_empty() {
+                return Vec::new();
+            }
+            let owner = self.owner.clone();
+            let result = db::checkout(&self.pool, &self.database)
+                .and_then(|mut c| claim_partitions(&mut c, &wanted, &owner));
+            match result {
+                Ok(rows) => {
+                    if attempt > 0 {
+                        self.health.set_actor(NAME, ActorState::Running);
+                    }
+                    return rows;
+                }
+                Err(e) => self.failed("claim partitions", &e, &mut attempt),
+            }
         }
     }
 
-    /// Loads the saved states of the customers of `partitions` not loaded yet (those active
-    /// within `detector.forget_after_ms`).
-    fn load_partitions(&mut self, partitions: impl IntoIterator<Item = i32>) {
-        let fresh: Vec<i32> = partitions
-            .into_iter()
-            .filter(|p| self.loaded.insert(*p))
-            .collect();
-        if fresh.is_empty() {
-            return;
+    /// Starts following the customers whose saved state `rows` holds (unless already followed);
+    /// returns how many.
+    fn adopt(&mut self, rows: Vec<SavedState>, now: Instant) -> usize {
+        let mut adopted = 0;
+        for row in rows {
+            if self.customers.contains_key(&row.customer_id) {
+                continue;
+            }
+            match serde_json::from_value::<CustomerState>(row.state) {
+                Ok(state) => {
+                    let tracked = Tracked::new(state, row.kafka_partition, now);
+                    self.customers.insert(row.customer_id, tracked);
+                    adopted += 1;
+                }
+                Err(e) => warn!(self.log, "saved detector state unreadable, starting cold";
+                    "customer_id" => &row.customer_id, "error" => %e),
+            }
         }
-        let forget_ms = self.forget_after.as_millis() as i64;
-        let rows = self.with_db("load detector state of assigned partitions", |c| {
-            load_partition_states(c, &fresh, forget_ms)
-        });
-        let before = self.customers.len();
-        self.adopt(rows);
-        info!(self.log, "detector state loaded"; "partitions" => format!("{fresh:?}"),
-            "customers" => self.customers.len() - before);
+        adopted
     }
 
     /// The parts of `batch` for each writer.
@@ -336,12 +506,48 @@ impl AnomalyDetector {
             .collect()
     }
 
+    /// Checkpoints that have become durable, of partitions still held with the same epoch.
+    fn durable_checkpoints(&self) -> Vec<PartitionCheckpoint> {
+        let mut out = self.ledger.take_durable_checkpoints();
+        out.retain(|c| {
+            self.owned
+                .get(&c.partition)
+                .is_some_and(|o| o.epoch == c.epoch)
+        });
+        out
+    }
+
     fn detect(&mut self, msg: ReadingsValidated) -> Persist {
-        // 1. The saved states of partitions seen for the first time, then of any other customer
-        //    seen for the first time since start.
-        self.load_partitions(msg.readings.iter().map(|r| r.partition));
-        let unknown: Vec<String> = msg
-            .readings
+        self.sync_assignment();
+        let ReadingsValidated {
+            id,
+            readings,
+            rejects,
+            mut positions,
+        } = msg;
+
+        // 1. Only records of the current assignment of partitions held.
+        let before = readings.len() + rejects.len();
+        let owned = &self.owned;
+        let current = |p: i32, g: u64| owned.get(&p).is_some_and(|o| o.generation == g);
+        let readings: Vec<SourcedReading> = readings
+            .into_iter()
+            .filter(|r| current(r.partition, r.generation))
+            .collect();
+        let rejects: Vec<RejectedRecord> = rejects
+            .into_iter()
+            .filter(|r| current(r.partition, r.generation))
+            .collect();
+        let dropped = before - readings.len() - rejects.len();
+        if dropped > 0 {
+            keep_positions_of(&mut positions, &readings, &rejects);
+            info!(self.log, "records of an earlier assignment dropped; they are read again";
+                "batch" => id, "records" => dropped);
+        }
+
+        // 2. The saved states of customers seen for the first time (since start, or since they
+        //    were forgotten).
+        let unknown: Vec<String> = readings
             .iter()
             .map(|r| &r.reading.customer_id)
             .filter(|c| !self.customers.contains_key(*c))
@@ -351,13 +557,12 @@ impl AnomalyDetector {
             .collect();
         if !unknown.is_empty() {
             let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
-            self.adopt(rows);
+            self.adopt(rows, Instant::now());
         }
 
-        // 2. Readings that could repeat a stored one: not later than the newest stored reading of
-        //    their customer, and not seen recently. One look-up for all of them.
-        let candidates: Vec<Identity> = msg
-            .readings
+        // 3. Readings that could repeat a stored one: not later than the newest observed reading
+        //    of their customer, and not seen recently. One look-up for all of them.
+        let candidates: Vec<Identity> = readings
             .iter()
             .filter(|r| {
                 let id = (r.reading.event_id, r.reading.recorded_at);
@@ -377,113 +582,189 @@ impl AnomalyDetector {
             })
         };
 
-        // 3. Observe the new readings in partition order.
+        // 4. Observe the new readings in partition order.
         let now = Instant::now();
         let mut anomalies = Vec::new();
         let mut alerts = Vec::new();
-        let mut readings = Vec::with_capacity(msg.readings.len());
-        for r in msg.readings {
+        let mut out = Vec::with_capacity(readings.len());
+        for r in readings {
             let id = (r.reading.event_id, r.reading.recorded_at);
+            let (partition, offset) = (r.partition, r.offset);
+            if let Some(o) = self.owned.get_mut(&partition) {
+                o.position = Some(o.position.map_or(offset, |p| p.max(offset)));
+            }
             let duplicate = self.recent.contains(&id) || stored.contains(&id);
-            let class = if duplicate {
+            let tracked = self
+                .customers
+                .entry_ref(r.reading.customer_id.as_str())
+                .or_insert_with(|| Tracked::new(CustomerState::default(), partition, now));
+            // Read again (a crash before the commit, a new consumer group, a day retention
+            // dropped): the state has been here. A later reading at a lower offset than the
+            // state's can only be a readings topic created anew, and is observed.
+            let seen = tracked.state.holds(partition, offset)
+                && tracked
+                    .state
+                    .max_recorded_at
+                    .is_some_and(|m| r.reading.recorded_at <= m);
+            let class = if duplicate || seen {
                 classify(r.reading.heart_rate, &self.cfg.bands)
             } else {
-                self.recent.insert(id);
-                let tracked = self
-                    .customers
-                    .entry_ref(r.reading.customer_id.as_str())
-                    .or_insert_with(|| {
-                        Tracked::new(CustomerState::default(), r.partition, now, None)
-                    });
-                tracked.partition = r.partition;
+                self.recent.insert(id, partition);
+                tracked.partition = partition;
                 tracked.last_consumed = now;
                 tracked.dirty = true;
                 let observation = observe(&self.cfg, &mut tracked.state, &r.reading);
-                tracked.state.absorbed(r.partition, r.offset);
+                tracked.state.absorbed(partition, offset);
                 anomalies.extend(observation.anomalies);
                 alerts.extend(observation.alerts);
                 observation.class
             };
-            readings.push(ClassifiedReading {
+            out.push(ClassifiedReading {
                 reading: r.reading,
                 class,
-                partition: r.partition,
-                offset: r.offset,
+                partition,
+                offset,
                 known_duplicate: duplicate,
             });
         }
-        // The states the batch changed that are due: each at most once, as a save clears `dirty`.
-        let every = self.checkpoint_every;
-        let mut states = Vec::new();
-        for r in readings.iter().filter(|r| !r.known_duplicate) {
-            let customer = r.reading.customer_id.as_str();
-            if let Some(t) = self.customers.get_mut(customer) {
-                states.extend(checkpoint(customer, t, now, every));
+        for r in &rejects {
+            if let Some(o) = self.owned.get_mut(&r.partition) {
+                o.position = Some(o.position.map_or(r.offset, |p| p.max(r.offset)));
             }
         }
+
+        // 5. Silences, forgetting and checkpoints, once a tick.
+        let found = self.periodic(now);
+        anomalies.extend(found.anomalies);
+        alerts.extend(found.alerts);
+        self.ledger.note_checkpoints(id, found.checkpoints);
         Persist {
-            id: Some(msg.id),
-            readings,
-            rejects: msg.rejects,
+            id,
+            readings: out,
+            rejects,
             anomalies,
             alerts,
-            states,
-            positions: msg.positions,
+            states: found.states,
+            positions,
             parts: 1,
+            fence: self.fence(),
+            checkpoints: self.durable_checkpoints(),
         }
     }
 
-    /// The timer: adopt newly assigned partitions' customers, drop those of revoked ones, report
-    /// silences, forget long-quiet customers. Returns what must be stored, if anything.
-    fn tick(&mut self) -> Option<Persist> {
-        let assigned = self.progress.take_newly_assigned();
-        self.load_partitions(assigned);
-        // Customers of partitions this processor no longer owns belong to another member now,
-        // which loads their saved state and replays what it misses.
+    /// Reports silences, forgets long-quiet customers and takes the checkpoints that are due,
+    /// at most once a [`TICK`].
+    fn periodic(&mut self, now: Instant) -> Found {
+        let mut found = Found::default();
+        if now.saturating_duration_since(self.last_periodic) < TICK {
+            return found;
+        }
+        self.last_periodic = now;
         let progress = self.progress.clone();
-        let owned: HashSet<i32> = progress.assigned_partitions().into_iter().collect();
-        self.customers.retain(|_, t| owned.contains(&t.partition));
-        self.loaded.retain(|p| owned.contains(p));
-
-        let mut anomalies = Vec::new();
-        let mut alerts = Vec::new();
-        let mut states = Vec::new();
-        let now = Instant::now();
-        let (silence_after, forget_after, every) =
-            (self.silence_after, self.forget_after, self.checkpoint_every);
+        let owned = &self.owned;
+        let (silence_after, forget_after) = (self.silence_after, self.forget_after);
         self.customers.retain(|customer, t| {
             let quiet = now.saturating_duration_since(t.last_consumed);
-            if quiet >= forget_after {
+            // Only once saved: a forgotten customer is loaded again from its saved state.
+            if quiet >= forget_after && !t.dirty {
                 return false;
             }
-            if quiet >= silence_after && progress.is_caught_up(t.partition) {
+            if quiet >= silence_after
+                && owned.contains_key(&t.partition)
+                && progress.is_caught_up(t.partition)
+            {
                 if let Some((anomaly, alert)) = silence(&mut t.state, customer) {
-                    anomalies.push(anomaly);
-                    alerts.push(alert);
-                    // A silence is saved at once: no stored reading would replay it.
-                    t.dirty = true;
-                    t.saved = None;
+                    found.anomalies.push(anomaly);
+                    found.alerts.push(alert);
+                    // Saved at once: no stored reading would replay a silence.
+                    found.states.extend(snapshot(customer, t));
                 }
             }
-            // Changed and not saved for a checkpoint interval: save it now, so what a saved
-            // state misses is always the last few seconds of readings.
-            states.extend(checkpoint(customer, t, now, every));
             true
         });
-        if anomalies.is_empty() && states.is_empty() {
+
+        let due: Vec<i32> = self
+            .owned
+            .iter()
+            .filter(|(_, o)| now >= o.next_checkpoint)
+            .map(|(p, _)| *p)
+            .collect();
+        if due.is_empty() {
+            return found;
+        }
+        // Read before this batch is handed on: every later batch's transactions start after it.
+        let clock = self.with_db("read the database clock", database_clock) - CLOCK_MARGIN;
+        for (customer, t) in self.customers.iter_mut() {
+            let touches = |p: &i32| due.contains(p);
+            let in_due = due.contains(&t.partition)
+                || t.state
+                    .positions
+                    .as_ref()
+                    .is_some_and(|ps| ps.keys().any(touches));
+            if t.dirty && in_due {
+                found.states.extend(snapshot(customer, t));
+            }
+        }
+        let every = self.checkpoint_every;
+        for p in due {
+            if let Some(o) = self.owned.get_mut(&p) {
+                found.checkpoints.push(PartitionCheckpoint {
+                    partition: p,
+                    epoch: o.epoch,
+                    offset: o.position,
+                    replay_from: clock,
+                });
+                o.next_checkpoint = now + checkpoint_period(p, every);
+            }
+        }
+        found
+    }
+
+    /// The timer: follows the assignment and does the periodic work when no batch does it.
+    /// Returns what must be stored, if anything, as a batch of its own.
+    fn tick(&mut self) -> Option<Persist> {
+        self.sync_assignment();
+        let found = self.periodic(Instant::now());
+        let checkpoints = self.durable_checkpoints();
+        if found.is_empty() && checkpoints.is_empty() {
             return None;
         }
+        let id = self.ledger.begin_internal();
+        self.ledger.note_checkpoints(id, found.checkpoints);
         Some(Persist {
-            id: None,
-            readings: Vec::new(),
-            rejects: Vec::new(),
-            anomalies,
-            alerts,
-            states,
-            positions: Default::default(),
-            parts: 1,
+            anomalies: found.anomalies,
+            alerts: found.alerts,
+            states: found.states,
+            fence: self.fence(),
+            checkpoints,
+            ..Persist::empty(id, BatchPositions::default())
         })
     }
+}
+
+/// Keeps in `positions` only the partitions of `readings` and `rejects`, each at the offset after
+/// its last kept record.
+fn keep_positions_of(
+    positions: &mut BatchPositions,
+    readings: &[SourcedReading],
+    rejects: &[RejectedRecord],
+) {
+    let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+    let offsets = readings
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .chain(rejects.iter().map(|r| (r.partition, r.offset)));
+    for (p, o) in offsets {
+        let h = highest.entry(p).or_insert(o);
+        *h = (*h).max(o);
+    }
+    positions.0.retain(|(_, p), next| match highest.get(p) {
+        Some(o) => {
+            *next = o + 1;
+            true
+        }
+        None => false,
+    });
 }
 
 impl Actor for AnomalyDetector {
@@ -530,42 +811,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn save_periods_are_spread_over_the_second_half_of_the_interval() {
+    fn checkpoint_periods_are_spread_over_the_second_half_of_the_interval() {
         let every = Duration::from_secs(5);
-        let periods: Vec<Duration> = (0..1000)
-            .map(|i| save_period(&format!("CUST-{i:05}"), every))
-            .collect();
+        let periods: Vec<Duration> = (0..64).map(|p| checkpoint_period(p, every)).collect();
         assert!(periods.iter().all(|p| *p > every / 2 && *p <= every));
-        let early = periods.iter().filter(|p| **p < every * 3 / 4).count();
-        assert!(
-            (400..600).contains(&early),
-            "{early} of 1000 in the first half"
-        );
-        assert_eq!(save_period("CUST-1", Duration::ZERO), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_state_is_saved_when_changed_and_due_only() {
-        let every = Duration::from_secs(5);
-        let now = Instant::now();
-        let mut t = Tracked::new(CustomerState::default(), 3, now, None);
-        assert!(checkpoint("C", &mut t, now, every).is_none(), "unchanged");
-        t.dirty = true;
-        let first = checkpoint("C", &mut t, now, every).expect("never saved: saved at once");
-        assert_eq!(first.partition, 3);
-        assert!(!t.dirty && t.saved == Some(now));
-        t.dirty = true;
-        assert!(
-            checkpoint("C", &mut t, now + every / 4, every).is_none(),
-            "not due yet"
-        );
-        assert!(checkpoint("C", &mut t, now + every, every).is_some(), "due");
-        t.dirty = true;
-        let later = now + every;
-        assert!(
-            checkpoint("C", &mut t, later, Duration::ZERO).is_some(),
-            "an interval of 0 saves with every batch"
-        );
+        let distinct: BTreeSet<Duration> = periods.iter().copied().collect();
+        assert!(distinct.len() > 32, "{} distinct periods", distinct.len());
+        assert_eq!(checkpoint_period(1, Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
@@ -574,8 +826,48 @@ mod tests {
         let t = Utc::now();
         let ids: Vec<Identity> = (0..3).map(|_| (Uuid::new_v4(), t)).collect();
         for id in &ids {
-            r.insert(*id);
+            r.insert(*id, 0);
         }
         assert!(!r.contains(&ids[0]) && r.contains(&ids[1]) && r.contains(&ids[2]));
+    }
+
+    #[test]
+    fn recent_identities_of_a_partition_taken_away_are_forgotten() {
+        let mut r = RecentIdentities::new(10);
+        let t = Utc::now();
+        let a = (Uuid::new_v4(), t);
+        let b = (Uuid::new_v4(), t);
+        r.insert(a, 1);
+        r.insert(b, 2);
+        r.forget_partition(1);
+        assert!(!r.contains(&a) && r.contains(&b));
+        // Made again after being forgotten, it stays until its own slot is the oldest.
+        r.insert(a, 1);
+        assert!(r.contains(&a));
+    }
+
+    #[test]
+    fn positions_keep_only_what_was_kept() {
+        let topic: Arc<str> = Arc::from("t");
+        let mut positions = BatchPositions::default();
+        for (p, o) in [(0, 10), (1, 20), (2, 30)] {
+            positions.include(&topic, p, o);
+        }
+        let reading = |partition, offset| SourcedReading {
+            reading: Reading {
+                event_id: Uuid::nil(),
+                customer_id: "C".into(),
+                recorded_at: Utc::now(),
+                heart_rate: 70,
+            },
+            partition,
+            offset,
+            generation: 1,
+        };
+        keep_positions_of(&mut positions, &[reading(0, 4), reading(0, 7)], &[]);
+        assert_eq!(
+            positions.0.into_iter().collect::<Vec<_>>(),
+            vec![((topic, 0), 8)]
+        );
     }
 }

@@ -10,9 +10,17 @@
 //! is retried [`FATAL_ATTEMPTS`] times, then the writer stops and the supervisor restarts the
 //! processor (the batch is read again from the last commit). It runs on an arbiter of its own
 //! because diesel blocks the thread while a query runs.
+//!
+//! Every transaction is fenced with the ownership epochs of the batch's partitions (see
+//! `queries::persist_batch`). When some have a new owner, their rows are left out and the rest
+//! is written; the ledger is told, so their offsets are not stored. If this processor still
+//! believes it holds such a partition with that very epoch, someone claimed it under it: the
+//! records of the fenced rows are lost to this incarnation, so its offsets of that partition are
+//! never stored again and the writer stops, for the supervisor to restart the group, whose new
+//! consumer reads them again.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +37,7 @@ use crate::health::{ActorState, Health};
 use crate::messages::{BatchPersisted, Persist, PublishOutputs};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
+use crate::progress::PartitionProgress;
 
 pub const NAME: &str = "db_writer";
 
@@ -56,6 +65,11 @@ struct Core {
 
 impl Core {
     fn write(&mut self, msg: &Persist) -> Result<BatchOutcome, DbError> {
+        if msg.is_empty() {
+            // Nothing to write (a batch of records another stage dropped, a checkpoint to wait
+            // for): no transaction, so nothing to fence.
+            return Ok(BatchOutcome::default());
+        }
         let mut conn = db::checkout(&self.pool, &self.settings)?;
         let days: BTreeSet<NaiveDate> = msg
             .readings
@@ -75,9 +89,42 @@ impl Core {
                 anomalies: &msg.anomalies,
                 alerts: &msg.alerts,
                 states: &msg.states,
+                checkpoints: &msg.checkpoints,
+                fence: &msg.fence,
             },
         )
     }
+}
+
+/// `msg` without the rows of `partitions`. A customer's anomalies and alert rows go with its
+/// readings or its saved state, which say its partition; rows of a customer neither names are
+/// left out too, so nothing of a fenced partition can be written.
+fn without_partitions(msg: &mut Persist, partitions: &BTreeSet<i32>) {
+    let mut of: HashMap<&str, i32> = HashMap::new();
+    for r in &msg.readings {
+        of.insert(&r.reading.customer_id, r.partition);
+    }
+    for s in &msg.states {
+        of.insert(&s.customer_id, s.partition);
+    }
+    let keep = |customer: &str| of.get(customer).is_some_and(|p| !partitions.contains(p));
+    let anomalies: Vec<_> = std::mem::take(&mut msg.anomalies)
+        .into_iter()
+        .filter(|a| keep(&a.customer_id))
+        .collect();
+    let alerts: Vec<_> = std::mem::take(&mut msg.alerts)
+        .into_iter()
+        .filter(|a| keep(&a.customer_id))
+        .collect();
+    drop(of);
+    msg.anomalies = anomalies;
+    msg.alerts = alerts;
+    msg.readings.retain(|r| !partitions.contains(&r.partition));
+    msg.rejects.retain(|r| !partitions.contains(&r.partition));
+    msg.states.retain(|s| !partitions.contains(&s.partition));
+    msg.checkpoints
+        .retain(|c| !partitions.contains(&c.partition));
+    msg.fence.retain(|(p, _)| !partitions.contains(p));
 }
 
 pub struct DbWriter {
@@ -86,6 +133,7 @@ pub struct DbWriter {
     core: Rc<RefCell<Core>>,
     done: Arc<OffsetLedger>,
     outputs: Recipient<PublishOutputs>,
+    progress: Arc<PartitionProgress>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -101,6 +149,7 @@ impl DbWriter {
         settings: DatabaseSettings,
         done: Arc<OffsetLedger>,
         outputs: Recipient<PublishOutputs>,
+        progress: Arc<PartitionProgress>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -122,6 +171,7 @@ impl DbWriter {
             })),
             done,
             outputs,
+            progress,
             metrics,
             health,
             exit,
@@ -151,16 +201,20 @@ impl Handler<Persist> for DbWriter {
         let core = self.core.clone();
         let done = self.done.clone();
         let outputs = self.outputs.clone();
+        let progress = self.progress.clone();
         let metrics = self.metrics.clone();
         let health = self.health.clone();
         let key = self.key.clone();
         let log = self.log.clone();
+        let mut msg = msg;
         // Atomic: one batch at a time, in order, and the mailbox waits while this one retries.
         AtomicResponse::new(Box::pin(
             async move {
                 let mut attempt = 0u32;
                 let mut fatal_in_a_row = 0u32;
                 let mut failing_since: Option<Instant> = None;
+                let mut fenced: BTreeSet<i32> = BTreeSet::new();
+                let mut lost_under_us = false;
                 let outcome = loop {
                     let started = Instant::now();
                     let result = core.borrow_mut().write(&msg);
@@ -171,11 +225,25 @@ impl Handler<Persist> for DbWriter {
                                 .observe(started.elapsed().as_secs_f64());
                             break outcome;
                         }
+                        Err(DbError::Fenced { partitions }) => {
+                            for p in &partitions {
+                                let epoch = msg.fence.iter().find(|(q, _)| q == p).map(|(_, e)| *e);
+                                if epoch.is_some() && progress.epoch(*p) == epoch {
+                                    // Still ours as far as this processor knows: claimed under us.
+                                    lost_under_us = true;
+                                    done.poison(*p);
+                                }
+                            }
+                            info!(log, "batch fenced out of partitions with a new owner; writing the rest";
+                                "partitions" => format!("{partitions:?}"), "batch" => msg.id);
+                            fenced.extend(partitions);
+                            without_partitions(&mut msg, &fenced);
+                        }
                         Err(e) => {
                             fatal_in_a_row = if e.is_transient() { 0 } else { fatal_in_a_row + 1 };
                             if fatal_in_a_row >= FATAL_ATTEMPTS {
                                 error!(log, "batch write keeps failing with an error retrying cannot cure; handing it to the supervisor";
-                                    "error" => %e, "batch" => msg.id.unwrap_or(0), "attempts" => attempt + 1);
+                                    "error" => %e, "batch" => msg.id, "attempts" => attempt + 1);
                                 return Err(());
                             }
                             {
@@ -185,7 +253,7 @@ impl Handler<Persist> for DbWriter {
                                 if let Some(suppressed) = core.failure_log.admit() {
                                     warn!(log, "batch write failed, will retry";
                                         "error" => %e, "transient" => e.is_transient(),
-                                        "batch" => msg.id.unwrap_or(0), "attempt" => attempt + 1,
+                                        "batch" => msg.id, "attempt" => attempt + 1,
                                         "suppressed" => suppressed);
                                 }
                             }
@@ -211,25 +279,24 @@ impl Handler<Persist> for DbWriter {
                 for (kind, n) in &outcome.anomalies {
                     metrics.anomalies.with_label_values(&[kind.as_str()]).inc_by(*n);
                 }
-                let persisted = msg.id.map(|id| BatchPersisted {
-                    id,
+                let persisted = BatchPersisted {
+                    id: msg.id,
                     parts: msg.parts,
                     positions: msg.positions,
+                    fenced: fenced.into_iter().collect(),
                     stored: outcome.stored,
                     duplicates: outcome.duplicates,
                     rejected: outcome.rejected,
-                });
+                };
                 if msg.rejects.is_empty() && outcome.stored_anomalies.is_empty() {
-                    if let Some(persisted) = persisted {
-                        done.finish(persisted);
-                    }
+                    done.finish(persisted);
                 } else {
                     // Dead letters and alerts go out before the offsets may be stored; the
                     // publisher passes `persisted` on once they are acknowledged.
                     metrics.mailbox_in(super::output_publisher::NAME);
                     let sent = outputs
                         .send(PublishOutputs {
-                            persisted,
+                            persisted: Some(persisted),
                             dead_letters: msg.rejects,
                             alerts: outcome.stored_anomalies,
                         })
@@ -237,6 +304,12 @@ impl Handler<Persist> for DbWriter {
                     if sent.is_err() {
                         metrics.mailbox_out(super::output_publisher::NAME);
                     }
+                }
+                if lost_under_us {
+                    error!(log, "a partition this processor holds was claimed by another; \
+                        restarting so that its records are read again";
+                        "batch" => msg.id);
+                    return Err(());
                 }
                 Ok(())
             }
@@ -268,9 +341,14 @@ pub fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
         states,
         positions,
         parts: _,
+        fence,
+        checkpoints,
     } = batch;
     let mut parts: Vec<Persist> = (0..writers)
-        .map(|_| Persist::empty(id, positions.clone()))
+        .map(|_| Persist {
+            fence: fence.clone(),
+            ..Persist::empty(id, positions.clone())
+        })
         .collect();
     for r in readings {
         parts[writer_of(&r.reading.customer_id, writers)]
@@ -287,13 +365,22 @@ pub fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
         parts[writer_of(&s.customer_id, writers)].states.push(s);
     }
     parts[0].rejects = rejects;
+    // Always the first writer: only one ever updates `detector_checkpoints`, so two writers
+    // never wait on each other's row locks there.
+    parts[0].checkpoints = checkpoints;
     let mut out: Vec<(usize, Persist)> = parts
         .into_iter()
         .enumerate()
         .filter(|(_, p)| !p.is_empty())
         .collect();
     if out.is_empty() {
-        out.push((0, Persist::empty(id, positions)));
+        out.push((
+            0,
+            Persist {
+                fence,
+                ..Persist::empty(id, positions)
+            },
+        ));
     }
     let n = out.len() as u32;
     for (_, p) in &mut out {

@@ -125,8 +125,15 @@ impl KafkaSubscriber {
     }
 }
 
-/// An owned copy of a Kafka record, stamped with the time it was read.
-fn own(msg: &BorrowedMessage<'_>, topic: &Arc<str>, read_at: DateTime<Utc>) -> SourceRecord {
+/// An owned copy of a Kafka record, stamped with the time it was read and the generation of its
+/// partition's assignment (read here, on the thread where the rebalance callbacks run, so a
+/// record returned after an assignment always carries that assignment's generation).
+fn own(
+    msg: &BorrowedMessage<'_>,
+    topic: &Arc<str>,
+    read_at: DateTime<Utc>,
+    progress: &PartitionProgress,
+) -> SourceRecord {
     let topic = if msg.topic() == &**topic {
         topic.clone()
     } else {
@@ -143,6 +150,8 @@ fn own(msg: &BorrowedMessage<'_>, topic: &Arc<str>, read_at: DateTime<Utc>) -> S
             .to_millis()
             .and_then(DateTime::<Utc>::from_timestamp_millis),
         read_at,
+        // 0, which no assignment has, for a partition not assigned: the detector drops it.
+        generation: progress.generation(msg.partition()).unwrap_or(0),
     }
 }
 
@@ -154,6 +163,7 @@ struct Intake {
     batching: Batching,
     ledger: Arc<OffsetLedger>,
     blocked: Arc<AtomicBool>,
+    progress: Arc<PartitionProgress>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -182,7 +192,7 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
                 _ = &mut window, if armed => break,
                 received = me.consumer.recv() => match received {
                     Ok(msg) => {
-                        let record = own(&msg, &me.topic, Utc::now());
+                        let record = own(&msg, &me.topic, Utc::now(), &me.progress);
                         if let Some(sent) = record.timestamp {
                             let delay = (record.read_at - sent).num_microseconds().unwrap_or(0);
                             me.metrics.record_delay.observe(delay.max(0) as f64 / 1e6);
@@ -285,7 +295,7 @@ async fn hand_on(
             _ = tokio::time::sleep(super::HAND_OVER_RETRY) => {}
             received = me.consumer.recv(), if paused_since.is_some() => match received {
                 Ok(msg) => {
-                    let record = own(&msg, &me.topic, Utc::now());
+                    let record = own(&msg, &me.topic, Utc::now(), &me.progress);
                     let mut tpl = TopicPartitionList::new();
                     tpl.add_partition(&record.topic, record.partition);
                     pause(me, &tpl, &mut paused);
@@ -420,6 +430,7 @@ impl Actor for KafkaSubscriber {
                 batching: self.batching,
                 ledger: self.ledger.clone(),
                 blocked: self.intake_blocked.clone(),
+                progress: self.progress.clone(),
                 metrics: self.metrics.clone(),
                 health: self.health.clone(),
                 log: self.log.clone(),

@@ -374,6 +374,7 @@ mod tests {
             value: value.map(<[u8]>::to_vec),
             reason: RejectReason::MalformedJson,
             detail: "expected value at line 1".into(),
+            generation: 1,
         }
     }
 

@@ -72,6 +72,7 @@ impl Validator {
                     reading,
                     partition: record.partition,
                     offset: record.offset,
+                    generation: record.generation,
                 }),
                 Err(rejection) => {
                     if let Some(suppressed) = self.reject_log.admit() {
@@ -88,6 +89,7 @@ impl Validator {
                         value: record.value,
                         reason: rejection.reason,
                         detail: rejection.detail,
+                        generation: record.generation,
                     });
                 }
             }

@@ -54,6 +54,10 @@ pub enum DbError {
         op: &'static str,
         source: diesel::result::Error,
     },
+    /// The batch's transaction was rolled back: another owner holds these partitions now
+    /// (`detector_epochs`). Not an error to retry as it is; the writer drops their rows.
+    #[error("partitions {partitions:?} have a new owner; their rows were not written")]
+    Fenced { partitions: Vec<i32> },
 }
 
 impl DbError {
@@ -64,7 +68,7 @@ impl DbError {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
             DbError::Connect { .. } | DbError::Checkout { .. } => true,
-            DbError::Migrate(_) => false,
+            DbError::Migrate(_) | DbError::Fenced { .. } => false,
             DbError::Query { source, .. } => matches!(
                 source,
                 Error::DatabaseError(

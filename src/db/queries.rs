@@ -1,6 +1,6 @@
 //! The writer's transaction and the summaries of `inspect`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::PgConnection;
@@ -16,7 +16,9 @@ use super::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_A
 use super::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
-use crate::domain::record::{Anomaly, ClassifiedReading, CustomerSnapshot, RejectedRecord};
+use crate::domain::record::{
+    Anomaly, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint, RejectedRecord,
+};
 
 /// Everything one batch writes, in one transaction.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +28,9 @@ pub struct BatchRows<'a> {
     pub anomalies: &'a [Anomaly],
     pub alerts: &'a [AlertRow],
     pub states: &'a [CustomerSnapshot],
+    pub checkpoints: &'a [PartitionCheckpoint],
+    /// (partition, epoch) the writes are fenced with: see [`check_fence`].
+    pub fence: &'a [(i32, i64)],
 }
 
 /// Rows per statement where rows are bound as parameters (rejects, identity look-ups):
@@ -82,8 +87,10 @@ pub fn ensure_day_partitions(
 }
 
 /// Stores one batch in one transaction: its readings (first copy of an identity wins), the
-/// anomalies of the readings that were new, its rejects, the alert episodes it changed and the
-/// detector state it left. Either all of it commits or none.
+/// anomalies of the readings that were new, its rejects, the alert episodes it changed, the
+/// detector states saved with it and the checkpoints it records. Either all of it commits or
+/// none: it commits only while every partition of `fence` is still held with its epoch
+/// ([`DbError::Fenced`] otherwise).
 pub fn persist_batch(
     conn: &mut PgConnection,
     batch: BatchRows<'_>,
@@ -94,6 +101,8 @@ pub fn persist_batch(
         anomalies: anomalies_in,
         alerts: alerts_in,
         states: states_in,
+        checkpoints,
+        fence,
     } = batch;
     // The first copy of an identity within the batch wins, as across batches; copies the
     // detector already knows are stored (or on their way) are left out.
@@ -131,6 +140,8 @@ pub fn persist_batch(
         anomalies_in,
         alerts_in,
         states_in,
+        checkpoints,
+        fence,
     };
     // Optimistic: the detector has left out every copy it knows is stored, so the readings
     // normally go straight in by COPY. Should one conflict after all (another processor stored
@@ -166,6 +177,8 @@ struct Prepared<'a> {
     anomalies_in: &'a [Anomaly],
     alerts_in: &'a [AlertRow],
     states_in: &'a [CustomerSnapshot],
+    checkpoints: &'a [PartitionCheckpoint],
+    fence: &'a [(i32, i64)],
 }
 
 /// The body of the batch transaction.
@@ -181,6 +194,8 @@ fn write_batch(
         anomalies_in,
         alerts_in,
         states_in,
+        checkpoints,
+        fence,
     } = *batch;
     {
         let mut inserted: HashSet<(Uuid, DateTime<Utc>)> = HashSet::with_capacity(rows.len());
@@ -241,6 +256,9 @@ fn write_batch(
 
         upsert_alerts(conn, alerts_in)?;
         save_states(conn, states_in)?;
+        record_checkpoints(conn, checkpoints)?;
+        // Last, so the shared locks are held only from here to the commit.
+        check_fence(conn, fence)?;
 
         Ok(BatchOutcome {
             stored_anomalies,
@@ -416,19 +434,172 @@ pub fn load_states(
 }
 
 /// The saved detector states of the customers of `partitions` that were active within the last
-/// `active_within_ms` (those quiet for longer are forgotten, SPEC section 5).
+/// `active_within_ms` (those quiet for longer are forgotten, SPEC section 5, and loaded again by
+/// [`load_states`] when they send).
 pub fn load_partition_states(
     conn: &mut PgConnection,
     partitions: &[i32],
     active_within_ms: i64,
 ) -> Result<Vec<SavedState>, DbError> {
-    let since = Utc::now() - chrono::Duration::milliseconds(active_within_ms);
+    // Saturating: a window longer than the clock goes back means every state.
+    let since = chrono::Duration::try_milliseconds(active_within_ms)
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     detector_state::table
         .filter(detector_state::kafka_partition.eq_any(partitions))
         .filter(detector_state::updated_at.gt(since))
         .select(SavedState::as_select())
         .load(conn)
         .map_err(DbError::query("load detector state of partitions"))
+}
+
+/// What claiming a partition found: the epoch it is held with now, and its checkpoint.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = Integer)]
+    pub kafka_partition: i32,
+    #[diesel(sql_type = BigInt)]
+    pub epoch: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub checkpoint_offset: Option<i64>,
+    /// `None`: no checkpoint yet, every stored reading of the partition is replayed.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub replay_from: Option<DateTime<Utc>>,
+}
+
+/// How long a claim waits for a row lock (a stale owner's transaction between its fence check
+/// and its commit) before it gives up and the caller tries again.
+const CLAIM_LOCK_TIMEOUT: &str = "2s";
+
+/// Claims `partitions` for `owner`: raises each one's epoch (`detector_epochs`), which fences out
+/// every earlier owner's writes, and returns the new epochs with the checkpoints to rebuild from.
+///
+/// The raise waits for any transaction that has already passed its fence check with the old
+/// epoch (its shared lock), so once this returns, everything an earlier owner will ever commit
+/// for these partitions is committed, and the checkpoint and states read afterwards are final.
+pub fn claim_partitions(
+    conn: &mut PgConnection,
+    partitions: &[i32],
+    owner: &str,
+) -> Result<Vec<Claimed>, DbError> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    conn.transaction(|c| {
+        diesel::sql_query(format!("SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT}'"))
+            .execute(c)
+            .map_err(DbError::query("limit the claim's lock wait"))?;
+        diesel::sql_query(
+            "INSERT INTO detector_epochs (kafka_partition, epoch, owner) \
+             SELECT p, 0, $2 FROM unnest($1::int[]) AS p ON CONFLICT DO NOTHING",
+        )
+        .bind::<Array<Integer>, _>(partitions)
+        .bind::<Text, _>(owner)
+        .execute(c)
+        .map_err(DbError::query("register partitions"))?;
+        // Row locks in partition order, so two claimers never wait on each other in a circle.
+        diesel::sql_query(
+            "SELECT kafka_partition FROM detector_epochs WHERE kafka_partition = ANY($1) \
+             ORDER BY kafka_partition FOR UPDATE",
+        )
+        .bind::<Array<Integer>, _>(partitions)
+        .execute(c)
+        .map_err(DbError::query("lock the partitions' epochs"))?;
+        diesel::sql_query(
+            "WITH raised AS (UPDATE detector_epochs SET epoch = epoch + 1, owner = $2, \
+             claimed_at = now() WHERE kafka_partition = ANY($1) \
+             RETURNING kafka_partition, epoch) \
+             SELECT r.kafka_partition, r.epoch, c.checkpoint_offset, c.replay_from \
+             FROM raised r LEFT JOIN detector_checkpoints c USING (kafka_partition) \
+             ORDER BY r.kafka_partition",
+        )
+        .bind::<Array<Integer>, _>(partitions)
+        .bind::<Text, _>(owner)
+        .load(c)
+        .map_err(DbError::query("claim partitions"))
+    })
+}
+
+/// Rolls the batch's transaction back with [`DbError::Fenced`] unless every partition of `fence`
+/// is still held with its epoch. The rows are read FOR SHARE: a claim waits for this transaction
+/// to end, and this check waits for a claim in progress to end, so no write of an old epoch can
+/// land after a new owner has loaded what was there.
+fn check_fence(conn: &mut PgConnection, fence: &[(i32, i64)]) -> Result<(), DbError> {
+    if fence.is_empty() {
+        return Ok(());
+    }
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = Integer)]
+        kafka_partition: i32,
+        #[diesel(sql_type = BigInt)]
+        epoch: i64,
+    }
+    let partitions: Vec<i32> = fence.iter().map(|(p, _)| *p).collect();
+    let held: HashMap<i32, i64> = diesel::sql_query(
+        "SELECT kafka_partition, epoch FROM detector_epochs WHERE kafka_partition = ANY($1) \
+         ORDER BY kafka_partition FOR SHARE",
+    )
+    .bind::<Array<Integer>, _>(&partitions)
+    .load::<Held>(conn)
+    .map_err(DbError::query("check the partitions' epochs"))?
+    .into_iter()
+    .map(|h| (h.kafka_partition, h.epoch))
+    .collect();
+    let mut lost: Vec<i32> = fence
+        .iter()
+        .filter(|(p, e)| held.get(p) != Some(e))
+        .map(|(p, _)| *p)
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    lost.sort_unstable();
+    lost.dedup();
+    Err(DbError::Fenced { partitions: lost })
+}
+
+/// Records checkpoints that hold (see [`PartitionCheckpoint`]); a partition keeps its latest.
+fn record_checkpoints(
+    conn: &mut PgConnection,
+    checkpoints: &[PartitionCheckpoint],
+) -> Result<(), DbError> {
+    if checkpoints.is_empty() {
+        return Ok(());
+    }
+    let mut latest: BTreeMap<i32, &PartitionCheckpoint> = BTreeMap::new();
+    for c in checkpoints {
+        latest.insert(c.partition, c);
+    }
+    let rows: Vec<&PartitionCheckpoint> = latest.into_values().collect();
+    diesel::sql_query(
+        "INSERT INTO detector_checkpoints (kafka_partition, epoch, checkpoint_offset, replay_from) \
+         SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::timestamptz[]) \
+         ON CONFLICT (kafka_partition) DO UPDATE SET epoch = excluded.epoch, \
+         checkpoint_offset = excluded.checkpoint_offset, replay_from = excluded.replay_from, \
+         checkpointed_at = now()",
+    )
+    .bind::<Array<Integer>, _>(rows.iter().map(|c| c.partition).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|c| c.epoch).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|c| c.offset).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|c| c.replay_from).collect::<Vec<_>>())
+    .execute(conn)
+    .map_err(DbError::query("record detector checkpoints"))?;
+    Ok(())
+}
+
+/// PostgreSQL's clock now: every transaction that starts after this returns has a `now()` (and so
+/// stores readings with an `ingested_at`) at or after it.
+pub fn database_clock(conn: &mut PgConnection) -> Result<DateTime<Utc>, DbError> {
+    #[derive(QueryableByName)]
+    struct Clock {
+        #[diesel(sql_type = Timestamptz)]
+        now: DateTime<Utc>,
+    }
+    diesel::sql_query("SELECT clock_timestamp() AS now")
+        .get_result::<Clock>(conn)
+        .map(|c| c.now)
+        .map_err(DbError::query("read the database clock"))
 }
 
 /// A stored reading that a saved detector state may not hold yet.
@@ -448,62 +619,62 @@ pub struct TailReading {
     pub kafka_offset: i64,
 }
 
-/// The readings of `partitions` stored since their customers' states were last saved, in the
-/// order they were observed (per customer and partition: offset order). Which of them a state
-/// misses is the caller's to decide (`CustomerState::misses`); this bounds the scan.
-///
-/// The bound: a partition's owner saves every customer it changed within `window_ms`
-/// (`detector.checkpoint_interval_ms` plus the time a save can queue and retry), so readings a
-/// saved state misses were stored at most that long before the newest state saved for the
-/// partition. Per partition, because partitions may have had different owners that stopped at
-/// different times.
+/// The readings of each partition stored at or after its bound (`None`: every one stored), in
+/// the order they were observed: per partition, by offset. Which of them a saved state misses is
+/// the caller's to decide (`CustomerState::misses`); the bound (a checkpoint's `replay_from`)
+/// only limits the scan, through the BRIN index on `ingested_at`.
 pub fn load_tails(
     conn: &mut PgConnection,
-    partitions: &[i32],
-    window_ms: i64,
+    bounds: &[(i32, Option<DateTime<Utc>>)],
 ) -> Result<Vec<TailReading>, DbError> {
-    if partitions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let newest: Vec<(i32, Option<DateTime<Utc>>)> = detector_state::table
-        .filter(detector_state::kafka_partition.eq_any(partitions))
-        .group_by(detector_state::kafka_partition)
-        .select((
-            detector_state::kafka_partition,
-            diesel::dsl::max(detector_state::updated_at),
-        ))
-        .load(conn)
-        .map_err(DbError::query("find when detector state was last saved"))?;
-    let window = chrono::Duration::milliseconds(window_ms);
-    let since: HashMap<i32, DateTime<Utc>> = newest
-        .into_iter()
-        .filter_map(|(p, at)| Some((p, at? - window)))
+    let since: HashMap<i32, DateTime<Utc>> = bounds
+        .iter()
+        .filter_map(|(p, b)| Some((*p, (*b)?)))
         .collect();
-    let Some(earliest) = since.values().min().copied() else {
-        return Ok(Vec::new());
-    };
-    let parts: Vec<i32> = since.keys().copied().collect();
-    // One scan from the earliest bound (the BRIN index on ingested_at), exact per partition.
-    let rows: Vec<TailRow> = diesel::sql_query(
-        "SELECT event_id, customer_id, recorded_at, heart_rate, kafka_partition, kafka_offset, \
-         ingested_at FROM readings WHERE ingested_at >= $1 AND kafka_partition = ANY($2) \
-         ORDER BY ingested_at, kafka_partition, kafka_offset",
-    )
-    .bind::<Timestamptz, _>(earliest)
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(&parts)
-    .load(conn)
-    .map_err(DbError::query(
-        "load the readings stored since the saved detector state",
-    ))?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| {
-            since
-                .get(&r.reading.kafka_partition)
-                .is_some_and(|s| r.ingested_at >= *s)
-        })
-        .map(|r| r.reading)
-        .collect())
+    let unbounded: Vec<i32> = bounds
+        .iter()
+        .filter(|(_, b)| b.is_none())
+        .map(|(p, _)| *p)
+        .collect();
+    let mut out: Vec<TailReading> = Vec::new();
+    if let Some(earliest) = since.values().min().copied() {
+        let parts: Vec<i32> = since.keys().copied().collect();
+        // One scan from the earliest bound, exact per partition.
+        let rows: Vec<TailRow> = diesel::sql_query(
+            "SELECT event_id, customer_id, recorded_at, heart_rate, kafka_partition, \
+             kafka_offset, ingested_at FROM readings \
+             WHERE ingested_at >= $1 AND kafka_partition = ANY($2)",
+        )
+        .bind::<Timestamptz, _>(earliest)
+        .bind::<Array<Integer>, _>(&parts)
+        .load(conn)
+        .map_err(DbError::query(
+            "load the readings stored since the detector checkpoint",
+        ))?;
+        out.extend(
+            rows.into_iter()
+                .filter(|r| {
+                    since
+                        .get(&r.reading.kafka_partition)
+                        .is_some_and(|s| r.ingested_at >= *s)
+                })
+                .map(|r| r.reading),
+        );
+    }
+    if !unbounded.is_empty() {
+        let rows: Vec<TailReading> = diesel::sql_query(
+            "SELECT event_id, customer_id, recorded_at, heart_rate, kafka_partition, \
+             kafka_offset FROM readings WHERE kafka_partition = ANY($1)",
+        )
+        .bind::<Array<Integer>, _>(&unbounded)
+        .load(conn)
+        .map_err(DbError::query(
+            "load the readings of partitions without a detector checkpoint",
+        ))?;
+        out.extend(rows);
+    }
+    out.sort_by_key(|r| (r.kafka_partition, r.kafka_offset));
+    Ok(out)
 }
 
 #[derive(QueryableByName)]

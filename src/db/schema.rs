@@ -32,6 +32,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    detector_checkpoints (kafka_partition) {
+        kafka_partition -> Int4,
+        epoch -> Int8,
+        checkpoint_offset -> Nullable<Int8>,
+        replay_from -> Timestamptz,
+        checkpointed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    detector_epochs (kafka_partition) {
+        kafka_partition -> Int4,
+        epoch -> Int8,
+        owner -> Text,
+        claimed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     detector_state (customer_id) {
         customer_id -> Text,
         kafka_partition -> Int4,
@@ -71,6 +90,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_outbox,
     alerts,
     anomalies,
+    detector_checkpoints,
+    detector_epochs,
     detector_state,
     readings,
     rejected_readings,

@@ -275,11 +275,22 @@ impl CustomerState {
     }
 
     /// Whether the stored reading at `offset` of `partition` is missing from this state and must
-    /// be replayed. A state saved without positions misses nothing.
+    /// be replayed. A new state misses everything; a state saved before positions were kept
+    /// (they were saved with every batch then) misses nothing.
     pub fn misses(&self, partition: i32, offset: i64) -> bool {
+        match &self.positions {
+            None => self.readings == 0,
+            Some(p) => p.get(&partition).map_or(true, |&last| offset > last),
+        }
+    }
+
+    /// Whether this state has already reached `offset` of `partition` (it observed that record
+    /// or a later one of the partition): a record read again, which must not be observed twice.
+    pub fn holds(&self, partition: i32, offset: i64) -> bool {
         self.positions
             .as_ref()
-            .is_some_and(|p| p.get(&partition).map_or(true, |&last| offset > last))
+            .and_then(|p| p.get(&partition))
+            .is_some_and(|&last| offset <= last)
     }
 
     /// Whether a silence has been reported and no reading has ended it yet.
@@ -567,20 +578,25 @@ mod tests {
     #[test]
     fn a_state_misses_the_readings_after_its_positions_only() {
         let mut s = CustomerState::default();
-        assert!(
-            !s.misses(0, 5),
-            "a state saved without positions misses nothing"
-        );
+        assert!(s.misses(0, 5), "a new state misses everything");
+        assert!(!s.holds(0, 5));
         s.absorbed(0, 10);
         s.absorbed(0, 7);
         assert!(!s.misses(0, 10) && !s.misses(0, 3));
+        assert!(s.holds(0, 10) && s.holds(0, 3) && !s.holds(0, 11));
         assert!(s.misses(0, 11));
         assert!(s.misses(1, 0), "nothing of another partition is held");
+        assert!(!s.holds(1, 0));
         let json = serde_json::to_value(&s).unwrap();
         let back: CustomerState = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
         let old: CustomerState = serde_json::from_str(r#"{"readings": 3}"#).unwrap();
         assert_eq!(old.positions, None);
+        assert!(
+            !old.misses(0, 5) && !old.holds(0, 5),
+            "a state saved before positions were kept (with every batch) misses nothing, and \
+             says nothing of what it has seen"
+        );
     }
     use crate::domain::reading::derive_event_id;
     use chrono::TimeZone;

@@ -27,6 +27,9 @@ pub struct SourceRecord {
     pub timestamp: Option<DateTime<Utc>>,
     /// The processor's clock when the record was first read.
     pub read_at: DateTime<Utc>,
+    /// The generation of the partition's assignment it was read in (`progress`): a record read
+    /// before a revocation is told from the copy read again after the reassignment.
+    pub generation: u64,
 }
 
 impl SourceRecord {
@@ -44,6 +47,8 @@ pub struct SourcedReading {
     pub reading: Reading,
     pub partition: i32,
     pub offset: i64,
+    /// As [`SourceRecord::generation`].
+    pub generation: u64,
 }
 
 /// A valid reading with where it came from and its class.
@@ -68,6 +73,8 @@ pub struct RejectedRecord {
     pub value: Option<Vec<u8>>,
     pub reason: RejectReason,
     pub detail: String,
+    /// As [`SourceRecord::generation`].
+    pub generation: u64,
 }
 
 impl RejectedRecord {
@@ -96,6 +103,21 @@ pub struct CustomerSnapshot {
     pub customer_id: String,
     pub partition: i32,
     pub state: serde_json::Value,
+}
+
+/// A point of a partition every saved detector state has reached (`detector_checkpoints`): each
+/// customer's saved state holds all of its readings of the partition at or before `offset`, and
+/// every reading of the partition a saved state misses was stored at or after `replay_from`
+/// (PostgreSQL's clock). Valid once the batch that saved the partition's changed states has
+/// committed together with every batch before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionCheckpoint {
+    pub partition: i32,
+    /// The epoch of the owner that took it.
+    pub epoch: i64,
+    /// The last offset of the partition observed; `None` before the first.
+    pub offset: Option<i64>,
+    pub replay_from: DateTime<Utc>,
 }
 
 /// Per (topic, partition), the offset after the last record of a batch: the offset to commit once

@@ -1,0 +1,2 @@
+DROP TABLE detector_checkpoints;
+DROP TABLE detector_epochs;
