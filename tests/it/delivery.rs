@@ -253,3 +253,46 @@ fn an_outbox_row_committed_after_the_start_is_published_without_a_restart() {
     assert_eq!(db.count("SELECT count(*) AS n FROM alert_outbox"), 0);
     assert_eq!(daemon.stop(), 0);
 }
+
+#[test]
+fn retention_of_zero_or_fewer_days_drops_nothing() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    let partitions = || {
+        db.count(
+            "SELECT count(*) AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname = 'readings'",
+        )
+    };
+    db.execute("SELECT heartbeat_ensure_day_partition('2020-01-01T12:00:00Z')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now() - interval '40 days')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now() - interval '1 day')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now())");
+    let before = partitions();
+    assert!(before >= 4, "{before} partitions");
+
+    // 0 keeps everything (SPEC section 3 and 5), wherever it is set, so the function itself
+    // refuses to drop anything for it; a negative count of days is no bound either.
+    for days in [0, -1, -30] {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) AS n FROM heartbeat_drop_expired_partitions({days})"
+            )),
+            0,
+            "heartbeat_drop_expired_partitions({days}) dropped something"
+        );
+        assert_eq!(
+            partitions(),
+            before,
+            "after heartbeat_drop_expired_partitions({days})"
+        );
+    }
+    // A positive count still drops the days before it.
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM heartbeat_drop_expired_partitions(30)"),
+        2
+    );
+    assert_eq!(partitions(), before - 2);
+}
