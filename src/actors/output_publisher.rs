@@ -19,12 +19,13 @@
 //! a writer of the previous incarnation of this group, or by a replica that died after its
 //! commit). A periodic sweep skips the batches this publisher holds (an in-flight set of
 //! anomaly ids) and rows younger than [`OUTBOX_MIN_AGE`], which are some writer's batch on its
-//! way to its publisher. Several replicas may sweep the same row; consumers dedupe by
-//! (event_id, recorded_at, kind). The age rule, not `FOR UPDATE SKIP LOCKED`, keeps that rare: a
-//! lock lasts only as long as its transaction, so it would have to stay open (holding the
-//! publisher's one connection) through the broker's acknowledgement, retries and outages
-//! included. Without the lock, two replicas publish one orphaned row twice only when their
-//! sweeps meet within the milliseconds of its delivery.
+//! way to its publisher. So a row may go out twice: when the start-up sweep takes another
+//! replica's live batch, when a batch waits longer than that for its publisher (a long broker
+//! outage), or when two replicas' sweeps take one orphaned row while its first delivery is under
+//! way (milliseconds, unless the broker is slow). Consumers dedupe by (event_id, recorded_at,
+//! kind). The age rule, not `FOR UPDATE SKIP LOCKED`, keeps this rare: a row lock lasts only as
+//! long as its transaction, which would then have to stay open (holding the publisher's one
+//! connection) through the broker's acknowledgement, retries and outages included.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashSet};
@@ -143,6 +144,7 @@ pub struct OutputPublisher {
     pool: PgPool,
     database: DatabaseSettings,
     in_flight: Rc<Cell<usize>>,
+    /// The outbox batches this publisher is delivering or still has to delete.
     held: Rc<RefCell<Held>>,
     /// The start-up sweep has read the outbox; later sweeps keep to [`OUTBOX_MIN_AGE`].
     swept: bool,
