@@ -10,7 +10,10 @@ health conditions where the pipeline needs Kafka and PostgreSQL, rotated logs,
 named volumes on the data directories, configuration mounted read-only from
 files in the repository (and every file those reference), secrets interpolated
 from deploy/.env (git-ignored, documented in .env.example) rather than written
-in the file, and that Prometheus scrapes the services the file defines.
+in the file, that Prometheus scrapes the services the file defines, and that
+the retention job keeps everything for RETENTION_DAYS=0 and shows a failed run
+in its health check (its script and health check are run under /bin/sh with
+stand-ins for psql and sleep).
 
 Usage:
     deploy/check-compose.py [COMPOSE_FILE]
@@ -27,8 +30,10 @@ import fnmatch
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 
 try:
@@ -874,6 +879,141 @@ def check_prometheus_targets(c, p):
     return ", ".join(f"{h}:{pt}" for h, pt in sorted(scraped.items()))
 
 
+# ----------------------------------------------------------------------------------------------
+# the retention job, run for real under /bin/sh with stand-ins for psql and sleep
+# ----------------------------------------------------------------------------------------------
+RETENTION_FUNCTION = "heartbeat_drop_expired_partitions"
+# psql: logs its arguments and standard input, then answers like the real one (a dropped day, or
+# an error and the exit code it is told to fail with).
+STUB_PSQL = """#!/bin/sh
+{ printf 'args:'; printf ' %s' "$@"; printf '\\n'; [ -t 0 ] || sed 's/^/stdin: /'; } >> "$STUB_DIR/psql.calls"
+if [ "${STUB_PSQL_EXIT:-0}" != 0 ]; then
+    echo 'psql: error: connection to server at "postgres" failed: stand-in failure' >&2
+    exit "$STUB_PSQL_EXIT"
+fi
+echo readings_20200101
+"""
+# sleep: notes how long the job would wait, then ends the job (one pass of its loop is enough).
+STUB_SLEEP = """#!/bin/sh
+echo "$@" >> "$STUB_DIR/sleep.calls"
+kill -TERM "$PPID"
+"""
+
+
+def raw_list(value):
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def retention_jobs(c):
+    return [n for n, s in c.services.items()
+            if RETENTION_FUNCTION in "\n".join(raw_list(s.get("entrypoint")) + raw_list(s.get("command")))]
+
+
+class RetentionRun:
+    """One pass of the retention job's script, and then its health check, in a scratch directory."""
+
+    def __init__(self, c, name, days, psql_exit=0, status_age_s=None):
+        svc = c.services[name]
+        self.dir = tempfile.mkdtemp(prefix="check-compose-retention-")
+        bindir = os.path.join(self.dir, "bin")
+        os.mkdir(bindir)
+        for prog, text in (("psql", STUB_PSQL), ("sleep", STUB_SLEEP)):
+            path = os.path.join(bindir, prog)
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o755)
+        env = {k: v for k, v in c.env(name).items()}
+        env.update(RETENTION_DAYS=days, RETENTION_STATUS_FILE=os.path.join(self.dir, "status"),
+                   STUB_DIR=self.dir, STUB_PSQL_EXIT=str(psql_exit),
+                   PATH=bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
+        self.env = env
+        argv = [expand(a, c.env_defaults) for a in raw_list(svc.get("entrypoint")) + raw_list(svc.get("command"))]
+        if status_age_s is None:
+            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+            self.code, self.out, self.err = r.returncode, r.stdout, r.stderr
+        else:  # only the health check, over a status file written status_age_s ago
+            with open(env["RETENTION_STATUS_FILE"], "w") as f:
+                f.write("ok\n")
+            t = os.path.getmtime(env["RETENTION_STATUS_FILE"]) - status_age_s
+            os.utime(env["RETENTION_STATUS_FILE"], (t, t))
+            self.code, self.out, self.err = None, "", ""
+        self.psql = self._read("psql.calls")
+        self.slept = self._read("sleep.calls").split()
+        test = healthcheck_test(svc) or ["NONE"]
+        if test[0] == "CMD-SHELL":
+            hc = ["/bin/sh", "-c", expand(" ".join(test[1:]), c.env_defaults)]
+        else:
+            hc = [expand(a, c.env_defaults) for a in test[1:]]
+        self.healthy = bool(hc) and subprocess.run(hc, env=env, capture_output=True, timeout=10).returncode == 0
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _read(self, name):
+        path = os.path.join(self.dir, name)
+        return open(path).read() if os.path.exists(path) else ""
+
+    def looped(self):
+        """Did the job end its pass by sleeping (killed by the sleep stand-in), rather than exit?"""
+        return bool(self.slept) and self.code == -15
+
+    def describe(self):
+        return (f"exit {self.code}, slept {self.slept or 'never'}, healthy={self.healthy}\n"
+                f"psql calls: {self.psql.strip() or 'none'}\nstdout: {self.out.strip()}\nstderr: {self.err.strip()}")
+
+
+def check_retention(c, p):
+    jobs = retention_jobs(c)
+    if not p.need(len(jobs) == 1, f"expected one service that runs {RETENTION_FUNCTION}, found {jobs or 'none'}"):
+        return
+    name = jobs[0]
+    svc = c.services[name]
+    env = c.env(name)
+    p.need("RETENTION_DAYS" in env, f"{name}: no RETENTION_DAYS in its environment")
+    p.need("RETENTION_STATUS_FILE" in env, f"{name}: no RETENTION_STATUS_FILE (the status its health check reads)")
+    argv = raw_list(svc.get("entrypoint")) + raw_list(svc.get("command"))
+    if not p.need(argv[:2] == ["/bin/sh", "-c"] and len(argv) == 3,
+                  f"{name}: not a /bin/sh -c script (entrypoint + command), which this check runs"):
+        return
+    if not p.need(os.access("/bin/sh", os.X_OK), "no /bin/sh here to run the retention script"):
+        return
+
+    # 0 keeps everything (SPEC section 5, "compose included"): no call at all, and healthy.
+    r = RetentionRun(c, name, "0")
+    p.need(not r.psql, f"{name}: RETENTION_DAYS=0 still calls psql (0 keeps everything):\n{r.describe()}")
+    p.need(r.looped() and r.healthy, f"{name}: RETENTION_DAYS=0 is not a healthy pass that waits for the next:\n{r.describe()}")
+
+    # A number of days: one call that psql can run, what it dropped logged, healthy.
+    r = RetentionRun(c, name, "30")
+    p.need(RETENTION_FUNCTION in r.psql and "30" in r.psql, f"{name}: RETENTION_DAYS=30 does not call {RETENTION_FUNCTION} with 30:\n{r.describe()}")
+    # psql substitutes :name in what it reads, never in a -c command (the server gets ":days").
+    args = r.psql.split("\n", 1)[0]
+    variables = re.findall(r"(?:-v|--set|--variable)[ =]([A-Za-z_][A-Za-z0-9_]*)=", args)
+    command = re.search(r" -c (.*)", args)
+    in_command = [v for v in variables if command and re.search(rf":['\"]?{re.escape(v)}\b", command.group(1))]
+    p.need(not in_command, f"{name}: psql gets :{', :'.join(in_command)} in a -c command, which it does not "
+                           f"substitute (a syntax error at every run): {args}")
+    p.need("readings_20200101" in r.out, f"{name}: a successful run does not log what it dropped:\n{r.describe()}")
+    p.need(r.looped() and r.healthy, f"{name}: a successful run is not healthy, or does not wait for the next:\n{r.describe()}")
+
+    # A failed run: the error logged, unhealthy, tried again (not hidden by `|| true`).
+    r = RetentionRun(c, name, "30", psql_exit=2)
+    p.need("stand-in failure" in r.err, f"{name}: psql's error is not in the job's log:\n{r.describe()}")
+    p.need(not r.healthy, f"{name}: healthy after a failed run:\n{r.describe()}")
+    p.need(r.looped(), f"{name}: does not try again after a failed run:\n{r.describe()}")
+
+    # Not a number of days: refused loudly, nothing dropped.
+    for bad in ("-1", "thirty", ""):
+        r = RetentionRun(c, name, bad)
+        p.need(not r.psql and r.code not in (0, None, -15) and r.err.strip() and not r.healthy,
+               f"{name}: RETENTION_DAYS={bad!r} is not refused with an error and a non-zero exit:\n{r.describe()}")
+
+    # A job that stopped running (hung, or its loop died) goes unhealthy too.
+    r = RetentionRun(c, name, "30", status_age_s=3 * 3600)
+    p.need(not r.healthy, f"{name}: still healthy three hours after its last successful run")
+    return f"{name}: 0 keeps everything, failures unhealthy"
+
+
 CHECKS = [
     ("compose file parses, top-level keys of the compose spec", check_parse),
     ("service and healthcheck keys of the compose spec", check_service_keys),
@@ -898,6 +1038,7 @@ CHECKS = [
     ("published ports bound to ${PUBLISH_ADDRESS}, not every interface", check_ports),
     ("processor scales out in one consumer group", check_scaling),
     ("Prometheus scrapes the processor and generator on their HTTP port", check_prometheus_targets),
+    ("retention job: RETENTION_DAYS=0 keeps everything, a failed run is logged and unhealthy", check_retention),
 ]
 
 

@@ -6,15 +6,29 @@
 //! - each new anomaly to the alerts topic, keyed by customer id, the value being the anomaly
 //!   row as JSON with UTC RFC 3339 times.
 //!
-//! Accepts `PublishOutputs`, emits records. At-least-once on both topics: a batch read again after a crash is dead-lettered again (consumers dedupe by the
-//! `source.*` headers); alerts go through the `alert_outbox` table, whose entries are cleared
-//! once acknowledged and published again at the next start if a crash came first (consumers
-//! dedupe by event_id, recorded_at and kind). A record the broker refuses is queued again with
-//! backoff, never dropped. Batches are acknowledged concurrently (up to
-//! [`MAX_BATCHES_IN_FLIGHT`]), so the writer is not held up by broker round trips; the
-//! subscriber puts the answers back in order.
+//! Accepts `PublishOutputs`, emits records. At-least-once on both topics. A batch read again
+//! after a crash is dead-lettered again (consumers dedupe by the `source.*` headers). A record
+//! the broker refuses is queued again with backoff, never dropped. Batches are acknowledged
+//! concurrently (up to [`MAX_BATCHES_IN_FLIGHT`]), so the writer is not held up by broker round
+//! trips; the subscriber puts the answers back in order.
+//!
+//! Alerts go through the `alert_outbox` table: the writer commits a batch's row with its
+//! anomalies and hands them here, and the row is deleted once they are acknowledged. A row
+//! nobody hands over is found by the sweep: at start (every row, as a crash may have left
+//! some) and then every [`SWEEP_INTERVAL`] for the life of the publisher (a row committed late by
+//! a writer of the previous incarnation of this group, or by a replica that died after its
+//! commit). A periodic sweep skips the batches this publisher holds (an in-flight set of
+//! anomaly ids) and rows younger than [`OUTBOX_MIN_AGE`], which are some writer's batch on its
+//! way to its publisher. So a row may go out twice: when the start-up sweep takes another
+//! replica's live batch, when a batch waits longer than that for its publisher (a long broker
+//! outage), or when two replicas' sweeps take one orphaned row while its first delivery is under
+//! way (milliseconds, unless the broker is slow). Consumers dedupe by (event_id, recorded_at,
+//! kind). The age rule, not `FOR UPDATE SKIP LOCKED`, keeps this rare: a row lock lasts only as
+//! long as its transaction, which would then have to stay open (holding the publisher's one
+//! connection) through the broker's acknowledgement, retries and outages included.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +43,8 @@ use slog::{info, o, warn, Logger};
 use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
 use crate::config::DatabaseSettings;
 use crate::db::models::StoredAnomaly;
-use crate::db::queries::{alerts_published, pending_alerts};
-use crate::db::{self, PgPool};
+use crate::db::queries::{alerts_published, pending_alerts, PendingAlert};
+use crate::db::{self, DbError, PgPool};
 use crate::domain::record::RejectedRecord;
 use crate::health::{ActorState, Health};
 use crate::messages::PublishOutputs;
@@ -48,8 +62,15 @@ const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often the mailbox checks whether a batch slot became free.
 const SLOT_POLL: Duration = Duration::from_millis(2);
-/// How often to try the start-up sweep of the alert outbox again while PostgreSQL is away.
-const SWEEP_RETRY: Duration = Duration::from_secs(10);
+/// How often the alert outbox is swept for rows nobody delivers (and the start-up sweep tried
+/// again while PostgreSQL is away): such a row waits at most this long past
+/// [`OUTBOX_MIN_AGE`], for one small indexed query per interval.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How old an outbox row's anomalies (`detected_at`, their writer's transaction start) must be
+/// before a periodic sweep takes the row. A writer hands its batch over within a second or so
+/// of that start, or seconds later while this publisher's slots are full; older than this, the
+/// row is nobody's pending work.
+const OUTBOX_MIN_AGE: Duration = Duration::from_secs(30);
 
 /// One record for an output topic.
 struct Outgoing {
@@ -123,7 +144,12 @@ pub struct OutputPublisher {
     pool: PgPool,
     database: DatabaseSettings,
     in_flight: Rc<Cell<usize>>,
+    /// The outbox batches this publisher is delivering or still has to delete.
+    held: Rc<RefCell<Held>>,
+    /// The start-up sweep has read the outbox; later sweeps keep to [`OUTBOX_MIN_AGE`].
     swept: bool,
+    /// A sweep's query is running (one at a time).
+    sweeping: bool,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -159,7 +185,9 @@ impl OutputPublisher {
             pool,
             database,
             in_flight: Rc::new(Cell::new(0)),
+            held: Rc::default(),
             swept: false,
+            sweeping: false,
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
@@ -167,38 +195,144 @@ impl OutputPublisher {
         }
     }
 
-    /// Publishes the alerts a previous run stored but could not get acknowledged.
+    /// Reads the outbox rows nobody here delivers, off the actor's thread (diesel blocks), after
+    /// deleting the rows delivered earlier whose delete failed; [`Self::publish_swept`]
+    /// publishes what it found.
     fn sweep_outbox(&mut self, ctx: &mut Context<Self>) {
-        if self.swept {
+        if self.sweeping {
             return;
         }
-        let pending =
-            db::checkout(&self.pool, &self.database).and_then(|mut c| pending_alerts(&mut c));
-        match pending {
-            Ok(rows) => {
-                self.swept = true;
-                if rows.is_empty() {
-                    return;
+        self.sweeping = true;
+        let startup = !self.swept;
+        let min_age = if startup {
+            Duration::ZERO
+        } else {
+            OUTBOX_MIN_AGE
+        };
+        let (held, uncleared) = {
+            let mut held = self.held.borrow_mut();
+            let ids: Vec<i64> = held.ids.iter().copied().collect();
+            (ids, std::mem::take(&mut held.uncleared))
+        };
+        // Put back should the query's thread die, so they are neither lost nor held forever.
+        let retry = uncleared.clone();
+        let (pool, database) = (self.pool.clone(), self.database.clone());
+        let query = tokio::task::spawn_blocking(move || {
+            let mut conn = match db::checkout(&pool, &database) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    return Sweep {
+                        cleared: false,
+                        uncleared,
+                        pending: Err(e),
+                    }
                 }
-                info!(self.log, "publishing alerts left over from a previous run"; "count" => rows.len());
-                let outgoing = rows.iter().map(|a| alert(a, &self.alerts_topic)).collect();
-                let ids = rows.iter().map(|a| a.id).collect();
-                let fut = deliver_and_clear(
-                    self.producer.clone(),
-                    outgoing,
-                    ids,
-                    self.pool.clone(),
-                    self.database.clone(),
-                    self.health.clone(),
-                    self.log.clone(),
-                );
-                ctx.spawn(fut.into_actor(self));
+            };
+            let cleared = uncleared.is_empty() || alerts_published(&mut conn, &uncleared).is_ok();
+            let pending = pending_alerts(&mut conn, &held, min_age);
+            Sweep {
+                cleared,
+                uncleared,
+                pending,
             }
+        });
+        ctx.spawn(
+            query
+                .into_actor(self)
+                .map(move |sweep, act, _| match sweep {
+                    Ok(sweep) => act.publish_swept(sweep, startup),
+                    Err(e) => {
+                        act.sweeping = false;
+                        act.held.borrow_mut().uncleared.extend(retry);
+                        warn!(act.log, "the alert outbox sweep failed, will retry"; "error" => %e);
+                    }
+                }),
+        );
+    }
+
+    /// Publishes what a sweep found, and deletes each row once its alerts are acknowledged.
+    fn publish_swept(&mut self, sweep: Sweep, startup: bool) {
+        self.sweeping = false;
+        if sweep.cleared {
+            self.held.borrow_mut().release(&sweep.uncleared);
+        } else {
+            self.held.borrow_mut().uncleared.extend(sweep.uncleared);
+        }
+        let rows = match sweep.pending {
+            Ok(rows) => rows,
             Err(e) => {
-                warn!(self.log, "cannot read the alert outbox yet, will retry"; "error" => %e)
+                warn!(self.log, "cannot read the alert outbox, will retry"; "error" => %e);
+                return;
             }
+        };
+        self.swept = true;
+        // A batch a writer handed over while the query ran is already on its way.
+        let rows: Vec<PendingAlert> = {
+            let held = self.held.borrow();
+            rows.into_iter()
+                .filter(|r| !held.ids.contains(&r.batch))
+                .collect()
+        };
+        if rows.is_empty() {
+            return;
+        }
+        // The batches' first ids too: they name the rows to delete, even should a row's first
+        // anomaly be missing.
+        let batches: BTreeSet<i64> = rows.iter().map(|r| r.batch).collect();
+        if startup {
+            info!(self.log, "publishing alerts left over from a previous run";
+                "count" => rows.len(), "batches" => batches.len());
+        } else {
+            info!(self.log, "publishing alerts another run left in the outbox";
+                "count" => rows.len(), "batches" => batches.len());
+        }
+        let outgoing = rows
+            .iter()
+            .map(|r| alert(&r.anomaly, &self.alerts_topic))
+            .collect();
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.anomaly.id).collect();
+        ids.extend(batches);
+        self.held.borrow_mut().ids.extend(ids.iter().copied());
+        // Not on the actor's context: a handler waiting for a batch slot must not pause it.
+        actix::spawn(deliver_and_clear(
+            self.producer.clone(),
+            outgoing,
+            ids,
+            self.pool.clone(),
+            self.database.clone(),
+            self.held.clone(),
+            self.health.clone(),
+            self.log.clone(),
+        ));
+    }
+}
+
+/// The outbox rows this publisher holds, which its periodic sweeps leave alone: those it is
+/// delivering (handed over by a writer, or found by a sweep) and those delivered whose delete
+/// failed (the next sweep deletes them first, rather than publish them again).
+#[derive(Default)]
+struct Held {
+    /// Every anomaly id of those batches: so a batch's first id, which names its row, is here
+    /// whatever order its anomalies were handed over in.
+    ids: HashSet<i64>,
+    /// Delivered; their rows still to delete.
+    uncleared: Vec<i64>,
+}
+
+impl Held {
+    fn release(&mut self, ids: &[i64]) {
+        for id in ids {
+            self.ids.remove(id);
         }
     }
+}
+
+/// What a sweep's query found.
+struct Sweep {
+    /// Whether the rows of `uncleared` were deleted.
+    cleared: bool,
+    uncleared: Vec<i64>,
+    pending: Result<Vec<PendingAlert>, DbError>,
 }
 
 /// Queues `record`, waiting while librdkafka's queue is full; `Err` for any other refusal.
@@ -276,14 +410,17 @@ async fn deliver_all(
     }
 }
 
-/// Publishes `records`, then clears the outbox entries of the alerts among them (`alert_ids`).
-/// A failed clear only means those alerts are published once more at the next start.
+/// Publishes `records`, then clears the outbox entries of the alerts among them (`alert_ids`)
+/// and lets `held` forget them. A failed clear leaves them held and noted for the next sweep to
+/// clear; they are published again only if the process stops first.
+#[allow(clippy::too_many_arguments)]
 async fn deliver_and_clear(
     producer: FutureProducer,
     records: Vec<Outgoing>,
     alert_ids: Vec<i64>,
     pool: PgPool,
     database: DatabaseSettings,
+    held: Rc<RefCell<Held>>,
     health: Arc<Health>,
     log: Logger,
 ) {
@@ -293,9 +430,13 @@ async fn deliver_and_clear(
     }
     let cleared =
         db::checkout(&pool, &database).and_then(|mut c| alerts_published(&mut c, &alert_ids));
-    if let Err(e) = cleared {
-        warn!(log, "cannot clear the alert outbox; these alerts will be published again";
-            "count" => alert_ids.len(), "error" => %e);
+    match cleared {
+        Ok(()) => held.borrow_mut().release(&alert_ids),
+        Err(e) => {
+            warn!(log, "cannot clear the alert outbox, will retry";
+                "count" => alert_ids.len(), "error" => %e);
+            held.borrow_mut().uncleared.extend(alert_ids);
+        }
     }
 }
 
@@ -306,7 +447,7 @@ impl Actor for OutputPublisher {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.health.set_actor(NAME, ActorState::Running);
         self.sweep_outbox(ctx);
-        ctx.run_interval(SWEEP_RETRY, |act, ctx| act.sweep_outbox(ctx));
+        ctx.run_interval(SWEEP_INTERVAL, |act, ctx| act.sweep_outbox(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -327,11 +468,14 @@ impl Handler<PublishOutputs> for OutputPublisher {
             .collect();
         records.extend(msg.alerts.iter().map(|a| alert(a, &self.alerts_topic)));
         let alert_ids: Vec<i64> = msg.alerts.iter().map(|a| a.id).collect();
+        // Held from now on, so no sweep publishes this batch a second time.
+        self.held.borrow_mut().ids.extend(alert_ids.iter().copied());
         let in_flight = self.in_flight.clone();
-        let (producer, pool, database, health, log, done) = (
+        let (producer, pool, database, held, health, log, done) = (
             self.producer.clone(),
             self.pool.clone(),
             self.database.clone(),
+            self.held.clone(),
             self.health.clone(),
             self.log.clone(),
             self.done.clone(),
@@ -346,8 +490,10 @@ impl Handler<PublishOutputs> for OutputPublisher {
                 }
                 in_flight.set(in_flight.get() + 1);
                 actix::spawn(async move {
-                    deliver_and_clear(producer, records, alert_ids, pool, database, health, log)
-                        .await;
+                    deliver_and_clear(
+                        producer, records, alert_ids, pool, database, held, health, log,
+                    )
+                    .await;
                     in_flight.set(in_flight.get() - 1);
                     if let Some(persisted) = persisted {
                         done.finish(persisted);

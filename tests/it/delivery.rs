@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use rdkafka::Message;
+
 use crate::helpers::*;
 
 /// Long enough for a tansu group join (seconds) plus the work, short enough to fail usefully.
@@ -165,4 +167,132 @@ fn retention_drops_whole_expired_days_keeps_the_rest_and_creates_the_next_ones()
         1,
         "a day inside the retention window stays"
     );
+}
+
+/// Anomalies of one customer and their `alert_outbox` row, as a writer's transaction commits
+/// them, with `detected_at` (the writer's transaction time) `age` before now.
+fn commit_outbox_batch(db: &TestDb, customer: &str, age: &str) {
+    db.execute(&format!(
+        "WITH stored AS (INSERT INTO anomalies \
+         (event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details) VALUES \
+         (gen_random_uuid(), '{customer}', 'tachycardia', 150, '2026-11-29T08:00:00Z', \
+          now() - interval '{age}', '{{\"class\":\"high\"}}'), \
+         (gen_random_uuid(), '{customer}', 'spike', 150, '2026-11-29T08:00:00Z', \
+          now() - interval '{age}', '{{\"class\":\"high\"}}') \
+         RETURNING id) \
+         INSERT INTO alert_outbox (anomaly_ids) SELECT array_agg(id ORDER BY id) FROM stored"
+    ));
+}
+
+/// Outbox rows that name an anomaly of `customer`.
+fn outbox_rows_of(db: &TestDb, customer: &str) -> i64 {
+    db.count(&format!(
+        "SELECT count(*) AS n FROM alert_outbox o JOIN anomalies a ON a.id = o.anomaly_ids[1] \
+         WHERE a.customer_id = '{customer}'"
+    ))
+}
+
+#[test]
+fn an_outbox_row_committed_after_the_start_is_published_without_a_restart() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    // Left by a previous run: the start-up sweep publishes it.
+    commit_outbox_batch(&db, "CUST-LEFT", "1 hour");
+    let mut daemon = setup.spawn_run_started();
+    wait_for(
+        "the start-up sweep to empty the outbox",
+        STORE_DEADLINE,
+        || (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(()),
+    );
+
+    // Committed after that sweep by someone else: a writer of a previous incarnation whose
+    // blocking call completed late, or a replica that died after committing. Nobody hands these
+    // to this publisher; the periodic sweep must find the old one, and leave the young one
+    // (maybe a writer's batch on its way to its publisher) until it is old enough.
+    commit_outbox_batch(&db, "CUST-LATE", "10 minutes");
+    commit_outbox_batch(&db, "CUST-YOUNG", "0 seconds");
+    wait_for(
+        "the late batch to be published and leave the outbox",
+        Duration::from_secs(60),
+        || (outbox_rows_of(&db, "CUST-LATE") == 0).then_some(()),
+    );
+    assert_eq!(
+        outbox_rows_of(&db, "CUST-YOUNG"),
+        1,
+        "a batch committed seconds ago is left to its own publisher for now"
+    );
+    wait_for(
+        "the young batch to be published once old enough",
+        STORE_DEADLINE,
+        || (outbox_rows_of(&db, "CUST-YOUNG") == 0).then_some(()),
+    );
+
+    let published = read_topic(&format!("{}-alerts", setup.topic), 6);
+    let mut customers: Vec<String> = published
+        .iter()
+        .map(|m| {
+            let row: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            row["customer_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    customers.sort();
+    assert_eq!(
+        customers,
+        [
+            "CUST-LATE",
+            "CUST-LATE",
+            "CUST-LEFT",
+            "CUST-LEFT",
+            "CUST-YOUNG",
+            "CUST-YOUNG"
+        ],
+        "every alert once, without a restart"
+    );
+    assert_eq!(db.count("SELECT count(*) AS n FROM alert_outbox"), 0);
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[test]
+fn retention_of_zero_or_fewer_days_drops_nothing() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    let partitions = || {
+        db.count(
+            "SELECT count(*) AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname = 'readings'",
+        )
+    };
+    db.execute("SELECT heartbeat_ensure_day_partition('2020-01-01T12:00:00Z')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now() - interval '40 days')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now() - interval '1 day')");
+    db.execute("SELECT heartbeat_ensure_day_partition(now())");
+    let before = partitions();
+    assert!(before >= 4, "{before} partitions");
+
+    // 0 keeps everything (SPEC section 3 and 5), wherever it is set, so the function itself
+    // refuses to drop anything for it; a negative count of days is no bound either.
+    for days in [0, -1, -30] {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) AS n FROM heartbeat_drop_expired_partitions({days})"
+            )),
+            0,
+            "heartbeat_drop_expired_partitions({days}) dropped something"
+        );
+        assert_eq!(
+            partitions(),
+            before,
+            "after heartbeat_drop_expired_partitions({days})"
+        );
+    }
+    // A positive count still drops the days before it.
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM heartbeat_drop_expired_partitions(30)"),
+        2
+    );
+    assert_eq!(partitions(), before - 2);
 }
