@@ -1651,7 +1651,7 @@ mod tests {
             };
             assert_eq!(reason, RejectReason::ALL[i % RejectReason::ALL.len()]);
             assert!(customer_id.starts_with("CUST-"));
-            let verdict = validate(value.as_deref(), at, &ValidationRules::default());
+            let verdict = validate(value.as_deref(), Some(at), &ValidationRules::default());
             assert_eq!(
                 verdict.as_ref().map_err(|r| r.reason),
                 Err(reason),
