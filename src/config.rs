@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +42,31 @@ impl ConfigError {
     fn one(problem: String) -> Self {
         ConfigError {
             problems: vec![problem],
+        }
+    }
+}
+
+/// What a number (float) key must be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NumberRange {
+    /// 0 to 1, both included.
+    Fraction,
+    /// Above 0, up to and including the bound.
+    PositiveUpTo(f64),
+}
+
+impl NumberRange {
+    pub fn contains(self, value: f64) -> bool {
+        match self {
+            NumberRange::Fraction => (0.0..=1.0).contains(&value),
+            NumberRange::PositiveUpTo(max) => value > 0.0 && value <= max,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            NumberRange::Fraction => "a fraction from 0 to 1".to_owned(),
+            NumberRange::PositiveUpTo(max) => format!("a positive number up to {max}"),
         }
     }
 }
@@ -479,133 +505,101 @@ impl Settings {
         problems
     }
 
+    /// Every integer key: its name, its value (`None`: an optional key left unset) and the range
+    /// [`Settings::validate`] holds it to, inclusive. One table, so the ranges, the check and the
+    /// property test that builds everything from random values within them cannot drift apart;
+    /// a test checks that every integer key of `config/default.toml` is here.
+    pub fn integer_keys(&self) -> Vec<(&'static str, Option<i64>, RangeInclusive<i64>)> {
+        let (k, d, g, v) = (
+            &self.kafka,
+            &self.database,
+            &self.generator,
+            &self.validation,
+        );
+        let (det, b, w, s) = (
+            &self.detector,
+            &self.detector.bands,
+            &self.writer,
+            &self.supervisor,
+        );
+        let i32_max = i64::from(i32::MAX);
+        #[rustfmt::skip]
+        let keys = vec![
+            ("kafka.session_timeout_ms", Some(k.session_timeout_ms), 1_000..=3_600_000),
+            ("kafka.topics.partitions", Some(k.topics.partitions), 1..=10_000),
+            ("database.pool_size", Some(d.pool_size), 1..=100),
+            ("database.connect_timeout_ms", Some(d.connect_timeout_ms), 100..=600_000),
+            ("generator.customers", Some(g.customers), 1..=10_000_000),
+            ("generator.rate", Some(g.rate), 0..=10_000_000),
+            ("generator.seed", g.seed, 0..=i64::MAX),
+            ("validation.max_message_bytes", Some(v.max_message_bytes), 1..=100 * 1024 * 1024),
+            ("validation.max_future_skew_ms", Some(v.max_future_skew_ms), 0..=i32_max),
+            ("validation.min_heart_rate", Some(v.min_heart_rate), 0..=32_767),
+            ("validation.max_heart_rate", Some(v.max_heart_rate), 0..=32_767),
+            ("detector.spike_bpm", Some(det.spike_bpm), 1..=1_000),
+            ("detector.spike_window_ms", Some(det.spike_window_ms), 1..=i32_max),
+            ("detector.warmup_readings", Some(det.warmup_readings), 0..=1_000_000),
+            ("detector.silence_after_ms", Some(det.silence_after_ms), 1..=i32_max),
+            ("detector.forget_after_ms", Some(det.forget_after_ms), 1..=i64::MAX),
+            ("detector.resolve_after_readings", Some(det.resolve_after_readings), 1..=1_000_000),
+            ("detector.checkpoint_interval_ms", Some(det.checkpoint_interval_ms), 0..=600_000),
+            ("detector.bands.critical_low_below", Some(b.critical_low_below), i64::MIN..=i64::MAX),
+            ("detector.bands.low_below", Some(b.low_below), i64::MIN..=i64::MAX),
+            ("detector.bands.high_above", Some(b.high_above), i64::MIN..=i64::MAX),
+            ("detector.bands.critical_high_above", Some(b.critical_high_above), i64::MIN..=i64::MAX),
+            ("writer.batch_size", Some(w.batch_size), 1..=100_000),
+            ("writer.flush_interval_ms", Some(w.flush_interval_ms), 1..=60_000),
+            ("writer.parallelism", Some(w.parallelism), 1..=16),
+            ("storage.retention_days", Some(self.storage.retention_days), 0..=1_000_000),
+            ("supervisor.max_restarts", Some(s.max_restarts), 0..=1_000_000),
+            ("supervisor.restart_window_ms", Some(s.restart_window_ms), 1..=i32_max),
+            ("supervisor.backoff_min_ms", Some(s.backoff_min_ms), 0..=3_600_000),
+            ("supervisor.backoff_max_ms", Some(s.backoff_max_ms), 0..=3_600_000),
+            ("shutdown.timeout_ms", Some(self.shutdown.timeout_ms), 0..=3_600_000),
+            ("log.max_size_mb", Some(self.log.max_size_mb), 1..=1_000_000),
+            ("log.max_files", Some(self.log.max_files), 1..=1_000),
+        ];
+        keys
+    }
+
+    /// Every number (float) key, its value and what it must be; see [`Settings::integer_keys`].
+    pub fn number_keys(&self) -> Vec<(&'static str, f64, NumberRange)> {
+        let (g, i, d) = (&self.generator, &self.generator.inject, &self.detector);
+        use NumberRange::{Fraction, PositiveUpTo};
+        vec![
+            ("generator.fault_rate", g.fault_rate, Fraction),
+            ("generator.inject.bradycardia", i.bradycardia, Fraction),
+            ("generator.inject.tachycardia", i.tachycardia, Fraction),
+            ("generator.inject.critical_low", i.critical_low, Fraction),
+            ("generator.inject.critical_high", i.critical_high, Fraction),
+            ("generator.inject.spike", i.spike, Fraction),
+            ("generator.inject.deviation", i.deviation, Fraction),
+            ("generator.inject.silent", i.silent, Fraction),
+            // Standard deviations; a hundred is far past any useful threshold (the default is 4).
+            ("detector.z_threshold", d.z_threshold, PositiveUpTo(100.0)),
+            // bpm; a thousand is wider than any plausible range of heart rates.
+            (
+                "detector.min_stddev_bpm",
+                d.min_stddev_bpm,
+                PositiveUpTo(1_000.0),
+            ),
+        ]
+    }
+
     /// Checks the values' meaning (ranges, formats, orderings); every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Vec::new();
-        let mut range = |key: &str, value: i64, min: i64, max: i64| {
-            if value < min || value > max {
-                p.push(format!("{key}: {value} is out of range {min}..={max}"));
+        for (key, value, range) in self.integer_keys() {
+            match value {
+                Some(value) if !range.contains(&value) => p.push(format!(
+                    "{key}: {value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                )),
+                _ => {}
             }
-        };
-        range(
-            "kafka.session_timeout_ms",
-            self.kafka.session_timeout_ms,
-            1_000,
-            3_600_000,
-        );
-        range(
-            "kafka.topics.partitions",
-            self.kafka.topics.partitions,
-            1,
-            10_000,
-        );
-        range("database.pool_size", self.database.pool_size, 1, 100);
-        range(
-            "database.connect_timeout_ms",
-            self.database.connect_timeout_ms,
-            100,
-            600_000,
-        );
-        range(
-            "generator.customers",
-            self.generator.customers,
-            1,
-            10_000_000,
-        );
-        range("generator.rate", self.generator.rate, 0, 10_000_000);
-        range(
-            "validation.max_message_bytes",
-            self.validation.max_message_bytes,
-            1,
-            100 * 1024 * 1024,
-        );
-        range(
-            "validation.max_future_skew_ms",
-            self.validation.max_future_skew_ms,
-            0,
-            i64::from(i32::MAX),
-        );
-        range(
-            "validation.min_heart_rate",
-            self.validation.min_heart_rate,
-            0,
-            32_767,
-        );
-        range(
-            "validation.max_heart_rate",
-            self.validation.max_heart_rate,
-            0,
-            32_767,
-        );
-        range("detector.spike_bpm", self.detector.spike_bpm, 1, 1_000);
-        range(
-            "detector.spike_window_ms",
-            self.detector.spike_window_ms,
-            1,
-            i64::from(i32::MAX),
-        );
-        range(
-            "detector.warmup_readings",
-            self.detector.warmup_readings,
-            0,
-            1_000_000,
-        );
-        range(
-            "detector.silence_after_ms",
-            self.detector.silence_after_ms,
-            1,
-            i64::from(i32::MAX),
-        );
-        range(
-            "detector.forget_after_ms",
-            self.detector.forget_after_ms,
-            1,
-            i64::MAX,
-        );
-        range(
-            "detector.resolve_after_readings",
-            self.detector.resolve_after_readings,
-            1,
-            1_000_000,
-        );
-        range(
-            "detector.checkpoint_interval_ms",
-            self.detector.checkpoint_interval_ms,
-            0,
-            600_000,
-        );
-        range("writer.batch_size", self.writer.batch_size, 1, 100_000);
-        range("writer.parallelism", self.writer.parallelism, 1, 16);
-        range(
-            "writer.flush_interval_ms",
-            self.writer.flush_interval_ms,
-            1,
-            60_000,
-        );
-        range(
-            "storage.retention_days",
-            self.storage.retention_days,
-            0,
-            1_000_000,
-        );
-        range(
-            "shutdown.timeout_ms",
-            self.shutdown.timeout_ms,
-            0,
-            3_600_000,
-        );
-        range("log.max_size_mb", self.log.max_size_mb, 1, 1_000_000);
-        range("log.max_files", self.log.max_files, 1, 1_000);
+        }
         let s = &self.supervisor;
-        range("supervisor.max_restarts", s.max_restarts, 0, 1_000_000);
-        range(
-            "supervisor.restart_window_ms",
-            s.restart_window_ms,
-            1,
-            i64::from(i32::MAX),
-        );
-        range("supervisor.backoff_min_ms", s.backoff_min_ms, 0, 3_600_000);
-        range("supervisor.backoff_max_ms", s.backoff_max_ms, 0, 3_600_000);
         if s.backoff_min_ms > s.backoff_max_ms {
             p.push(format!(
                 "supervisor.backoff_min_ms: {} is above supervisor.backoff_max_ms {}",
@@ -613,25 +607,9 @@ impl Settings {
             ));
         }
 
-        let g = &self.generator;
-        let i = &g.inject;
-        for (key, value) in [
-            ("generator.fault_rate", g.fault_rate),
-            ("generator.inject.bradycardia", i.bradycardia),
-            ("generator.inject.tachycardia", i.tachycardia),
-            ("generator.inject.critical_low", i.critical_low),
-            ("generator.inject.critical_high", i.critical_high),
-            ("generator.inject.spike", i.spike),
-            ("generator.inject.deviation", i.deviation),
-            ("generator.inject.silent", i.silent),
-        ] {
-            if !(0.0..=1.0).contains(&value) {
-                p.push(format!("{key}: {value} must be a fraction from 0 to 1"));
-            }
-        }
-        if let Some(seed) = self.generator.seed {
-            if seed < 0 {
-                p.push(format!("generator.seed: {seed} must not be negative"));
+        for (key, value, range) in self.number_keys() {
+            if !range.contains(value) {
+                p.push(format!("{key}: {value} must be {}", range.describe()));
             }
         }
         if self.validation.min_heart_rate > self.validation.max_heart_rate {
@@ -649,18 +627,6 @@ impl Settings {
                 "detector.bands: need critical_low_below <= low_below <= high_above <= \
                  critical_high_above, got {} {} {} {}",
                 b.critical_low_below, b.low_below, b.high_above, b.critical_high_above
-            ));
-        }
-        if !(self.detector.z_threshold.is_finite() && self.detector.z_threshold > 0.0) {
-            p.push(format!(
-                "detector.z_threshold: {} must be a positive number",
-                self.detector.z_threshold
-            ));
-        }
-        if !(self.detector.min_stddev_bpm.is_finite() && self.detector.min_stddev_bpm > 0.0) {
-            p.push(format!(
-                "detector.min_stddev_bpm: {} must be a positive number",
-                self.detector.min_stddev_bpm
             ));
         }
         if self
@@ -1388,6 +1354,65 @@ mod tests {
             out,
             "failed: postgres://u:<redacted>@h/db and <redacted> and <redacted>"
         );
+    }
+
+    /// The dotted paths of every leaf of `kind` in the schema: `config/default.toml`, plus the
+    /// optional keys.
+    fn schema_keys(kind: Kind) -> std::collections::BTreeSet<String> {
+        fn walk(
+            value: &Value,
+            path: &str,
+            kind: Kind,
+            out: &mut std::collections::BTreeSet<String>,
+        ) {
+            match &value.kind {
+                ValueKind::Table(table) if !FREE_FORM_TABLES.contains(&path) => {
+                    for (key, child) in table {
+                        walk(child, &join(path, key), kind, out);
+                    }
+                }
+                other if Kind::of(other) == Some(kind) => {
+                    out.insert(path.to_owned());
+                }
+                _ => {}
+            }
+        }
+        let schema = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .build()
+            .unwrap();
+        let mut out = std::collections::BTreeSet::new();
+        walk(&schema.cache, "", kind, &mut out);
+        for (key, k) in OPTIONAL_KEYS {
+            if *k == kind {
+                out.insert((*key).to_owned());
+            }
+        }
+        out
+    }
+
+    fn defaults() -> Settings {
+        Settings::load_from(None, Vec::<(String, String)>::new()).unwrap()
+    }
+
+    #[test]
+    fn every_numeric_key_of_the_schema_has_a_range_and_its_default_is_in_it() {
+        let s = defaults();
+        let integers: std::collections::BTreeSet<String> = s
+            .integer_keys()
+            .iter()
+            .map(|(k, _, _)| (*k).to_owned())
+            .collect();
+        assert_eq!(integers, schema_keys(Kind::Integer));
+        let numbers: std::collections::BTreeSet<String> = s
+            .number_keys()
+            .iter()
+            .map(|(k, _, _)| (*k).to_owned())
+            .collect();
+        assert_eq!(numbers, schema_keys(Kind::Float));
+        for (key, value, range) in s.integer_keys() {
+            assert!(value.map_or(true, |v| range.contains(&v)), "{key}");
+        }
     }
 
     #[test]
