@@ -392,6 +392,10 @@ pub struct LogSettings {
     pub max_files: i64,
 }
 
+/// A year of 365 days in milliseconds: the longest any duration key that is measured back from
+/// now may be.
+pub const YEAR_MS: i64 = 365 * 24 * 3_600_000;
+
 /// A duration from a validated, non-negative millisecond key.
 pub fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -540,7 +544,8 @@ impl Settings {
             ("detector.spike_window_ms", Some(det.spike_window_ms), 1..=i32_max),
             ("detector.warmup_readings", Some(det.warmup_readings), 0..=1_000_000),
             ("detector.silence_after_ms", Some(det.silence_after_ms), 1..=i32_max),
-            ("detector.forget_after_ms", Some(det.forget_after_ms), 1..=i64::MAX),
+            // A year: "now minus this" must stay a date (it bounds which saved states load).
+            ("detector.forget_after_ms", Some(det.forget_after_ms), 1..=YEAR_MS),
             ("detector.resolve_after_readings", Some(det.resolve_after_readings), 1..=1_000_000),
             ("detector.checkpoint_interval_ms", Some(det.checkpoint_interval_ms), 0..=600_000),
             ("detector.bands.critical_low_below", Some(b.critical_low_below), i64::MIN..=i64::MAX),
@@ -1413,6 +1418,18 @@ mod tests {
         for (key, value, range) in s.integer_keys() {
             assert!(value.map_or(true, |v| range.contains(&v)), "{key}");
         }
+    }
+
+    #[test]
+    fn a_forget_after_ms_beyond_a_year_is_refused_and_named() {
+        let err =
+            load_with("[detector]\nforget_after_ms = 9000000000000000\n", vec![]).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec!["detector.forget_after_ms: 9000000000000000 is out of range 1..=31536000000"]
+        );
+        let s = load_with("[detector]\nforget_after_ms = 31536000000\n", vec![]).unwrap();
+        assert_eq!(s.detector.forget_after_ms, 365 * 24 * 3_600_000);
     }
 
     #[test]

@@ -120,6 +120,29 @@ fn every_problem_is_listed_at_once() {
 }
 
 #[test]
+fn a_forget_after_ms_beyond_a_year_exits_2_and_names_the_key() {
+    // 285,000 years: check-config used to accept it, and `run` then crashed on it
+    // ("DateTime - TimeDelta overflowed" loading detector state), restarted, and exited 3.
+    let out = check_config(
+        None,
+        &[("HEARTBEAT__DETECTOR__FORGET_AFTER_MS", "9000000000000000")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("detector.forget_after_ms: 9000000000000000 is out of range 1..=31536000000"),
+        "{}",
+        stderr(&out)
+    );
+    // A year is the most it takes.
+    let out = check_config(
+        None,
+        &[("HEARTBEAT__DETECTOR__FORGET_AFTER_MS", "31536000000")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let f = config_file("[database]\nurl = \"postgres://app:s3cr3t-pw@db:5432/hb\"\n");
     let out = check_config(f.to_str(), &[("HEARTBEAT__KAFKA__GROUP_ID", "from-env")]);
