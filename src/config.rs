@@ -392,6 +392,10 @@ pub struct LogSettings {
     pub max_files: i64,
 }
 
+/// librdkafka's default `max.poll.interval.ms`, which `kafka.session_timeout_ms` may not exceed
+/// unless the escape hatch raises it.
+const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: i64 = 300_000;
+
 /// A year of 365 days in milliseconds: the longest any duration key that is measured back from
 /// now may be.
 pub const YEAR_MS: i64 = 365 * 24 * 3_600_000;
@@ -604,6 +608,7 @@ impl Settings {
                 _ => {}
             }
         }
+        self.validate_session_timeout(&mut p);
         let s = &self.supervisor;
         if s.backoff_min_ms > s.backoff_max_ms {
             p.push(format!(
@@ -690,6 +695,30 @@ impl Settings {
             Ok(())
         } else {
             Err(ConfigError { problems: p })
+        }
+    }
+
+    /// The consumer's session against its poll interval: librdkafka builds no consumer whose
+    /// `session.timeout.ms` is above its `max.poll.interval.ms`, so a start would fail again and
+    /// again. Either may come from the escape hatch, which is applied last.
+    fn validate_session_timeout(&self, p: &mut Vec<String>) {
+        let k = &self.kafka;
+        let hatch = |property: &str| {
+            k.librdkafka
+                .get(property)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        let (session_key, session) = match hatch("session.timeout.ms") {
+            Some(ms) => ("kafka.librdkafka.\"session.timeout.ms\"", ms),
+            None => ("kafka.session_timeout_ms", k.session_timeout_ms),
+        };
+        let poll = hatch("max.poll.interval.ms").unwrap_or(LIBRDKAFKA_MAX_POLL_INTERVAL_MS);
+        if session > poll {
+            p.push(format!(
+                "{session_key}: {session} is above librdkafka's max.poll.interval.ms {poll}, and \
+                 librdkafka builds no consumer then; lower it, or raise \
+                 kafka.librdkafka.\"max.poll.interval.ms\""
+            ));
         }
     }
 
@@ -1430,6 +1459,66 @@ mod tests {
         );
         let s = load_with("[detector]\nforget_after_ms = 31536000000\n", vec![]).unwrap();
         assert_eq!(s.detector.forget_after_ms, 365 * 24 * 3_600_000);
+    }
+
+    /// What librdkafka says when it builds a consumer from `s` (no broker is contacted).
+    fn consumer_builds(s: &Settings) -> Result<(), String> {
+        crate::kafka::consumer_config(&s.kafka)
+            .set("bootstrap.servers", "")
+            .create::<rdkafka::consumer::BaseConsumer>()
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_session_timeout_above_the_poll_interval_is_refused_and_named() {
+        // librdkafka refuses to build such a consumer: `run` restarted the processor group
+        // until it gave up (exit 3) on a configuration check-config had accepted.
+        let env = |ms: &'static str| vec![("HEARTBEAT__KAFKA__SESSION_TIMEOUT_MS", ms)];
+        let err = load_with("", env("300001")).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![
+                "kafka.session_timeout_ms: 300001 is above librdkafka's max.poll.interval.ms \
+                 300000, and librdkafka builds no consumer then; lower it, or raise \
+                 kafka.librdkafka.\"max.poll.interval.ms\""
+            ]
+        );
+        let at_the_bound = load_with("", env("300000")).unwrap();
+        assert_eq!(consumer_builds(&at_the_bound), Ok(()));
+        let mut past = at_the_bound.clone();
+        past.kafka.session_timeout_ms = 300_001;
+        assert!(consumer_builds(&past).is_err(), "librdkafka agrees");
+
+        // The escape hatch can raise the interval, or set the session itself.
+        let raised = load_with(
+            "[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"900000\"\n",
+            env("600000"),
+        )
+        .unwrap();
+        assert_eq!(consumer_builds(&raised), Ok(()));
+        let err = load_with(
+            "[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"6000\"\n",
+            vec![],
+        )
+        .unwrap_err();
+        assert!(
+            err.problems[0].starts_with(
+                "kafka.session_timeout_ms: 10000 is above librdkafka's max.poll.interval.ms 6000"
+            ),
+            "{:?}",
+            err.problems
+        );
+        let err = load_with(
+            "[kafka.librdkafka]\n\"session.timeout.ms\" = \"400000\"\n",
+            vec![],
+        )
+        .unwrap_err();
+        assert!(
+            err.problems[0].starts_with("kafka.librdkafka.\"session.timeout.ms\": 400000 is above"),
+            "{:?}",
+            err.problems
+        );
     }
 
     #[test]
