@@ -552,10 +552,11 @@ impl Settings {
             ("detector.forget_after_ms", Some(det.forget_after_ms), 1..=YEAR_MS),
             ("detector.resolve_after_readings", Some(det.resolve_after_readings), 1..=1_000_000),
             ("detector.checkpoint_interval_ms", Some(det.checkpoint_interval_ms), 0..=600_000),
-            ("detector.bands.critical_low_below", Some(b.critical_low_below), i64::MIN..=i64::MAX),
-            ("detector.bands.low_below", Some(b.low_below), i64::MIN..=i64::MAX),
-            ("detector.bands.high_above", Some(b.high_above), i64::MIN..=i64::MAX),
-            ("detector.bands.critical_high_above", Some(b.critical_high_above), i64::MIN..=i64::MAX),
+            // bpm, compared with heart rates, which are smallints.
+            ("detector.bands.critical_low_below", Some(b.critical_low_below), 0..=32_767),
+            ("detector.bands.low_below", Some(b.low_below), 0..=32_767),
+            ("detector.bands.high_above", Some(b.high_above), 0..=32_767),
+            ("detector.bands.critical_high_above", Some(b.critical_high_above), 0..=32_767),
             ("writer.batch_size", Some(w.batch_size), 1..=100_000),
             ("writer.flush_interval_ms", Some(w.flush_interval_ms), 1..=60_000),
             ("writer.parallelism", Some(w.parallelism), 1..=16),
@@ -1519,6 +1520,24 @@ mod tests {
             "{:?}",
             err.problems
         );
+    }
+
+    #[test]
+    fn bands_outside_the_range_of_heart_rates_are_refused_and_named() {
+        let err = load_toml(
+            "[detector.bands]\ncritical_low_below = -1\ncritical_high_above = 9223372036854775807\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![
+                "detector.bands.critical_low_below: -1 is out of range 0..=32767",
+                "detector.bands.critical_high_above: 9223372036854775807 is out of range 0..=32767",
+            ]
+        );
+        let s =
+            load_toml("[detector.bands]\ncritical_low_below = 0\ncritical_high_above = 32767\n");
+        assert!(s.is_ok(), "{s:?}");
     }
 
     #[test]
