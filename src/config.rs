@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use config::{Config, Environment, File, FileFormat, Value, ValueKind};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -409,6 +410,31 @@ pub fn millis(ms: i64) -> Duration {
 /// [`Settings::validate`], so the fallback is never used in practice.
 pub fn count(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
+}
+
+/// A chrono span from a millisecond key, saturating at chrono's limits where
+/// `TimeDelta::milliseconds` would panic. Validated keys are far inside them.
+pub fn time_delta(ms: i64) -> TimeDelta {
+    TimeDelta::try_milliseconds(ms).unwrap_or(if ms < 0 {
+        TimeDelta::MIN
+    } else {
+        TimeDelta::MAX
+    })
+}
+
+/// `at` minus a millisecond key (the "since" of a look-back), saturating at the earliest
+/// instant chrono can hold where `at - TimeDelta` would panic: nothing is older than that.
+pub fn ms_before(at: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
+    at.checked_sub_signed(time_delta(ms)).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MAX_UTC
+    } else {
+        DateTime::<Utc>::MIN_UTC
+    })
+}
+
+/// A size key in mebibytes, in bytes, saturating rather than overflowing.
+pub fn mebibytes(mb: i64) -> u64 {
+    u64::try_from(mb).unwrap_or(0).saturating_mul(1024 * 1024)
 }
 
 impl Settings {
@@ -1538,6 +1564,27 @@ mod tests {
         let s =
             load_toml("[detector.bands]\ncritical_low_below = 0\ncritical_high_above = 32767\n");
         assert!(s.is_ok(), "{s:?}");
+    }
+
+    #[test]
+    fn conversions_saturate_instead_of_panicking() {
+        assert_eq!(millis(-5), Duration::ZERO);
+        assert_eq!(millis(i64::MAX), Duration::from_millis(i64::MAX as u64));
+        assert_eq!(count(-1), 0);
+        assert_eq!(time_delta(1_500), TimeDelta::milliseconds(1_500));
+        assert_eq!(time_delta(i64::MAX), TimeDelta::MAX);
+        assert_eq!(time_delta(i64::MIN), TimeDelta::MIN);
+        let now = Utc::now();
+        assert_eq!(ms_before(now, 1_000), now - TimeDelta::seconds(1));
+        assert_eq!(
+            ms_before(now, 9_000_000_000_000_000),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(ms_before(now, i64::MAX), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(ms_before(now, i64::MIN), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(mebibytes(100), 100 * 1024 * 1024);
+        assert_eq!(mebibytes(i64::MAX), u64::MAX);
+        assert_eq!(mebibytes(-1), 0);
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub async fn prepare_topics(
         settings.kafka.topics.dead_letter.as_str(),
         settings.kafka.topics.alerts.as_str(),
     ];
-    let partitions = settings.kafka.topics.partitions as i32;
+    // Validated to 1..=10000; saturating all the same rather than wrapping.
+    let partitions = i32::try_from(settings.kafka.topics.partitions).unwrap_or(i32::MAX);
     until_ok(
         "create kafka topics",
         log,
