@@ -31,8 +31,9 @@ pub enum Command {
         /// Readings per second; 0 = as fast as the broker takes them. Default: generator.rate.
         #[arg(long)]
         rate: Option<u64>,
-        /// Simulated customers. Default: generator.customers.
-        #[arg(long)]
+        /// Simulated customers (1 to 10000000, as generator.customers). Default:
+        /// generator.customers.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         customers: Option<u64>,
         /// Seed for a reproducible stream. Default: generator.seed, else random.
         #[arg(long)]

@@ -9,9 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use config::{Config, Environment, File, FileFormat, Value, ValueKind};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -41,6 +43,31 @@ impl ConfigError {
     fn one(problem: String) -> Self {
         ConfigError {
             problems: vec![problem],
+        }
+    }
+}
+
+/// What a number (float) key must be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NumberRange {
+    /// 0 to 1, both included.
+    Fraction,
+    /// Above 0, up to and including the bound.
+    PositiveUpTo(f64),
+}
+
+impl NumberRange {
+    pub fn contains(self, value: f64) -> bool {
+        match self {
+            NumberRange::Fraction => (0.0..=1.0).contains(&value),
+            NumberRange::PositiveUpTo(max) => value > 0.0 && value <= max,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            NumberRange::Fraction => "a fraction from 0 to 1".to_owned(),
+            NumberRange::PositiveUpTo(max) => format!("a positive number up to {max}"),
         }
     }
 }
@@ -366,6 +393,14 @@ pub struct LogSettings {
     pub max_files: i64,
 }
 
+/// librdkafka's default `max.poll.interval.ms`, which `kafka.session_timeout_ms` may not exceed
+/// unless the escape hatch raises it.
+const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: i64 = 300_000;
+
+/// A year of 365 days in milliseconds: the longest any duration key that is measured back from
+/// now may be.
+pub const YEAR_MS: i64 = 365 * 24 * 3_600_000;
+
 /// A duration from a validated, non-negative millisecond key.
 pub fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -375,6 +410,31 @@ pub fn millis(ms: i64) -> Duration {
 /// [`Settings::validate`], so the fallback is never used in practice.
 pub fn count(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
+}
+
+/// A chrono span from a millisecond key, saturating at chrono's limits where
+/// `TimeDelta::milliseconds` would panic. Validated keys are far inside them.
+pub fn time_delta(ms: i64) -> TimeDelta {
+    TimeDelta::try_milliseconds(ms).unwrap_or(if ms < 0 {
+        TimeDelta::MIN
+    } else {
+        TimeDelta::MAX
+    })
+}
+
+/// `at` minus a millisecond key (the "since" of a look-back), saturating at the earliest
+/// instant chrono can hold where `at - TimeDelta` would panic: nothing is older than that.
+pub fn ms_before(at: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
+    at.checked_sub_signed(time_delta(ms)).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MAX_UTC
+    } else {
+        DateTime::<Utc>::MIN_UTC
+    })
+}
+
+/// A size key in mebibytes, in bytes, saturating rather than overflowing.
+pub fn mebibytes(mb: i64) -> u64 {
+    u64::try_from(mb).unwrap_or(0).saturating_mul(1024 * 1024)
 }
 
 impl Settings {
@@ -479,133 +539,104 @@ impl Settings {
         problems
     }
 
+    /// Every integer key: its name, its value (`None`: an optional key left unset) and the range
+    /// [`Settings::validate`] holds it to, inclusive. One table, so the ranges, the check and the
+    /// property test that builds everything from random values within them cannot drift apart;
+    /// a test checks that every integer key of `config/default.toml` is here.
+    pub fn integer_keys(&self) -> Vec<(&'static str, Option<i64>, RangeInclusive<i64>)> {
+        let (k, d, g, v) = (
+            &self.kafka,
+            &self.database,
+            &self.generator,
+            &self.validation,
+        );
+        let (det, b, w, s) = (
+            &self.detector,
+            &self.detector.bands,
+            &self.writer,
+            &self.supervisor,
+        );
+        let i32_max = i64::from(i32::MAX);
+        #[rustfmt::skip]
+        let keys = vec![
+            ("kafka.session_timeout_ms", Some(k.session_timeout_ms), 1_000..=3_600_000),
+            ("kafka.topics.partitions", Some(k.topics.partitions), 1..=10_000),
+            ("database.pool_size", Some(d.pool_size), 1..=100),
+            ("database.connect_timeout_ms", Some(d.connect_timeout_ms), 100..=600_000),
+            ("generator.customers", Some(g.customers), 1..=10_000_000),
+            ("generator.rate", Some(g.rate), 0..=10_000_000),
+            ("generator.seed", g.seed, 0..=i64::MAX),
+            ("validation.max_message_bytes", Some(v.max_message_bytes), 1..=100 * 1024 * 1024),
+            ("validation.max_future_skew_ms", Some(v.max_future_skew_ms), 0..=i32_max),
+            ("validation.min_heart_rate", Some(v.min_heart_rate), 0..=32_767),
+            ("validation.max_heart_rate", Some(v.max_heart_rate), 0..=32_767),
+            ("detector.spike_bpm", Some(det.spike_bpm), 1..=1_000),
+            ("detector.spike_window_ms", Some(det.spike_window_ms), 1..=i32_max),
+            ("detector.warmup_readings", Some(det.warmup_readings), 0..=1_000_000),
+            ("detector.silence_after_ms", Some(det.silence_after_ms), 1..=i32_max),
+            // A year: "now minus this" must stay a date (it bounds which saved states load).
+            ("detector.forget_after_ms", Some(det.forget_after_ms), 1..=YEAR_MS),
+            ("detector.resolve_after_readings", Some(det.resolve_after_readings), 1..=1_000_000),
+            ("detector.checkpoint_interval_ms", Some(det.checkpoint_interval_ms), 0..=600_000),
+            // bpm, compared with heart rates, which are smallints.
+            ("detector.bands.critical_low_below", Some(b.critical_low_below), 0..=32_767),
+            ("detector.bands.low_below", Some(b.low_below), 0..=32_767),
+            ("detector.bands.high_above", Some(b.high_above), 0..=32_767),
+            ("detector.bands.critical_high_above", Some(b.critical_high_above), 0..=32_767),
+            ("writer.batch_size", Some(w.batch_size), 1..=100_000),
+            ("writer.flush_interval_ms", Some(w.flush_interval_ms), 1..=60_000),
+            ("writer.parallelism", Some(w.parallelism), 1..=16),
+            ("storage.retention_days", Some(self.storage.retention_days), 0..=1_000_000),
+            ("supervisor.max_restarts", Some(s.max_restarts), 0..=1_000_000),
+            ("supervisor.restart_window_ms", Some(s.restart_window_ms), 1..=i32_max),
+            ("supervisor.backoff_min_ms", Some(s.backoff_min_ms), 0..=3_600_000),
+            ("supervisor.backoff_max_ms", Some(s.backoff_max_ms), 0..=3_600_000),
+            ("shutdown.timeout_ms", Some(self.shutdown.timeout_ms), 0..=3_600_000),
+            ("log.max_size_mb", Some(self.log.max_size_mb), 1..=1_000_000),
+            ("log.max_files", Some(self.log.max_files), 1..=1_000),
+        ];
+        keys
+    }
+
+    /// Every number (float) key, its value and what it must be; see [`Settings::integer_keys`].
+    pub fn number_keys(&self) -> Vec<(&'static str, f64, NumberRange)> {
+        let (g, i, d) = (&self.generator, &self.generator.inject, &self.detector);
+        use NumberRange::{Fraction, PositiveUpTo};
+        vec![
+            ("generator.fault_rate", g.fault_rate, Fraction),
+            ("generator.inject.bradycardia", i.bradycardia, Fraction),
+            ("generator.inject.tachycardia", i.tachycardia, Fraction),
+            ("generator.inject.critical_low", i.critical_low, Fraction),
+            ("generator.inject.critical_high", i.critical_high, Fraction),
+            ("generator.inject.spike", i.spike, Fraction),
+            ("generator.inject.deviation", i.deviation, Fraction),
+            ("generator.inject.silent", i.silent, Fraction),
+            // Standard deviations; a hundred is far past any useful threshold (the default is 4).
+            ("detector.z_threshold", d.z_threshold, PositiveUpTo(100.0)),
+            // bpm; a thousand is wider than any plausible range of heart rates.
+            (
+                "detector.min_stddev_bpm",
+                d.min_stddev_bpm,
+                PositiveUpTo(1_000.0),
+            ),
+        ]
+    }
+
     /// Checks the values' meaning (ranges, formats, orderings); every problem at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Vec::new();
-        let mut range = |key: &str, value: i64, min: i64, max: i64| {
-            if value < min || value > max {
-                p.push(format!("{key}: {value} is out of range {min}..={max}"));
+        for (key, value, range) in self.integer_keys() {
+            match value {
+                Some(value) if !range.contains(&value) => p.push(format!(
+                    "{key}: {value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                )),
+                _ => {}
             }
-        };
-        range(
-            "kafka.session_timeout_ms",
-            self.kafka.session_timeout_ms,
-            1_000,
-            3_600_000,
-        );
-        range(
-            "kafka.topics.partitions",
-            self.kafka.topics.partitions,
-            1,
-            10_000,
-        );
-        range("database.pool_size", self.database.pool_size, 1, 100);
-        range(
-            "database.connect_timeout_ms",
-            self.database.connect_timeout_ms,
-            100,
-            600_000,
-        );
-        range(
-            "generator.customers",
-            self.generator.customers,
-            1,
-            10_000_000,
-        );
-        range("generator.rate", self.generator.rate, 0, 10_000_000);
-        range(
-            "validation.max_message_bytes",
-            self.validation.max_message_bytes,
-            1,
-            100 * 1024 * 1024,
-        );
-        range(
-            "validation.max_future_skew_ms",
-            self.validation.max_future_skew_ms,
-            0,
-            i64::from(i32::MAX),
-        );
-        range(
-            "validation.min_heart_rate",
-            self.validation.min_heart_rate,
-            0,
-            32_767,
-        );
-        range(
-            "validation.max_heart_rate",
-            self.validation.max_heart_rate,
-            0,
-            32_767,
-        );
-        range("detector.spike_bpm", self.detector.spike_bpm, 1, 1_000);
-        range(
-            "detector.spike_window_ms",
-            self.detector.spike_window_ms,
-            1,
-            i64::from(i32::MAX),
-        );
-        range(
-            "detector.warmup_readings",
-            self.detector.warmup_readings,
-            0,
-            1_000_000,
-        );
-        range(
-            "detector.silence_after_ms",
-            self.detector.silence_after_ms,
-            1,
-            i64::from(i32::MAX),
-        );
-        range(
-            "detector.forget_after_ms",
-            self.detector.forget_after_ms,
-            1,
-            i64::MAX,
-        );
-        range(
-            "detector.resolve_after_readings",
-            self.detector.resolve_after_readings,
-            1,
-            1_000_000,
-        );
-        range(
-            "detector.checkpoint_interval_ms",
-            self.detector.checkpoint_interval_ms,
-            0,
-            600_000,
-        );
-        range("writer.batch_size", self.writer.batch_size, 1, 100_000);
-        range("writer.parallelism", self.writer.parallelism, 1, 16);
-        range(
-            "writer.flush_interval_ms",
-            self.writer.flush_interval_ms,
-            1,
-            60_000,
-        );
-        range(
-            "storage.retention_days",
-            self.storage.retention_days,
-            0,
-            1_000_000,
-        );
-        range(
-            "shutdown.timeout_ms",
-            self.shutdown.timeout_ms,
-            0,
-            3_600_000,
-        );
-        range("log.max_size_mb", self.log.max_size_mb, 1, 1_000_000);
-        range("log.max_files", self.log.max_files, 1, 1_000);
+        }
+        self.validate_session_timeout(&mut p);
         let s = &self.supervisor;
-        range("supervisor.max_restarts", s.max_restarts, 0, 1_000_000);
-        range(
-            "supervisor.restart_window_ms",
-            s.restart_window_ms,
-            1,
-            i64::from(i32::MAX),
-        );
-        range("supervisor.backoff_min_ms", s.backoff_min_ms, 0, 3_600_000);
-        range("supervisor.backoff_max_ms", s.backoff_max_ms, 0, 3_600_000);
         if s.backoff_min_ms > s.backoff_max_ms {
             p.push(format!(
                 "supervisor.backoff_min_ms: {} is above supervisor.backoff_max_ms {}",
@@ -613,25 +644,9 @@ impl Settings {
             ));
         }
 
-        let g = &self.generator;
-        let i = &g.inject;
-        for (key, value) in [
-            ("generator.fault_rate", g.fault_rate),
-            ("generator.inject.bradycardia", i.bradycardia),
-            ("generator.inject.tachycardia", i.tachycardia),
-            ("generator.inject.critical_low", i.critical_low),
-            ("generator.inject.critical_high", i.critical_high),
-            ("generator.inject.spike", i.spike),
-            ("generator.inject.deviation", i.deviation),
-            ("generator.inject.silent", i.silent),
-        ] {
-            if !(0.0..=1.0).contains(&value) {
-                p.push(format!("{key}: {value} must be a fraction from 0 to 1"));
-            }
-        }
-        if let Some(seed) = self.generator.seed {
-            if seed < 0 {
-                p.push(format!("generator.seed: {seed} must not be negative"));
+        for (key, value, range) in self.number_keys() {
+            if !range.contains(value) {
+                p.push(format!("{key}: {value} must be {}", range.describe()));
             }
         }
         if self.validation.min_heart_rate > self.validation.max_heart_rate {
@@ -649,18 +664,6 @@ impl Settings {
                 "detector.bands: need critical_low_below <= low_below <= high_above <= \
                  critical_high_above, got {} {} {} {}",
                 b.critical_low_below, b.low_below, b.high_above, b.critical_high_above
-            ));
-        }
-        if !(self.detector.z_threshold.is_finite() && self.detector.z_threshold > 0.0) {
-            p.push(format!(
-                "detector.z_threshold: {} must be a positive number",
-                self.detector.z_threshold
-            ));
-        }
-        if !(self.detector.min_stddev_bpm.is_finite() && self.detector.min_stddev_bpm > 0.0) {
-            p.push(format!(
-                "detector.min_stddev_bpm: {} must be a positive number",
-                self.detector.min_stddev_bpm
             ));
         }
         if self
@@ -719,6 +722,30 @@ impl Settings {
             Ok(())
         } else {
             Err(ConfigError { problems: p })
+        }
+    }
+
+    /// The consumer's session against its poll interval: librdkafka builds no consumer whose
+    /// `session.timeout.ms` is above its `max.poll.interval.ms`, so a start would fail again and
+    /// again. Either may come from the escape hatch, which is applied last.
+    fn validate_session_timeout(&self, p: &mut Vec<String>) {
+        let k = &self.kafka;
+        let hatch = |property: &str| {
+            k.librdkafka
+                .get(property)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        let (session_key, session) = match hatch("session.timeout.ms") {
+            Some(ms) => ("kafka.librdkafka.\"session.timeout.ms\"", ms),
+            None => ("kafka.session_timeout_ms", k.session_timeout_ms),
+        };
+        let poll = hatch("max.poll.interval.ms").unwrap_or(LIBRDKAFKA_MAX_POLL_INTERVAL_MS);
+        if session > poll {
+            p.push(format!(
+                "{session_key}: {session} is above librdkafka's max.poll.interval.ms {poll}, and \
+                 librdkafka builds no consumer then; lower it, or raise \
+                 kafka.librdkafka.\"max.poll.interval.ms\""
+            ));
         }
     }
 
@@ -1390,11 +1417,518 @@ mod tests {
         );
     }
 
+    /// The dotted paths of every leaf of `kind` in the schema: `config/default.toml`, plus the
+    /// optional keys.
+    fn schema_keys(kind: Kind) -> std::collections::BTreeSet<String> {
+        fn walk(
+            value: &Value,
+            path: &str,
+            kind: Kind,
+            out: &mut std::collections::BTreeSet<String>,
+        ) {
+            match &value.kind {
+                ValueKind::Table(table) if !FREE_FORM_TABLES.contains(&path) => {
+                    for (key, child) in table {
+                        walk(child, &join(path, key), kind, out);
+                    }
+                }
+                other if Kind::of(other) == Some(kind) => {
+                    out.insert(path.to_owned());
+                }
+                _ => {}
+            }
+        }
+        let schema = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .build()
+            .unwrap();
+        let mut out = std::collections::BTreeSet::new();
+        walk(&schema.cache, "", kind, &mut out);
+        for (key, k) in OPTIONAL_KEYS {
+            if *k == kind {
+                out.insert((*key).to_owned());
+            }
+        }
+        out
+    }
+
+    fn defaults() -> Settings {
+        Settings::load_from(None, Vec::<(String, String)>::new()).unwrap()
+    }
+
+    #[test]
+    fn every_numeric_key_of_the_schema_has_a_range_and_its_default_is_in_it() {
+        let s = defaults();
+        let integers: std::collections::BTreeSet<String> = s
+            .integer_keys()
+            .iter()
+            .map(|(k, _, _)| (*k).to_owned())
+            .collect();
+        assert_eq!(integers, schema_keys(Kind::Integer));
+        let numbers: std::collections::BTreeSet<String> = s
+            .number_keys()
+            .iter()
+            .map(|(k, _, _)| (*k).to_owned())
+            .collect();
+        assert_eq!(numbers, schema_keys(Kind::Float));
+        for (key, value, range) in s.integer_keys() {
+            assert!(value.map_or(true, |v| range.contains(&v)), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_forget_after_ms_beyond_a_year_is_refused_and_named() {
+        let err =
+            load_with("[detector]\nforget_after_ms = 9000000000000000\n", vec![]).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec!["detector.forget_after_ms: 9000000000000000 is out of range 1..=31536000000"]
+        );
+        let s = load_with("[detector]\nforget_after_ms = 31536000000\n", vec![]).unwrap();
+        assert_eq!(s.detector.forget_after_ms, 365 * 24 * 3_600_000);
+    }
+
+    /// What librdkafka says when it builds a consumer from `s` (no broker is contacted).
+    fn consumer_builds(s: &Settings) -> Result<(), String> {
+        crate::kafka::consumer_config(&s.kafka)
+            .set("bootstrap.servers", "")
+            .create::<rdkafka::consumer::BaseConsumer>()
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_session_timeout_above_the_poll_interval_is_refused_and_named() {
+        // librdkafka refuses to build such a consumer: `run` restarted the processor group
+        // until it gave up (exit 3) on a configuration check-config had accepted.
+        let env = |ms: &'static str| vec![("HEARTBEAT__KAFKA__SESSION_TIMEOUT_MS", ms)];
+        let err = load_with("", env("300001")).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![
+                "kafka.session_timeout_ms: 300001 is above librdkafka's max.poll.interval.ms \
+                 300000, and librdkafka builds no consumer then; lower it, or raise \
+                 kafka.librdkafka.\"max.poll.interval.ms\""
+            ]
+        );
+        let at_the_bound = load_with("", env("300000")).unwrap();
+        assert_eq!(consumer_builds(&at_the_bound), Ok(()));
+        let mut past = at_the_bound.clone();
+        past.kafka.session_timeout_ms = 300_001;
+        assert!(consumer_builds(&past).is_err(), "librdkafka agrees");
+
+        // The escape hatch can raise the interval, or set the session itself.
+        let raised = load_with(
+            "[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"900000\"\n",
+            env("600000"),
+        )
+        .unwrap();
+        assert_eq!(consumer_builds(&raised), Ok(()));
+        let err = load_with(
+            "[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"6000\"\n",
+            vec![],
+        )
+        .unwrap_err();
+        assert!(
+            err.problems[0].starts_with(
+                "kafka.session_timeout_ms: 10000 is above librdkafka's max.poll.interval.ms 6000"
+            ),
+            "{:?}",
+            err.problems
+        );
+        let err = load_with(
+            "[kafka.librdkafka]\n\"session.timeout.ms\" = \"400000\"\n",
+            vec![],
+        )
+        .unwrap_err();
+        assert!(
+            err.problems[0].starts_with("kafka.librdkafka.\"session.timeout.ms\": 400000 is above"),
+            "{:?}",
+            err.problems
+        );
+    }
+
+    #[test]
+    fn bands_outside_the_range_of_heart_rates_are_refused_and_named() {
+        let err = load_toml(
+            "[detector.bands]\ncritical_low_below = -1\ncritical_high_above = 9223372036854775807\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![
+                "detector.bands.critical_low_below: -1 is out of range 0..=32767",
+                "detector.bands.critical_high_above: 9223372036854775807 is out of range 0..=32767",
+            ]
+        );
+        let s =
+            load_toml("[detector.bands]\ncritical_low_below = 0\ncritical_high_above = 32767\n");
+        assert!(s.is_ok(), "{s:?}");
+    }
+
+    #[test]
+    fn conversions_saturate_instead_of_panicking() {
+        assert_eq!(millis(-5), Duration::ZERO);
+        assert_eq!(millis(i64::MAX), Duration::from_millis(i64::MAX as u64));
+        assert_eq!(count(-1), 0);
+        assert_eq!(time_delta(1_500), TimeDelta::milliseconds(1_500));
+        assert_eq!(time_delta(i64::MAX), TimeDelta::MAX);
+        assert_eq!(time_delta(i64::MIN), TimeDelta::MIN);
+        let now = Utc::now();
+        assert_eq!(ms_before(now, 1_000), now - TimeDelta::seconds(1));
+        assert_eq!(
+            ms_before(now, 9_000_000_000_000_000),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(ms_before(now, i64::MAX), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(ms_before(now, i64::MIN), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(mebibytes(100), 100 * 1024 * 1024);
+        assert_eq!(mebibytes(i64::MAX), u64::MAX);
+        assert_eq!(mebibytes(-1), 0);
+    }
+
     #[test]
     fn env_name_spells_the_variable() {
         assert_eq!(
             env_name("kafka.topics.readings"),
             "HEARTBEAT__KAFKA__TOPICS__READINGS"
         );
+    }
+}
+
+/// Every numeric key at random values within its range (its ends favoured), the others at their
+/// defaults: the configuration loads, and everything the program builds from settings builds
+/// without a panic, including the arithmetic other modules do with the values, written out here
+/// as each call site does it (named beside it). A value just past a range is refused, the key
+/// named.
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use chrono::{Datelike, Days};
+    use proptest::prelude::*;
+    use proptest::test_runner::Config as ProptestConfig;
+    use rdkafka::admin::AdminClient;
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+    use crate::actors::anomaly_detector::{self, AnomalyDetector};
+    use crate::actors::kafka_subscriber::Batching;
+    use crate::actors::supervisor::{RestartHistory, RestartPolicy};
+    use crate::actors::ExitGuard;
+    use crate::domain::detector::{observe, silence, CustomerState, DetectorConfig};
+    use crate::domain::reading::Reading;
+    use crate::domain::simulator::Simulator;
+    use crate::domain::validation::validate;
+
+    fn defaults() -> Settings {
+        Settings::load_from(None, Vec::<(String, String)>::new()).unwrap()
+    }
+
+    /// A value of `range` from a random number: either end a quarter of the time each, else
+    /// anywhere in it.
+    fn pick(range: &RangeInclusive<i64>, raw: u64) -> i64 {
+        let (lo, hi) = (i128::from(*range.start()), i128::from(*range.end()));
+        let value = match raw % 4 {
+            0 => lo,
+            1 => hi,
+            _ => lo + i128::from(raw / 4) % (hi - lo + 1),
+        };
+        i64::try_from(value).unwrap()
+    }
+
+    /// A value of `range` from a random number, ends favoured likewise.
+    fn pick_number(range: NumberRange, raw: u64) -> f64 {
+        let unit = (raw >> 11) as f64 / (1u64 << 53) as f64;
+        match (range, raw % 4) {
+            (NumberRange::Fraction, 0) => 0.0,
+            (NumberRange::Fraction, 1) => 1.0,
+            (NumberRange::Fraction, _) => unit,
+            (NumberRange::PositiveUpTo(max), 0) => max,
+            (NumberRange::PositiveUpTo(_), 1) => f64::MIN_POSITIVE,
+            (NumberRange::PositiveUpTo(max), _) => (unit * max).max(f64::MIN_POSITIVE),
+        }
+    }
+
+    /// The environment (and a file, for the escape hatch) that sets every numeric key to a value
+    /// picked from `raws`, with the keys that `validate` compares put in order.
+    fn configuration(raws: &[u64], number_raws: &[u64]) -> (String, Vec<(String, String)>) {
+        let d = defaults();
+        let mut ints: BTreeMap<&str, i64> = d
+            .integer_keys()
+            .iter()
+            .zip(raws.iter().cycle())
+            .map(|((key, _, range), raw)| (*key, pick(range, *raw)))
+            .collect();
+        let mut in_order = |keys: &[&'static str]| {
+            let mut values: Vec<i64> = keys.iter().map(|k| ints[k]).collect();
+            values.sort_unstable();
+            for (k, v) in keys.iter().zip(values) {
+                ints.insert(k, v);
+            }
+        };
+        in_order(&["validation.min_heart_rate", "validation.max_heart_rate"]);
+        in_order(&["supervisor.backoff_min_ms", "supervisor.backoff_max_ms"]);
+        in_order(&[
+            "detector.bands.critical_low_below",
+            "detector.bands.low_below",
+            "detector.bands.high_above",
+            "detector.bands.critical_high_above",
+        ]);
+        // A session longer than librdkafka's default poll interval needs the interval raised.
+        let session = ints["kafka.session_timeout_ms"];
+        let file = if session > LIBRDKAFKA_MAX_POLL_INTERVAL_MS {
+            format!("[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"{session}\"\n")
+        } else {
+            String::new()
+        };
+        let mut env: Vec<(String, String)> = ints
+            .into_iter()
+            .map(|(key, value)| (env_name(key), value.to_string()))
+            .collect();
+        for ((key, _, range), raw) in d.number_keys().iter().zip(number_raws.iter().cycle()) {
+            env.push((env_name(key), format!("{:?}", pick_number(*range, *raw))));
+        }
+        (file, env)
+    }
+
+    fn load(file: &str, env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
+        let path = std::env::temp_dir().join(format!("hb-props-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, file).unwrap();
+        let result = Settings::load_from(Some(&path), env);
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    /// Everything the program builds from `s`, and the arithmetic it does with the values.
+    fn build_everything(s: &Settings) {
+        let now = Utc::now();
+
+        // What `main` checks, then the clients `run` and `generate` create (no broker is
+        // contacted without bootstrap servers). Side by side: librdkafka takes 0.1 s to let go
+        // of a consumer or an admin client.
+        let problems = crate::kafka::check_properties(&s.kafka);
+        assert!(problems.is_empty(), "{problems:?}");
+        let quiet = |mut c: rdkafka::ClientConfig| {
+            c.set("bootstrap.servers", "");
+            c
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                quiet(crate::kafka::consumer_config(&s.kafka))
+                    .create::<BaseConsumer>()
+                    .expect("the processor's consumer")
+            });
+            scope.spawn(|| {
+                quiet(crate::kafka::admin_config(&s.kafka))
+                    .create::<AdminClient<DefaultClientContext>>()
+                    .expect("the admin client")
+            });
+            quiet(crate::kafka::producer_config(&s.kafka))
+                .create::<BaseProducer>()
+                .expect("the publishers' producer");
+        });
+        // run.rs prepare_topics.
+        i32::try_from(s.kafka.topics.partitions).expect("topic partitions fit an i32");
+
+        // pipeline.rs: the writers' pool, at least a connection per writer.
+        let writers = count(s.writer.parallelism).max(1);
+        let _pool = crate::db::pool(
+            &s.database,
+            (s.database.pool_size as u32).max(writers as u32),
+        );
+
+        // The detector and the actor around it.
+        let cfg = DetectorConfig::from_settings(&s.detector);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let _detector = AnomalyDetector::new(
+            &s.detector,
+            count(s.writer.batch_size),
+            crate::db::pool(&s.database, 2),
+            s.database.clone(),
+            Arc::new(crate::progress::PartitionProgress::default()),
+            Vec::new(),
+            Arc::new(crate::metrics::Metrics::new()),
+            Arc::new(crate::health::Health::new()),
+            &crate::telemetry::discard(),
+            ExitGuard::new(anomaly_detector::NAME, 0, tx),
+        );
+        let (lo, hi) = (s.validation.min_heart_rate, s.validation.max_heart_rate);
+        let rates: Vec<i16> = [lo, hi, (lo + hi) / 2, lo, hi]
+            .iter()
+            .map(|bpm| i16::try_from(*bpm).unwrap())
+            .collect();
+        let window = time_delta(s.detector.spike_window_ms);
+        let mut state = CustomerState::default();
+        let readings = cfg.warmup_readings.min(40) + 10;
+        let mut at = now;
+        for i in 0..readings {
+            // Now a second on, now exactly a spike window, now back in time.
+            at = match i % 3 {
+                0 => at + TimeDelta::seconds(1),
+                1 => at + window,
+                _ => at - TimeDelta::milliseconds(1),
+            };
+            let reading = Reading {
+                event_id: uuid::Uuid::new_v4(),
+                customer_id: "CUST-1".to_owned(),
+                recorded_at: at,
+                heart_rate: rates[i as usize % rates.len()],
+            };
+            observe(&cfg, &mut state, &reading);
+        }
+        silence(&mut state, "CUST-1");
+        serde_json::to_value(&state).expect("a checkpoint of the state");
+        // anomaly_detector.rs load_partitions -> queries.rs load_partition_states: since =
+        // now - forget_after.
+        let forget_ms = millis(s.detector.forget_after_ms).as_millis() as i64;
+        let _ = Utc::now() - chrono::Duration::milliseconds(forget_ms);
+        // anomaly_detector.rs adopt -> queries.rs load_tails: a saved state's time minus the
+        // checkpoint interval and SAVE_SLACK (60 s).
+        let tail_ms = (millis(s.detector.checkpoint_interval_ms) + Duration::from_secs(60))
+            .as_millis() as i64;
+        let _ = now - chrono::Duration::milliseconds(tail_ms);
+        // anomaly_detector.rs save_period, at its largest spread.
+        let every = millis(s.detector.checkpoint_interval_ms);
+        let _ = every - every.mul_f64(1023.0 / 2048.0);
+
+        // The validator.
+        let rules = crate::pipeline::validation_rules(s);
+        for text in [
+            r#"{"customer_id":"C","timestamp":"9999-12-31T23:59:59Z","heart_rate":72}"#,
+            r#"{"customer_id":"C","timestamp":"1970-01-01T00:00:00Z","heart_rate":32767}"#,
+        ] {
+            let _ = validate(Some(text.as_bytes()), Some(now), &rules);
+            let _ = validate(Some(text.as_bytes()), None, &rules);
+        }
+
+        // The generator: its plan, and the simulator with at most a thousand customers (a
+        // larger fleet only allocates more), the time between a customer's readings kept.
+        let mut plan = crate::commands::run::generator_plan(s, Some(20));
+        let interval = plan.sim.reading_interval_s();
+        let fleet = plan.sim.customers.min(1_000);
+        plan.sim.rate *= fleet as f64 / plan.sim.customers as f64;
+        plan.sim.customers = fleet;
+        assert!((plan.sim.reading_interval_s() - interval).abs() <= interval * 1e-9 + 1e-9);
+        let mut sim = Simulator::new(plan.sim.clone());
+        for _ in 0..20 {
+            sim.next_record(now);
+        }
+        // generator.rs produce: what is owed after an hour.
+        let owed = (3_600.0 * plan.rate as f64) as u64;
+        let _ = owed.min(plan.rate.max(1));
+
+        // The intake's batches and their deadline (pipeline.rs, kafka_subscriber.rs intake).
+        let batching = Batching {
+            max_records: count(s.writer.batch_size),
+            max_wait: millis(s.writer.flush_interval_ms),
+        };
+        let _ = tokio::time::Instant::now() + batching.max_wait;
+        // The drain: the supervisor's timeout and the ledger's deadline (offsets.rs).
+        let _ = Instant::now() + millis(s.shutdown.timeout_ms);
+        // The supervisor: every restart the policy allows, and one more.
+        let policy = RestartPolicy::from_settings(&s.supervisor);
+        let mut history = RestartHistory::new(policy);
+        let start = Instant::now();
+        for i in 0..=policy.max_restarts.min(20) as u64 {
+            if let Some(wait) = history.record(start + Duration::from_millis(i)) {
+                let _ = wait.as_millis() as u64;
+            }
+        }
+        let _ = policy.window.as_secs();
+
+        // run.rs storage upkeep: PostgreSQL computes today - retention_days, which must stay in
+        // its dates (4713 BC on).
+        let keep = i32::try_from(s.storage.retention_days).expect("retention days fit an i32");
+        let oldest = now
+            .date_naive()
+            .checked_sub_days(Days::new(u64::try_from(keep).unwrap()))
+            .expect("a date");
+        assert!(oldest.year() > -4713, "{oldest}");
+
+        // telemetry.rs: the rotating log file.
+        let _ = (mebibytes(s.log.max_size_mb), count(s.log.max_files));
+    }
+
+    fn integer_keys() -> usize {
+        defaults().integer_keys().len()
+    }
+
+    fn number_keys() -> usize {
+        defaults().number_keys().len()
+    }
+
+    #[test]
+    fn every_key_at_its_minimum_or_at_its_maximum_loads_and_builds() {
+        for raw in [0, 1] {
+            let (file, env) = configuration(&[raw], &[raw]);
+            let s = load(&file, env).unwrap_or_else(|e| panic!("{e}"));
+            build_everything(&s);
+        }
+    }
+
+    proptest! {
+        // Each case builds Kafka clients (0.1 s): fewer cases than proptest's default.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn any_configuration_within_the_ranges_loads_and_builds(
+            raws in prop::collection::vec(any::<u64>(), integer_keys()),
+            number_raws in prop::collection::vec(any::<u64>(), number_keys()),
+        ) {
+            let (file, env) = configuration(&raws, &number_raws);
+            let s = load(&file, env.clone());
+            prop_assert!(s.is_ok(), "refused: {:?}\nfrom {env:?}\n{file}", s.err());
+            build_everything(&s.unwrap());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_integer_just_past_its_range_is_refused_with_the_key_named(
+            index in any::<prop::sample::Index>(),
+            above in any::<bool>(),
+            distance in prop_oneof![Just(1u64), 1u64..1_000, any::<u64>()],
+        ) {
+            let d = defaults();
+            let keys = d.integer_keys();
+            let (key, _, range) = index.get(&keys);
+            let past = if above {
+                range.end().checked_add_unsigned(distance)
+            } else {
+                range.start().checked_sub_unsigned(distance)
+            };
+            // Nothing lies past the ends of i64 (generator.seed reaches one).
+            let Some(value) = past else { return Ok(()) };
+            let err = Settings::load_from(None, vec![(env_name(key), value.to_string())]);
+            let problems = err.expect_err("refused").problems;
+            let named = format!("{key}: {value} is out of range");
+            prop_assert!(problems.iter().any(|p| p.starts_with(&named)), "{problems:?}");
+        }
+    }
+
+    #[test]
+    fn a_number_just_past_its_range_is_refused_with_the_key_named() {
+        for (key, _, range) in defaults().number_keys() {
+            let past = match range {
+                NumberRange::Fraction => vec![-f64::MIN_POSITIVE, -0.5, 1.0 + f64::EPSILON, 2.0],
+                NumberRange::PositiveUpTo(max) => {
+                    vec![0.0, -1.0, max * (1.0 + f64::EPSILON), 1e300]
+                }
+            };
+            for value in past {
+                let env = vec![(env_name(key), format!("{value:?}"))];
+                let problems = Settings::load_from(None, env).expect_err(key).problems;
+                let named = format!("{key}: {value} must be");
+                assert!(
+                    problems.iter().any(|p| p.starts_with(&named)),
+                    "{problems:?}"
+                );
+            }
+        }
     }
 }

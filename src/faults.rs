@@ -5,6 +5,8 @@
 //! `HEARTBEAT_TEST_PANIC=<actor>:<n>` makes the named actor (`validator`, `anomaly_detector`,
 //! `db_writer`) panic on each of the first `n` batches it handles in this process, counted across
 //! restarts: `validator:1` panics once, and a large `n` panics past any restart intensity.
+//! `generator` panics as it starts instead, on each of its first `n` starts (it handles no
+//! batches): a group that fails at every start.
 
 /// The environment variable that arms the panic hook.
 pub const PANIC_VAR: &str = "HEARTBEAT_TEST_PANIC";

@@ -77,7 +77,7 @@ pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
     } else {
         let file = RotatingFile::open(
             std::path::Path::new(&settings.file),
-            u64::try_from(settings.max_size_mb).unwrap_or(1) * 1024 * 1024,
+            crate::config::mebibytes(settings.max_size_mb),
             crate::config::count(settings.max_files),
         )
         .map_err(|e| {

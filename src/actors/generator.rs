@@ -151,6 +151,8 @@ impl Actor for Generator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Tests: a generator that fails at every start (it has no batches to count).
+        crate::faults::maybe_panic(NAME);
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.health.set_actor(NAME, ActorState::Running);
         info!(self.log, "generating"; "customers" => self.plan.sim.customers,

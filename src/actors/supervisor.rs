@@ -114,7 +114,9 @@ pub enum Outcome {
     GaveUp,
 }
 
-/// Runs `groups` until `shutdown` resolves or a group exceeds its restart intensity.
+/// Runs `groups` until `shutdown` resolves or a group exceeds its restart intensity. On
+/// `shutdown`, at any moment, every group that runs is drained (a group waiting to be restarted
+/// is not restarted), and the drain decides between `Stopped` and `DrainTimedOut`.
 pub async fn supervise(
     mut groups: Vec<Box<dyn ChildGroup>>,
     policy: RestartPolicy,
@@ -133,8 +135,11 @@ pub async fn supervise(
     // A group that cannot even start is handled like one that failed.
     let mut pending: VecDeque<(usize, Option<String>)> =
         (0..groups.len()).map(|i| (i, None)).collect();
+    // Which groups run: started, and not seen failing since. A stop drains these, whatever the
+    // others are doing at that moment (backing off before a restart, starting).
+    let mut running = vec![false; groups.len()];
 
-    loop {
+    'supervise: loop {
         while let Some((i, cause)) = pending.pop_front() {
             if let Some(cause) = cause {
                 let Some(wait) = histories[i].record(Instant::now()) else {
@@ -157,23 +162,23 @@ pub async fn supervise(
                 }
                 groups[i].stop();
                 tokio::select! {
-                    _ = &mut shutdown => {
-                        for g in groups.iter_mut() { g.stop(); }
-                        return Outcome::Stopped;
-                    }
+                    // Not restarted; the groups that run are drained below.
+                    _ = &mut shutdown => break 'supervise,
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
             generations[i] += 1;
             let started = tokio::select! {
-                _ = &mut shutdown => {
-                    for g in groups.iter_mut() { g.stop(); }
-                    return Outcome::Stopped;
-                }
-                r = groups[i].start(generations[i], tx.clone()) => r,
+                _ = &mut shutdown => None,
+                r = groups[i].start(generations[i], tx.clone()) => Some(r),
+            };
+            // Stopped half-started (with every group, below), not drained.
+            let Some(started) = started else {
+                break 'supervise;
             };
             match started {
                 Ok(()) => {
+                    running[i] = true;
                     for actor in groups[i].actors() {
                         health.clear_restarting(actor);
                     }
@@ -196,6 +201,7 @@ pub async fn supervise(
                 if exit.generation != generations[i] || pending.iter().any(|(p, _)| *p == i) {
                     continue; // an actor of an incarnation already replaced
                 }
+                running[i] = false;
                 metrics.actor_restarts.with_label_values(&[exit.actor]).inc();
                 let how = if exit.clean { "stopped" } else { "died (panic or lost arbiter)" };
                 pending.push_back((i, Some(format!("{} {how}", exit.actor))));
@@ -203,10 +209,26 @@ pub async fn supervise(
         }
     }
 
-    info!(log, "stopping: draining in-flight work"; "timeout_ms" => shutdown_timeout.as_millis() as u64);
+    // An actor that went just before the stop: its group is not drained (a drain would wait on
+    // an actor that is gone); what it had in flight was not committed and is read again.
+    while let Ok(exit) = rx.try_recv() {
+        if let Some(i) = groups.iter().position(|g| g.actors().contains(&exit.actor)) {
+            if exit.generation == generations[i] {
+                running[i] = false;
+            }
+        }
+    }
+    let draining: Vec<&str> = groups
+        .iter()
+        .zip(&running)
+        .filter(|(_, run)| **run)
+        .map(|(g, _)| g.name())
+        .collect();
+    info!(log, "stopping: draining in-flight work"; "groups" => draining.join(","),
+        "timeout_ms" => shutdown_timeout.as_millis() as u64);
     let drained = tokio::time::timeout(shutdown_timeout, async {
         let mut all = true;
-        for g in groups.iter_mut() {
+        for (g, _) in groups.iter_mut().zip(&running).filter(|(_, run)| **run) {
             all &= g.drain().await;
         }
         all
@@ -383,6 +405,157 @@ mod actor_tests {
             metrics.actor_restarts.with_label_values(&["fragile"]).get(),
             2
         );
+    }
+
+    /// A group that never fails and notes what the supervisor asks of it.
+    struct Steady {
+        name: &'static str,
+        actors: &'static [&'static str],
+        asked: Rc<RefCell<Vec<&'static str>>>,
+        /// What its drain answers.
+        drains_in_time: bool,
+        /// Its start never finishes.
+        hangs: bool,
+    }
+
+    impl Steady {
+        fn new(asked: &Rc<RefCell<Vec<&'static str>>>) -> Steady {
+            Steady {
+                name: "steady",
+                actors: &["steady"],
+                asked: asked.clone(),
+                drains_in_time: true,
+                hangs: false,
+            }
+        }
+    }
+
+    impl ChildGroup for Steady {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn actors(&self) -> &'static [&'static str] {
+            self.actors
+        }
+        fn start(
+            &mut self,
+            _: u64,
+            _: UnboundedSender<ChildExit>,
+        ) -> BoxFuture<'_, Result<(), String>> {
+            self.asked.borrow_mut().push("start");
+            if self.hangs {
+                Box::pin(std::future::pending())
+            } else {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        fn drain(&mut self) -> BoxFuture<'_, bool> {
+            self.asked.borrow_mut().push("drain");
+            let drained = self.drains_in_time;
+            Box::pin(async move { drained })
+        }
+        fn stop(&mut self) {
+            self.asked.borrow_mut().push("stop");
+        }
+    }
+
+    /// A `FragileGroup` that fails at every start, and a policy that waits a minute before
+    /// each restart.
+    fn always_failing(starts: &Rc<RefCell<Vec<u64>>>) -> (FragileGroup, RestartPolicy) {
+        let group = FragileGroup {
+            starts: starts.clone(),
+            explosions: usize::MAX,
+            arbiter: None,
+            actor: None,
+        };
+        let policy = RestartPolicy {
+            max_restarts: 5,
+            window: Duration::from_secs(60),
+            backoff_min: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(60),
+        };
+        (group, policy)
+    }
+
+    /// Runs the supervisor over `groups` until `shutdown`, at most ten seconds.
+    async fn supervise_until(
+        groups: Vec<Box<dyn ChildGroup>>,
+        policy: RestartPolicy,
+        shutdown: impl Future<Output = ()>,
+        metrics: Arc<Metrics>,
+    ) -> Outcome {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            supervise(
+                groups,
+                policy,
+                shutdown,
+                Duration::from_secs(1),
+                metrics,
+                Arc::new(Health::new()),
+                crate::telemetry::discard(),
+            ),
+        )
+        .await
+        .expect("supervisor returns")
+    }
+
+    #[actix::test]
+    async fn a_stop_while_another_group_backs_off_drains_the_running_group() {
+        silence_panics();
+        for drains_in_time in [true, false] {
+            let asked = Rc::new(RefCell::new(Vec::new()));
+            let starts = Rc::new(RefCell::new(Vec::new()));
+            let (fragile, policy) = always_failing(&starts);
+            let steady = Steady {
+                drains_in_time,
+                ..Steady::new(&asked)
+            };
+            let metrics = Arc::new(Metrics::new());
+            let seen = metrics.clone();
+            // The stop comes once the fragile group has died: the supervisor is then in its
+            // minute of backoff.
+            let shutdown = async move {
+                while seen.actor_restarts.with_label_values(&["fragile"]).get() < 1 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            let groups: Vec<Box<dyn ChildGroup>> = vec![Box::new(steady), Box::new(fragile)];
+            let outcome = supervise_until(groups, policy, shutdown, metrics).await;
+            let want = if drains_in_time {
+                Outcome::Stopped
+            } else {
+                Outcome::DrainTimedOut
+            };
+            assert_eq!(outcome, want);
+            assert_eq!(*asked.borrow(), ["start", "drain", "stop"]);
+            assert_eq!(*starts.borrow(), [1], "not restarted after the stop");
+        }
+    }
+
+    #[actix::test]
+    async fn a_stop_while_a_group_starts_drains_the_groups_already_running() {
+        let asked = Rc::new(RefCell::new(Vec::new()));
+        let hanging = Rc::new(RefCell::new(Vec::new()));
+        let slow = Steady {
+            name: "slow",
+            actors: &["slow"],
+            hangs: true,
+            ..Steady::new(&hanging)
+        };
+        let seen = hanging.clone();
+        let shutdown = async move {
+            while seen.borrow().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let groups: Vec<Box<dyn ChildGroup>> = vec![Box::new(Steady::new(&asked)), Box::new(slow)];
+        let outcome =
+            supervise_until(groups, fast_policy(5), shutdown, Arc::new(Metrics::new())).await;
+        assert_eq!(outcome, Outcome::Stopped);
+        assert_eq!(*asked.borrow(), ["start", "drain", "stop"]);
+        // Never started, so nothing to drain: its half-start is stopped.
+        assert_eq!(*hanging.borrow(), ["start", "stop"]);
     }
 
     #[actix::test]

@@ -906,7 +906,11 @@ fn ground_truth(
             })
             .unwrap_or_default();
         let rules = heartbeat_pipeline::domain::validation::ValidationRules::default();
-        let reference = chrono::Utc::now();
+        // The record's own Kafka timestamp, as the processor judges it (none: no time bound).
+        let reference = m
+            .timestamp()
+            .to_millis()
+            .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis);
         if let Ok(r) =
             heartbeat_pipeline::domain::validation::validate(m.payload(), reference, &rules)
         {

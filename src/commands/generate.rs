@@ -1,5 +1,6 @@
 //! `generate`: Generator + KafkaPublisher only. Publishes `--count` readings (forever when
-//! absent) and exits 0 once every one is acknowledged by the broker, 1 if any failed.
+//! absent) and exits 0 once every one is acknowledged by the broker (or on a stop before the
+//! topics were ready), 1 if any failed or no Kafka client can be built.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use rdkafka::producer::FutureProducer;
 use slog::{error, info, Logger};
 use tokio::sync::{mpsc, oneshot};
 
-use super::run::{generator_plan, prepare_topics};
+use super::run::{generator_plan, prepare_topics, NotPrepared};
 use super::{exit, stopped};
 use crate::actors::generator::{self, Generator};
 use crate::actors::kafka_publisher::{self, KafkaPublisher};
@@ -46,13 +47,22 @@ pub async fn generate(settings: Settings, args: GenerateArgs, log: Logger) -> i3
         print!("{}", profile_report(&plan.sim, records));
         return exit::OK;
     }
-    if prepare_topics(&settings, &log, &stop, None).await.is_none() {
-        return exit::FAILURE;
+    match prepare_topics(&settings, &log, &stop, None).await {
+        Ok(()) => {}
+        // Nothing was queued, so nothing failed: a clean stop.
+        Err(NotPrepared::Stopped) => return exit::OK,
+        Err(e @ NotPrepared::NoClient(_)) => {
+            error!(log, "cannot generate"; "error" => %e);
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
     }
     let producer: FutureProducer = match kafka_cfg::producer_config(&settings.kafka).create() {
         Ok(p) => p,
         Err(e) => {
-            error!(log, "cannot create the kafka producer"; "error" => %e);
+            let e = kafka_cfg::scrub(&e.to_string(), &settings.kafka);
+            error!(log, "cannot create the kafka producer"; "error" => &e);
+            eprintln!("error: cannot create the kafka producer: {e}");
             return exit::FAILURE;
         }
     };

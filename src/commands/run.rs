@@ -2,13 +2,17 @@
 //! runs the enabled actor groups under the supervisor until SIGTERM/SIGINT.
 //!
 //! It never exits because a service is unreachable: it retries with backoff and reports
-//! not-ready meanwhile. Exit codes: 0 drained and committed; 1 drain timed out or HTTP could not
-//! bind; 3 the supervisor gave up.
+//! not-ready meanwhile. Exit codes: 0 drained and committed (or stopped before anything ran);
+//! 1 drain timed out, HTTP could not bind, or no Kafka client can be built from the
+//! configuration; 3 the supervisor gave up.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::BaseProducer;
 use slog::{error, info, warn, Logger};
 use tokio::sync::watch;
 
@@ -51,32 +55,39 @@ pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan 
     GeneratorPlan { sim, rate, count }
 }
 
+/// Why [`prepare_topics`] returned before the topics were there.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPrepared {
+    /// A stop was asked for while the broker did not answer yet: a clean stop.
+    #[error("stopped before the kafka topics were ready")]
+    Stopped,
+    /// librdkafka builds no admin client from this configuration; waiting cannot help.
+    #[error("cannot create the kafka admin client: {0}")]
+    NoClient(String),
+}
+
 /// Creates the topics this program uses, retrying until the broker answers.
 pub async fn prepare_topics(
     settings: &Settings,
     log: &Logger,
     stop: &watch::Receiver<bool>,
     health: Option<Arc<Health>>,
-) -> Option<()> {
+) -> Result<(), NotPrepared> {
     let clients = kafka_cfg::admin_client(&settings.kafka, health.clone()).and_then(|admin| {
         Ok((
             admin,
             Arc::new(kafka_cfg::Probe::new(&settings.kafka, health)?),
         ))
     });
-    let (admin, probe): (AdminClient<ReportingContext>, _) = match clients {
-        Ok(c) => c,
-        Err(e) => {
-            error!(log, "cannot create a kafka admin client"; "error" => %e);
-            return None;
-        }
-    };
+    let (admin, probe): (AdminClient<ReportingContext>, _) = clients
+        .map_err(|e| NotPrepared::NoClient(kafka_cfg::scrub(&e.to_string(), &settings.kafka)))?;
     let topics = [
         settings.kafka.topics.readings.as_str(),
         settings.kafka.topics.dead_letter.as_str(),
         settings.kafka.topics.alerts.as_str(),
     ];
-    let partitions = settings.kafka.topics.partitions as i32;
+    // Validated to 1..=10000; saturating all the same rather than wrapping.
+    let partitions = i32::try_from(settings.kafka.topics.partitions).unwrap_or(i32::MAX);
     until_ok(
         "create kafka topics",
         log,
@@ -97,6 +108,45 @@ pub async fn prepare_topics(
         },
     )
     .await
+    .ok_or(NotPrepared::Stopped)
+}
+
+/// Builds, without contacting a broker, each Kafka client the enabled groups build at every
+/// start: the consumer and the output producer of the processor, the generator's producer.
+/// librdkafka checks some properties against each other only then (`fetch.max.bytes` against
+/// `message.max.bytes` in the escape hatch, a SASL mechanism this build lacks), and a group
+/// whose start cannot build its client would fail every restart until the supervisor gave up
+/// (exit 3). Found here, the start ends with exit 1 and the reason instead.
+fn check_clients(settings: &Settings) -> Result<(), String> {
+    let quiet = |mut c: ClientConfig| {
+        // No bootstrap servers: nothing connects. librdkafka warns about that; not here.
+        c.set("bootstrap.servers", "")
+            .set_log_level(RDKafkaLogLevel::Critical);
+        c
+    };
+    let scrub = |what: &str, e: rdkafka::error::KafkaError| {
+        format!(
+            "cannot create the kafka {what}: {}",
+            kafka_cfg::scrub(&e.to_string(), &settings.kafka)
+        )
+    };
+    if settings.processor.enabled {
+        quiet(kafka_cfg::consumer_config(&settings.kafka))
+            .create::<BaseConsumer>()
+            .map_err(|e| scrub("consumer", e))?;
+    }
+    quiet(kafka_cfg::producer_config(&settings.kafka))
+        .create::<BaseProducer>()
+        .map_err(|e| scrub("producer", e))?;
+    Ok(())
+}
+
+/// Ends a start that cannot build a Kafka client: logged, said on stderr, exit 1.
+fn no_client(log: &Logger, reason: &str) -> i32 {
+    error!(log, "cannot start: no kafka client can be built from this configuration";
+        "error" => reason);
+    eprintln!("error: {reason}");
+    exit::FAILURE
 }
 
 /// Applies migrations, retrying until PostgreSQL answers.
@@ -279,6 +329,10 @@ async fn run_groups(
     if let Some(fault) = crate::faults::describe() {
         warn!(log, "test fault injection armed"; "fault" => fault, "variable" => crate::faults::PANIC_VAR);
     }
+    // Before waiting for any service: no wait can make librdkafka build a client it refuses.
+    if let Err(reason) = check_clients(settings) {
+        return no_client(log, &reason);
+    }
     if settings.processor.enabled {
         match prepare_database(settings, log, stop).await {
             Some(applied) => info!(log, "database ready"; "migrations_applied" => applied.len(),
@@ -287,11 +341,10 @@ async fn run_groups(
         }
         spawn_storage_upkeep(settings.clone(), log.clone());
     }
-    if prepare_topics(settings, log, stop, Some(health.clone()))
-        .await
-        .is_none()
-    {
-        return exit::OK;
+    match prepare_topics(settings, log, stop, Some(health.clone())).await {
+        Ok(()) => {}
+        Err(NotPrepared::Stopped) => return exit::OK,
+        Err(e @ NotPrepared::NoClient(_)) => return no_client(log, &e.to_string()),
     }
 
     let shared = Shared {
@@ -326,5 +379,65 @@ async fn run_groups(
             exit::FAILURE
         }
         Outcome::GaveUp => exit::GAVE_UP,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let mut s = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
+        // Nothing listens there: the topics can never be created.
+        s.kafka.brokers = "127.0.0.1:1".to_owned();
+        s
+    }
+
+    /// SASL with a mechanism this build of librdkafka lacks: no client can be built.
+    fn without_a_client() -> Settings {
+        let mut s = settings();
+        s.kafka.security_protocol = "sasl_plaintext".to_owned();
+        s.kafka.sasl_mechanism = "PLAIN".to_owned();
+        s.kafka.sasl_username = "alice".to_owned();
+        s.kafka.sasl_password = config::Secret::new("pw");
+        s.kafka
+            .librdkafka
+            .insert("sasl.mechanisms".to_owned(), "GSSAPI".to_owned());
+        s
+    }
+
+    #[actix::test]
+    async fn a_stop_and_a_client_that_cannot_be_built_are_told_apart() {
+        let log = crate::telemetry::discard();
+        let (_tx, stopped) = watch::channel(true);
+        let got = prepare_topics(&settings(), &log, &stopped, None).await;
+        assert!(matches!(got, Err(NotPrepared::Stopped)), "{got:?}");
+        let (_tx, running) = watch::channel(false);
+        let got = prepare_topics(&without_a_client(), &log, &running, None).await;
+        match got {
+            Err(NotPrepared::NoClient(e)) => assert!(e.contains("GSSAPI"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_clients_of_every_start_are_checked_before_anything_waits() {
+        assert_eq!(check_clients(&settings()), Ok(()));
+        let e = check_clients(&without_a_client()).unwrap_err();
+        assert!(e.starts_with("cannot create the kafka consumer: "), "{e}");
+        let mut generator_only = without_a_client();
+        generator_only.processor.enabled = false;
+        let e = check_clients(&generator_only).unwrap_err();
+        assert!(e.starts_with("cannot create the kafka producer: "), "{e}");
+        let mut hatch = settings();
+        hatch
+            .kafka
+            .librdkafka
+            .insert("message.max.bytes".to_owned(), "10000000".to_owned());
+        let e = check_clients(&hatch).unwrap_err();
+        assert!(
+            e.contains("`fetch.max.bytes` must be >= `message.max.bytes`"),
+            "{e}"
+        );
     }
 }

@@ -25,7 +25,8 @@ pub struct SourceRecord {
     pub value: Option<Vec<u8>>,
     /// The record's own Kafka timestamp, when it has one.
     pub timestamp: Option<DateTime<Utc>>,
-    /// The processor's clock when the record was first read.
+    /// The processor's clock when the record was read (for the delay metric only, never for a
+    /// verdict).
     pub read_at: DateTime<Utc>,
     /// The generation of the partition's assignment it was read in (`progress`): a record read
     /// before a revocation is told from the copy read again after the reassignment.
@@ -33,11 +34,12 @@ pub struct SourceRecord {
 }
 
 impl SourceRecord {
-    /// The instant a reading's timestamp is compared with for `future_timestamp`: the record's
-    /// own timestamp, or the processor's clock at first read when it has none (SPEC section 4),
-    /// so re-reading the record gives the same verdict.
-    pub fn reference_time(&self) -> DateTime<Utc> {
-        self.timestamp.unwrap_or(self.read_at)
+    /// The instant a reading's timestamp is held to its time bounds against: the record's own
+    /// Kafka timestamp, which is the same on every read, so a re-read gets the same verdict.
+    /// `None` for a record without one: it is held to no time bound (SPEC section 4). The
+    /// processor's clock (`read_at`) is never used, as it differs from one read to the next.
+    pub fn reference_time(&self) -> Option<DateTime<Utc>> {
+        self.timestamp
     }
 }
 
@@ -145,6 +147,58 @@ impl BatchPositions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validation::{validate, ValidationRules};
+    use chrono::TimeZone;
+
+    fn record(
+        value: &str,
+        timestamp: Option<DateTime<Utc>>,
+        read_at: DateTime<Utc>,
+    ) -> SourceRecord {
+        SourceRecord {
+            topic: Arc::from("heartbeats"),
+            partition: 0,
+            offset: 0,
+            key: None,
+            value: Some(value.as_bytes().to_vec()),
+            timestamp,
+            read_at,
+        }
+    }
+
+    #[test]
+    fn a_record_without_a_kafka_timestamp_gets_the_same_verdict_whenever_it_is_read() {
+        // Far ahead of any read: only a clock could make it "future", and no clock may.
+        let value =
+            r#"{"customer_id":"CUST-1","timestamp":"2999-01-01T00:00:00Z","heart_rate":72}"#;
+        let rules = ValidationRules::default();
+        for read_at in [
+            Utc.with_ymd_and_hms(1971, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2999, 1, 1, 0, 0, 0).unwrap(),
+        ] {
+            let r = record(value, None, read_at);
+            let verdict = validate(r.value.as_deref(), r.reference_time(), &rules);
+            assert!(verdict.is_ok(), "read at {read_at}: {verdict:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_with_a_kafka_timestamp_is_judged_against_it_not_the_read_time() {
+        let value =
+            r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T13:05:01Z","heart_rate":72}"#;
+        let sent = Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap();
+        let rules = ValidationRules::default();
+        for read_at in [sent, sent + chrono::TimeDelta::days(365)] {
+            let r = record(value, Some(sent), read_at);
+            let verdict = validate(r.value.as_deref(), r.reference_time(), &rules);
+            assert_eq!(
+                verdict.map_err(|e| e.reason),
+                Err(crate::domain::validation::RejectReason::FutureTimestamp),
+                "read at {read_at}"
+            );
+        }
+    }
 
     #[test]
     fn positions_keep_the_offset_after_the_highest_record_per_partition() {

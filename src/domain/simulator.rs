@@ -793,7 +793,8 @@ fn start_episode(
                 (false, true) => -1.0,
                 // No room inside the normal band: shift toward it.
                 (false, false) => {
-                    let middle = (m.bands.low_below + m.bands.high_above) as f32 / 2.0;
+                    // In f32: the sum of two i64 bands could overflow.
+                    let middle = (m.bands.low_below as f32 + m.bands.high_above as f32) / 2.0;
                     if base < middle {
                         1.0
                     } else {
@@ -1651,7 +1652,7 @@ mod tests {
             };
             assert_eq!(reason, RejectReason::ALL[i % RejectReason::ALL.len()]);
             assert!(customer_id.starts_with("CUST-"));
-            let verdict = validate(value.as_deref(), at, &ValidationRules::default());
+            let verdict = validate(value.as_deref(), Some(at), &ValidationRules::default());
             assert_eq!(
                 verdict.as_ref().map_err(|r| r.reason),
                 Err(reason),

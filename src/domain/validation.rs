@@ -4,8 +4,9 @@
 //! Owns the rules of the reading message: which fields are read, their types and ranges, the
 //! timestamp grammar, the derived `event_id`, and the order in which rejection reasons win.
 //! Accepts the record value as bytes (`None` for a null value), the record's reference time
-//! (its Kafka timestamp, or the processor's clock at first read) and the configured
-//! [`ValidationRules`]. Emits `Ok(Reading)` or `Err(Rejection)` with one of the eleven
+//! (its Kafka timestamp; `None` when it has none, and then no time bound applies) and the
+//! configured [`ValidationRules`]. Nothing here reads the clock, so a re-read of a record always
+//! gets the same verdict. Emits `Ok(Reading)` or `Err(Rejection)` with one of the eleven
 //! [`RejectReason`]s and a short lowercase detail that echoes at most 100 bytes of the
 //! input. It never fails otherwise and never panics: bad input is data, not an error.
 //!
@@ -143,11 +144,12 @@ impl fmt::Display for Rejection {
 /// Validates one record value.
 ///
 /// `value`: the Kafka record value (`None` = null value). `reference_time`: the Kafka record's
-/// own timestamp, or the processor's clock at first read when the record has none; taking it as
-/// an argument (rather than reading the clock here) is what makes a re-read give the same verdict.
+/// own timestamp, which the reading's timestamp is held to `future_timestamp` against; `None`
+/// for a record without one, which is held to no time bound (SPEC section 4). Taking it as an
+/// argument (rather than reading the clock here) is what makes a re-read give the same verdict.
 pub fn validate(
     value: Option<&[u8]>,
-    reference_time: DateTime<Utc>,
+    reference_time: Option<DateTime<Utc>>,
     rules: &ValidationRules,
 ) -> Result<Reading, Rejection> {
     use RejectReason::*;
@@ -288,19 +290,22 @@ pub fn validate(
         })?;
 
     // future_timestamp: exactly at the bound is accepted. Compared in i128 nanoseconds so that no
-    // configured skew or pair of instants can overflow.
-    let ahead_ns = instant_ns(&recorded_at) - instant_ns(&reference_time);
-    if ahead_ns > i128::from(rules.max_future_skew_ms) * 1_000_000 {
-        return Err(Rejection::new(
-            FutureTimestamp,
-            format!(
-                "timestamp: {} is {} ms ahead of the record time {}, over the limit of {} ms",
-                canonical_timestamp(&recorded_at),
-                ahead_ns / 1_000_000,
-                canonical_timestamp(&reference_time),
-                rules.max_future_skew_ms
-            ),
-        ));
+    // configured skew or pair of instants can overflow. A record without a Kafka timestamp has
+    // nothing stable to be measured against, so it is held to no bound.
+    if let Some(reference_time) = reference_time {
+        let ahead_ns = instant_ns(&recorded_at) - instant_ns(&reference_time);
+        if ahead_ns > i128::from(rules.max_future_skew_ms) * 1_000_000 {
+            return Err(Rejection::new(
+                FutureTimestamp,
+                format!(
+                    "timestamp: {} is {} ms ahead of the record time {}, over the limit of {} ms",
+                    canonical_timestamp(&recorded_at),
+                    ahead_ns / 1_000_000,
+                    canonical_timestamp(&reference_time),
+                    rules.max_future_skew_ms
+                ),
+            ));
+        }
     }
 
     // implausible_heart_rate: a literal too long for i64 is out of any configurable range; a
@@ -1051,14 +1056,49 @@ mod tests {
         ]
     }
 
+    /// Cases for a record without a Kafka timestamp: it is held to no time bound (SPEC section
+    /// 4), so only the other rules decide.
+    fn untimed_cases() -> Vec<(&'static str, Option<Vec<u8>>, Expect)> {
+        vec![
+            (
+                "no kafka timestamp and a far future reading is accepted",
+                ts("9999-12-31T23:59:59Z"),
+                ok("CUST-1", "9999-12-31T23:59:59.000000Z", 72),
+            ),
+            (
+                "no kafka timestamp and a reading just past any skew is accepted",
+                ts("2026-11-29T13:05:00.000001Z"),
+                ok("CUST-1", "2026-11-29T13:05:00.000001Z", 72),
+            ),
+            (
+                "no kafka timestamp and the epoch is accepted",
+                ts("1970-01-01T00:00:00Z"),
+                ok("CUST-1", "1970-01-01T00:00:00.000000Z", 72),
+            ),
+            (
+                "no kafka timestamp and a far future implausible reading is implausible",
+                msg(r#""CUST-1""#, r#""2999-01-01T00:00:00Z""#, "500"),
+                Reject(ImplausibleHeartRate),
+            ),
+            (
+                "no kafka timestamp and an invalid timestamp is still invalid",
+                ts("2026-11-29T12:00:00"),
+                Reject(InvalidTimestamp),
+            ),
+        ]
+    }
+
     #[test]
     fn every_table_case_gets_its_verdict() {
         let rules = ValidationRules::default();
         let cases = cases();
         assert!(cases.len() >= 45);
+        let timed = cases.iter().map(|case| (case, Some(reference())));
+        let untimed = untimed_cases();
+        let untimed = untimed.iter().map(|case| (case, None));
         let mut failures = Vec::new();
-        for (name, input, expect) in &cases {
-            let got = validate(input.as_deref(), reference(), &rules);
+        for ((name, input, expect), reference) in timed.chain(untimed) {
+            let got = validate(input.as_deref(), reference, &rules);
             let good = match (expect, &got) {
                 (Reject(reason), Err(rejection)) => rejection.reason == *reason,
                 (Accept(customer, at, bpm, id), Ok(reading)) => {
@@ -1096,7 +1136,7 @@ mod tests {
     fn accept(text: &str) -> Reading {
         validate(
             Some(text.as_bytes()),
-            reference(),
+            Some(reference()),
             &ValidationRules::default(),
         )
         .unwrap()
@@ -1105,7 +1145,7 @@ mod tests {
     fn reject(text: &str) -> Rejection {
         validate(
             Some(text.as_bytes()),
-            reference(),
+            Some(reference()),
             &ValidationRules::default(),
         )
         .unwrap_err()
@@ -1188,7 +1228,7 @@ mod tests {
         );
         let too_large = validate(
             Some(&[b' '; 10]),
-            reference(),
+            Some(reference()),
             &ValidationRules {
                 max_message_bytes: 9,
                 ..Default::default()
@@ -1200,7 +1240,7 @@ mod tests {
         );
         let not_utf8 = validate(
             Some(b"{\"a\xc3\x28"),
-            reference(),
+            Some(reference()),
             &ValidationRules::default(),
         );
         assert_eq!(
@@ -1271,8 +1311,9 @@ mod tests {
             min_heart_rate: 30,
             max_heart_rate: 40,
         };
-        let check =
-            |text: &str| validate(Some(text.as_bytes()), reference(), &rules).map_err(|r| r.reason);
+        let check = |text: &str| {
+            validate(Some(text.as_bytes()), Some(reference()), &rules).map_err(|r| r.reason)
+        };
         assert!(
             check(r#"{"customer_id":"C","timestamp":"2026-11-29T13:00:00Z","heart_rate":30}"#)
                 .is_ok()
@@ -1296,7 +1337,7 @@ mod tests {
         };
         let text = r#"{"customer_id":"C","timestamp":"2026-11-29T13:00:00Z","heart_rate":40000}"#;
         assert_eq!(
-            validate(Some(text.as_bytes()), reference(), &wide).map_err(|r| r.reason),
+            validate(Some(text.as_bytes()), Some(reference()), &wide).map_err(|r| r.reason),
             Err(ImplausibleHeartRate)
         );
         let negative_skew = ValidationRules {
@@ -1305,7 +1346,8 @@ mod tests {
         };
         let text = r#"{"customer_id":"C","timestamp":"1970-01-01T00:00:00Z","heart_rate":30}"#;
         assert_eq!(
-            validate(Some(text.as_bytes()), reference(), &negative_skew).map_err(|r| r.reason),
+            validate(Some(text.as_bytes()), Some(reference()), &negative_skew)
+                .map_err(|r| r.reason),
             Err(FutureTimestamp)
         );
     }
@@ -1443,7 +1485,7 @@ mod tests {
         #[test]
         fn any_bytes_get_a_verdict_without_panicking(value in prop::option::of(prop::collection::vec(any::<u8>(), 0..300))) {
             let rules = ValidationRules::default();
-            if let Ok(reading) = validate(value.as_deref(), reference(), &rules) {
+            if let Ok(reading) = validate(value.as_deref(), Some(reference()), &rules) {
                 assert_within_contract(&reading, &rules);
             }
         }
@@ -1456,7 +1498,7 @@ mod tests {
             }
             bytes.truncate(bytes.len().saturating_sub(cut));
             let rules = ValidationRules::default();
-            if let Ok(reading) = validate(Some(&bytes), reference(), &rules) {
+            if let Ok(reading) = validate(Some(&bytes), Some(reference()), &rules) {
                 assert_within_contract(&reading, &rules);
             }
         }
@@ -1466,7 +1508,7 @@ mod tests {
         #[test]
         fn json_like_objects_get_a_verdict_without_panicking(text in object()) {
             let rules = ValidationRules::default();
-            match validate(Some(text.as_bytes()), reference(), &rules) {
+            match validate(Some(text.as_bytes()), Some(reference()), &rules) {
                 Ok(reading) => assert_within_contract(&reading, &rules),
                 Err(rejection) => prop_assert!(!rejection.detail.is_empty()),
             }
@@ -1486,13 +1528,13 @@ mod tests {
                 heart_rate,
             };
             let json = reading.to_json();
-            prop_assert_eq!(validate(Some(json.as_bytes()), reference(), &ValidationRules::default()), Ok(reading.clone()));
+            prop_assert_eq!(validate(Some(json.as_bytes()), Some(reference()), &ValidationRules::default()), Ok(reading.clone()));
 
             // Without its event id, the same reading gets the derived one.
             let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
             object.remove("event_id");
             let bare = serde_json::to_string(&object).unwrap();
-            let derived = validate(Some(bare.as_bytes()), reference(), &ValidationRules::default()).unwrap();
+            let derived = validate(Some(bare.as_bytes()), Some(reference()), &ValidationRules::default()).unwrap();
             prop_assert_eq!(derived.event_id, derive_event_id(&reading.customer_id, &reading.recorded_at));
             prop_assert_eq!(Reading { event_id: reading.event_id, ..derived }, reading);
         }

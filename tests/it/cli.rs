@@ -120,6 +120,29 @@ fn every_problem_is_listed_at_once() {
 }
 
 #[test]
+fn a_forget_after_ms_beyond_a_year_exits_2_and_names_the_key() {
+    // 285,000 years: check-config used to accept it, and `run` then crashed on it
+    // ("DateTime - TimeDelta overflowed" loading detector state), restarted, and exited 3.
+    let out = check_config(
+        None,
+        &[("HEARTBEAT__DETECTOR__FORGET_AFTER_MS", "9000000000000000")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("detector.forget_after_ms: 9000000000000000 is out of range 1..=31536000000"),
+        "{}",
+        stderr(&out)
+    );
+    // A year is the most it takes.
+    let out = check_config(
+        None,
+        &[("HEARTBEAT__DETECTOR__FORGET_AFTER_MS", "31536000000")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let f = config_file("[database]\nurl = \"postgres://app:s3cr3t-pw@db:5432/hb\"\n");
     let out = check_config(f.to_str(), &[("HEARTBEAT__KAFKA__GROUP_ID", "from-env")]);
@@ -198,4 +221,97 @@ fn inspect_prints_the_counts_of_a_known_data_set() {
     ] {
         assert!(has(label, n), "no `{label} {n}` line in:\n{text}");
     }
+}
+
+/// SASL over plaintext with a mechanism this build of librdkafka does not have, set through the
+/// escape hatch: every key is valid and check-config accepts it, but librdkafka builds no client
+/// ("No provider for SASL mechanism GSSAPI").
+const NO_CLIENT: &str =
+    "[kafka]\nsecurity_protocol = \"sasl_plaintext\"\nsasl_mechanism = \"PLAIN\"\n\
+    sasl_username = \"alice\"\nsasl_password = \"no-client-Pw\"\n\
+    [kafka.librdkafka]\n\"sasl.mechanisms\" = \"GSSAPI\"\n";
+
+/// Runs `args` with `setup`'s environment and the configuration `toml`, at most a minute.
+fn run_with_config(
+    setup: &crate::helpers::Setup,
+    toml: &str,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let f = config_file(toml);
+    let mut cmd = setup.command(args);
+    cmd.args(["--config", f.to_str().unwrap()]);
+    let mut daemon = crate::helpers::Daemon::spawn(cmd);
+    let code = daemon.wait_exit(std::time::Duration::from_secs(60));
+    (Some(code), daemon.log_lines().join("\n"))
+}
+
+#[test]
+fn run_exits_1_with_the_reason_when_no_kafka_client_can_be_built() {
+    use crate::helpers::{Setup, TestDb};
+    let out = check_config(Some(config_file(NO_CLIENT).to_str().unwrap()), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check-config accepts it: {}",
+        stderr(&out)
+    );
+    let db = TestDb::new();
+    for (processor, generator) in [("true", "false"), ("false", "true")] {
+        let setup = Setup::new(&db)
+            .with("HEARTBEAT__PROCESSOR__ENABLED", processor)
+            .with("HEARTBEAT__GENERATOR__ENABLED", generator);
+        let (code, log) = run_with_config(&setup, NO_CLIENT, &["run"]);
+        assert_eq!(
+            code,
+            Some(1),
+            "processor {processor}, generator {generator}:\n{log}"
+        );
+        assert!(
+            log.contains("cannot create the kafka")
+                && log.contains("No provider for SASL mechanism GSSAPI"),
+            "{log}"
+        );
+        assert!(!log.contains("no-client-Pw"), "{log}");
+    }
+}
+
+#[test]
+fn generate_exits_1_with_the_reason_when_no_kafka_client_can_be_built() {
+    let setup = crate::helpers::Setup {
+        // generate uses no database; the URL only has to be valid.
+        db_url: "postgres://postgres@127.0.0.1:5432/unused".to_owned(),
+        ..crate::helpers::Setup::new_without_db()
+    };
+    let (code, log) = run_with_config(&setup, NO_CLIENT, &["generate", "--count", "1"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("cannot create") && log.contains("No provider for SASL mechanism GSSAPI"),
+        "{log}"
+    );
+}
+
+#[test]
+fn run_exits_1_not_3_when_librdkafka_builds_no_consumer_from_the_escape_hatch() {
+    // The admin client and the producers build, but librdkafka refuses a consumer whose
+    // fetch.max.bytes (set by this program) is below message.max.bytes: each start of the
+    // processor failed until the supervisor gave up with exit 3.
+    let toml = "[kafka.librdkafka]\n\"message.max.bytes\" = \"10000000\"\n";
+    let out = check_config(Some(config_file(toml).to_str().unwrap()), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check-config accepts it: {}",
+        stderr(&out)
+    );
+    let db = crate::helpers::TestDb::new();
+    let setup = crate::helpers::Setup::new(&db)
+        .with("HEARTBEAT__SUPERVISOR__BACKOFF_MIN_MS", "10")
+        .with("HEARTBEAT__SUPERVISOR__BACKOFF_MAX_MS", "20");
+    let (code, log) = run_with_config(&setup, toml, &["run"]);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("cannot create the kafka consumer")
+            && log.contains("`fetch.max.bytes` must be >= `message.max.bytes`"),
+        "{log}"
+    );
 }

@@ -505,6 +505,44 @@ mod injected_panics {
     }
 
     #[test]
+    fn sigterm_while_the_generator_backs_off_still_drains_and_commits_the_processor() {
+        let db = TestDb::new();
+        let setup = Setup::new(&db).with("HEARTBEAT__WRITER__BATCH_SIZE", "500");
+        let total = 40_000;
+        assert!(setup.generate(total as u64, 91).success());
+        // The generator of `run` fails at every start and waits ten minutes before each restart.
+        let mut daemon = setup
+            .clone()
+            .with("HEARTBEAT__GENERATOR__ENABLED", "true")
+            .with("HEARTBEAT_TEST_PANIC", "generator:1000000")
+            .with("HEARTBEAT__SUPERVISOR__BACKOFF_MIN_MS", "600000")
+            .with("HEARTBEAT__SUPERVISOR__BACKOFF_MAX_MS", "600000")
+            .spawn_run();
+        wait_for("the generator to back off", STORE_DEADLINE, || {
+            daemon
+                .records("restarting group")
+                .iter()
+                .any(|r| r["group"] == "generator")
+                .then_some(())
+        });
+        wait_for("a quarter of the rows", STORE_DEADLINE, || {
+            (accounted(&db) >= total / 4).then_some(())
+        });
+        daemon.signal(15);
+        let code = daemon.wait_exit(Duration::from_secs(30));
+        assert_eq!(code, 0, "a graceful stop exits 0");
+        // The processor was drained: everything stored was committed, nothing more.
+        let at_stop = accounted(&db);
+        assert_eq!(committed_total(&setup.group, &setup.topic), at_stop);
+        assert_eq!(
+            daemon.records("restarting group").len(),
+            1,
+            "the generator was not restarted after the stop"
+        );
+        eprintln!("[SIGTERM during the generator's backoff] {at_stop} of {total} rows stored and committed");
+    }
+
+    #[test]
     fn a_panic_that_repeats_past_the_restart_intensity_exits_3() {
         let db = TestDb::new();
         let setup = Setup::new(&db)
