@@ -1751,6 +1751,9 @@ mod properties {
             crate::db::pool(&s.database, 2),
             s.database.clone(),
             Arc::new(crate::progress::PartitionProgress::default()),
+            Arc::new(crate::offsets::OffsetLedger::new(
+                crate::telemetry::discard(),
+            )),
             Vec::new(),
             Arc::new(crate::metrics::Metrics::new()),
             Arc::new(crate::health::Health::new()),
@@ -1783,18 +1786,15 @@ mod properties {
         }
         silence(&mut state, "CUST-1");
         serde_json::to_value(&state).expect("a checkpoint of the state");
-        // anomaly_detector.rs load_partitions -> queries.rs load_partition_states: since =
+        // anomaly_detector.rs acquire -> queries.rs load_partition_states: since =
         // now - forget_after.
-        let forget_ms = millis(s.detector.forget_after_ms).as_millis() as i64;
-        let _ = Utc::now() - chrono::Duration::milliseconds(forget_ms);
-        // anomaly_detector.rs adopt -> queries.rs load_tails: a saved state's time minus the
-        // checkpoint interval and SAVE_SLACK (60 s).
-        let tail_ms = (millis(s.detector.checkpoint_interval_ms) + Duration::from_secs(60))
-            .as_millis() as i64;
-        let _ = now - chrono::Duration::milliseconds(tail_ms);
-        // anomaly_detector.rs save_period, at its largest spread.
+        let forget_ms =
+            i64::try_from(millis(s.detector.forget_after_ms).as_millis()).unwrap_or(i64::MAX);
+        let _ = ms_before(Utc::now(), forget_ms);
+        // anomaly_detector.rs checkpoint_period, at its largest spread, and the next checkpoint.
         let every = millis(s.detector.checkpoint_interval_ms);
-        let _ = every - every.mul_f64(1023.0 / 2048.0);
+        let period = every - every.mul_f64(1023.0 / 2048.0);
+        let _ = std::time::Instant::now() + period;
 
         // The validator.
         let rules = crate::pipeline::validation_rules(s);

@@ -174,7 +174,9 @@ impl ChildGroup for ProcessorGroup {
             let writers = config::count(settings.writer.parallelism).max(1);
             let pool = db::pool(
                 &settings.database,
-                (settings.database.pool_size as u32).max(writers as u32),
+                u32::try_from(settings.database.pool_size)
+                    .unwrap_or(u32::MAX)
+                    .max(u32::try_from(writers).unwrap_or(u32::MAX)),
             );
             let mut writer_arbiters = Vec::with_capacity(writers);
             let mut writer_addrs = Vec::with_capacity(writers);

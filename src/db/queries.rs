@@ -442,9 +442,7 @@ pub fn load_partition_states(
     active_within_ms: i64,
 ) -> Result<Vec<SavedState>, DbError> {
     // Saturating: a window longer than the clock goes back means every state.
-    let since = chrono::Duration::try_milliseconds(active_within_ms)
-        .and_then(|d| Utc::now().checked_sub_signed(d))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let since = crate::config::ms_before(Utc::now(), active_within_ms);
     detector_state::table
         .filter(detector_state::kafka_partition.eq_any(partitions))
         .filter(detector_state::updated_at.gt(since))

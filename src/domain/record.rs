@@ -163,6 +163,7 @@ mod tests {
             value: Some(value.as_bytes().to_vec()),
             timestamp,
             read_at,
+            generation: 1,
         }
     }
 

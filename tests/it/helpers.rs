@@ -309,6 +309,8 @@ impl Daemon {
             9 => "KILL",
             15 => "TERM",
             2 => "INT",
+            19 => "STOP",
+            18 => "CONT",
             _ => panic!("unsupported signal {signal}"),
         };
         let status = Command::new("kill")
@@ -316,6 +318,17 @@ impl Daemon {
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// Freezes the process (SIGSTOP): it holds its connections and does nothing, as a process
+    /// stalled by its host would.
+    pub fn suspend(&self) {
+        self.signal(19);
+    }
+
+    /// Lets a suspended process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(18);
     }
 
     /// Waits for the process to exit and returns its exit code.
