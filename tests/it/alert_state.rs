@@ -30,18 +30,32 @@ fn producer_at(brokers: &str) -> FutureProducer {
 
 /// Queues one reading of `customer` at `at` (RFC 3339), keyed by the customer.
 fn queue(p: &FutureProducer, topic: &str, customer: &str, at: &str, hr: i64) {
+    queue_to(p, topic, None, customer, at, hr)
+}
+
+/// [`queue`] to `partition` when given (else the key's).
+fn queue_to(
+    p: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    customer: &str,
+    at: &str,
+    hr: i64,
+) {
     let value = format!(r#"{{"customer_id":"{customer}","timestamp":"{at}","heart_rate":{hr}}}"#);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     loop {
-        match p.send_result(
-            FutureRecord::to(topic)
-                .key(customer)
-                .payload(&value)
-                .timestamp(now_ms),
-        ) {
+        let mut record = FutureRecord::to(topic)
+            .key(customer)
+            .payload(&value)
+            .timestamp(now_ms);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        match p.send_result(record) {
             Ok(_) => return,
             Err((e, _)) if e.to_string().contains("Queue full") => {
                 p.poll(Duration::from_millis(10));
@@ -51,18 +65,20 @@ fn queue(p: &FutureProducer, topic: &str, customer: &str, at: &str, hr: i64) {
     }
 }
 
-/// `n` readings of `customers` filler customers, round robin, one second apart from `base`.
-fn filler(p: &FutureProducer, topic: &str, base: chrono::DateTime<chrono::Utc>, n: usize) {
+/// `n` readings of 100 filler customers, round robin, one second apart from `base`, to
+/// `partition` when given.
+fn filler(
+    p: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    base: chrono::DateTime<chrono::Utc>,
+    n: usize,
+) {
     for i in 0..n {
         let at = (base + chrono::Duration::seconds((i / 100) as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        queue(
-            p,
-            topic,
-            &format!("FILL-{:03}", i % 100),
-            &at,
-            70 + (i % 7) as i64,
-        );
+        let customer = format!("FILL-{:03}", i % 100);
+        queue_to(p, topic, partition, &customer, &at, 70 + (i % 7) as i64);
     }
 }
 
@@ -76,38 +92,42 @@ fn saved_readings(db_url: &str, customer: &str) -> i64 {
     )
 }
 
-/// Defect 1: actix polls an actor's timers only while its mailbox is empty, and under a backlog
-/// the detector's never is; the state of a customer last seen early in the backlog was then not
-/// saved until the backlog ended (and a crash meanwhile replayed from a window that no longer
-/// reached it). Fails before the fix: the saved state stays at the customer's first 2 readings.
+/// Suspected defect 1: actix polls an actor's timers only while its mailbox is empty, so under a
+/// backlog the detector's timer could starve, and with it the save of a customer last seen early
+/// in the backlog. Not reproduced here: with this slowed writer, and in a 300,000-record backlog
+/// at full speed, the timer of the code before the fix still ran every second, because the
+/// intake's pauses let the work arbiter's mailboxes run dry between batches. The detector no
+/// longer depends on that (its periodic work runs with every batch); this test guards what a
+/// user relies on: the saved state catches up within a checkpoint interval while a backlog lasts.
 #[test]
 fn a_customer_seen_early_in_a_long_backlog_is_saved_while_the_backlog_lasts() {
     let db = TestDb::new();
+    // Checkpoints every 5-10 s; before the fix, a customer's state was saved at first sight and
+    // then at most every 5-10 s, in a batch that held the customer or by the starved timer.
     let setup = Setup::new(&db)
-        .with("HEARTBEAT__DETECTOR__CHECKPOINT_INTERVAL_MS", "1000")
+        .with("HEARTBEAT__DETECTOR__CHECKPOINT_INTERVAL_MS", "10000")
         .with("HEARTBEAT__WRITER__BATCH_SIZE", "500");
     let migrate = setup.command(&["migrate"]).output().unwrap();
     assert!(migrate.status.success(), "{migrate:?}");
-    slow_the_writer(&db.url, 0.3);
+    slow_the_writer(&db.url, 0.5);
     let p = producer_at(&brokers());
     let base = chrono::Utc::now() - chrono::Duration::minutes(10);
     let at = |s: i64| {
         (base + chrono::Duration::seconds(s)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     };
-    // The customer's first two readings, a thousand others, its last three, then a long backlog.
-    queue(&p, &setup.topic, "CUST-EARLY", &at(0), 70);
-    queue(&p, &setup.topic, "CUST-EARLY", &at(1), 71);
-    filler(&p, &setup.topic, base, 1_000);
+    // All on one partition, in this order: the customer's first two readings, a batch of others
+    // (so its last three come in the next batch, moments later, before the writer's queue is
+    // full), its last three, then a long backlog without it.
+    let early = |s: i64, hr: i64| queue_to(&p, &setup.topic, Some(0), "CUST-EARLY", &at(s), hr);
+    early(0, 70);
+    early(1, 71);
+    filler(&p, &setup.topic, Some(0), base, 498);
     for s in 2..5 {
-        queue(&p, &setup.topic, "CUST-EARLY", &at(s), 72);
+        early(s, 72);
     }
-    let total = 5 + 1_000 + 20_000;
-    filler(
-        &p,
-        &setup.topic,
-        base + chrono::Duration::seconds(20),
-        20_000,
-    );
+    let total = 5 + 498 + 30_000;
+    let later = base + chrono::Duration::seconds(40);
+    filler(&p, &setup.topic, Some(0), later, 30_000);
     p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
 
     let mut daemon = setup.spawn_run();
@@ -120,8 +140,8 @@ fn a_customer_seen_early_in_a_long_backlog_is_saved_while_the_backlog_lasts() {
     });
     let since = Instant::now();
     wait_for(
-        "its saved state to hold all 5 (checkpoints every second)",
-        Duration::from_secs(20),
+        "its saved state to hold all 5 within a checkpoint interval and the queue ahead of it",
+        Duration::from_secs(25),
         || (saved_readings(&db.url, "CUST-EARLY") == 5).then_some(()),
     );
     let backlog = total - accounted(&db.url);
