@@ -1609,7 +1609,6 @@ mod properties {
 
     use chrono::{Datelike, Days};
     use proptest::prelude::*;
-    use proptest::test_runner::Config as ProptestConfig;
     use rdkafka::admin::AdminClient;
     use rdkafka::client::DefaultClientContext;
     use rdkafka::consumer::BaseConsumer;
@@ -1704,10 +1703,18 @@ mod properties {
         result
     }
 
-    /// Everything the program builds from `s`, and the arithmetic it does with the values.
-    fn build_everything(s: &Settings) {
+    /// Everything the program builds from `s`, and the arithmetic it does with the values. With
+    /// `clients`, also the Kafka clients, pools and the detector actor (0.1 s and a few threads
+    /// each: for the fixed cases, not for every case of the property).
+    fn build_everything(s: &Settings, clients: bool) {
         let now = Utc::now();
+        if clients {
+            build_clients(s);
+        }
+        build_values(s, now);
+    }
 
+    fn build_clients(s: &Settings) {
         // What `main` checks, then the clients `run` and `generate` create (no broker is
         // contacted without bootstrap servers). Side by side: librdkafka takes 0.1 s to let go
         // of a consumer or an admin client.
@@ -1742,8 +1749,7 @@ mod properties {
             (s.database.pool_size as u32).max(writers as u32),
         );
 
-        // The detector and the actor around it.
-        let cfg = DetectorConfig::from_settings(&s.detector);
+        // The detector actor.
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let _detector = AnomalyDetector::new(
             &s.detector,
@@ -1760,6 +1766,10 @@ mod properties {
             &crate::telemetry::discard(),
             ExitGuard::new(anomaly_detector::NAME, 0, tx),
         );
+    }
+
+    fn build_values(s: &Settings, now: DateTime<Utc>) {
+        let cfg = DetectorConfig::from_settings(&s.detector);
         let (lo, hi) = (s.validation.min_heart_rate, s.validation.max_heart_rate);
         let rates: Vec<i16> = [lo, hi, (lo + hi) / 2, lo, hi]
             .iter()
@@ -1867,14 +1877,11 @@ mod properties {
         for raw in [0, 1] {
             let (file, env) = configuration(&[raw], &[raw]);
             let s = load(&file, env).unwrap_or_else(|e| panic!("{e}"));
-            build_everything(&s);
+            build_everything(&s, true);
         }
     }
 
     proptest! {
-        // Each case builds Kafka clients (0.1 s): fewer cases than proptest's default.
-        #![proptest_config(ProptestConfig::with_cases(48))]
-
         #[test]
         fn any_configuration_within_the_ranges_loads_and_builds(
             raws in prop::collection::vec(any::<u64>(), integer_keys()),
@@ -1883,7 +1890,11 @@ mod properties {
             let (file, env) = configuration(&raws, &number_raws);
             let s = load(&file, env.clone());
             prop_assert!(s.is_ok(), "refused: {:?}\nfrom {env:?}\n{file}", s.err());
-            build_everything(&s.unwrap());
+            let s = s.unwrap();
+            // What `main` checks of librdkafka's properties (no client is created for these).
+            let problems = crate::kafka::check_properties(&s.kafka);
+            prop_assert!(problems.is_empty(), "{problems:?}");
+            build_everything(&s, false);
         }
     }
 

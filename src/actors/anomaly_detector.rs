@@ -652,14 +652,21 @@ impl AnomalyDetector {
         }
     }
 
-    /// Reports silences, forgets long-quiet customers and takes the checkpoints that are due,
-    /// at most once a [`TICK`].
+    /// Reports silences and forgets long-quiet customers, at most once a [`TICK`], and takes the
+    /// checkpoints that are due (with every batch for an interval of 0).
     fn periodic(&mut self, now: Instant) -> Found {
         let mut found = Found::default();
-        if now.saturating_duration_since(self.last_periodic) < TICK {
-            return found;
+        if now.saturating_duration_since(self.last_periodic) >= TICK {
+            self.last_periodic = now;
+            self.silences(now, &mut found);
         }
-        self.last_periodic = now;
+        self.checkpoints(now, &mut found);
+        found
+    }
+
+    /// Reports the customers silent for `detector.silence_after_ms` while their partition is
+    /// caught up, and forgets those quiet for `detector.forget_after_ms` (once saved).
+    fn silences(&mut self, now: Instant, found: &mut Found) {
         let progress = self.progress.clone();
         let owned = &self.owned;
         let (silence_after, forget_after) = (self.silence_after, self.forget_after);
@@ -682,7 +689,11 @@ impl AnomalyDetector {
             }
             true
         });
+    }
 
+    /// Takes the checkpoints that are due: saves every changed state of the partition with this
+    /// batch, and notes where the partition stands, valid once this batch is stored.
+    fn checkpoints(&mut self, now: Instant, found: &mut Found) {
         let due: Vec<i32> = self
             .owned
             .iter()
@@ -690,7 +701,7 @@ impl AnomalyDetector {
             .map(|(p, _)| *p)
             .collect();
         if due.is_empty() {
-            return found;
+            return;
         }
         // Read before this batch is handed on: every later batch's transactions start after it.
         let clock = self.with_db("read the database clock", database_clock) - CLOCK_MARGIN;
@@ -717,7 +728,6 @@ impl AnomalyDetector {
                 o.next_checkpoint = now + checkpoint_period(p, every);
             }
         }
-        found
     }
 
     /// The timer: follows the assignment and does the periodic work when no batch does it.
