@@ -30,8 +30,8 @@ struct Inner {
     assigned: BTreeMap<i32, Partition>,
     /// The last generation handed out.
     last_generation: u64,
-    /// Partition -> the epoch the detector holds it with.
-    epochs: BTreeMap<i32, i64>,
+    /// Partition -> (the generation it was claimed for, the epoch the detector holds it with).
+    epochs: BTreeMap<i32, (u64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -101,11 +101,12 @@ impl PartitionProgress {
         self.with(|i| i.assigned.keys().copied().collect())
     }
 
-    /// The detector holds `partition` with `epoch` (`None`: no longer).
-    pub fn set_epoch(&self, partition: i32, epoch: Option<i64>) {
-        self.with(|i| match epoch {
-            Some(e) => {
-                i.epochs.insert(partition, e);
+    /// The detector holds `partition` with `epoch`, claimed for the assignment of `generation`
+    /// (`None`: no longer).
+    pub fn set_epoch(&self, partition: i32, claim: Option<(u64, i64)>) {
+        self.with(|i| match claim {
+            Some(c) => {
+                i.epochs.insert(partition, c);
             }
             None => {
                 i.epochs.remove(&partition);
@@ -113,9 +114,17 @@ impl PartitionProgress {
         });
     }
 
-    /// The epoch the detector holds `partition` with, if it holds it.
-    pub fn epoch(&self, partition: i32) -> Option<i64> {
-        self.with(|i| i.epochs.get(&partition).copied())
+    /// Whether a write fenced out of `partition` under `epoch` means that someone claimed the
+    /// partition from under this processor: it is still assigned here, in the assignment the
+    /// detector claimed it for, with that epoch. After any rebalance the assignment is a new
+    /// one, whose consumer reads the fenced records again by itself.
+    pub fn claimed_from_under_us(&self, partition: i32, epoch: i64) -> bool {
+        self.with(|i| {
+            let current = i.assigned.get(&partition).map(|p| p.generation);
+            i.epochs
+                .get(&partition)
+                .is_some_and(|(g, e)| *e == epoch && current == Some(*g))
+        })
     }
 }
 
@@ -149,9 +158,22 @@ mod tests {
             again > first[&0] && again > first[&1],
             "reassigned: a new generation"
         );
-        p.set_epoch(0, Some(7));
-        assert_eq!(p.epoch(0), Some(7));
+        p.set_epoch(0, Some((again, 7)));
+        assert!(
+            p.claimed_from_under_us(0, 7),
+            "fenced in the assignment it was claimed for"
+        );
+        assert!(!p.claimed_from_under_us(0, 6), "an older epoch's write");
+        p.revoked(&[0]);
+        p.assigned(&[0]);
+        assert!(
+            !p.claimed_from_under_us(0, 7),
+            "reassigned since: the new assignment reads the records again"
+        );
+        let now = p.generation(0).unwrap();
+        p.set_epoch(0, Some((now, 8)));
+        assert!(p.claimed_from_under_us(0, 8));
         p.set_epoch(0, None);
-        assert_eq!(p.epoch(0), None);
+        assert!(!p.claimed_from_under_us(0, 8), "no longer held");
     }
 }

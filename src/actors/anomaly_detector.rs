@@ -384,7 +384,8 @@ impl AnomalyDetector {
                     next_checkpoint: now,
                 },
             );
-            self.progress.set_epoch(c.kafka_partition, Some(c.epoch));
+            self.progress
+                .set_epoch(c.kafka_partition, Some((generation, c.epoch)));
         }
         let partitions: Vec<i32> = claimed.iter().map(|c| c.kafka_partition).collect();
         let forget_ms = i64::try_from(self.forget_after.as_millis()).unwrap_or(i64::MAX);

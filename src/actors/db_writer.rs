@@ -228,7 +228,7 @@ impl Handler<Persist> for DbWriter {
                         Err(DbError::Fenced { partitions }) => {
                             for p in &partitions {
                                 let epoch = msg.fence.iter().find(|(q, _)| q == p).map(|(_, e)| *e);
-                                if epoch.is_some() && progress.epoch(*p) == epoch {
+                                if epoch.is_some_and(|e| progress.claimed_from_under_us(*p, e)) {
                                     // Still ours as far as this processor knows: claimed under us.
                                     lost_under_us = true;
                                     done.poison(*p);
