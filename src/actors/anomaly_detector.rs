@@ -403,18 +403,7 @@ impl AnomalyDetector {
         });
         // Customers of the tail not followed yet: quiet for longer than the forget window before,
         // or without a saved state (first seen after the checkpoint).
-        let unknown: Vec<String> = tail
-            .iter()
-            .map(|r| &r.customer_id)
-            .filter(|c| !self.customers.contains_key(*c))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !unknown.is_empty() {
-            let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
-            self.adopt(rows, now);
-        }
+        self.load_unknown(tail.iter().map(|r| &r.customer_id), now);
         let (scanned, mut replayed) = (tail.len(), 0u64);
         for r in tail {
             if let Some(o) = self.owned.get_mut(&r.kafka_partition) {
@@ -475,6 +464,20 @@ impl AnomalyDetector {
                 }
                 Err(e) => self.failed("claim partitions", &e, &mut attempt),
             }
+        }
+    }
+
+    /// Loads the saved states of those of `customers` not followed yet, and follows them.
+    fn load_unknown<'a>(&mut self, customers: impl Iterator<Item = &'a String>, now: Instant) {
+        let unknown: Vec<String> = customers
+            .filter(|c| !self.customers.contains_key(*c))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
+            self.adopt(rows, now);
         }
     }
 
@@ -548,18 +551,10 @@ impl AnomalyDetector {
 
         // 2. The saved states of customers seen for the first time (since start, or since they
         //    were forgotten).
-        let unknown: Vec<String> = readings
-            .iter()
-            .map(|r| &r.reading.customer_id)
-            .filter(|c| !self.customers.contains_key(*c))
-            .cloned()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if !unknown.is_empty() {
-            let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
-            self.adopt(rows, Instant::now());
-        }
+        self.load_unknown(
+            readings.iter().map(|r| &r.reading.customer_id),
+            Instant::now(),
+        );
 
         // 3. Readings that could repeat a stored one: not later than the newest observed reading
         //    of their customer, and not seen recently. One look-up for all of them.

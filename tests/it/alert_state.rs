@@ -12,9 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::broker::PrivateBroker;
-use crate::chaos::{
-    accounted, differences, slow_the_writer, state_mismatches, tables, unslow_the_writer,
-};
+use crate::chaos::{differences, slow_the_writer, state_mismatches, tables, unslow_the_writer};
 use crate::helpers::*;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -83,7 +81,7 @@ fn filler(
 }
 
 fn saved_readings(db_url: &str, customer: &str) -> i64 {
-    crate::chaos::count(
+    count_at(
         db_url,
         &format!(
             "SELECT coalesce((SELECT (state->>'readings')::bigint FROM detector_state \
@@ -418,15 +416,7 @@ fn a_replay_of_days_retention_dropped_changes_no_alert_and_no_state() {
     // Retention drops the old day; a new consumer group replays the whole topic.
     let day = old_day.format("readings_%Y%m%d").to_string();
     db.execute(&format!("DROP TABLE {day}"));
-    let replay = Setup {
-        group: unique("hb_replay"),
-        ..setup.clone()
-    };
-    let mut daemon = replay.spawn_run();
-    wait_for("the replay to commit", DEADLINE, || {
-        (committed_total(&replay.group, &replay.topic) == total).then_some(())
-    });
-    assert_eq!(daemon.stop(), 0);
+    replay_in_a_new_group(&setup, total, DEADLINE);
     let after = tables(&db.url);
     assert_eq!(
         after.readings, before.readings,

@@ -11,15 +11,16 @@
 //! detector state must hold exactly its stored readings.
 //!
 //! Size and seed come from the environment, so the same test is the quick check of
-//! `scripts/test.sh` and the long one of `scripts/bench.sh chaos`:
-//! `HEARTBEAT_CHAOS_READINGS` (default 40,000), `HEARTBEAT_CHAOS_CUSTOMERS` (default readings /
-//! 100), `HEARTBEAT_CHAOS_SEED` (default: a random seed, printed, so a failure can be rerun).
+//! `scripts/test.sh` and the long one of `scripts/bench.sh chaos`: `HEARTBEAT_CHAOS_RECORDS`
+//! (records published, 1% of them faults; default 40,000), `HEARTBEAT_CHAOS_CUSTOMERS` (default
+//! records / 100), `HEARTBEAT_CHAOS_SEED` (default: a random seed, printed, so a failure can be
+//! rerun).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use rand::{Rng, SeedableRng};
 
 use crate::broker::PrivateBroker;
@@ -36,7 +37,8 @@ const SLOW_STATEMENT_S: f64 = 0.4;
 /// The workload and what it is read with.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
-    pub readings: u64,
+    /// Records published (`generate --count`); 1% of them are faults, rejected.
+    pub records: u64,
     pub customers: u64,
     pub seed: u64,
 }
@@ -44,10 +46,10 @@ pub struct Workload {
 impl Workload {
     pub fn from_env() -> Workload {
         let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        let readings = var("HEARTBEAT_CHAOS_READINGS").unwrap_or(40_000);
+        let records = var("HEARTBEAT_CHAOS_RECORDS").unwrap_or(40_000);
         Workload {
-            readings,
-            customers: var("HEARTBEAT_CHAOS_CUSTOMERS").unwrap_or((readings / 100).max(10)),
+            records,
+            customers: var("HEARTBEAT_CHAOS_CUSTOMERS").unwrap_or((records / 100).max(10)),
             seed: var("HEARTBEAT_CHAOS_SEED").unwrap_or_else(|| rand::random::<u16>().into()),
         }
     }
@@ -173,35 +175,6 @@ fn sorted_minus<'a>(a: &'a [String], b: &[String]) -> Vec<&'a String> {
     out
 }
 
-#[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// Rows in readings + rejected_readings of `url`; -1 while the database cannot answer.
-pub fn accounted(url: &str) -> i64 {
-    let Ok(mut c) = PgConnection::establish(url) else {
-        return -1;
-    };
-    diesel::sql_query(
-        "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM rejected_readings) AS n",
-    )
-    .get_result::<N>(&mut c)
-    .map_or(-1, |n| n.n)
-}
-
-/// The `n` of a query of `url` returning one row with a bigint `n`; -1 while the database cannot
-/// answer.
-pub fn count(url: &str, sql: &str) -> i64 {
-    let Ok(mut c) = PgConnection::establish(url) else {
-        return -1;
-    };
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut c)
-        .map_or(-1, |n| n.n)
-}
-
 fn execute(url: &str, sql: &str) {
     let mut c = PgConnection::establish(url).expect("connect");
     diesel::sql_query(sql)
@@ -247,7 +220,7 @@ pub fn publish(setup: &Setup, w: &Workload) -> i64 {
         .command(&[
             "generate",
             "--count",
-            &w.readings.to_string(),
+            &w.records.to_string(),
             "--rate",
             "0",
             "--seed",
@@ -331,12 +304,10 @@ pub struct Report {
 impl Report {
     pub fn print(&self) {
         eprintln!(
-            "[chaos] seed {} / {} readings of {} customers / {} records / clean run {:.1} s / \
-             chaos run {:.1} s",
+            "[chaos] seed {} / {} records of {} customers / clean run {:.1} s / chaos run {:.1} s",
             self.workload.seed,
-            self.workload.readings,
-            self.workload.customers,
             self.records,
+            self.workload.customers,
             self.clean_run.as_secs_f64(),
             self.chaos_run.as_secs_f64()
         );

@@ -215,15 +215,7 @@ fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
     };
     let before = fingerprint(&db);
 
-    let replay = Setup {
-        group: unique("hb_replay"),
-        ..setup.clone()
-    };
-    let mut daemon = replay.spawn_run();
-    wait_for("the replay to commit", DEADLINE, || {
-        (committed_total(&replay.group, &replay.topic) == total).then_some(())
-    });
-    assert_eq!(daemon.stop(), 0);
+    replay_in_a_new_group(&setup, total, DEADLINE);
     assert_eq!(db.count("SELECT count(*) AS n FROM anomalies"), anomalies);
     assert_eq!(db.count("SELECT count(*) AS n FROM alerts"), alerts);
     assert_eq!(

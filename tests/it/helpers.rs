@@ -414,6 +414,45 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The `n` of a query of `url` returning one row with a bigint `n`; -1 while the database cannot
+/// answer (down, or not migrated yet).
+pub fn count_at(url: &str, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let Ok(mut c) = PgConnection::establish(url) else {
+        return -1;
+    };
+    diesel::sql_query(sql)
+        .get_result::<N>(&mut c)
+        .map_or(-1, |n| n.n)
+}
+
+/// Rows in readings + rejected_readings of `url`; -1 while the database cannot answer.
+pub fn accounted(url: &str) -> i64 {
+    count_at(
+        url,
+        "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM rejected_readings) AS n",
+    )
+}
+
+/// Reads `setup`'s whole topic again with a new consumer group, which must commit `total`
+/// records; returns the replay's setup.
+pub fn replay_in_a_new_group(setup: &Setup, total: i64, deadline: Duration) -> Setup {
+    let replay = Setup {
+        group: unique("hb_replay"),
+        ..setup.clone()
+    };
+    let mut daemon = replay.spawn_run();
+    wait_for("the replay to commit", deadline, || {
+        (committed_total(&replay.group, &replay.topic) == total).then_some(())
+    });
+    assert_eq!(daemon.stop(), 0);
+    replay
+}
+
 /// The offsets `group` has committed on `topic`, per partition (absent = none committed).
 pub fn committed_offsets(group: &str, topic: &str) -> BTreeMap<i32, i64> {
     committed_offsets_at(&brokers(), group, topic)

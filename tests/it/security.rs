@@ -267,23 +267,6 @@ fn lines_with(daemon: &Daemon, from: usize, needle: &str) -> usize {
         .count()
 }
 
-/// Rows in readings + rejected_readings; -1 while the database cannot answer.
-fn accounted(url: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let Ok(mut c) = PgConnection::establish(url) else {
-        return -1;
-    };
-    diesel::sql_query(
-        "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM rejected_readings) AS n",
-    )
-    .get_result::<N>(&mut c)
-    .map_or(-1, |n| n.n)
-}
-
 #[test]
 fn readings_travel_over_mutual_tls_and_an_untrusted_ca_is_reported_without_a_crash_loop() {
     let pki = Pki::new();
