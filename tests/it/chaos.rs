@@ -255,6 +255,21 @@ fn wait_committed(broker: &PrivateBroker, setup: &Setup, total: i64, what: &str)
     });
 }
 
+/// The processors' configuration file: a rebalance waits at most 20 s for a member to rejoin
+/// (librdkafka sends `max.poll.interval.ms` as the JoinGroup's rebalance timeout, 300 s by
+/// default). The local broker keeps a member that was killed in the middle of a join until that
+/// timeout runs out, so with the default a kill during a rebalance stalled the group for five
+/// minutes.
+fn rebalance_config() -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"20000\"\n",
+    )
+    .unwrap();
+    f
+}
+
 /// A fault of run B, applied once the chaos database holds `at` of the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -335,6 +350,10 @@ impl Report {
 
 /// Runs the scenario of the module doc.
 pub fn run(w: Workload) -> Report {
+    eprintln!(
+        "[chaos] seed {} / {} records of {} customers: starting",
+        w.seed, w.records, w.customers
+    );
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(w.seed);
     let pg = PrivatePostgres::start();
     for name in ["clean", "chaos"] {
@@ -342,13 +361,15 @@ pub fn run(w: Workload) -> Report {
     }
     let (clean_url, chaos_url) = (pg.url("clean"), pg.url("chaos"));
     let broker = PrivateBroker::start();
+    let config = rebalance_config();
     let base = Setup {
         db_url: clean_url.clone(),
         ..Setup::new_without_db()
     }
     .with("HEARTBEAT__KAFKA__BROKERS", &broker.brokers())
     // Batches of 1,000: many batches in flight, so faults land between and inside them.
-    .with("HEARTBEAT__WRITER__BATCH_SIZE", "1000");
+    .with("HEARTBEAT__WRITER__BATCH_SIZE", "1000")
+    .with("HEARTBEAT_CONFIG", config.path().to_str().unwrap());
     let records = publish(&base, &w);
 
     // Run A: one processor, nothing goes wrong.
@@ -383,11 +404,17 @@ pub fn run(w: Workload) -> Report {
     let mut applied = Vec::new();
     for (at, fault) in plan(&mut rng) {
         let target = (at * records as f64) as i64;
-        wait_for(
-            &format!("{target} of {records} records before {fault:?} (applied: {applied:?})"),
-            STEP_DEADLINE,
-            || (accounted(&chaos_url) >= target).then_some(()),
-        );
+        let deadline = Instant::now() + STEP_DEADLINE;
+        while accounted(&chaos_url) < target {
+            assert!(
+                Instant::now() < deadline,
+                "seed {}: no {target} of {records} records within {STEP_DEADLINE:?} before \
+                 {fault:?} (applied: {applied:?}); {}",
+                w.seed,
+                group_state(&broker.brokers(), &chaos.group)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let t = started.elapsed().as_secs_f64();
         match fault {
             Fault::Kill => {

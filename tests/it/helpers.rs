@@ -483,6 +483,40 @@ pub fn committed_offsets_at(brokers: &str, group: &str, topic: &str) -> BTreeMap
         .collect()
 }
 
+/// What the broker at `brokers` says of consumer group `group`: its state and members, for the
+/// message of a wait that expired.
+pub fn group_state(brokers: &str, group: &str) -> String {
+    let consumer: BaseConsumer = match ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+    {
+        Ok(c) => c,
+        Err(e) => return format!("no client: {e}"),
+    };
+    match consumer.fetch_group_list(Some(group), Duration::from_secs(10)) {
+        Ok(list) => list
+            .groups()
+            .iter()
+            .map(|g| {
+                let members: Vec<String> = g
+                    .members()
+                    .iter()
+                    .map(|m| format!("{} ({})", m.id(), m.client_host()))
+                    .collect();
+                format!(
+                    "group {} state {} protocol {} members [{}]",
+                    g.name(),
+                    g.state(),
+                    g.protocol(),
+                    members.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("cannot describe group {group}: {e}"),
+    }
+}
+
 /// The sum of committed offsets = records the group has finished, when offsets start at 0.
 pub fn committed_total(group: &str, topic: &str) -> i64 {
     committed_offsets(group, topic).values().sum()
