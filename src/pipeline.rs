@@ -153,7 +153,8 @@ impl ChildGroup for ProcessorGroup {
                     log.clone(),
                     exits.clone(),
                 );
-                // One connection: the outbox sweep at start and clearing acknowledged alerts.
+                // One connection: the outbox sweeps (at start, then every 10 s) and clearing
+                // acknowledged alerts.
                 let pool = db::pool(&settings.database, 1);
                 OutputPublisher::start_in_arbiter(&output_arbiter.handle(), move |_| {
                     OutputPublisher::new(
