@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Check deploy/docker-compose.yml against SPEC section 7, without Docker.
 
-Parses the compose file (PyYAML, anchors and merge keys included) and checks
-what the deployment promises: the services (Apache Kafka in KRaft mode, a
+Parses the compose file (PyYAML, anchors and merge keys included), validates it
+and the overlays beside it (docker-compose.*.yml) against the compose-spec JSON
+schema vendored in deploy/schema/, and checks the project's own policy, what
+the deployment promises: the services (Apache Kafka in KRaft mode, a
 one-shot topic creator, PostgreSQL, Grafana, Prometheus, a Kafka UI, and
 `generator` and `processor` built from the repository's Dockerfile), a health
 check and a restart policy on every long-running service, depends_on with
@@ -19,14 +21,16 @@ Usage:
     deploy/check-compose.py [COMPOSE_FILE]
 
 COMPOSE_FILE defaults to deploy/docker-compose.yml next to this script.
-Needs Python 3.11+ (tomllib) and PyYAML (Debian's python3-yaml: when the
-python3 on PATH lacks it, this re-runs itself under /usr/bin/python3), and git
+Needs Python 3.11+ (tomllib), PyYAML and jsonschema (Debian's python3-yaml and
+python3-jsonschema: when the python3 on PATH lacks them, this re-runs itself
+under /usr/bin/python3), and git
 for the .gitignore check. Prints one line per check ("ok" or "FAIL" and what
 is wrong), then "N passed, M failed"; exit 0 when every check passed, 1
 otherwise.
 """
 
 import fnmatch
+import json
 import os
 import re
 import shlex
@@ -37,6 +41,7 @@ import tempfile
 import tomllib
 
 try:
+    import jsonschema
     import yaml
 except ImportError:  # pyenv's python3 without PyYAML: Debian's python3-yaml is for /usr/bin/python3
     system_python = "/usr/bin/python3"
@@ -44,33 +49,17 @@ except ImportError:  # pyenv's python3 without PyYAML: Debian's python3-yaml is 
             and not os.environ.get("CHECK_COMPOSE_REEXEC"):
         os.environ["CHECK_COMPOSE_REEXEC"] = "1"
         os.execv(system_python, [system_python, *sys.argv])
-    print("FAIL  PyYAML is missing: apt-get install python3-yaml (scripts/build-deps.sh --test does)")
+    print("FAIL  PyYAML or jsonschema is missing: apt-get install python3-yaml python3-jsonschema "
+          "(scripts/build-deps.sh --test does)")
     print("0 passed, 1 failed")
     sys.exit(1)
 
 DEPLOY = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(DEPLOY)
 
-# Keys of the Compose Specification (compose-spec/compose-spec, spec.md), to catch typos that
-# `docker compose` would reject ("healtcheck") or silently ignore.
-TOP_KEYS = {"version", "name", "include", "services", "networks", "volumes", "configs", "secrets", "models"}
-SERVICE_KEYS = {
-    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent",
-    "command", "configs", "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota",
-    "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on",
-    "deploy", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname",
-    "driver_opts", "entrypoint", "env_file", "environment", "expose", "extends", "external_links",
-    "extra_hosts", "gpus", "group_add", "healthcheck", "hostname", "image", "init", "ipc", "isolation",
-    "label_file", "labels", "links", "logging", "mac_address", "mem_limit", "mem_reservation",
-    "mem_swappiness", "memswap_limit", "models", "network_mode", "networks", "oom_kill_disable",
-    "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_stop", "privileged",
-    "profiles", "provider", "pull_policy", "read_only", "restart", "runtime", "scale", "secrets",
-    "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt",
-    "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes",
-    "volumes_from", "working_dir",
-}
-HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
-CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+# The Compose Specification's JSON schema, vendored (deploy/schema/README.md says from where and
+# which version): it knows every key and value form of the spec, so no list of keys is kept here.
+SCHEMA = os.path.join(DEPLOY, "schema", "compose-spec.json")
 LONG_RUNNING_RESTART = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
 
 IMAGES = {
@@ -358,20 +347,34 @@ class Compose:
 def check_parse(c, p):
     p.need(isinstance(c.doc, dict), "the file is not a YAML mapping")
     p.need(isinstance(c.services, dict) and c.services, "no services")
-    bad = [k for k in c.doc if k not in TOP_KEYS and not str(k).startswith("x-")]
-    p.need(not bad, f"unknown top-level keys {bad}")
     p.need("version" not in c.doc, "top-level `version` is obsolete in compose v2 (it warns); remove it")
     return f"{len(c.services)} services"
 
 
-def check_service_keys(c, p):
+def overlays(c):
+    """The overlays beside the compose file (docker-compose.*.yml), e.g. docker-compose.secure.yml."""
+    d, base = os.path.split(c.path)
+    stem = os.path.splitext(base)[0]
+    return sorted(os.path.join(d, f) for f in os.listdir(d)
+                  if f != base and f.startswith(stem + ".") and f.endswith((".yml", ".yaml")))
+
+
+def check_schema(c, p):
+    """Every key and value form against the compose-spec schema, for the file and its overlays: typos
+    that `docker compose` would reject ("healtcheck", "service_healty") or silently ignore."""
+    with open(SCHEMA) as f:
+        schema = json.load(f)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    files = [c.path] + overlays(c)
+    for path in files:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        for e in sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
+            where = "/".join(str(x) for x in e.absolute_path) or "(top level)"
+            p.append(f"{os.path.basename(path)}: {where}: {e.message}")
     for name, svc in c.services.items():
-        bad = sorted(k for k in svc if k not in SERVICE_KEYS and not str(k).startswith("x-"))
-        p.need(not bad, f"{name}: unknown keys {bad}")
-        hc = svc.get("healthcheck") or {}
-        bad = sorted(k for k in hc if k not in HEALTHCHECK_KEYS)
-        p.need(not bad, f"{name}: unknown healthcheck keys {bad}")
         p.need(svc.get("image") or svc.get("build"), f"{name}: neither image nor build")
+    return ", ".join(os.path.basename(f) for f in files)
 
 
 def check_kafka(c, p):
@@ -640,7 +643,6 @@ def check_depends_on(c, p):
         for target, cond in depends(svc).items():
             if not p.need(target in c.services, f"{name}: depends on unknown service {target}"):
                 continue
-            p.need(cond in CONDITIONS, f"{name}: depends_on {target} has unknown condition {cond}")
             if cond == "service_healthy":
                 p.need(healthcheck_test(c.services[target]), f"{name}: waits for {target} to be healthy, which has no healthcheck")
             for kind in ("kafka", "postgres"):
@@ -1015,8 +1017,8 @@ def check_retention(c, p):
 
 
 CHECKS = [
-    ("compose file parses, top-level keys of the compose spec", check_parse),
-    ("service and healthcheck keys of the compose spec", check_service_keys),
+    ("compose file parses, no obsolete `version`", check_parse),
+    ("compose file and overlays valid against the compose-spec JSON schema", check_schema),
     ("Apache Kafka in KRaft mode", check_kafka),
     ("one-shot topic creator for the pipeline's topics", check_kafka_init),
     ("PostgreSQL", check_postgres),
@@ -1027,7 +1029,7 @@ CHECKS = [
     ("generator and processor: one role each, known config keys, broker and database are compose services", check_pipeline_roles),
     ("least privilege: processor a heartbeat_writer login, Grafana a heartbeat_reader login, a migrate job", check_least_privilege),
     ("healthcheck on every long-running service, none on one-shot jobs", check_healthchecks),
-    ("depends_on: known services and conditions, service_healthy on Kafka and PostgreSQL", check_depends_on),
+    ("depends_on: known services, service_healthy on Kafka and PostgreSQL", check_depends_on),
     ("processor waits for healthy Kafka and PostgreSQL, generator for Kafka", check_pipeline_waits),
     ("restart policy on every long-running service, none that repeats a one-shot job", check_restart),
     ("log rotation (max-size, max-file)", check_logging),

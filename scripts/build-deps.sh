@@ -8,8 +8,8 @@
 # (librdkafka, zstd), pkg-config, libpq (diesel's PostgreSQL driver links it) and OpenSSL's
 # headers (libssl-dev: librdkafka's TLS and SASL/SCRAM).
 # With --test (scripts/test.sh), also what the deployment checks need: promtool (Debian package
-# prometheus, which installs without starting a server) and PyYAML (python3-yaml) for
-# deploy/check-compose.py; and what the security tests need: the openssl command (test CAs and
+# prometheus, which installs without starting a server), PyYAML and jsonschema (python3-yaml,
+# python3-jsonschema) for deploy/check-compose.py; and what the security tests need: the openssl command (test CAs and
 # certificates) and stunnel4 (the TLS-terminating proxy in front of the test broker).
 # Idempotent and quick when everything is there. Runs apt-get as root, or through sudo, with
 # --no-install-recommends, and only when a package is missing: never as an upgrade (an upgrade of
@@ -57,9 +57,11 @@ if $test_deps; then
     # a few small libjs-* packages for its web UI; its recommended node exporter is left out).
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     # deploy/check-compose.py runs under python3 and falls back to Debian's /usr/bin/python3
-    # (where python3-yaml installs) when the python3 on PATH (e.g. pyenv's) lacks PyYAML.
-    if ! python3 -c 'import yaml' >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1; then
-        missing+=(python3-yaml)
+    # (where python3-yaml and python3-jsonschema install) when the python3 on PATH (e.g. pyenv's)
+    # lacks PyYAML or jsonschema (it validates against deploy/schema/compose-spec.json).
+    if ! python3 -c 'import yaml, jsonschema' >/dev/null 2>&1; then
+        /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+        /usr/bin/python3 -c 'import jsonschema' >/dev/null 2>&1 || missing+=(python3-jsonschema)
     fi
 fi
 
