@@ -1,8 +1,9 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    alert_outbox (anomaly_ids) {
-        anomaly_ids -> Array<Int8>,
+    alert_outbox (id) {
+        anomaly_ids -> Array<Nullable<Int8>>,
+        id -> Int8,
     }
 }
 
@@ -60,7 +61,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    readings (event_id, recorded_at) {
+    readings (recorded_at, event_id) {
         event_id -> Uuid,
         customer_id -> Text,
         recorded_at -> Timestamptz,
