@@ -7,10 +7,11 @@
 # installs with apt-get what the crates' C parts need when it is missing: a C compiler and make
 # (librdkafka, zstd), pkg-config, libpq (diesel's PostgreSQL driver links it) and OpenSSL's
 # headers (libssl-dev: librdkafka's TLS and SASL/SCRAM).
-# With --test (scripts/test.sh), also what the deployment checks need: promtool (Debian package
-# prometheus, which installs without starting a server), PyYAML and jsonschema (python3-yaml,
-# python3-jsonschema) for deploy/check-compose.py; and what the security tests need: the openssl command (test CAs and
-# certificates) and stunnel4 (the TLS-terminating proxy in front of the test broker).
+# With --test (scripts/test.sh), also diesel_cli (cargo install, for the schema.rs check), what
+# the deployment checks need: promtool (Debian package prometheus, which installs without starting
+# a server), PyYAML and jsonschema (python3-yaml, python3-jsonschema) for deploy/check-compose.py;
+# and what the security tests need: the openssl command (test CAs and certificates) and stunnel4
+# (the TLS-terminating proxy in front of the test broker).
 # Idempotent and quick when everything is there. Runs apt-get as root, or through sudo, with
 # --no-install-recommends, and only when a package is missing: never as an upgrade (an upgrade of
 # postgresql-15 under the running server breaks it).
@@ -71,4 +72,16 @@ if ((${#missing[@]})); then
     [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# diesel_cli for the schema check of scripts/test.sh (src/db/schema.rs against `diesel print-schema`
+# of the migrations), PostgreSQL only (links the libpq checked for above). Skipped when `diesel`
+# answers; else built from crates.io into ~/.cargo/bin: about 4 minutes on 2 cores, once per machine.
+if $test_deps; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if ! diesel --version >/dev/null 2>&1; then
+        log "installing diesel_cli 2.3.14 (cargo install, a few minutes)"
+        cargo install diesel_cli --version 2.3.14 --no-default-features --features postgres --locked --quiet \
+            || die "cargo install diesel_cli failed: see its output above"
+    fi
 fi

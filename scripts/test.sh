@@ -9,7 +9,9 @@
 #    tests under tests/, which use those services,
 # 4. runs every SQL query of the Grafana dashboards (deploy/grafana) against the real schema,
 # 5. checks the deployment files without Docker: Prometheus's config, alert rules and their unit
-#    tests with promtool, and deploy/docker-compose.yml with deploy/check-compose.py.
+#    tests with promtool, and deploy/docker-compose.yml and its overlays with
+#    deploy/check-compose.py (the compose-spec JSON schema, then the project's own policy),
+# 6. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations.
 # Ends with `all tests: N passed, M failed` over all of these.
 # Exit code: 0 when everything passed, non-zero otherwise. `.ci/run` calls this same script.
 set -euo pipefail
@@ -64,6 +66,41 @@ compose_log=$(python3 deploy/check-compose.py 2>&1) || { ((status)) || status=1;
 printf '%s\n' "$compose_log" | tee -a "$out"
 # A checker that died before its count line still counts as one failure.
 [[ $(tail -n 1 <<<"$compose_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
+
+# src/db/schema.rs is generated, never edited: `diesel print-schema` (diesel.toml's file and filter)
+# over a scratch database migrated from migrations/ must give it byte for byte. One test. Needs no
+# build, so it runs even when cargo test failed; about 1-2 s.
+schema_check() {
+    local base=${HEARTBEAT_TEST_DATABASE_URL%/*} db="heartbeat_schema_check_$$" log="" got noconf
+    got=$(mktemp)
+    noconf=$(mktemp)   # a diesel.toml without [print_schema]: `migration run` must not rewrite schema.rs
+    if ! command -v diesel >/dev/null 2>&1; then
+        log="diesel not found: scripts/build-deps.sh --test installs diesel_cli"
+    elif ! log=$(psql -X -q -w -v ON_ERROR_STOP=1 -d "$base/postgres" \
+                     -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>&1 \
+            && diesel migration run --database-url "$base/$db" --config-file "$noconf" \
+                   --migration-dir migrations 2>&1 \
+            && diesel print-schema --database-url "$base/$db" 2>&1 >"$got"); then
+        :
+    elif ! log=$(diff -u src/db/schema.rs "$got"); then
+        log="src/db/schema.rs differs from \`diesel print-schema\` of the migrations (regenerate it, never edit it):
+$log"
+    else
+        log=""
+    fi
+    psql -X -q -w -d "$base/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    rm -f "$got" "$noconf"
+    if [[ -z $log ]]; then
+        printf 'ok    src/db/schema.rs is what diesel print-schema makes of the migrations\n'
+        count 1 0
+    else
+        printf 'FAIL  src/db/schema.rs is what diesel print-schema makes of the migrations\n'
+        printf '%s\n' "$log" | sed 's/^/      /'
+        count 0 1
+        ((status)) || status=1
+    fi
+}
+schema_check
 
 # One closing line over every test binary, the dashboard check and the deployment checks.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
