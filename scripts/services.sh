@@ -25,7 +25,8 @@
 #   HEARTBEAT_KAFKA_PORT  broker TCP port on 127.0.0.1        (default 9092)
 #   SERVICES_WAIT_SECS    deadline for each "wait until it answers" step (default 60)
 #
-# Needs: Debian (12) with apt-get, bash, coreutils (timeout), util-linux (runuser, flock, setsid),
+# Needs: Debian (12) with apt-get, bash, coreutils (timeout), util-linux (runuser, flock), dpkg
+#   (start-stop-daemon), postgresql-common (pg_createcluster, pg_ctlcluster, pg_lsclusters),
 #   network access to Debian mirrors (only when PostgreSQL/python3-venv are missing) and to PyPI
 #   (first `up` only). Run as root (CI does), or as a user with sudo. No Docker.
 set -euo pipefail
@@ -184,13 +185,7 @@ pg_find_cluster() {
 }
 
 pg_newest_version() {
-    local d v best=""
-    for d in /usr/lib/postgresql/*/bin/postgres; do
-        v=${d#/usr/lib/postgresql/}
-        v=${v%%/*}
-        if [[ -z $best ]] || ((v > best)); then best=$v; fi
-    done
-    printf '%s\n' "$best"
+    ls /usr/lib/postgresql | sort -V | tail -n 1
 }
 
 # Restarts the cluster on our port if the PostgreSQL packages were upgraded under it (a running
@@ -351,31 +346,24 @@ kafka_answers() {
     [[ $out == \[* ]]
 }
 
-# Is process $1 alive? A zombie is not: the broker is re-parented to PID 1 once detached, and
-# PID 1 may take a second to reap it, during which `kill -0` still succeeds.
-pid_alive() {
-    local stat
-    stat=$(<"/proc/$1/stat") 2>/dev/null || return 1
-    stat=${stat##*) }   # drop "pid (comm) ", comm may hold spaces
-    [[ ${stat%% *} != [ZX] ]]
+# Debian's start-stop-daemon (dpkg) starts the broker detached with its pid file and log, and
+# finds and stops it by that pid file and the tansu binary (a stale pid file, or a pid reused by
+# another program, matches nothing). Each port has its own pid file: only that broker is touched.
+tansu_ssd() {
+    local tansu
+    tansu=$(tansu_path) || return 3
+    (close_extra_fds; exec start-stop-daemon --pidfile "$TANSU_PID" --exec "$tansu" "$@")
 }
 
-# PID from the pid file if that process is alive and is a tansu broker for our port; nothing
-# otherwise (a stale pid file, or a pid reused by another process).
+# PID of our broker for this port if it runs; nothing otherwise.
 tansu_running_pid() {
-    local pid cmd
-    [[ -f $TANSU_PID ]] || return 1
-    pid=$(<"$TANSU_PID")
-    is_uint "$pid" || return 1
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ $cmd == *"tansu broker "*"--listener-url tcp://$KAFKA_HOST:$KAFKA_PORT "* ]] || return 1
-    printf '%s\n' "$pid"
+    tansu_ssd --status 2>/dev/null || return 1
+    printf '%s\n' "$(<"$TANSU_PID")"
 }
 
 kafka_up() {
     ensure_tansu
-    local tansu pid
-    tansu=$(tansu_path)
+    local pid
 
     if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
         if kafka_answers; then
@@ -400,23 +388,25 @@ kafka_up() {
         rm -f "$TANSU_PID"
         [[ -f $TANSU_LOG ]] && mv -f "$TANSU_LOG" "$TANSU_LOG.1"
         log "tansu: starting broker on $KAFKA_BROKERS (memory storage)"
-        # setsid + nohup: the broker outlives this script and its terminal; NO_COLOR keeps the log plain.
-        (
-            cd "$LOCAL_DIR"
-            close_extra_fds   # the long-lived broker must not hold our locks or a caller's pipe
-            NO_COLOR=1 exec setsid nohup "$tansu" broker \
-                --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
-                --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
-                --storage-engine memory://tansu/ \
-                >>"$TANSU_LOG" 2>&1 </dev/null
-        ) &
-        pid=$!
-        printf '%s\n' "$pid" >"$TANSU_PID"
+        # Detached (its own session), so it outlives this script; NO_COLOR keeps the log plain.
+        NO_COLOR=1 tansu_ssd --start --background --make-pidfile --chdir "$LOCAL_DIR" \
+            --output "$TANSU_LOG" -- broker \
+            --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+            --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+            --storage-engine memory://tansu/ >/dev/null \
+            || die "start-stop-daemon could not start tansu: see $TANSU_LOG"
+        # The detached broker writes its pid file itself, a moment after start-stop-daemon returns.
+        wait_for "the pid file $TANSU_PID" 5 test -s "$TANSU_PID" \
+            || die "tansu wrote no pid file $TANSU_PID: see $TANSU_LOG"
+        pid=$(<"$TANSU_PID")
     fi
 
     local deadline=$((SECONDS + WAIT_SECS))
     until kafka_answers; do
-        if ! pid_alive "$pid"; then
+        # By pid, not --status: for a moment after start the pid is start-stop-daemon's own child,
+        # not yet the tansu binary. A zombie is dead: the broker's new parent may take a moment to
+        # reap it.
+        if ! [[ $(cat "/proc/$pid/stat" 2>/dev/null) =~ ^[0-9]+\ \(.*\)\ [^ZX] ]]; then
             rm -f "$TANSU_PID"
             tail -n 20 "$TANSU_LOG" >&2 2>/dev/null || true
             die "tansu exited at start (log above, full log $TANSU_LOG): is port $KAFKA_PORT free?"
@@ -430,9 +420,9 @@ kafka_up() {
     log "tansu: up on $KAFKA_BROKERS (pid $pid)"
 }
 
-# Stop the broker named in the pid file: TERM, wait up to 10 s, then KILL.
+# Stop the broker named in the pid file: TERM, wait up to 10 s, then KILL and wait up to 5 s.
 tansu_stop() {
-    local pid deadline
+    local pid
     if ! pid=$(tansu_running_pid); then
         rm -f "$TANSU_PID"
         if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
@@ -443,17 +433,8 @@ tansu_stop() {
         return 0
     fi
     log "tansu: stopping pid $pid"
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 10))
-    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-    if pid_alive "$pid"; then
-        warn "tansu pid $pid ignored SIGTERM for 10 s: sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 5))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-    fi
-    pid_alive "$pid" && die "tansu pid $pid survives SIGKILL: check it by hand"
-    rm -f "$TANSU_PID"
+    tansu_ssd --stop --retry TERM/10/KILL/5 --remove-pidfile >/dev/null \
+        || die "tansu pid $pid survives SIGKILL: check it by hand"
     log "tansu: stopped"
 }
 
