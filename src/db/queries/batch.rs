@@ -8,12 +8,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use uuid::Uuid;
 
-use super::models::{
+use crate::db::models::{
     NewAnomaly, NewReading, NewRejected, SavedState, StagedReading, StoredAnomaly,
 };
-use super::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
-use super::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
-use super::DbError;
+use crate::db::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
+use crate::db::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
+use crate::db::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
 use crate::domain::record::{
