@@ -50,17 +50,6 @@ pub struct Shared {
     pub log: Logger,
 }
 
-/// The validation rules of `validation.*`.
-pub fn validation_rules(settings: &Settings) -> ValidationRules {
-    let v = &settings.validation;
-    ValidationRules {
-        max_message_bytes: v.max_message_bytes,
-        max_future_skew_ms: i64::try_from(v.max_future_skew_ms.as_millis()).unwrap_or(i64::MAX),
-        min_heart_rate: i64::from(v.min_heart_rate),
-        max_heart_rate: i64::from(v.max_heart_rate),
-    }
-}
-
 /// Stops and forgets the arbiters of a group.
 fn stop_arbiters(arbiters: &mut Vec<Arbiter>) {
     for a in arbiters.drain(..) {
@@ -243,7 +232,7 @@ impl ChildGroup for ProcessorGroup {
             };
             let validator = {
                 let (rules, metrics, health, log, exits) = (
-                    validation_rules(&settings),
+                    ValidationRules::from(&settings.validation),
                     metrics.clone(),
                     health.clone(),
                     log.clone(),

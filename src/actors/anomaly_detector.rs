@@ -265,7 +265,7 @@ impl AnomalyDetector {
         exit: ExitGuard,
     ) -> Self {
         AnomalyDetector {
-            cfg: DetectorConfig::from_settings(settings),
+            cfg: DetectorConfig::from(settings),
             silence_after: settings.silence_after_ms,
             forget_after: settings.forget_after_ms,
             checkpoint_every: settings.checkpoint_interval_ms,

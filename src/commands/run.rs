@@ -21,7 +21,6 @@ use crate::actors::generator::GeneratorPlan;
 use crate::actors::supervisor::{supervise, ChildGroup, Outcome, RestartPolicy};
 use crate::config::Settings;
 use crate::db;
-use crate::domain::simulator::SimulatorConfig;
 use crate::health::{Health, PROBE_INTERVAL};
 use crate::kafka::{self as kafka_cfg, ReportingContext, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
@@ -38,18 +37,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 /// The generator's plan from `generator.*`; a random seed when none is set.
 pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan {
     let g = &settings.generator;
-    let rate = g.rate;
     let seed = g.seed.unwrap_or_else(rand::random);
-    let mut sim = SimulatorConfig::new(
-        g.customers,
-        seed,
-        rate as f64,
-        settings.detector.bands,
-        settings.detector.spike_bpm,
-    );
-    sim.fault_rate = g.fault_rate;
-    sim.inject = g.inject.clone();
-    GeneratorPlan { sim, rate, count }
+    let sim = settings.simulator_config(seed);
+    GeneratorPlan {
+        sim,
+        rate: g.rate,
+        count,
+    }
 }
 
 /// Why [`prepare_topics`] returned before the topics were there.

@@ -15,11 +15,14 @@
 //!   shared value types (durations in milliseconds, closed sets of strings as enums).
 //! - `load`: the layers, the walk against the schema, the secret files.
 //! - `secret`: [`Secret`], which never prints its value, and scrubbing secrets from messages.
+//! - `domain`: the settings turned into the domain's types (detector, validation rules, bands,
+//!   simulator), each in that one place.
 //!
 //! Durations are [`std::time::Duration`]s, read from keys that carry their unit (`_ms`). This
 //! module imports nothing of the program but the domain.
 
 mod database;
+mod domain;
 mod kafka;
 mod load;
 pub(crate) mod rules;
@@ -37,8 +40,8 @@ pub use kafka::{
 pub use rules::{Choices, NumberRange, Rule};
 pub use secret::{is_secret_property, percent_encode, scrub_secrets, Secret};
 pub use sections::{
-    BandSettings, DetectorSettings, GeneratorSettings, HttpSettings, LogFormat, LogLevel,
-    LogSettings, ProcessorSettings, Settings, ShutdownSettings, StorageSettings,
+    BandSettings, DetectorSettings, GeneratorSettings, HttpSettings, InjectSettings, LogFormat,
+    LogLevel, LogSettings, ProcessorSettings, Settings, ShutdownSettings, StorageSettings,
     SupervisorSettings, ValidationSettings, WriterSettings, YEAR_MS,
 };
 

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::database::DatabaseSettings;
 use super::kafka::{is_host_port, KafkaSettings, TopicSettings};
 use super::rules::{choice, millis, NumberRange, Problems, Rule, Rules, Sections};
-use crate::domain::simulator::InjectionRates;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +34,7 @@ impl Settings {
         ("kafka.topics", TopicSettings::RULES),
         ("database", DatabaseSettings::RULES),
         ("generator", GeneratorSettings::RULES),
-        ("generator.inject", GeneratorSettings::INJECT_RULES),
+        ("generator.inject", InjectSettings::RULES),
         ("validation", ValidationSettings::RULES),
         ("detector", DetectorSettings::RULES),
         ("detector.bands", BandSettings::RULES),
@@ -81,7 +80,7 @@ pub struct GeneratorSettings {
     pub seed: Option<u64>,
     pub fault_rate: f64,
     /// Chance per reading of a customer that an injected episode starts (`generator.inject.*`).
-    pub inject: InjectionRates,
+    pub inject: InjectSettings,
 }
 
 impl GeneratorSettings {
@@ -91,8 +90,24 @@ impl GeneratorSettings {
         ("seed", Rule::Integer(0..=i64::MAX)),
         ("fault_rate", Rule::Number(NumberRange::Fraction)),
     ];
+}
 
-    pub(super) const INJECT_RULES: Rules = &[
+/// `[generator.inject]`: the chance, per reading of a customer, that an injected episode of each
+/// kind starts for that customer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectSettings {
+    pub bradycardia: f64,
+    pub tachycardia: f64,
+    pub critical_low: f64,
+    pub critical_high: f64,
+    pub spike: f64,
+    pub deviation: f64,
+    pub silent: f64,
+}
+
+impl InjectSettings {
+    pub(super) const RULES: Rules = &[
         ("bradycardia", Rule::Number(NumberRange::Fraction)),
         ("tachycardia", Rule::Number(NumberRange::Fraction)),
         ("critical_low", Rule::Number(NumberRange::Fraction)),
@@ -148,9 +163,13 @@ impl ValidationSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorSettings {
-    pub spike_bpm: i64,
-    pub spike_window_ms: i64,
-    pub warmup_readings: i64,
+    /// A spike is a change of at least this many bpm from the previous reading ...
+    pub spike_bpm: u16,
+    /// ... within this long.
+    #[serde(with = "millis")]
+    pub spike_window_ms: Duration,
+    /// Readings per customer before baseline deviations are reported.
+    pub warmup_readings: u32,
     pub z_threshold: f64,
     pub min_stddev_bpm: f64,
     /// A customer with no reading for this long (while caught up) is reported silent.
@@ -159,7 +178,8 @@ pub struct DetectorSettings {
     /// Customers quiet for this long are forgotten.
     #[serde(with = "millis")]
     pub forget_after_ms: Duration,
-    pub resolve_after_readings: i64,
+    /// Readings without an alert's kind that close its episode.
+    pub resolve_after_readings: u32,
     /// How often each partition is checkpointed; zero = with every batch.
     #[serde(with = "millis")]
     pub checkpoint_interval_ms: Duration,
@@ -192,10 +212,10 @@ impl DetectorSettings {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BandSettings {
-    pub critical_low_below: i64,
-    pub low_below: i64,
-    pub high_above: i64,
-    pub critical_high_above: i64,
+    pub critical_low_below: i16,
+    pub low_below: i16,
+    pub high_above: i16,
+    pub critical_high_above: i16,
 }
 
 impl BandSettings {

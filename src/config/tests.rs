@@ -72,7 +72,7 @@ fn defaults_load_and_match_the_spec() {
     );
     assert_eq!(
         (s.detector.spike_bpm, s.detector.spike_window_ms),
-        (30, 60000)
+        (30, ms(60000))
     );
     assert_eq!(s.detector.warmup_readings, 30);
     assert_eq!(

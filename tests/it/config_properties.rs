@@ -31,8 +31,8 @@ use heartbeat_pipeline::config::{
 use heartbeat_pipeline::domain::detector::{observe, silence, CustomerState, DetectorConfig};
 use heartbeat_pipeline::domain::reading::Reading;
 use heartbeat_pipeline::domain::simulator::Simulator;
-use heartbeat_pipeline::domain::validation::validate;
-use heartbeat_pipeline::{db, health, kafka, metrics, offsets, pipeline, progress, telemetry};
+use heartbeat_pipeline::domain::validation::{validate, ValidationRules};
+use heartbeat_pipeline::{db, health, kafka, metrics, offsets, progress, telemetry};
 
 /// A value of `range` from a random number: either end a quarter of the time each, else
 /// anywhere in it.
@@ -171,7 +171,7 @@ fn build_clients(s: &Settings) {
 }
 
 fn build_values(s: &Settings, now: DateTime<Utc>) {
-    let cfg = DetectorConfig::from_settings(&s.detector);
+    let cfg = DetectorConfig::from(&s.detector);
     let (lo, hi) = (
         i32::from(s.validation.min_heart_rate),
         i32::from(s.validation.max_heart_rate),
@@ -180,7 +180,7 @@ fn build_values(s: &Settings, now: DateTime<Utc>) {
         .iter()
         .map(|bpm| i16::try_from(*bpm).unwrap())
         .collect();
-    let window = TimeDelta::try_milliseconds(s.detector.spike_window_ms).unwrap();
+    let window = TimeDelta::from_std(s.detector.spike_window_ms).unwrap();
     let mut state = CustomerState::default();
     let readings = cfg.warmup_readings.min(40) + 10;
     let mut at = now;
@@ -211,7 +211,7 @@ fn build_values(s: &Settings, now: DateTime<Utc>) {
     let _ = Instant::now() + period;
 
     // The validator.
-    let rules = pipeline::validation_rules(s);
+    let rules = ValidationRules::from(&s.validation);
     for text in [
         r#"{"customer_id":"C","timestamp":"9999-12-31T23:59:59Z","heart_rate":72}"#,
         r#"{"customer_id":"C","timestamp":"1970-01-01T00:00:00Z","heart_rate":32767}"#,

@@ -1,11 +1,12 @@
-//! The detector's settings, converted once from `detector.*`.
+//! The detector's settings, as the detector needs them. The configuration builds them from
+//! `detector.*` (`src/config/domain.rs`); the domain knows nothing of the configuration.
 
-use crate::config::{BandSettings, DetectorSettings};
+use crate::domain::classification::Bands;
 
-/// The detector's settings, converted once from `detector.*`.
+/// The detector's settings.
 #[derive(Debug, Clone)]
 pub struct DetectorConfig {
-    pub bands: BandSettings,
+    pub bands: Bands,
     pub spike_bpm: i64,
     pub spike_window_ms: i64,
     pub warmup_readings: u64,
@@ -14,37 +15,12 @@ pub struct DetectorConfig {
     pub resolve_after_readings: u32,
 }
 
-impl DetectorConfig {
-    /// From validated settings. Values validation would have refused are mapped to the nearest
-    /// usable one (a non-positive or non-finite float to its default), so a hand-built
-    /// `DetectorSettings` cannot make the detector misbehave either.
-    pub fn from_settings(s: &DetectorSettings) -> Self {
-        let defaults = DetectorConfig::default();
-        DetectorConfig {
-            bands: s.bands,
-            spike_bpm: s.spike_bpm,
-            spike_window_ms: s.spike_window_ms,
-            warmup_readings: u64::try_from(s.warmup_readings).unwrap_or(0),
-            z_threshold: positive_or(s.z_threshold, defaults.z_threshold),
-            min_stddev_bpm: positive_or(s.min_stddev_bpm, defaults.min_stddev_bpm),
-            resolve_after_readings: u32::try_from(
-                s.resolve_after_readings.clamp(1, i64::from(u32::MAX)),
-            )
-            .unwrap_or(u32::MAX),
-        }
-    }
-}
-
 impl Default for DetectorConfig {
-    /// The defaults of SPEC section 3.
+    /// The defaults of `config/default.toml` (SPEC section 3), for tests and tools; a test of the
+    /// configuration holds them equal.
     fn default() -> Self {
         DetectorConfig {
-            bands: BandSettings {
-                critical_low_below: 40,
-                low_below: 60,
-                high_above: 100,
-                critical_high_above: 180,
-            },
+            bands: Bands::DEFAULT,
             spike_bpm: 30,
             spike_window_ms: 60_000,
             warmup_readings: 30,
@@ -52,13 +28,5 @@ impl Default for DetectorConfig {
             min_stddev_bpm: 3.0,
             resolve_after_readings: 3,
         }
-    }
-}
-
-fn positive_or(value: f64, fallback: f64) -> f64 {
-    if value.is_finite() && value > 0.0 {
-        value
-    } else {
-        fallback
     }
 }

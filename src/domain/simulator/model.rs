@@ -12,8 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::faults::fault_value;
 use super::params::*;
 use super::types::{customer_id, sim_start, Activity, SimRecord, SimulatorConfig};
-use crate::config::BandSettings;
-use crate::domain::classification::{classify, AnomalyKind};
+use crate::domain::classification::{classify, AnomalyKind, Bands};
 use crate::domain::validation::RejectReason;
 
 /// One simulated customer: 48 bytes, so 100 000 customers take under 5 MB.
@@ -87,7 +86,7 @@ struct Model {
     start_cdf: [f64; 7],
     /// Target ranges of critical_low, bradycardia, tachycardia, critical_high, bpm.
     targets: [(f32, f32); 4],
-    bands: BandSettings,
+    bands: Bands,
     fault_rate: f64,
 }
 
@@ -559,7 +558,7 @@ pub(super) fn unit(p: f64) -> f64 {
 
 /// The target heart rates of an injected threshold episode under `bands`: well inside the band
 /// of its kind, and inside 22..=240 so noise keeps it a valid reading.
-fn target_range(kind: AnomalyKind, b: &BandSettings) -> (f32, f32) {
+fn target_range(kind: AnomalyKind, b: &Bands) -> (f32, f32) {
     let (lo, hi) = match kind {
         AnomalyKind::CriticalLow => (
             b.critical_low_below.saturating_sub(15),

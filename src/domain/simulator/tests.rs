@@ -9,16 +9,10 @@ use proptest::prelude::*;
 use super::model::{kind_index, Customer, Trace};
 use super::profile::Moments;
 use super::*;
-use crate::config::BandSettings;
-use crate::domain::classification::{classify, AnomalyKind};
+use crate::domain::classification::{classify, AnomalyKind, Bands};
 use crate::domain::validation::{validate, RejectReason, ValidationRules};
 
-const BANDS: BandSettings = BandSettings {
-    critical_low_below: 40,
-    low_below: 60,
-    high_above: 100,
-    critical_high_above: 180,
-};
+const BANDS: Bands = Bands::DEFAULT;
 
 fn config(customers: usize, seed: u64, rate: f64) -> SimulatorConfig {
     SimulatorConfig::new(customers, seed, rate, BANDS, 30)
@@ -497,7 +491,7 @@ fn odd_configurations_still_give_valid_readings() {
         },
         SimulatorConfig {
             spike_bpm: 1_000_000,
-            bands: BandSettings {
+            bands: Bands {
                 critical_low_below: i64::MAX,
                 low_below: i64::MIN,
                 high_above: 0,

@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use super::model::unit;
 use super::params::{MIN_READING_INTERVAL_S, SIM_START_UNIX_SECS};
-use crate::config::BandSettings;
-use crate::domain::classification::AnomalyKind;
+use crate::domain::classification::{AnomalyKind, Bands};
 use crate::domain::validation::RejectReason;
 
 /// The customer id of customer number `n`: `CUST-00042`.
@@ -56,8 +55,7 @@ impl Activity {
 /// is not its first and not part of an episode already, that an episode of that kind starts for
 /// that customer with this reading. Values are clamped to 0..=1; when they add up to more than
 /// 1 they are scaled down to add up to 1.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InjectionRates {
     pub bradycardia: f64,
     pub tachycardia: f64,
@@ -151,20 +149,14 @@ pub struct SimulatorConfig {
     /// Fraction of records that are malformed (0..=1), default 0.
     pub fault_rate: f64,
     /// To label ground truth by construction with the same rules the detector uses.
-    pub bands: BandSettings,
+    pub bands: Bands,
     /// `detector.spike_bpm`: the smallest jump between two readings that is a spike.
     pub spike_bpm: i64,
 }
 
 impl SimulatorConfig {
     /// A configuration with the default injection rates and no faults.
-    pub fn new(
-        customers: usize,
-        seed: u64,
-        rate: f64,
-        bands: BandSettings,
-        spike_bpm: i64,
-    ) -> Self {
+    pub fn new(customers: usize, seed: u64, rate: f64, bands: Bands, spike_bpm: i64) -> Self {
         SimulatorConfig {
             customers,
             seed,

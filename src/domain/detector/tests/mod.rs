@@ -8,7 +8,6 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::config::BandSettings;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::reading::{derive_event_id, Reading};
 use crate::domain::record::Anomaly;
@@ -85,55 +84,6 @@ fn a_state_misses_the_readings_after_its_positions_only() {
         !old.misses(0, 5) && !old.holds(0, 5),
         "a state saved before positions were kept (with every batch) misses nothing, and \
          says nothing of what it has seen"
-    );
-}
-
-#[test]
-fn defaults_match_the_default_config_file() {
-    let settings = crate::config::Settings::load_from(None, Vec::new()).unwrap();
-    let from = DetectorConfig::from_settings(&settings.detector);
-    let d = DetectorConfig::default();
-    let bands = |b: &BandSettings| {
-        (
-            b.critical_low_below,
-            b.low_below,
-            b.high_above,
-            b.critical_high_above,
-        )
-    };
-    assert_eq!(bands(&from.bands), bands(&d.bands));
-    assert_eq!(
-        (from.spike_bpm, from.spike_window_ms, from.warmup_readings),
-        (d.spike_bpm, d.spike_window_ms, d.warmup_readings)
-    );
-    assert_eq!(
-        (
-            from.z_threshold,
-            from.min_stddev_bpm,
-            from.resolve_after_readings
-        ),
-        (d.z_threshold, d.min_stddev_bpm, d.resolve_after_readings)
-    );
-}
-
-#[test]
-fn settings_out_of_range_map_to_usable_values() {
-    let mut s = crate::config::Settings::load_from(None, Vec::new())
-        .unwrap()
-        .detector;
-    s.warmup_readings = -5;
-    s.z_threshold = f64::NAN;
-    s.min_stddev_bpm = -1.0;
-    s.resolve_after_readings = 0;
-    let cfg = DetectorConfig::from_settings(&s);
-    assert_eq!(cfg.warmup_readings, 0);
-    assert_eq!(cfg.z_threshold, 4.0);
-    assert_eq!(cfg.min_stddev_bpm, 3.0);
-    assert_eq!(cfg.resolve_after_readings, 1);
-    s.resolve_after_readings = i64::MAX;
-    assert_eq!(
-        DetectorConfig::from_settings(&s).resolve_after_readings,
-        u32::MAX
     );
 }
 
