@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::kafka::check_readable_file;
-use super::rules::{choice, millis, Problems, Rule, Rules};
+use super::rules::{check_readable_file, choice, millis, Problems, Rule, Rules};
 use super::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

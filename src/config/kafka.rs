@@ -2,12 +2,11 @@
 //! clients talk to the brokers (TLS, SASL), with what each value must be.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{choice, millis, Problems, Rule, Rules};
+use super::rules::{check_readable_file, choice, is_host_port, millis, Problems, Rule, Rules};
 use super::secret::{serialize_librdkafka, Secret};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -210,25 +209,6 @@ impl TopicSettings {
                 ));
             }
         }
-    }
-}
-
-/// A problem when `path` (the value of `key`) is set but is not a readable file.
-pub(super) fn check_readable_file(key: &str, path: &str, p: &mut Problems) {
-    if path.is_empty() {
-        return;
-    }
-    if let Err(e) = std::fs::File::open(path) {
-        p.push(format!("{key}: cannot read {path}: {e}"));
-    } else if !Path::new(path).is_file() {
-        p.push(format!("{key}: {path} is not a file"));
-    }
-}
-
-pub(super) fn is_host_port(s: &str) -> bool {
-    match s.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
-        None => false,
     }
 }
 

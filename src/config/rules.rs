@@ -1,11 +1,13 @@
 //! What each key's value must be, declared beside its section's fields (a table of [`Rule`]s
 //! per settings struct), and the check that holds the merged tree to them before it becomes
 //! typed: a value out of its range or not among its choices is named with its key, and every
-//! such problem is found in one pass. Also the value types the sections share: durations in
-//! milliseconds ([`millis`]) and the closed sets of strings ([`choice!`]).
+//! such problem is found in one pass. Also what the sections share: durations in milliseconds
+//! ([`millis`]), closed sets of strings as enums ([`choice!`]) and the checks of a readable file
+//! and of host:port.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
+use std::path::Path;
 
 /// What the value of a key must be. The type itself (integer, number, string) is the schema's
 /// business (`config/default.toml`); this is what the value must mean.
@@ -176,6 +178,25 @@ pub fn keys_of<T>(sections: Sections, pick: impl Fn(&Rule) -> Option<T>) -> Vec<
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// A problem when `path` (the value of `key`) is set but is not a readable file.
+pub fn check_readable_file(key: &str, path: &str, p: &mut Problems) {
+    if path.is_empty() {
+        return;
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        p.push(format!("{key}: cannot read {path}: {e}"));
+    } else if !Path::new(path).is_file() {
+        p.push(format!("{key}: {path} is not a file"));
+    }
+}
+
+pub fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
 }
 
 /// A duration key, in whole milliseconds in the configuration (`*_ms`) and a [`Duration`]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::database::DatabaseSettings;
-use super::kafka::{is_host_port, KafkaSettings, TopicSettings};
-use super::rules::{choice, millis, NumberRange, Problems, Rule, Rules, Sections};
+use super::kafka::{KafkaSettings, TopicSettings};
+use super::rules::{choice, is_host_port, millis, NumberRange, Problems, Rule, Rules, Sections};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
