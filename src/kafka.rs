@@ -46,9 +46,9 @@ fn base(settings: &KafkaSettings) -> ClientConfig {
 /// properties: the one place that does, for every client. Empty keys are left to librdkafka's
 /// defaults (e.g. the system's CA store).
 fn security(c: &mut ClientConfig, settings: &KafkaSettings) {
-    c.set("security.protocol", &settings.security_protocol);
+    c.set("security.protocol", settings.security_protocol.as_str());
     if settings.uses_sasl() {
-        c.set("sasl.mechanisms", &settings.sasl_mechanism)
+        c.set("sasl.mechanisms", settings.sasl_mechanism.as_str())
             .set("sasl.username", &settings.sasl_username)
             .set("sasl.password", settings.sasl_password.expose());
     }
@@ -106,7 +106,7 @@ pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
     c.set("group.id", &settings.group_id)
         .set(
             "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
+            settings.session_timeout_ms.as_millis().to_string(),
         )
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")

@@ -25,7 +25,7 @@ use crate::actors::output_publisher::{self, OutputPublisher, OutputTopics};
 use crate::actors::supervisor::{BoxFuture, ChildGroup};
 use crate::actors::validator::{self, Validator};
 use crate::actors::{ChildExit, ExitGuard};
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::db;
 use crate::domain::validation::ValidationRules;
 use crate::health::Health;
@@ -48,17 +48,6 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub log: Logger,
-}
-
-/// The validation rules of `validation.*`.
-pub fn validation_rules(settings: &Settings) -> ValidationRules {
-    let v = &settings.validation;
-    ValidationRules {
-        max_message_bytes: config::count(v.max_message_bytes),
-        max_future_skew_ms: v.max_future_skew_ms,
-        min_heart_rate: v.min_heart_rate,
-        max_heart_rate: v.max_heart_rate,
-    }
 }
 
 /// Stops and forgets the arbiters of a group.
@@ -124,7 +113,7 @@ impl ChildGroup for ProcessorGroup {
                         log: subscriber_log,
                         progress: progress.clone(),
                         ledger: ledger.clone(),
-                        drain_timeout: config::millis(settings.shutdown.timeout_ms),
+                        drain_timeout: settings.shutdown.timeout_ms,
                     })
                     .map_err(|e| format!("cannot create the kafka consumer: {e}"))?,
             );
@@ -143,7 +132,7 @@ impl ChildGroup for ProcessorGroup {
                 let topics = OutputTopics {
                     dead_letter: settings.kafka.topics.dead_letter.clone(),
                     alerts: settings.kafka.topics.alerts.clone(),
-                    max_message_bytes: config::count(settings.validation.max_message_bytes),
+                    max_message_bytes: settings.validation.max_message_bytes,
                 };
                 let (settings, done, metrics, health, log, exits) = (
                     settings.clone(),
@@ -172,11 +161,12 @@ impl ChildGroup for ProcessorGroup {
             };
             // Each writer on a thread of its own (diesel blocks while a query runs), sharing one
             // pool with a connection for each.
-            let writers = config::count(settings.writer.parallelism).max(1);
+            let writers = settings.writer.parallelism.max(1);
             let pool = db::pool(
                 &settings.database,
-                u32::try_from(settings.database.pool_size)
-                    .unwrap_or(u32::MAX)
+                settings
+                    .database
+                    .pool_size
                     .max(u32::try_from(writers).unwrap_or(u32::MAX)),
             );
             let mut writer_arbiters = Vec::with_capacity(writers);
@@ -227,7 +217,7 @@ impl ChildGroup for ProcessorGroup {
                 AnomalyDetector::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     AnomalyDetector::new(
                         &settings.detector,
-                        config::count(settings.writer.batch_size),
+                        settings.writer.batch_size,
                         pool,
                         settings.database.clone(),
                         progress,
@@ -242,7 +232,7 @@ impl ChildGroup for ProcessorGroup {
             };
             let validator = {
                 let (rules, metrics, health, log, exits) = (
-                    validation_rules(&settings),
+                    ValidationRules::from(&settings.validation),
                     metrics.clone(),
                     health.clone(),
                     log.clone(),
@@ -260,8 +250,8 @@ impl ChildGroup for ProcessorGroup {
                 })
             };
             let batching = Batching {
-                max_records: config::count(settings.writer.batch_size),
-                max_wait: config::millis(settings.writer.flush_interval_ms),
+                max_records: settings.writer.batch_size,
+                max_wait: settings.writer.flush_interval_ms,
             };
             let topic = settings.kafka.topics.readings.clone();
             let subscriber =

@@ -9,7 +9,7 @@
 use slog::{o, Drain, Level, Logger};
 use std::io;
 
-use crate::config::LogSettings;
+use crate::config::{LogFormat, LogLevel, LogSettings};
 use crate::logfile::RotatingFile;
 
 /// Capacity of the async logging channel; a full channel blocks the logging thread instead of
@@ -21,15 +21,15 @@ pub struct LogGuard {
     _guards: Vec<slog_async::AsyncGuard>,
 }
 
-/// Parses `log.level`; validated by `Settings::validate`, so unknown names fall back to info.
-pub fn parse_level(level: &str) -> Level {
+/// slog's level of `log.level`.
+pub fn parse_level(level: LogLevel) -> Level {
     match level {
-        "trace" => Level::Trace,
-        "debug" => Level::Debug,
-        "warning" | "warn" => Level::Warning,
-        "error" => Level::Error,
-        "critical" => Level::Critical,
-        _ => Level::Info,
+        LogLevel::Trace => Level::Trace,
+        LogLevel::Debug => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warning => Level::Warning,
+        LogLevel::Error => Level::Error,
+        LogLevel::Critical => Level::Critical,
     }
 }
 
@@ -48,10 +48,10 @@ where
 
 /// Builds the root logger from `settings` and installs the `log` bridge.
 pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
-    let level = parse_level(&settings.level);
+    let level = parse_level(settings.level);
     let mut guards = Vec::new();
 
-    let console: slog_async::Async = if settings.format == "json" {
+    let console: slog_async::Async = if settings.format == LogFormat::Json {
         let json = slog_json::Json::new(io::stderr())
             .add_default_keys()
             .set_newlines(true)
@@ -77,8 +77,8 @@ pub fn init(settings: &LogSettings) -> io::Result<(Logger, LogGuard)> {
     } else {
         let file = RotatingFile::open(
             std::path::Path::new(&settings.file),
-            crate::config::mebibytes(settings.max_size_mb),
-            crate::config::count(settings.max_files),
+            settings.max_size_bytes(),
+            settings.max_files,
         )
         .map_err(|e| {
             io::Error::new(

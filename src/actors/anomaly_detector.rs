@@ -50,7 +50,7 @@ use slog::{info, o, warn, Logger};
 use uuid::Uuid;
 
 use super::{forward_all_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
-use crate::config::{self, DatabaseSettings, DetectorSettings};
+use crate::config::{DatabaseSettings, DetectorSettings};
 use crate::db::models::SavedState;
 use crate::db::queries::{
     claim_partitions, database_clock, load_partition_states, load_states, load_tails,
@@ -265,10 +265,10 @@ impl AnomalyDetector {
         exit: ExitGuard,
     ) -> Self {
         AnomalyDetector {
-            cfg: DetectorConfig::from_settings(settings),
-            silence_after: config::millis(settings.silence_after_ms),
-            forget_after: config::millis(settings.forget_after_ms),
-            checkpoint_every: config::millis(settings.checkpoint_interval_ms),
+            cfg: DetectorConfig::from(settings),
+            silence_after: settings.silence_after_ms,
+            forget_after: settings.forget_after_ms,
+            checkpoint_every: settings.checkpoint_interval_ms,
             customers: hashbrown::HashMap::new(),
             owned: BTreeMap::new(),
             recent: RecentIdentities::new(
@@ -388,10 +388,10 @@ impl AnomalyDetector {
                 .set_epoch(c.kafka_partition, Some((generation, c.epoch)));
         }
         let partitions: Vec<i32> = claimed.iter().map(|c| c.kafka_partition).collect();
-        let forget_ms = i64::try_from(self.forget_after.as_millis()).unwrap_or(i64::MAX);
+        let forget_after = self.forget_after;
         let rows = self.with_db(
             "load the saved detector states of claimed partitions",
-            |c| load_partition_states(c, &partitions, forget_ms),
+            |c| load_partition_states(c, &partitions, forget_after),
         );
         let loaded = self.adopt(rows, now);
         let bounds: Vec<(i32, Option<DateTime<Utc>>)> = claimed

@@ -57,10 +57,10 @@ impl RestartPolicy {
     /// The policy of `supervisor.*`.
     pub fn from_settings(s: &crate::config::SupervisorSettings) -> Self {
         RestartPolicy {
-            max_restarts: crate::config::count(s.max_restarts),
-            window: crate::config::millis(s.restart_window_ms),
-            backoff_min: crate::config::millis(s.backoff_min_ms),
-            backoff_max: crate::config::millis(s.backoff_max_ms),
+            max_restarts: s.max_restarts,
+            window: s.restart_window_ms,
+            backoff_min: s.backoff_min_ms,
+            backoff_max: s.backoff_max_ms,
         }
     }
 }

@@ -19,9 +19,8 @@ use tokio::sync::watch;
 use super::{exit, stopped, until_ok};
 use crate::actors::generator::GeneratorPlan;
 use crate::actors::supervisor::{supervise, ChildGroup, Outcome, RestartPolicy};
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::db;
-use crate::domain::simulator::SimulatorConfig;
 use crate::health::{Health, PROBE_INTERVAL};
 use crate::kafka::{self as kafka_cfg, ReportingContext, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
@@ -38,21 +37,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 /// The generator's plan from `generator.*`; a random seed when none is set.
 pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan {
     let g = &settings.generator;
-    let rate = u64::try_from(g.rate).unwrap_or(0);
-    let seed = g
-        .seed
-        .and_then(|s| u64::try_from(s).ok())
-        .unwrap_or_else(rand::random);
-    let mut sim = SimulatorConfig::new(
-        config::count(g.customers),
-        seed,
-        rate as f64,
-        settings.detector.bands,
-        settings.detector.spike_bpm,
-    );
-    sim.fault_rate = g.fault_rate;
-    sim.inject = g.inject.clone();
-    GeneratorPlan { sim, rate, count }
+    let seed = g.seed.unwrap_or_else(rand::random);
+    let sim = settings.simulator_config(seed);
+    GeneratorPlan {
+        sim,
+        rate: g.rate,
+        count,
+    }
 }
 
 /// Why [`prepare_topics`] returned before the topics were there.
@@ -87,7 +78,7 @@ pub async fn prepare_topics(
         settings.kafka.topics.alerts.as_str(),
     ];
     // Validated to 1..=10000; saturating all the same rather than wrapping.
-    let partitions = i32::try_from(settings.kafka.topics.partitions).unwrap_or(i32::MAX);
+    let partitions = settings.kafka.topics.partitions;
     until_ok(
         "create kafka topics",
         log,
@@ -365,7 +356,7 @@ async fn run_groups(
         groups,
         RestartPolicy::from_settings(&settings.supervisor),
         stopped(stop.clone()),
-        config::millis(settings.shutdown.timeout_ms),
+        settings.shutdown.timeout_ms,
         metrics.clone(),
         health.clone(),
         log.clone(),
@@ -375,7 +366,7 @@ async fn run_groups(
         Outcome::Stopped => exit::OK,
         Outcome::DrainTimedOut => {
             error!(log, "drain did not finish in time; uncommitted records will be read again";
-                "timeout_ms" => settings.shutdown.timeout_ms);
+                "timeout_ms" => settings.shutdown.timeout_ms.as_millis() as u64);
             exit::FAILURE
         }
         Outcome::GaveUp => exit::GAVE_UP,
@@ -385,6 +376,7 @@ async fn run_groups(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
 
     fn settings() -> Settings {
         let mut s = Settings::load_from(None, Vec::<(String, String)>::new()).unwrap();
@@ -396,8 +388,8 @@ mod tests {
     /// SASL with a mechanism this build of librdkafka lacks: no client can be built.
     fn without_a_client() -> Settings {
         let mut s = settings();
-        s.kafka.security_protocol = "sasl_plaintext".to_owned();
-        s.kafka.sasl_mechanism = "PLAIN".to_owned();
+        s.kafka.security_protocol = config::SecurityProtocol::SaslPlaintext;
+        s.kafka.sasl_mechanism = config::SaslMechanism::Plain;
         s.kafka.sasl_username = "alice".to_owned();
         s.kafka.sasl_password = config::Secret::new("pw");
         s.kafka

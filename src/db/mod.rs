@@ -105,8 +105,8 @@ pub fn connection_url(settings: &DatabaseSettings) -> Secret {
         url = with_password(&url, &percent_encode(settings.password.expose()));
     }
     for (key, value) in [
-        ("sslmode", &settings.sslmode),
-        ("sslrootcert", &settings.sslrootcert),
+        ("sslmode", settings.sslmode.as_str()),
+        ("sslrootcert", settings.sslrootcert.as_str()),
     ] {
         if !value.is_empty() {
             let sep = if url.contains('?') { '&' } else { '?' };
@@ -215,7 +215,7 @@ pub fn pool(settings: &DatabaseSettings, size: u32) -> PgPool {
     Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(0))
-        .connection_timeout(crate::config::millis(settings.connect_timeout_ms))
+        .connection_timeout(settings.connect_timeout_ms)
         // The writer logs failures itself, once and rate-limited; r2d2's handler would log every
         // attempt during an outage.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
@@ -328,10 +328,10 @@ mod tests {
             url_file: String::new(),
             password: Secret::new(""),
             password_file: String::new(),
-            sslmode: String::new(),
+            sslmode: crate::config::SslMode::Unset,
             sslrootcert: String::new(),
             pool_size: 1,
-            connect_timeout_ms: 1000,
+            connect_timeout_ms: std::time::Duration::from_secs(1),
         }
     }
 
@@ -340,7 +340,7 @@ mod tests {
         let mut s = settings("postgres://app:old@db:5432/hb");
         assert_eq!(connection_url(&s).expose(), "postgres://app:old@db:5432/hb");
         s.password = Secret::new("n3w p@ss/:?&");
-        s.sslmode = "verify-full".into();
+        s.sslmode = crate::config::SslMode::VerifyFull;
         s.sslrootcert = "/etc/ssl/pg ca.pem".into();
         assert_eq!(
             connection_url(&s).expose(),
@@ -349,7 +349,7 @@ mod tests {
         );
         let mut s = settings("postgresql://db/hb?application_name=x");
         s.password = Secret::new("pw");
-        s.sslmode = "require".into();
+        s.sslmode = crate::config::SslMode::Require;
         assert_eq!(
             connection_url(&s).expose(),
             "postgresql://:pw@db/hb?application_name=x&sslmode=require"

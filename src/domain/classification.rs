@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::BandSettings;
-
 /// A reading's class (SPEC section 5): `critical_low` below 40, `low` 40-59, `normal` 60-100,
 /// `high` 101-180, `critical_high` above 180, with the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,8 +83,29 @@ impl AnomalyKind {
     }
 }
 
+/// The class bands in bpm: critical_low < `critical_low_below` <= low < `low_below` <= normal
+/// <= `high_above` < high <= `critical_high_above` < critical_high (`detector.bands`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bands {
+    pub critical_low_below: i64,
+    pub low_below: i64,
+    pub high_above: i64,
+    pub critical_high_above: i64,
+}
+
+impl Bands {
+    /// The bands of `config/default.toml` (SPEC section 5), for tests and tools; a test of the
+    /// configuration holds them equal.
+    pub const DEFAULT: Bands = Bands {
+        critical_low_below: 40,
+        low_below: 60,
+        high_above: 100,
+        critical_high_above: 180,
+    };
+}
+
 /// The class of `heart_rate` under `bands`.
-pub fn classify(heart_rate: i16, bands: &BandSettings) -> HeartRateClass {
+pub fn classify(heart_rate: i16, bands: &Bands) -> HeartRateClass {
     let hr = i64::from(heart_rate);
     if hr < bands.critical_low_below {
         HeartRateClass::CriticalLow
@@ -105,12 +124,7 @@ pub fn classify(heart_rate: i16, bands: &BandSettings) -> HeartRateClass {
 mod tests {
     use super::*;
 
-    const BANDS: BandSettings = BandSettings {
-        critical_low_below: 40,
-        low_below: 60,
-        high_above: 100,
-        critical_high_above: 180,
-    };
+    const BANDS: Bands = Bands::DEFAULT;
 
     #[test]
     fn band_edges_fall_on_the_documented_side() {

@@ -6,6 +6,7 @@ mod alert_state;
 mod broker;
 mod chaos;
 mod cli;
+mod config_properties;
 mod contract;
 mod delivery;
 mod detection;

@@ -8,12 +8,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use uuid::Uuid;
 
-use super::models::{
+use crate::db::models::{
     NewAnomaly, NewReading, NewRejected, SavedState, StagedReading, StoredAnomaly,
 };
-use super::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
-use super::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
-use super::DbError;
+use crate::db::schema::{alert_outbox, anomalies, detector_state, readings, rejected_readings};
+use crate::db::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
+use crate::db::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
 use crate::domain::record::{
@@ -433,16 +433,24 @@ pub fn load_states(
         .map_err(DbError::query("load detector state"))
 }
 
+/// `at` minus `span`, saturating at the earliest instant chrono can hold: a look-back longer than
+/// the clock goes back means everything.
+fn look_back(at: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_sub_signed(span))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// The saved detector states of the customers of `partitions` that were active within the last
-/// `active_within_ms` (those quiet for longer are forgotten, SPEC section 5, and loaded again by
+/// `active_within` (those quiet for longer are forgotten, SPEC section 5, and loaded again by
 /// [`load_states`] when they send).
 pub fn load_partition_states(
     conn: &mut PgConnection,
     partitions: &[i32],
-    active_within_ms: i64,
+    active_within: std::time::Duration,
 ) -> Result<Vec<SavedState>, DbError> {
-    // Saturating: a window longer than the clock goes back means every state.
-    let since = crate::config::ms_before(Utc::now(), active_within_ms);
+    let since = look_back(Utc::now(), active_within);
     detector_state::table
         .filter(detector_state::kafka_partition.eq_any(partitions))
         .filter(detector_state::updated_at.gt(since))
@@ -854,4 +862,23 @@ pub fn drop_expired_partitions(
         .into_iter()
         .map(|d| d.heartbeat_drop_expired_partitions)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    #[test]
+    fn a_look_back_saturates_instead_of_panicking() {
+        let now = Utc::now();
+        assert_eq!(
+            super::look_back(now, Duration::from_secs(1)),
+            now - TimeDelta::seconds(1)
+        );
+        for span in [Duration::from_millis(9_000_000_000_000_000), Duration::MAX] {
+            assert_eq!(super::look_back(now, span), DateTime::<Utc>::MIN_UTC);
+        }
+    }
 }

@@ -1,0 +1,95 @@
+//! The anomaly detector: per-customer anomalies and alert episodes (SPEC section 5, `anomalies`
+//! and `alerts`), as pure functions over a serializable [`CustomerState`].
+//!
+//! Owns every detection rule that needs memory of a customer: the threshold kinds of the
+//! reading's class, `spike` against the previous reading, `deviation` from a moving baseline,
+//! `silent`, and the alert episodes that group anomalies. Accepts one [`Reading`] at a time in
+//! partition order ([`observe`]) or a silence reported by the caller's timer ([`silence`]); emits
+//! the reading's class, its [`Anomaly`] rows and every [`AlertRow`] that changed, for the caller to
+//! insert (anomalies) and upsert by (customer_id, kind, opened_at) (alerts). It cannot fail and
+//! never panics, whatever the readings, the times or the state it is handed.
+//!
+//! # Kinds
+//! - `critical_low`, `bradycardia`, `tachycardia`, `critical_high`: the reading's class under
+//!   `detector.bands` is critical_low, low, high, critical_high; details `{"class"}`.
+//! - `spike`: |hr - previous| >= `detector.spike_bpm`, the previous being the customer's previous
+//!   observed reading, taken only when 0 <= t - t_previous <= `detector.spike_window_ms` (a
+//!   previous reading recorded later than this one is not compared); details
+//!   `{"previous", "delta"}` with `delta` = hr - previous, signed.
+//! - `deviation`: the customer's n-th reading, n > `detector.warmup_readings`, with
+//!   |hr - mean| >= `detector.z_threshold` * max(stddev, `detector.min_stddev_bpm`), mean and
+//!   stddev being the baseline as it was before this reading; details `{"baseline"}` (the mean,
+//!   1 decimal), `{"stddev"}` (the floored stddev used, 2 decimals), `{"z"}` ((hr - mean) / that
+//!   stddev, signed, 2 decimals).
+//! - `silent`: reported by [`silence`]; `recorded_at` is the customer's last reading's time.
+//!
+//! # Baseline
+//! One formula for every reading x, with k the number of readings in the baseline including x:
+//!
+//! ```text
+//! w = max(1/k, ALPHA)      d = x - mean
+//! mean     <- mean + w*d
+//! variance <- (1 - w) * (variance + w*d^2)
+//! ```
+//!
+//! With w = 1/k this is Welford's update of the exact mean and population variance; once
+//! 1/k < [`ALPHA`] (after the 20th reading) it is the exponentially weighted mean and variance,
+//! so the baseline follows a customer whose resting rate drifts, with a memory of about 1/ALPHA
+//! readings. The first reading gives mean = x, variance = 0 whatever the state held before.
+//!
+//! After warm-up, x is first clipped to mean ± z_threshold * stddev (the floored stddev used for
+//! the judgement): a deviating reading still updates the baseline, but only as much as a reading
+//! right at the threshold would. Why: not updating at all would flag a lasting change of level
+//! for ever; updating with the raw value would let one outlier of 40 bpm triple the stddev and
+//! hide the next real deviations. Clipped, one outlier widens the stddev by at most ~31 % (the
+//! variance by (1 - ALPHA)(1 + ALPHA * z^2) = 1.71 with the defaults), and a lasting shift is
+//! absorbed within a handful of readings because each clipped step widens it again.
+//!
+//! # Alert episodes
+//! At most one open episode per (customer, kind). The first reading raising a kind opens one
+//! (`opened_at` = `last_seen_at` = its time, `readings` = 1, `peak_heart_rate` = its hr); each
+//! further reading raising the kind adds to it (`readings` + 1, `last_seen_at` = the newest time
+//! seen, `peak_heart_rate` = the peak below). An episode resolves after
+//! `detector.resolve_after_readings` consecutive readings without its kind, `resolved_at` being
+//! the time of the reading that completes the streak; a reading with the kind in between restarts
+//! the streak, so a customer flapping around a band edge keeps one episode open instead of
+//! opening many. A resolved episode is returned once, then forgotten. `silent` resolves at the
+//! next reading. `resolved_at` is never before `last_seen_at`: a late, out-of-order reading
+//! resolves an episode at its `last_seen_at`, so every row has opened <= last seen <= resolved.
+//!
+//! The peak is the reading farthest from normal in the kind's own measure: the lowest heart rate
+//! for `critical_low` and `bradycardia`, the highest for `tachycardia` and `critical_high`, the
+//! one with the largest |delta| for `spike`, the one farthest from the baseline mean (as it was
+//! when that reading was judged) for `deviation`; null for `silent`. On a tie the earlier reading
+//! stays. A `silent` episode has `readings` = 0: no reading raised it.
+//!
+//! # Determinism
+//! No clock, no randomness, no hash-ordered collections: the same readings in the same order from
+//! the same state give the same anomalies, alert rows and state, so a replay reproduces the rows
+//! already stored instead of changing them. The state round-trips through JSON exactly (floats
+//! are stored as their shortest round-trip decimal text, see [`exact_f64`]), so a restart resumes
+//! exactly where the saved state left off.
+//!
+//! # Parts
+//! - `config.rs`: [`DetectorConfig`], the settings the rules read.
+//! - `state.rs`: [`CustomerState`] with its [`Baseline`] and open [`Episode`]s, and what a
+//!   reading gives ([`Observation`], [`AlertRow`]).
+//! - `observe.rs`: the rules: [`observe`] and [`silence`].
+//! - `exact_f64.rs`: [`exact_f64`], the serde of floats that round-trip exactly.
+//! - `tests/`: the state and determinism tests (`mod.rs`), the kinds (`kinds.rs`) and the
+//!   episodes (`episodes.rs`).
+//!
+//! [`Reading`]: crate::domain::reading::Reading
+//! [`Anomaly`]: crate::domain::record::Anomaly
+
+mod config;
+pub mod exact_f64;
+mod observe;
+mod state;
+
+pub use config::DetectorConfig;
+pub use observe::{observe, silence};
+pub use state::{AlertRow, Baseline, CustomerState, Episode, Observation, ALPHA};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! The rules: [`observe`] judges one reading and updates the customer's state and episodes;
+//! [`silence`] reports a silence.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+use super::config::DetectorConfig;
+use super::state::{AlertRow, Baseline, CustomerState, Episode, Observation};
+use crate::domain::classification::{classify, AnomalyKind};
+use crate::domain::reading::Reading;
+use crate::domain::record::Anomaly;
+
+/// A kind raised by the reading being observed.
+struct Raised {
+    kind: AnomalyKind,
+    severity: f64,
+    details: serde_json::Value,
+}
+
+/// Observes the next reading of `reading.customer_id` in partition order: returns its class, the
+/// anomalies it raises, and every alert row that changed, and updates `state`.
+pub fn observe(cfg: &DetectorConfig, state: &mut CustomerState, reading: &Reading) -> Observation {
+    let hr = reading.heart_rate;
+    let at = reading.recorded_at;
+    let class = classify(hr, &cfg.bands);
+    let mut raised = Vec::new();
+
+    if let Some(kind) = class.threshold_anomaly() {
+        let severity = match kind {
+            AnomalyKind::CriticalLow | AnomalyKind::Bradycardia => -f64::from(hr),
+            _ => f64::from(hr),
+        };
+        raised.push(Raised {
+            kind,
+            severity,
+            details: json!({ "class": class.as_str() }),
+        });
+    }
+
+    if let Some(spike) = spike(cfg, state, hr, at) {
+        raised.push(spike);
+    }
+
+    if !state.baseline.is_sane() {
+        state.baseline = Baseline::default();
+    }
+    let n = state.readings.saturating_add(1);
+    let mut folded = f64::from(hr);
+    if n > cfg.warmup_readings && state.baseline.count > 0 {
+        let mean = state.baseline.mean;
+        // `max` ignores a NaN floor, so a bad config cannot make `sd` NaN.
+        let sd = state.baseline.stddev().max(cfg.min_stddev_bpm);
+        let diff = f64::from(hr) - mean;
+        let z = diff / sd;
+        if z.abs() >= cfg.z_threshold {
+            raised.push(Raised {
+                kind: AnomalyKind::Deviation,
+                severity: diff.abs(),
+                details: json!({
+                    "baseline": round_to(mean, 1),
+                    "stddev": round_to(sd, 2),
+                    "z": round_to(z, 2),
+                }),
+            });
+        }
+        // min/max, not `clamp`: `clamp` panics on NaN bounds.
+        let reach = cfg.z_threshold * sd;
+        folded = folded.max(mean - reach).min(mean + reach);
+    }
+    if folded.is_finite() {
+        state.baseline.update(folded);
+    }
+
+    state.readings = n;
+    state.last_heart_rate = Some(hr);
+    state.last_recorded_at = Some(at);
+    state.max_recorded_at = Some(state.max_recorded_at.map_or(at, |m| m.max(at)));
+
+    let alerts = update_episodes(cfg, state, &reading.customer_id, hr, at, &raised);
+    let anomalies = raised
+        .into_iter()
+        .map(|r| Anomaly {
+            event_id: Some(reading.event_id),
+            customer_id: reading.customer_id.clone(),
+            kind: r.kind,
+            heart_rate: Some(hr),
+            recorded_at: at,
+            details: r.details,
+        })
+        .collect();
+    Observation {
+        class,
+        anomalies,
+        alerts,
+    }
+}
+
+/// The spike of a reading against the customer's previous one, if any.
+fn spike(
+    cfg: &DetectorConfig,
+    state: &CustomerState,
+    hr: i16,
+    at: DateTime<Utc>,
+) -> Option<Raised> {
+    let previous = state.last_heart_rate?;
+    let elapsed = at.signed_duration_since(state.last_recorded_at?);
+    let window = TimeDelta::try_milliseconds(cfg.spike_window_ms)?;
+    if elapsed < TimeDelta::zero() || elapsed > window {
+        return None;
+    }
+    // i32: the difference of two i16 need not fit an i16.
+    let delta = i32::from(hr) - i32::from(previous);
+    if i64::from(delta.abs()) < cfg.spike_bpm {
+        return None;
+    }
+    Some(Raised {
+        kind: AnomalyKind::Spike,
+        severity: f64::from(delta.abs()),
+        details: json!({ "previous": previous, "delta": delta }),
+    })
+}
+
+/// Applies one reading to the open episodes; returns the rows that changed.
+fn update_episodes(
+    cfg: &DetectorConfig,
+    state: &mut CustomerState,
+    customer_id: &str,
+    hr: i16,
+    at: DateTime<Utc>,
+    raised: &[Raised],
+) -> Vec<AlertRow> {
+    // A config built by hand could say 0; resolving on the very reading that misses the kind is
+    // the closest meaning.
+    let resolve_after = cfg.resolve_after_readings.max(1);
+    let mut alerts = Vec::new();
+    let mut open = Vec::with_capacity(state.episodes.len() + raised.len());
+    for mut episode in state.episodes.drain(..) {
+        if episode.kind == AnomalyKind::Silent {
+            // Any reading ends a silence.
+            alerts.push(episode.resolved_row(customer_id, at));
+        } else if let Some(r) = raised.iter().find(|r| r.kind == episode.kind) {
+            episode.add(at, hr, r.severity);
+            alerts.push(episode.row(customer_id, None));
+            open.push(episode);
+        } else {
+            episode.quiet_streak = episode.quiet_streak.saturating_add(1);
+            if episode.quiet_streak >= resolve_after {
+                alerts.push(episode.resolved_row(customer_id, at));
+            } else {
+                open.push(episode);
+            }
+        }
+    }
+    for r in raised {
+        if !open.iter().any(|e| e.kind == r.kind) {
+            let episode = Episode::open(r.kind, at, Some(hr), r.severity);
+            alerts.push(episode.row(customer_id, None));
+            open.push(episode);
+        }
+    }
+    open.sort_by_key(|e| kind_rank(e.kind));
+    alerts.sort_by_key(|a| kind_rank(a.kind));
+    state.episodes = open;
+    alerts
+}
+
+/// Called when the customer has been quiet for `detector.silence_after_ms` while its partition is
+/// caught up (the caller's clock decides that). Returns the `silent` anomaly and its opened alert
+/// row, or `None` when the customer is already in a silence (one row per silence) or has no
+/// reading yet.
+pub fn silence(state: &mut CustomerState, customer_id: &str) -> Option<(Anomaly, AlertRow)> {
+    let last_at = state.last_recorded_at?;
+    if state.is_silent() {
+        return None;
+    }
+    let episode = Episode::open(AnomalyKind::Silent, last_at, None, 0.0);
+    let row = episode.row(customer_id, None);
+    state.episodes.push(episode);
+    state.episodes.sort_by_key(|e| kind_rank(e.kind));
+    let anomaly = Anomaly {
+        event_id: None,
+        customer_id: customer_id.to_owned(),
+        kind: AnomalyKind::Silent,
+        heart_rate: None,
+        recorded_at: last_at,
+        details: json!({ "last_heart_rate": state.last_heart_rate }),
+    };
+    Some((anomaly, row))
+}
+
+/// The position of `kind` in [`AnomalyKind::ALL`]: the one order episodes and rows are kept in.
+fn kind_rank(kind: AnomalyKind) -> usize {
+    AnomalyKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(AnomalyKind::ALL.len())
+}
+
+/// `x` rounded to `decimals` places, for details meant to be read by people.
+pub(super) fn round_to(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
+}

@@ -1,0 +1,203 @@
+//! What the detector remembers about a customer (saved as JSON and loaded after a restart), and
+//! what one reading gives.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::exact_f64;
+use crate::domain::classification::{AnomalyKind, HeartRateClass};
+use crate::domain::record::Anomaly;
+
+/// Weight of the newest reading in the exponentially weighted baseline. 0.05 remembers about the
+/// last 20 readings (half-life ~14): long enough that one reading cannot move the baseline much,
+/// short enough to follow a customer whose resting rate drifts over minutes, not hours.
+pub const ALPHA: f64 = 0.05;
+
+/// A customer's moving baseline of heart rate (see the module doc for the update rule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Baseline {
+    /// Readings folded in so far.
+    pub count: u64,
+    /// Mean heart rate, bpm.
+    #[serde(with = "exact_f64")]
+    pub mean: f64,
+    /// Population variance, bpm².
+    #[serde(with = "exact_f64")]
+    pub variance: f64,
+}
+
+impl Baseline {
+    /// The standard deviation, bpm; 0 for an empty baseline.
+    pub fn stddev(&self) -> f64 {
+        // `max` also maps a NaN to 0, so the result is never NaN for a sane baseline.
+        self.variance.max(0.0).sqrt()
+    }
+
+    /// Whether the numbers can be used. Only a hand-edited or corrupted saved state can fail this;
+    /// such a baseline is started afresh rather than poisoning every later judgement with NaN.
+    pub(super) fn is_sane(&self) -> bool {
+        self.mean.is_finite() && self.variance.is_finite() && self.variance >= 0.0
+    }
+
+    pub(super) fn update(&mut self, x: f64) {
+        self.count = self.count.saturating_add(1);
+        let w = (1.0 / self.count as f64).max(ALPHA);
+        let d = x - self.mean;
+        self.mean += w * d;
+        self.variance = (1.0 - w) * (self.variance + w * d * d);
+    }
+}
+
+/// One open alert episode of a customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    pub kind: AnomalyKind,
+    /// Time of the reading that opened it (with customer and kind, the row's identity).
+    pub opened_at: DateTime<Utc>,
+    /// The newest time of a reading that raised the kind.
+    pub last_seen_at: DateTime<Utc>,
+    /// Readings that raised the kind (0 for `silent`).
+    pub readings: i32,
+    pub peak_heart_rate: Option<i16>,
+    /// How far the peak reading is from normal, in the kind's own measure (module doc, "peak");
+    /// larger is farther. Kept so that later readings can be compared with the peak.
+    #[serde(with = "exact_f64")]
+    pub peak_severity: f64,
+    /// Consecutive readings since the kind was last raised.
+    pub quiet_streak: u32,
+}
+
+impl Episode {
+    pub(super) fn open(
+        kind: AnomalyKind,
+        at: DateTime<Utc>,
+        hr: Option<i16>,
+        severity: f64,
+    ) -> Self {
+        Episode {
+            kind,
+            opened_at: at,
+            last_seen_at: at,
+            readings: i32::from(hr.is_some()),
+            peak_heart_rate: hr,
+            peak_severity: severity,
+            quiet_streak: 0,
+        }
+    }
+
+    pub(super) fn add(&mut self, at: DateTime<Utc>, hr: i16, severity: f64) {
+        self.readings = self.readings.saturating_add(1);
+        self.last_seen_at = self.last_seen_at.max(at);
+        // Strictly greater: on a tie the earlier reading stays the peak.
+        if severity > self.peak_severity {
+            self.peak_severity = severity;
+            self.peak_heart_rate = Some(hr);
+        }
+        self.quiet_streak = 0;
+    }
+
+    pub(super) fn row(&self, customer_id: &str, resolved_at: Option<DateTime<Utc>>) -> AlertRow {
+        AlertRow {
+            customer_id: customer_id.to_owned(),
+            kind: self.kind,
+            opened_at: self.opened_at,
+            last_seen_at: self.last_seen_at,
+            resolved_at,
+            readings: self.readings,
+            peak_heart_rate: self.peak_heart_rate,
+        }
+    }
+
+    /// The row of this episode resolved by a reading at `at`; never before `last_seen_at`.
+    pub(super) fn resolved_row(&self, customer_id: &str, at: DateTime<Utc>) -> AlertRow {
+        self.row(customer_id, Some(at.max(self.last_seen_at)))
+    }
+}
+
+/// Everything the detector remembers about one customer; saved as JSON every few seconds and loaded
+/// after a restart. Fields missing from an older saved state take their default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CustomerState {
+    /// Readings observed so far (n).
+    pub readings: u64,
+    /// The previous reading in partition order.
+    pub last_heart_rate: Option<i16>,
+    pub last_recorded_at: Option<DateTime<Utc>>,
+    /// The newest `recorded_at` ever observed.
+    pub max_recorded_at: Option<DateTime<Utc>>,
+    pub baseline: Baseline,
+    /// Open episodes only, at most one per kind, in the order of [`AnomalyKind::ALL`]. A small
+    /// Vec rather than a map: at most seven entries, and `AnomalyKind` has no `Ord`.
+    pub episodes: Vec<Episode>,
+    /// Per Kafka partition, the offset of the last reading this state holds. Not used by
+    /// [`observe`]: the caller keeps it, so that on load it can replay the stored readings a saved
+    /// state does not hold yet (states are saved every few seconds, not with every reading).
+    /// `None` in states saved before that, which were saved with every batch and miss nothing.
+    ///
+    /// [`observe`]: super::observe
+    pub positions: Option<BTreeMap<i32, i64>>,
+}
+
+impl CustomerState {
+    /// Records that the reading at `offset` of `partition` has been observed.
+    pub fn absorbed(&mut self, partition: i32, offset: i64) {
+        let positions = self.positions.get_or_insert_with(BTreeMap::new);
+        let at = positions.entry(partition).or_insert(offset);
+        *at = (*at).max(offset);
+    }
+
+    /// Whether the stored reading at `offset` of `partition` is missing from this state and must
+    /// be replayed. A new state misses everything; a state saved before positions were kept
+    /// (they were saved with every batch then) misses nothing.
+    pub fn misses(&self, partition: i32, offset: i64) -> bool {
+        match &self.positions {
+            None => self.readings == 0,
+            Some(p) => p.get(&partition).map_or(true, |&last| offset > last),
+        }
+    }
+
+    /// Whether this state has already reached `offset` of `partition` (it observed that record
+    /// or a later one of the partition): a record read again, which must not be observed twice.
+    pub fn holds(&self, partition: i32, offset: i64) -> bool {
+        self.positions
+            .as_ref()
+            .and_then(|p| p.get(&partition))
+            .is_some_and(|&last| offset <= last)
+    }
+
+    /// Whether a silence has been reported and no reading has ended it yet.
+    pub fn is_silent(&self) -> bool {
+        self.episode(AnomalyKind::Silent).is_some()
+    }
+
+    /// The open episode of `kind`, if any.
+    pub fn episode(&self, kind: AnomalyKind) -> Option<&Episode> {
+        self.episodes.iter().find(|e| e.kind == kind)
+    }
+}
+
+/// One alert episode as the `alerts` table stores it (SPEC section 5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRow {
+    pub customer_id: String,
+    pub kind: AnomalyKind,
+    pub opened_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub readings: i32,
+    pub peak_heart_rate: Option<i16>,
+}
+
+/// What one reading gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub class: HeartRateClass,
+    /// In the order threshold kind, `spike`, `deviation`.
+    pub anomalies: Vec<Anomaly>,
+    /// Every alert row this reading opened, updated or resolved, in the order of
+    /// [`AnomalyKind::ALL`].
+    pub alerts: Vec<AlertRow>,
+}

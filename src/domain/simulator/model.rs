@@ -1,0 +1,618 @@
+//! The simulator: a seeded fleet of customers visited in turn on a virtual clock, each with a
+//! daily schedule of activities, a smooth heart-rate model with drift and sensor noise, and the
+//! injected anomaly episodes.
+
+use std::f64::consts::TAU;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::faults::fault_value;
+use super::params::*;
+use super::types::{customer_id, sim_start, Activity, SimRecord, SimulatorConfig};
+use crate::domain::classification::{classify, AnomalyKind, Bands};
+use crate::domain::validation::RejectReason;
+
+/// One simulated customer: 48 bytes, so 100 000 customers take under 5 MB.
+#[derive(Debug, Clone)]
+pub(super) struct Customer {
+    /// Resting heart rate while awake, bpm.
+    rest: f32,
+    /// The natural level: where the heart rate is, moving toward the activity's target.
+    level: f32,
+    /// Slow random wander around the level, bpm.
+    drift: f32,
+    /// Share of the heart-rate reserve of the current light or exercise bout.
+    bout: f32,
+    /// Threshold episodes: the offset from the natural value currently applied.
+    ep_offset: f32,
+    /// Threshold episodes: the target heart rate; spike: the signed jump; deviation: the signed
+    /// shift.
+    ep_target: f32,
+    /// Simulated seconds since the start when the current activity ends.
+    activity_until: u32,
+    /// Simulated seconds since the start until which the device is silent.
+    silent_until: u32,
+    /// The last heart rate sent; 0 before the first reading.
+    prev_hr: i16,
+    /// Readings left at the injected level (or shifted, or spiking) in the current episode.
+    ep_left: u16,
+    /// Local wake-up and bedtime, minutes after midnight.
+    wake_min: u16,
+    bed_min: u16,
+    /// UTC offset, quarter hours.
+    pub(super) tz_qh: i8,
+    age: u8,
+    /// Inclination to exercise, 0..=255.
+    fitness: u8,
+    activity: Activity,
+    /// The episode in progress (never `Silent`: a silence is `silent_until`).
+    ep_kind: Option<AnomalyKind>,
+}
+
+/// What happened inside one call, for tests and the profile.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Trace {
+    /// The reading could start an episode (not the customer's first, no episode in progress).
+    pub(super) eligible: bool,
+    /// The episode that started with this reading.
+    pub(super) started: Option<AnomalyKind>,
+    /// The reading is part of an injected episode (including its way back to normal).
+    pub(super) in_episode: bool,
+}
+
+/// Per-reading constants derived once from the configuration.
+#[derive(Debug, Clone)]
+struct Model {
+    /// Simulated nanoseconds between two slots of the round robin.
+    slot_ns: f64,
+    /// Simulated seconds between two readings of one customer.
+    interval_s: f64,
+    /// Share of the distance to the activity target covered per reading.
+    approach: f32,
+    /// Largest natural change of the level per reading, bpm.
+    natural_step: f32,
+    /// Drift AR(1): weight kept per reading and standard deviation of its innovation.
+    drift_keep: f32,
+    drift_sd: f32,
+    /// Largest change per reading of a threshold episode's offset, bpm.
+    episode_step: f32,
+    /// Largest step between two readings outside a spike episode, bpm.
+    guard: i16,
+    spike_bpm: i64,
+    /// Cumulative start probabilities in `AnomalyKind::ALL` order.
+    start_cdf: [f64; 7],
+    /// Target ranges of critical_low, bradycardia, tachycardia, critical_high, bpm.
+    targets: [(f32, f32); 4],
+    bands: Bands,
+    fault_rate: f64,
+}
+
+/// A seeded fleet of customers visited in turn on a virtual clock.
+pub struct Simulator {
+    model: Model,
+    rng: ChaCha8Rng,
+    fault_rng: ChaCha8Rng,
+    pub(super) customers: Vec<Customer>,
+    /// The next slot of the round robin: customer `slot % customers`, at `slot * slot_ns`.
+    slot: u64,
+    /// Faults made so far: picks the reason (in turn) and the variant.
+    faults: u64,
+}
+
+impl Simulator {
+    /// A fleet of `cfg.customers` customers (at least one) drawn with `cfg.seed`. Values out of
+    /// range are mapped to usable ones: a rate that is not a positive number counts as 0, rates
+    /// and `fault_rate` are clamped to 0..=1 (NaN = 0), `spike_bpm` to 1..=1000.
+    pub fn new(cfg: SimulatorConfig) -> Self {
+        let count = cfg.customers.max(1);
+        // Bounded so that the clock arithmetic stays finite whatever the rate.
+        let interval_s = cfg
+            .reading_interval_s()
+            .clamp(MIN_INTERVAL_S, MAX_INTERVAL_S);
+        let spike_bpm = cfg.spike_bpm.clamp(1, 1_000);
+        let guard = MAX_NATURAL_STEP_BPM.min(spike_bpm - 1).max(1);
+        let drift_keep = (-interval_s / DRIFT_TAU_S).exp();
+        let mut cumulative = 0.0;
+        let start_cdf = cfg.inject.effective().map(|rate| {
+            cumulative += rate;
+            cumulative
+        });
+        let model = Model {
+            slot_ns: interval_s * 1e9 / count as f64,
+            interval_s,
+            approach: (1.0 - (-interval_s / APPROACH_TAU_S).exp()) as f32,
+            natural_step: (interval_s * NATURAL_SLOPE_BPM_PER_S)
+                .clamp(NATURAL_STEP_BPM.0, NATURAL_STEP_BPM.1) as f32,
+            drift_keep: drift_keep as f32,
+            drift_sd: (DRIFT_SD_BPM * (1.0 - drift_keep * drift_keep).sqrt()) as f32,
+            episode_step: (EPISODE_STEP_SHARE * (guard + 1) as f32).max(1.0),
+            guard: guard as i16,
+            spike_bpm,
+            start_cdf,
+            targets: [
+                AnomalyKind::CriticalLow,
+                AnomalyKind::Bradycardia,
+                AnomalyKind::Tachycardia,
+                AnomalyKind::CriticalHigh,
+            ]
+            .map(|kind| target_range(kind, &cfg.bands)),
+            bands: cfg.bands,
+            fault_rate: unit(cfg.fault_rate),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut fault_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        fault_rng.set_stream(1);
+        let customers = (0..count).map(|_| new_customer(&mut rng)).collect();
+        Simulator {
+            model,
+            rng,
+            fault_rng,
+            customers,
+            slot: 0,
+            faults: 0,
+        }
+    }
+
+    pub fn customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Simulated seconds between two readings of one customer.
+    pub fn reading_interval_s(&self) -> f64 {
+        self.model.interval_s
+    }
+
+    /// The next record. `now` is the wall-clock time the caller will stamp on the Kafka record;
+    /// it is used only inside fault values (a `future_timestamp` fault is an hour after it, the
+    /// others carry it as their timestamp) and never influences the readings.
+    pub fn next_record(&mut self, now: DateTime<Utc>) -> SimRecord {
+        self.next_traced(now).0
+    }
+
+    pub(super) fn next_traced(&mut self, now: DateTime<Utc>) -> (SimRecord, Trace) {
+        if self.model.fault_rate > 0.0 && self.fault_rng.gen::<f64>() < self.model.fault_rate {
+            return (self.fault(now), Trace::default());
+        }
+        let count = self.customers.len() as u64;
+        let mut skipped = 0u64;
+        loop {
+            if skipped >= count {
+                // Every device is silent: jump the clock to the first one that wakes up rather
+                // than walk the turns in between (there can be billions at a high rate).
+                let wake_s = self
+                    .customers
+                    .iter()
+                    .map(|c| c.silent_until)
+                    .min()
+                    .unwrap_or(0);
+                let wake_slot = (f64::from(wake_s) * 1e9 / self.model.slot_ns).ceil();
+                let wake_slot = if wake_slot.is_finite() && wake_slot < u64::MAX as f64 {
+                    wake_slot as u64
+                } else {
+                    u64::MAX / 2
+                };
+                self.slot = self.slot.max(wake_slot);
+                skipped = 0;
+            }
+            let slot = self.slot;
+            self.slot = self.slot.wrapping_add(1);
+            // `count` is at least 1 and the remainder is below it, so it fits a usize.
+            let index = (slot % count) as usize;
+            let t_ns = (slot as f64 * self.model.slot_ns).round();
+            let t_s = t_ns / 1e9;
+            // Terminates: a silence lasts a bounded simulated time, and when every device is
+            // silent the clock jumps to the first wake-up.
+            if f64::from(self.customers[index].silent_until) > t_s {
+                skipped += 1;
+                continue;
+            }
+            let (hr, activity, labels, trace) =
+                step(&self.model, &mut self.rng, &mut self.customers[index], t_s);
+            let sim_time = sim_start()
+                .checked_add_signed(TimeDelta::nanoseconds(t_ns as i64))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let record = SimRecord::Reading {
+                customer_id: customer_id(index),
+                heart_rate: hr,
+                sim_time,
+                activity,
+                injected: kinds_of(labels),
+            };
+            return (record, trace);
+        }
+    }
+
+    /// The next malformed record: reasons in `RejectReason::ALL` order, in turn; within a reason
+    /// the variants in turn. Keyed by the customer whose turn is next; takes no turn.
+    fn fault(&mut self, now: DateTime<Utc>) -> SimRecord {
+        let reasons = RejectReason::ALL.len() as u64;
+        // The remainder is below 11.
+        let reason = RejectReason::ALL[(self.faults % reasons) as usize];
+        let variant = self.faults / reasons;
+        self.faults = self.faults.wrapping_add(1);
+        let index = (self.slot % self.customers.len() as u64) as usize;
+        let id = customer_id(index);
+        let value = fault_value(reason, variant, &id, now);
+        SimRecord::Fault {
+            customer_id: id,
+            reason,
+            value,
+        }
+    }
+}
+
+/// A customer drawn from the population.
+fn new_customer(rng: &mut ChaCha8Rng) -> Customer {
+    let z: f64 = StandardNormal.sample(rng);
+    let rest = (REST_MEAN_BPM + REST_SD_BPM * z).clamp(REST_MIN_BPM, REST_MAX_BPM) as f32;
+    let age = rng.gen_range(AGE_YEARS.0..=AGE_YEARS.1);
+    let tz_qh = TIME_ZONES_QH[rng.gen_range(0..TIME_ZONES_QH.len())];
+    let wake_min = WAKE_MIN.0 + rng.gen_range(0..=WAKE_MIN.1);
+    let sleep_len = SLEEP_LENGTH_MIN.0 + rng.gen_range(0..=SLEEP_LENGTH_MIN.1);
+    let bed_min = (wake_min + 1440 - sleep_len) % 1440;
+    Customer {
+        rest,
+        level: rest,
+        drift: 0.0,
+        bout: 0.0,
+        ep_offset: 0.0,
+        ep_target: 0.0,
+        activity_until: 0,
+        silent_until: 0,
+        prev_hr: 0,
+        ep_left: 0,
+        wake_min,
+        bed_min,
+        tz_qh,
+        age,
+        fitness: rng.gen(),
+        activity: Activity::Rest,
+        ep_kind: None,
+    }
+}
+
+/// One reading of customer `c` at `t_s` simulated seconds: the heart rate, the activity, the
+/// labels as a bit set over `AnomalyKind::ALL`, and the trace.
+fn step(m: &Model, rng: &mut ChaCha8Rng, c: &mut Customer, t_s: f64) -> (i16, Activity, u8, Trace) {
+    let first = c.prev_hr == 0;
+    let prev = c.prev_hr;
+    if t_s >= f64::from(c.activity_until) {
+        choose_activity(c, t_s, rng);
+    }
+    let tod = local_time_of_day_s(c, t_s);
+    let target = natural_target(c, tod);
+    if first {
+        c.level = target;
+    } else {
+        c.level += ((target - c.level) * m.approach).clamp(-m.natural_step, m.natural_step);
+    }
+    let z: f32 = StandardNormal.sample(rng);
+    c.drift = m.drift_keep * c.drift + m.drift_sd * z;
+    let base = c.level + c.drift;
+
+    let eligible = !first && c.ep_kind.is_none();
+    let mut started = None;
+    if eligible {
+        let u: f64 = rng.gen();
+        if let Some(i) = m.start_cdf.iter().position(|&p| u < p) {
+            let kind = AnomalyKind::ALL[i];
+            start_episode(m, rng, c, kind, base, t_s);
+            started = Some(kind);
+        }
+    }
+
+    let z: f32 = StandardNormal.sample(rng);
+    let mut value = base + NOISE_SD_BPM[c.activity.index()] * z;
+    let episode = c.ep_kind;
+    let mut shifted = false;
+    match episode {
+        None => {}
+        Some(AnomalyKind::Spike) => {
+            if c.ep_left > 0 {
+                // The spike itself is exact, so its jump is at least spike_bpm for sure; the
+                // reading after it is natural again (the way back).
+                c.ep_left -= 1;
+                value = f32::from(prev) + c.ep_target;
+            } else {
+                c.ep_kind = None;
+            }
+        }
+        Some(AnomalyKind::Deviation) => {
+            if c.ep_left > 0 {
+                c.ep_left -= 1;
+                shifted = true;
+                value += c.ep_target;
+            } else {
+                c.ep_kind = None;
+            }
+        }
+        Some(_) => {
+            let desired = if c.ep_left > 0 {
+                c.ep_target - base
+            } else {
+                0.0
+            };
+            c.ep_offset += (desired - c.ep_offset).clamp(-m.episode_step, m.episode_step);
+            value += c.ep_offset;
+            if c.ep_left > 0 {
+                c.ep_left -= 1;
+            } else if c.ep_offset.abs() < 0.5 {
+                c.ep_offset = 0.0;
+                c.ep_kind = None;
+            }
+        }
+    }
+
+    // `as` saturates and maps NaN to 0; the clamps below bring any value into range.
+    let mut hr = value.round() as i16;
+    if !first && episode != Some(AnomalyKind::Spike) {
+        hr = hr.clamp(prev - m.guard, prev + m.guard);
+    }
+    let (lo, hi) = if episode.is_some() {
+        VALID_BPM
+    } else {
+        NATURAL_BPM
+    };
+    hr = hr.clamp(lo, hi);
+    c.prev_hr = hr;
+
+    let mut labels = 0u8;
+    if let Some(kind) = classify(hr, &m.bands).threshold_anomaly() {
+        labels |= bit(kind);
+    }
+    if !first && (i64::from(hr) - i64::from(prev)).abs() >= m.spike_bpm {
+        labels |= bit(AnomalyKind::Spike);
+    }
+    if shifted {
+        labels |= bit(AnomalyKind::Deviation);
+    }
+    if started == Some(AnomalyKind::Silent) {
+        labels |= bit(AnomalyKind::Silent);
+    }
+    let trace = Trace {
+        eligible,
+        started,
+        in_episode: episode.is_some(),
+    };
+    (hr, c.activity, labels, trace)
+}
+
+/// Starts an episode of `kind` for `c`, whose natural value is `base`, at `t_s`.
+fn start_episode(
+    m: &Model,
+    rng: &mut ChaCha8Rng,
+    c: &mut Customer,
+    kind: AnomalyKind,
+    base: f32,
+    t_s: f64,
+) {
+    use AnomalyKind::*;
+    match kind {
+        Silent => {
+            let quiet = f64::from(rng.gen_range(SILENT_S.0..=SILENT_S.1))
+                .max(SILENT_MIN_INTERVALS * m.interval_s);
+            c.silent_until = seconds_u32((t_s + quiet).ceil());
+        }
+        Spike => {
+            let jump = m.spike_bpm + rng.gen_range(SPIKE_EXTRA_BPM.0..=SPIKE_EXTRA_BPM.1);
+            let prev = i64::from(c.prev_hr);
+            let up = prev + jump <= i64::from(VALID_BPM.1) - 10;
+            let down = prev - jump >= i64::from(VALID_BPM.0) + 5;
+            let sign = match (up, down) {
+                (true, true) => {
+                    if rng.gen_bool(0.5) {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
+                (false, true) => -1.0,
+                (true, false) => 1.0,
+                // A spike_bpm too large for the range: as far as the range allows.
+                (false, false) if prev < 135 => 1.0,
+                (false, false) => -1.0,
+            };
+            c.ep_kind = Some(Spike);
+            c.ep_left = 1;
+            c.ep_target = sign * jump as f32;
+        }
+        Deviation => {
+            let most = (f32::from(m.guard) - 4.0).max(1.0);
+            let shift = rng.gen_range(DEVIATION_BPM.0..=DEVIATION_BPM.1).min(most);
+            let up = base + shift <= m.bands.high_above as f32;
+            let down = base - shift >= m.bands.low_below as f32;
+            let sign = match (up, down) {
+                (true, true) => {
+                    if rng.gen_bool(0.5) {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
+                (true, false) => 1.0,
+                (false, true) => -1.0,
+                // No room inside the normal band: shift toward it.
+                (false, false) => {
+                    // In f32: the sum of two i64 bands could overflow.
+                    let middle = (m.bands.low_below as f32 + m.bands.high_above as f32) / 2.0;
+                    if base < middle {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
+            };
+            c.ep_kind = Some(Deviation);
+            c.ep_left = rng.gen_range(DEVIATION_HOLD.0..=DEVIATION_HOLD.1);
+            c.ep_target = sign * shift;
+        }
+        CriticalLow | Bradycardia | Tachycardia | CriticalHigh => {
+            let (lo, hi) = m.targets[threshold_index(kind)];
+            let target = rng.gen_range(lo..=hi);
+            let hold = if matches!(kind, CriticalLow | CriticalHigh) {
+                CRITICAL_HOLD
+            } else {
+                BRADY_TACHY_HOLD
+            };
+            let ramp = ((target - base).abs() / m.episode_step).ceil();
+            let hold = rng.gen_range(hold.0..=hold.1);
+            c.ep_kind = Some(kind);
+            c.ep_left = hold.saturating_add(ramp.min(1_000.0) as u16);
+            c.ep_target = target;
+            c.ep_offset = 0.0;
+        }
+    }
+}
+
+/// Picks the activity of `c` from `t_s` on, and until when it lasts: asleep between bedtime and
+/// wake-up (local time), otherwise a bout of rest, light activity or exercise drawn with the
+/// weights of the time of day, ending at bedtime at the latest.
+fn choose_activity(c: &mut Customer, t_s: f64, rng: &mut ChaCha8Rng) {
+    let tod = local_time_of_day_s(c, t_s);
+    let wake = f64::from(c.wake_min) * 60.0;
+    let bed = f64::from(c.bed_min) * 60.0;
+    let asleep = if bed <= wake {
+        (bed..wake).contains(&tod)
+    } else {
+        tod >= bed || tod < wake
+    };
+    let until = if asleep {
+        c.activity = Activity::Sleep;
+        t_s + seconds_until(tod, wake)
+    } else {
+        let hour = (tod / 3600.0) as u32;
+        let (_, rest, light, exercise) = AWAKE_WEIGHTS
+            .iter()
+            .copied()
+            .find(|(until, ..)| hour < *until)
+            .unwrap_or(AWAKE_WEIGHTS[AWAKE_WEIGHTS.len() - 1]);
+        let exercise = exercise * f64::from(c.fitness) / 255.0;
+        let u = rng.gen::<f64>() * (rest + light + exercise);
+        let activity = if u < rest {
+            Activity::Rest
+        } else if u < rest + light {
+            Activity::Light
+        } else {
+            Activity::Exercise
+        };
+        let (lo, hi) = DWELL_MIN[activity.index() - 1];
+        let dwell = f64::from(rng.gen_range(lo..=hi)) * 60.0;
+        match activity {
+            Activity::Light => c.bout = rng.gen_range(LIGHT_RESERVE.0..=LIGHT_RESERVE.1),
+            Activity::Exercise => c.bout = rng.gen_range(EXERCISE_RESERVE.0..=EXERCISE_RESERVE.1),
+            _ => {}
+        }
+        c.activity = activity;
+        t_s + dwell.min(seconds_until(tod, bed))
+    };
+    c.activity_until = seconds_u32(until.max(t_s + 1.0).ceil());
+}
+
+/// The level the heart rate of `c` moves toward at local time of day `tod` (seconds).
+fn natural_target(c: &Customer, tod: f64) -> f32 {
+    let hour = tod / 3600.0;
+    match c.activity {
+        Activity::Sleep => {
+            let nadir = (TAU * (hour - NADIR_HOUR) / 24.0).cos().max(0.0) as f32;
+            c.rest * (1.0 - SLEEP_DIP - SLEEP_NADIR_EXTRA_DIP * nadir)
+        }
+        Activity::Rest => {
+            c.rest + REST_CIRCADIAN_BPM * (TAU * (hour - REST_PEAK_HOUR) / 24.0).cos() as f32
+        }
+        Activity::Light | Activity::Exercise => {
+            let max = TANAKA_INTERCEPT_BPM - TANAKA_SLOPE * f32::from(c.age);
+            c.rest + c.bout * (max - c.rest).max(MIN_RESERVE_BPM)
+        }
+    }
+}
+
+/// Seconds after local midnight for customer `c` at `t_s` simulated seconds.
+fn local_time_of_day_s(c: &Customer, t_s: f64) -> f64 {
+    (SIM_START_UNIX_SECS as f64 + t_s + f64::from(c.tz_qh) * 900.0).rem_euclid(86_400.0)
+}
+
+/// Seconds from time of day `from` to the next time of day `to` (a full day when equal).
+fn seconds_until(from: f64, to: f64) -> f64 {
+    match (to - from).rem_euclid(86_400.0) {
+        d if d > 0.0 => d,
+        _ => 86_400.0,
+    }
+}
+
+fn seconds_u32(s: f64) -> u32 {
+    // `as` saturates: a schedule beyond 136 years of simulated time stays at the end.
+    s as u32
+}
+
+/// A probability: clamped to 0..=1, NaN = 0.
+pub(super) fn unit(p: f64) -> f64 {
+    if p.is_nan() {
+        0.0
+    } else {
+        p.clamp(0.0, 1.0)
+    }
+}
+
+/// The target heart rates of an injected threshold episode under `bands`: well inside the band
+/// of its kind, and inside 22..=240 so noise keeps it a valid reading.
+fn target_range(kind: AnomalyKind, b: &Bands) -> (f32, f32) {
+    let (lo, hi) = match kind {
+        AnomalyKind::CriticalLow => (
+            b.critical_low_below.saturating_sub(15),
+            b.critical_low_below.saturating_sub(3),
+        ),
+        AnomalyKind::Bradycardia => (
+            b.critical_low_below.saturating_add(3),
+            b.low_below.saturating_sub(4),
+        ),
+        AnomalyKind::Tachycardia => (
+            b.high_above.saturating_add(10),
+            b.critical_high_above.saturating_sub(15),
+        ),
+        _ => (
+            b.critical_high_above.saturating_add(8),
+            b.critical_high_above.saturating_add(50),
+        ),
+    };
+    let (lo, hi) = (lo.clamp(22, 240) as f32, hi.clamp(22, 240) as f32);
+    (lo.min(hi), lo.max(hi))
+}
+
+fn threshold_index(kind: AnomalyKind) -> usize {
+    match kind {
+        AnomalyKind::CriticalLow => 0,
+        AnomalyKind::Bradycardia => 1,
+        AnomalyKind::Tachycardia => 2,
+        _ => 3,
+    }
+}
+
+pub(super) fn kind_index(kind: AnomalyKind) -> usize {
+    match kind {
+        AnomalyKind::CriticalLow => 0,
+        AnomalyKind::Bradycardia => 1,
+        AnomalyKind::Tachycardia => 2,
+        AnomalyKind::CriticalHigh => 3,
+        AnomalyKind::Spike => 4,
+        AnomalyKind::Deviation => 5,
+        AnomalyKind::Silent => 6,
+    }
+}
+
+fn bit(kind: AnomalyKind) -> u8 {
+    1 << kind_index(kind)
+}
+
+/// The kinds of a label bit set, in `AnomalyKind::ALL` order; allocates only when there are any.
+fn kinds_of(labels: u8) -> Vec<AnomalyKind> {
+    if labels == 0 {
+        return Vec::new();
+    }
+    AnomalyKind::ALL
+        .into_iter()
+        .filter(|kind| labels & bit(*kind) != 0)
+        .collect()
+}

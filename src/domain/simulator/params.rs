@@ -1,0 +1,116 @@
+//! The simulator's parameters. docs/GENERATOR.md lists each with its source.
+
+/// Start of simulated time, 2026-01-01T00:00:00Z. Fixed, so the daily rhythm, and with it the
+/// (customer, heart rate) sequence, does not depend on when the generator runs.
+pub const SIM_START_UNIX_SECS: i64 = 1_767_225_600;
+
+/// The shortest simulated time between two readings of one customer, seconds.
+pub(super) const MIN_READING_INTERVAL_S: f64 = 1e-6;
+
+/// Mean resting heart rate of the simulated adults, bpm: between the ~70 of clinical norms and
+/// the ~65 measured by wearables over a large cohort (Quer et al. 2020).
+pub(super) const REST_MEAN_BPM: f64 = 68.0;
+/// Spread of resting heart rate between people, bpm (Quer et al. 2020: roughly 8).
+pub(super) const REST_SD_BPM: f64 = 8.0;
+/// Lowest resting rate drawn: trained people go lower, but then a night's sleep would sit in the
+/// critical band every night and drown the injected criticals.
+pub(super) const REST_MIN_BPM: f64 = 50.0;
+/// Highest resting rate drawn: just under tachycardia, which resting rates above 100 are.
+pub(super) const REST_MAX_BPM: f64 = 95.0;
+/// Youngest and oldest simulated adult, years (uniform).
+pub(super) const AGE_YEARS: (u8, u8) = (20, 79);
+/// Maximum heart rate = `TANAKA_INTERCEPT_BPM - TANAKA_SLOPE * age` (Tanaka et al. 2001).
+pub(super) const TANAKA_INTERCEPT_BPM: f32 = 208.0;
+/// See [`TANAKA_INTERCEPT_BPM`].
+pub(super) const TANAKA_SLOPE: f32 = 0.7;
+/// The smallest heart-rate reserve (max - rest) used, bpm, so an odd profile still has room to
+/// exercise.
+pub(super) const MIN_RESERVE_BPM: f32 = 20.0;
+
+/// UTC offsets of the customers, in quarter hours, drawn uniformly: the Americas, Europe, Africa,
+/// Asia and Oceania, so at any instant some customers sleep while others are active.
+pub(super) const TIME_ZONES_QH: [i8; 14] =
+    [-32, -28, -24, -20, -12, 0, 4, 8, 12, 22, 28, 32, 36, 40];
+/// Earliest wake-up, local minutes after midnight (05:30), and the spread after it (to 08:30).
+pub(super) const WAKE_MIN: (u16, u16) = (330, 180);
+/// Shortest night, minutes (6.5 h), and the spread above it (to 8.5 h).
+pub(super) const SLEEP_LENGTH_MIN: (u16, u16) = (390, 120);
+
+/// Heart rate asleep is at least this share below resting ...
+pub(super) const SLEEP_DIP: f32 = 0.10;
+/// ... and up to this much more below it at the circadian nadir ...
+pub(super) const SLEEP_NADIR_EXTRA_DIP: f32 = 0.06;
+/// ... which falls at this local hour (early morning).
+pub(super) const NADIR_HOUR: f64 = 4.0;
+/// Amplitude of the circadian swing of the heart rate at rest while awake, bpm ...
+pub(super) const REST_CIRCADIAN_BPM: f32 = 2.5;
+/// ... peaking at this local hour (afternoon).
+pub(super) const REST_PEAK_HOUR: f64 = 15.0;
+/// Light activity: share of the heart-rate reserve above resting, drawn per bout (ACSM very
+/// light to light: below 40 % of the reserve).
+pub(super) const LIGHT_RESERVE: (f32, f32) = (0.10, 0.30);
+/// Exercise: share of the heart-rate reserve above resting, drawn per bout (ACSM moderate to
+/// vigorous: 40-89 % of the reserve).
+pub(super) const EXERCISE_RESERVE: (f32, f32) = (0.50, 0.80);
+/// How long one bout lasts, minutes, by activity (rest, light, exercise), drawn uniformly.
+pub(super) const DWELL_MIN: [(u32, u32); 3] = [(15, 90), (5, 40), (20, 60)];
+/// Relative weight of (rest, light, exercise) at the next change of activity, by part of the
+/// waking day; the exercise weight is scaled by the customer's fitness (0..1, mean 0.5), which
+/// gives about half an hour of exercise a day on average.
+pub(super) const AWAKE_WEIGHTS: [(u32, f64, f64, f64); 4] = [
+    // (until local hour, rest, light, exercise)
+    (10, 0.55, 0.40, 0.08),
+    (17, 0.50, 0.48, 0.04),
+    (21, 0.55, 0.38, 0.10),
+    (24, 0.80, 0.20, 0.00),
+];
+
+/// Time constant of the heart rate's approach to a new activity level, seconds (on- and
+/// off-kinetics of roughly half a minute to a minute).
+pub(super) const APPROACH_TAU_S: f64 = 45.0;
+/// Fastest natural change, bpm per second between readings of a customer ...
+pub(super) const NATURAL_SLOPE_BPM_PER_S: f64 = 0.75;
+/// ... and the bounds on the natural change per reading whatever the interval, bpm: at sparse
+/// sampling (minutes between readings) the level lags the activity instead of jumping.
+pub(super) const NATURAL_STEP_BPM: (f64, f64) = (2.0, 20.0);
+/// Time constant of the slow random wander around the activity level, seconds ...
+pub(super) const DRIFT_TAU_S: f64 = 300.0;
+/// ... and its standard deviation, bpm.
+pub(super) const DRIFT_SD_BPM: f64 = 3.0;
+/// Sensor noise, standard deviation in bpm, by activity (sleep, rest, light, exercise): wrist
+/// optical sensors are accurate to a few bpm at rest and worse in motion.
+pub(super) const NOISE_SD_BPM: [f32; 4] = [1.0, 1.5, 2.0, 3.0];
+/// The range of a non-injected reading, bpm.
+pub(super) const NATURAL_BPM: (i16, i16) = (30, 220);
+/// The range of any reading, bpm: the validation defaults, so every reading is valid.
+pub(super) const VALID_BPM: (i16, i16) = (20, 250);
+/// Largest step between two non-injected readings of a customer, bpm (below the default
+/// `detector.spike_bpm` of 30, or below `spike_bpm` when that is smaller): natural readings
+/// never raise a spike, so every spike the detector finds outside an injected one is a false
+/// positive.
+pub(super) const MAX_NATURAL_STEP_BPM: i64 = 29;
+
+/// Readings at the injected level, (min, max), for bradycardia and tachycardia episodes ...
+pub(super) const BRADY_TACHY_HOLD: (u16, u16) = (5, 20);
+/// ... for critical episodes ...
+pub(super) const CRITICAL_HOLD: (u16, u16) = (3, 10);
+/// ... and shifted readings of a deviation.
+pub(super) const DEVIATION_HOLD: (u16, u16) = (3, 8);
+/// Threshold episodes move toward and away from their level by at most this share of
+/// `spike_bpm` per reading: fast, yet never a spike.
+pub(super) const EPISODE_STEP_SHARE: f32 = 0.7;
+/// A spike jumps by `spike_bpm` plus this many bpm (uniform), so the jump is a spike for sure.
+pub(super) const SPIKE_EXTRA_BPM: (i64, i64) = (5, 30);
+/// A deviation shifts a customer's readings by this many bpm (uniform), at most `spike_bpm - 6`.
+pub(super) const DEVIATION_BPM: (f32, f32) = (20.0, 25.0);
+/// A silent device skips its turns for this long, simulated seconds (uniform) ...
+pub(super) const SILENT_S: (u32, u32) = (120, 600);
+/// ... and for at least this many reading intervals, so a gap shows whatever the schedule.
+pub(super) const SILENT_MIN_INTERVALS: f64 = 2.5;
+/// Bounds on the simulated seconds between two readings of a customer: a million readings a
+/// second per customer, or one in 30 years; beyond them the clock arithmetic loses meaning.
+pub(super) const MIN_INTERVAL_S: f64 = 1e-6;
+/// See [`MIN_INTERVAL_S`].
+pub(super) const MAX_INTERVAL_S: f64 = 1e9;
+/// A `too_large` fault is this big: just over the default `validation.max_message_bytes`.
+pub(super) const TOO_LARGE_BYTES: usize = 66_000;

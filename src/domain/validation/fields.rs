@@ -1,0 +1,131 @@
+//! Field values: a field's raw JSON text classified by its first byte, strings decoded, and the
+//! customer id and event id rules.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::detail::Echo;
+use super::rules::{RejectReason, Rejection};
+
+/// The longest string customer id (SPEC section 4).
+const MAX_CUSTOMER_ID_CHARS: usize = 64;
+
+/// A field's raw JSON text, classified by its first byte. The value is known to be well-formed
+/// JSON, so the first byte decides its type.
+pub(super) enum Raw<'a> {
+    Null,
+    Bool,
+    /// An integer literal: optional `-`, digits, no fraction, no exponent.
+    Integer(&'a str),
+    /// A number with a fraction or an exponent.
+    Float,
+    /// A string, with its quotes and escapes as written.
+    String(&'a str),
+    Array,
+    Object,
+}
+
+impl<'a> Raw<'a> {
+    pub(super) fn classify(raw: &'a RawValue) -> Raw<'a> {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'n') => Raw::Null,
+            Some(b't' | b'f') => Raw::Bool,
+            Some(b'"') => Raw::String(text),
+            Some(b'[') => Raw::Array,
+            Some(b'{') => Raw::Object,
+            _ if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => Raw::Float,
+            _ => Raw::Integer(text),
+        }
+    }
+}
+
+/// A customer id of the right type: a string literal or an integer literal, as written.
+pub(super) enum CustomerId<'a> {
+    Integer(&'a str),
+    String(&'a str),
+}
+
+/// What a well-formed JSON value is, for a not_an_object detail.
+pub(super) fn json_kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        _ => "a number",
+    }
+}
+
+/// The text of a JSON string literal (quotes included). Borrowed when it has no escapes, the
+/// common case. `None` when it cannot be a Rust string: an escape naming a lone UTF-16
+/// surrogate, which JSON's grammar allows; SPEC's string fields are ASCII, so such a string is
+/// simply an invalid value of its field.
+pub(super) fn decode_string(quoted: &str) -> Option<Cow<'_, str>> {
+    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        // Well-formed JSON without a backslash: the characters are the text.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
+}
+
+pub(super) fn customer_id_from_integer(digits: &str, raw: &RawValue) -> Result<String, Rejection> {
+    // JSON forbids leading zeros, so the digits are already the canonical decimal string; `-0`
+    // is the integer zero. u64 parsing is exact, so 2^64 is refused without rounding.
+    let magnitude = digits.strip_prefix('-');
+    match magnitude {
+        Some(rest) if rest.bytes().all(|b| b == b'0') => Ok("0".to_owned()),
+        None if digits.parse::<u64>().is_ok() => Ok(digits.to_owned()),
+        _ => Err(Rejection::new(
+            RejectReason::InvalidCustomerId,
+            format!(
+                "customer_id: integer outside 0..=18446744073709551615, got {}",
+                Echo(raw.get())
+            ),
+        )),
+    }
+}
+
+pub(super) fn customer_id_from_string(quoted: &str, raw: &RawValue) -> Result<String, Rejection> {
+    let invalid = |what: &str| {
+        Rejection::new(
+            RejectReason::InvalidCustomerId,
+            format!("customer_id: {what}, got {}", Echo(raw.get())),
+        )
+    };
+    let text = decode_string(quoted).ok_or_else(|| invalid("not a valid unicode string"))?;
+    if text.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if !text.bytes().all(is_customer_id_byte) {
+        return Err(invalid("only A-Z a-z 0-9 _ - . : are allowed"));
+    }
+    // Every allowed character is one byte, so the byte length is the character count.
+    if text.len() > MAX_CUSTOMER_ID_CHARS {
+        return Err(invalid("longer than 64 characters"));
+    }
+    Ok(text.into_owned())
+}
+
+pub(super) fn is_customer_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')
+}
+
+/// A UUID in the 36-character hyphenated form only, any case. `Uuid::parse_str` alone would
+/// also take the simple, braced and `urn:uuid:` forms, which SPEC does not.
+pub(super) fn parse_hyphenated_uuid(text: &str) -> Option<Uuid> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    let shape_ok = bytes.iter().enumerate().all(|(at, b)| match at {
+        8 | 13 | 18 | 23 => *b == b'-',
+        _ => b.is_ascii_hexdigit(),
+    });
+    if !shape_ok {
+        return None;
+    }
+    Uuid::try_parse(text).ok()
+}

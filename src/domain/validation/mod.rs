@@ -1,0 +1,48 @@
+//! Validation: turns the raw value of a `heartbeats` Kafka record into a [`Reading`] or a
+//! [`Rejection`], exactly per SPEC section 4.
+//!
+//! Owns the rules of the reading message: which fields are read, their types and ranges, the
+//! timestamp grammar, the derived `event_id`, and the order in which rejection reasons win.
+//! Accepts the record value as bytes (`None` for a null value), the record's reference time
+//! (its Kafka timestamp; `None` when it has none, and then no time bound applies) and the
+//! configured [`ValidationRules`]. Nothing here reads the clock, so a re-read of a record always
+//! gets the same verdict. Emits `Ok(Reading)` or `Err(Rejection)` with one of the eleven
+//! [`RejectReason`]s and a short lowercase detail that echoes at most 100 bytes of the
+//! input. It never fails otherwise and never panics: bad input is data, not an error.
+//!
+//! The checks run reason by reason, each across all fields, and the first reason that applies
+//! wins, so the verdict does not depend on the order of the fields in the object. Within one
+//! reason the detail names the first failing field in the order `customer_id`, `timestamp`,
+//! `heart_rate`, `event_id`.
+//!
+//! One parse pass: the top-level object is walked with serde's map visitor, keeping the raw JSON
+//! text of the four fields read (serde_json's `RawValue`, which needs serde_json's `raw_value`
+//! feature) and only skipping over the rest. The raw text is what lets us tell the integer
+//! literal `72` from `72.0` or `7.2e1`, and compare a 20-digit customer id exactly; serde_json's
+//! `Value` would turn both into an `f64` and would also silently keep the last of two repeated
+//! keys, which SPEC calls malformed.
+//!
+//! # Parts
+//! - `rules.rs`: [`ValidationRules`], the [`RejectReason`]s in check order, [`Rejection`].
+//! - `validate.rs`: [`validate`], the checks reason by reason.
+//! - `parse.rs`: the one pass over the top-level object.
+//! - `fields.rs`: the raw text of a field, classified, and the customer id and event id rules.
+//! - `timestamp.rs`: the timestamp grammar.
+//! - `detail.rs`: input quoted into a detail.
+//! - `tests/`: the table of cases (`table.rs`), examples (`mod.rs`) and properties
+//!   (`properties.rs`).
+//!
+//! [`Reading`]: crate::domain::reading::Reading
+
+mod detail;
+mod fields;
+mod parse;
+mod rules;
+mod timestamp;
+mod validate;
+
+pub use rules::{RejectReason, Rejection, ValidationRules};
+pub use validate::validate;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+//! Properties: arbitrary bytes and arbitrary objects get a verdict within the contract.
+
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::reading::derive_event_id;
+use crate::domain::validation::fields::is_customer_id_byte;
+
+/// The raw-bytes property runs 10 000 cases unless `PROPTEST_CASES` says otherwise (proptest's
+/// own default is 256, which is too few for a parser facing arbitrary input). CI sets
+/// `PROPTEST_CASES=10000` explicitly.
+fn raw_bytes_config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(10_000);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A JSON fragment of any type, biased towards values near the rules' edges.
+fn fragment() -> impl Strategy<Value = String> {
+    let quoted = |s: String| serde_json::to_string(&s).unwrap();
+    let timestamp = (
+        1960u32..2200,
+        0u32..14,
+        0u32..33,
+        prop_oneof![Just("T"), Just("t"), Just(" "), Just("")],
+        0u32..26,
+        0u32..62,
+        0u32..62,
+        prop::option::of("[0-9]{0,11}"),
+        prop_oneof![
+            Just("Z"),
+            Just("z"),
+            Just(""),
+            Just("+02:00"),
+            Just("-23:59"),
+            Just("+24:00"),
+            Just("+0100"),
+            Just("Zx")
+        ],
+    )
+        .prop_map(move |(y, mo, d, sep, h, mi, s, frac, off)| {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            quoted(format!(
+                "{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{off}"
+            ))
+        });
+    let uuid_like = (any::<u128>(), 0u8..5).prop_map(move |(n, form)| {
+        let id = Uuid::from_u128(n);
+        quoted(match form {
+            0 => id.hyphenated().to_string(),
+            1 => id.hyphenated().to_string().to_uppercase(),
+            2 => id.simple().to_string(),
+            3 => id.braced().to_string(),
+            _ => id.urn().to_string(),
+        })
+    });
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        (-10i64..300).prop_map(|n| n.to_string()),
+        "-?(0|[1-9][0-9]{0,40})(\\.[0-9]{1,3})?([eE][-+]?[0-9]{1,3})?",
+        any::<f64>().prop_filter_map("finite", |f| serde_json::to_string(&f)
+            .ok()
+            .filter(|s| s != "null")),
+        "[A-Za-z0-9_.: -]{0,70}".prop_map(quoted),
+        any::<String>().prop_map(quoted),
+        Just(r#""\ud800""#.to_owned()),
+        Just(r#""CUST\u002d1""#.to_owned()),
+        timestamp,
+        uuid_like,
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+            prop::collection::vec(("[a-z_]{1,6}", inner), 0..4).prop_map(|members| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop_oneof![Just("customer_id"), Just("timestamp"), Just("heart_rate"), Just("event_id")].prop_map(str::to_owned),
+        1 => "[a-z_]{1,10}",
+        1 => Just(r"heart\u005frate".to_owned()),
+    ]
+}
+
+fn object() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec((key(), fragment()), 0..7),
+        prop_oneof![Just(""), Just(" "), Just("\n")],
+    )
+        .prop_map(|(members, ws)| {
+            let members: Vec<String> = members
+                .into_iter()
+                .map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
+                .collect();
+            format!("{ws}{{{}}}{ws}", members.join(","))
+        })
+}
+
+/// What every accepted reading must satisfy, whatever it came from.
+fn assert_within_contract(reading: &Reading, rules: &ValidationRules) {
+    assert!((1..=64).contains(&reading.customer_id.len()));
+    assert!(reading.customer_id.bytes().all(is_customer_id_byte));
+    assert!((rules.min_heart_rate..=rules.max_heart_rate).contains(&i64::from(reading.heart_rate)));
+    assert_eq!(reading.recorded_at.timestamp_subsec_nanos() % 1_000, 0);
+    assert!(reading.recorded_at <= reference() + TimeDelta::milliseconds(rules.max_future_skew_ms));
+}
+
+proptest! {
+    #![proptest_config(raw_bytes_config())]
+
+    #[test]
+    fn any_bytes_get_a_verdict_without_panicking(value in prop::option::of(prop::collection::vec(any::<u8>(), 0..300))) {
+        let rules = ValidationRules::default();
+        if let Ok(reading) = validate(value.as_deref(), Some(reference()), &rules) {
+            assert_within_contract(&reading, &rules);
+        }
+    }
+
+    #[test]
+    fn any_cut_or_flipped_message_gets_a_verdict(cut in 0usize..120, flip in 0usize..120, bit in 0u8..8) {
+        let mut bytes = br#"{"event_id":"1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b","customer_id":"CUST-00042","timestamp":"2026-11-29T13:00:00.250+01:00","heart_rate":72}"#.to_vec();
+        if let Some(byte) = bytes.get_mut(flip) {
+            *byte ^= 1 << bit;
+        }
+        bytes.truncate(bytes.len().saturating_sub(cut));
+        let rules = ValidationRules::default();
+        if let Ok(reading) = validate(Some(&bytes), Some(reference()), &rules) {
+            assert_within_contract(&reading, &rules);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn json_like_objects_get_a_verdict_without_panicking(text in object()) {
+        let rules = ValidationRules::default();
+        match validate(Some(text.as_bytes()), Some(reference()), &rules) {
+            Ok(reading) => assert_within_contract(&reading, &rules),
+            Err(rejection) => prop_assert!(!rejection.detail.is_empty()),
+        }
+    }
+
+    #[test]
+    fn a_valid_reading_round_trips_through_its_json(
+        customer_id in "[A-Za-z0-9_.:-]{1,64}",
+        micros in 0i64..=1_795_000_000_000_000,
+        heart_rate in 20i16..=250,
+        event_id in any::<u128>(),
+    ) {
+        let reading = Reading {
+            event_id: Uuid::from_u128(event_id),
+            customer_id,
+            recorded_at: DateTime::from_timestamp_micros(micros).unwrap(),
+            heart_rate,
+        };
+        let json = reading.to_json();
+        prop_assert_eq!(validate(Some(json.as_bytes()), Some(reference()), &ValidationRules::default()), Ok(reading.clone()));
+
+        // Without its event id, the same reading gets the derived one.
+        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+        object.remove("event_id");
+        let bare = serde_json::to_string(&object).unwrap();
+        let derived = validate(Some(bare.as_bytes()), Some(reference()), &ValidationRules::default()).unwrap();
+        prop_assert_eq!(derived.event_id, derive_event_id(&reading.customer_id, &reading.recorded_at));
+        prop_assert_eq!(Reading { event_id: reading.event_id, ..derived }, reading);
+    }
+}

@@ -1,0 +1,237 @@
+//! [`validate`]: the checks, reason by reason, each across all fields; the first reason that
+//! applies wins.
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+
+use super::detail::Echo;
+use super::fields::{
+    customer_id_from_integer, customer_id_from_string, decode_string, json_kind,
+    parse_hyphenated_uuid, CustomerId, Raw,
+};
+use super::parse::{parse, Malformed, Parsed};
+use super::rules::{RejectReason, Rejection, ValidationRules};
+use super::timestamp::parse_timestamp;
+use crate::domain::reading::{canonical_timestamp, derive_event_id, Reading};
+
+/// Validates one record value.
+///
+/// `value`: the Kafka record value (`None` = null value). `reference_time`: the Kafka record's
+/// own timestamp, which the reading's timestamp is held to `future_timestamp` against; `None`
+/// for a record without one, which is held to no time bound (SPEC section 4). Taking it as an
+/// argument (rather than reading the clock here) is what makes a re-read give the same verdict.
+pub fn validate(
+    value: Option<&[u8]>,
+    reference_time: Option<DateTime<Utc>>,
+    rules: &ValidationRules,
+) -> Result<Reading, Rejection> {
+    use RejectReason::*;
+
+    // too_large: the value alone, before a single byte of it is decoded.
+    let bytes = match value {
+        Some(bytes) if bytes.len() > rules.max_message_bytes => {
+            return Err(Rejection::new(
+                TooLarge,
+                format!(
+                    "value is {} bytes, over the limit of {} bytes",
+                    bytes.len(),
+                    rules.max_message_bytes
+                ),
+            ))
+        }
+        Some(bytes) => bytes,
+        // A null value is malformed_json: it goes through the parse as no bytes at all.
+        None => &[],
+    };
+
+    // invalid_utf8.
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        Rejection::new(
+            InvalidUtf8,
+            format!(
+                "value is not valid utf-8 (first bad byte at offset {})",
+                err.valid_up_to()
+            ),
+        )
+    })?;
+
+    // malformed_json and not_an_object: one parse of the whole value.
+    let fields = match parse(text) {
+        Ok(Parsed::Object(fields)) => fields,
+        Ok(Parsed::Null) => {
+            return Err(Rejection::new(
+                MalformedJson,
+                "value is the JSON literal null".to_owned(),
+            ))
+        }
+        Ok(Parsed::Other(raw)) => {
+            return Err(Rejection::new(
+                NotAnObject,
+                format!("expected a JSON object, got {}", json_kind(raw)),
+            ))
+        }
+        Err(Malformed::Empty) => {
+            let detail = if value.is_none() {
+                "the record value is null"
+            } else {
+                "value is empty"
+            };
+            return Err(Rejection::new(MalformedJson, detail.to_owned()));
+        }
+        Err(Malformed::Syntax(err)) => {
+            return Err(Rejection::new(
+                MalformedJson,
+                format!("invalid json: {err}"),
+            ))
+        }
+        Err(Malformed::RepeatedKey(key)) => {
+            return Err(Rejection::new(
+                MalformedJson,
+                format!("repeated key \"{}\"", Echo(&key)),
+            ))
+        }
+    };
+
+    // missing_field: a JSON null counts as missing.
+    let customer_raw = required("customer_id", fields.customer_id)?;
+    let timestamp_raw = required("timestamp", fields.timestamp)?;
+    let heart_rate_raw = required("heart_rate", fields.heart_rate)?;
+
+    // wrong_type.
+    let customer = match Raw::classify(customer_raw) {
+        Raw::Integer(digits) => CustomerId::Integer(digits),
+        Raw::String(quoted) => CustomerId::String(quoted),
+        _ => {
+            return Err(wrong_type(
+                "customer_id",
+                "a string or a JSON integer",
+                customer_raw,
+            ))
+        }
+    };
+    let Raw::String(timestamp_quoted) = Raw::classify(timestamp_raw) else {
+        return Err(wrong_type("timestamp", "a string", timestamp_raw));
+    };
+    let Raw::Integer(heart_rate_digits) = Raw::classify(heart_rate_raw) else {
+        return Err(wrong_type("heart_rate", "a JSON integer", heart_rate_raw));
+    };
+    // event_id is optional, and null is the same as absent.
+    let event = match fields.event_id {
+        None => None,
+        Some(raw) => match Raw::classify(raw) {
+            Raw::Null => None,
+            Raw::String(quoted) => Some((quoted, raw)),
+            _ => return Err(wrong_type("event_id", "a string", raw)),
+        },
+    };
+
+    // invalid_customer_id.
+    let customer_id = match customer {
+        CustomerId::Integer(digits) => customer_id_from_integer(digits, customer_raw)?,
+        CustomerId::String(quoted) => customer_id_from_string(quoted, customer_raw)?,
+    };
+
+    // invalid_event_id.
+    let given_event_id = match event {
+        Some((quoted, event_raw)) => Some(
+            decode_string(quoted)
+                .as_deref()
+                .and_then(parse_hyphenated_uuid)
+                .ok_or_else(|| {
+                    Rejection::new(
+                        InvalidEventId,
+                        format!(
+                            "event_id: expected a uuid in the hyphenated \
+                             8-4-4-4-12 form, got {}",
+                            Echo(event_raw.get())
+                        ),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+
+    // invalid_timestamp.
+    let recorded_at = decode_string(timestamp_quoted)
+        .ok_or("not a valid unicode string")
+        .and_then(|text| parse_timestamp(&text))
+        .map_err(|what| {
+            Rejection::new(
+                InvalidTimestamp,
+                format!("timestamp: {what}, got {}", Echo(timestamp_raw.get())),
+            )
+        })?;
+
+    // future_timestamp: exactly at the bound is accepted. Compared in i128 nanoseconds so that no
+    // configured skew or pair of instants can overflow. A record without a Kafka timestamp has
+    // nothing stable to be measured against, so it is held to no bound.
+    if let Some(reference_time) = reference_time {
+        let ahead_ns = instant_ns(&recorded_at) - instant_ns(&reference_time);
+        if ahead_ns > i128::from(rules.max_future_skew_ms) * 1_000_000 {
+            return Err(Rejection::new(
+                FutureTimestamp,
+                format!(
+                    "timestamp: {} is {} ms ahead of the record time {}, over the limit of {} ms",
+                    canonical_timestamp(&recorded_at),
+                    ahead_ns / 1_000_000,
+                    canonical_timestamp(&reference_time),
+                    rules.max_future_skew_ms
+                ),
+            ));
+        }
+    }
+
+    // implausible_heart_rate: a literal too long for i64 is out of any configurable range; a
+    // range configured wider than `smallint` cannot be stored, so it is refused here too.
+    let heart_rate = heart_rate_digits
+        .parse::<i64>()
+        .ok()
+        .filter(|bpm| (rules.min_heart_rate..=rules.max_heart_rate).contains(bpm))
+        .and_then(|bpm| i16::try_from(bpm).ok())
+        .ok_or_else(|| {
+            Rejection::new(
+                ImplausibleHeartRate,
+                format!(
+                    "heart_rate: {} is outside {}..={}",
+                    Echo(heart_rate_digits),
+                    rules.min_heart_rate,
+                    rules.max_heart_rate
+                ),
+            )
+        })?;
+
+    let event_id = given_event_id.unwrap_or_else(|| derive_event_id(&customer_id, &recorded_at));
+    Ok(Reading {
+        event_id,
+        customer_id,
+        recorded_at,
+        heart_rate,
+    })
+}
+
+/// The raw text of a required field, or missing_field when it is absent or null.
+fn required<'a>(name: &str, raw: Option<&'a RawValue>) -> Result<&'a RawValue, Rejection> {
+    match raw {
+        None => Err(Rejection::new(
+            RejectReason::MissingField,
+            format!("{name}: required field is missing"),
+        )),
+        Some(raw) if raw.get() == "null" => Err(Rejection::new(
+            RejectReason::MissingField,
+            format!("{name}: required field is null"),
+        )),
+        Some(raw) => Ok(raw),
+    }
+}
+
+fn wrong_type(field: &str, expected: &str, raw: &RawValue) -> Rejection {
+    Rejection::new(
+        RejectReason::WrongType,
+        format!("{field}: expected {expected}, got {}", Echo(raw.get())),
+    )
+}
+
+/// An instant as nanoseconds since the epoch, wide enough for any `DateTime<Utc>`.
+fn instant_ns(at: &DateTime<Utc>) -> i128 {
+    i128::from(at.timestamp()) * 1_000_000_000 + i128::from(at.timestamp_subsec_nanos())
+}
