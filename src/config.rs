@@ -1615,10 +1615,10 @@ mod properties {
     use rdkafka::producer::BaseProducer;
 
     use super::*;
-    use crate::actors::anomaly_detector::{self, AnomalyDetector};
+    use crate::actors::anomaly_detector::AnomalyDetector;
     use crate::actors::kafka_subscriber::Batching;
     use crate::actors::supervisor::{RestartHistory, RestartPolicy};
-    use crate::actors::ExitGuard;
+    use crate::actors::{Downstream, ExitGuard, Stage};
     use crate::domain::detector::{observe, silence, CustomerState, DetectorConfig};
     use crate::domain::reading::Reading;
     use crate::domain::simulator::Simulator;
@@ -1760,11 +1760,11 @@ mod properties {
             Arc::new(crate::offsets::OffsetLedger::new(
                 crate::telemetry::discard(),
             )),
-            Vec::new(),
+            Downstream::new(Stage::DbWriter, Vec::new()),
             Arc::new(crate::metrics::Metrics::new()),
             Arc::new(crate::health::Health::new()),
             &crate::telemetry::discard(),
-            ExitGuard::new(anomaly_detector::NAME, 0, tx),
+            ExitGuard::new(Stage::AnomalyDetector.as_str(), 0, tx),
         );
     }
 

@@ -10,26 +10,25 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
 use slog::Logger;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use crate::actors::anomaly_detector::{self, AnomalyDetector};
-use crate::actors::db_writer::{self, DbWriter};
-use crate::actors::generator::{self, Generator, GeneratorPlan};
-use crate::actors::kafka_publisher::{self, KafkaPublisher};
-use crate::actors::kafka_subscriber::{self, Batching, KafkaSubscriber};
-use crate::actors::output_publisher::{self, OutputPublisher, OutputTopics};
+use crate::actors::anomaly_detector::AnomalyDetector;
+use crate::actors::db_writer::DbWriter;
+use crate::actors::generator::{Generator, GeneratorPlan};
+use crate::actors::kafka_publisher::KafkaPublisher;
+use crate::actors::kafka_subscriber::{Batching, KafkaSubscriber};
+use crate::actors::output_publisher::{OutputPublisher, OutputTopics};
 use crate::actors::supervisor::{BoxFuture, ChildGroup};
-use crate::actors::validator::{self, Validator};
-use crate::actors::{ChildExit, ExitGuard};
+use crate::actors::validator::Validator;
+use crate::actors::{ChildExit, Downstream, ExitGuard, Stage};
 use crate::config::{self, Settings};
 use crate::db;
 use crate::domain::validation::ValidationRules;
 use crate::health::Health;
-use crate::kafka::{self as kafka_cfg, SubscriberContext};
+use crate::kafka::{self as kafka_cfg, PipelineConsumer, SubscriberContext};
 use crate::messages::{Drain, Flush, StopGenerating};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
@@ -94,13 +93,14 @@ impl ChildGroup for ProcessorGroup {
     }
 
     fn actors(&self) -> &'static [&'static str] {
-        &[
-            kafka_subscriber::NAME,
-            validator::NAME,
-            anomaly_detector::NAME,
-            db_writer::NAME,
-            output_publisher::NAME,
-        ]
+        const ACTORS: &[&str] = &[
+            Stage::KafkaSubscriber.as_str(),
+            Stage::Validator.as_str(),
+            Stage::AnomalyDetector.as_str(),
+            Stage::DbWriter.as_str(),
+            Stage::OutputPublisher.as_str(),
+        ];
+        ACTORS
     }
 
     fn start(
@@ -116,9 +116,9 @@ impl ChildGroup for ProcessorGroup {
                 log,
             } = self.shared.clone();
             let progress = Arc::new(PartitionProgress::default());
-            let subscriber_log = log.new(slog::o!("actor" => kafka_subscriber::NAME));
+            let subscriber_log = log.new(slog::o!("actor" => Stage::KafkaSubscriber.as_str()));
             let ledger = Arc::new(OffsetLedger::new(subscriber_log.clone()));
-            let consumer: Arc<StreamConsumer<SubscriberContext>> = Arc::new(
+            let consumer: Arc<PipelineConsumer> = Arc::new(
                 kafka_cfg::consumer_config(&settings.kafka)
                     .create_with_context(SubscriberContext {
                         log: subscriber_log,
@@ -128,7 +128,8 @@ impl ChildGroup for ProcessorGroup {
                     })
                     .map_err(|e| format!("cannot create the kafka consumer: {e}"))?,
             );
-            ledger.attach(Arc::downgrade(&consumer));
+            let store = Arc::downgrade(&consumer);
+            ledger.attach(store);
             let ledger_handle = ledger.clone();
 
             let output_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
@@ -166,7 +167,7 @@ impl ChildGroup for ProcessorGroup {
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(output_publisher::NAME, generation, exits),
+                        ExitGuard::new(Stage::OutputPublisher.as_str(), generation, exits),
                     )
                 })
             };
@@ -201,12 +202,12 @@ impl ChildGroup for ProcessorGroup {
                         pool,
                         settings.database.clone(),
                         done,
-                        outputs.recipient(),
+                        Downstream::new(Stage::OutputPublisher, outputs.recipient()),
                         progress,
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(db_writer::NAME, generation, exits),
+                        ExitGuard::new(Stage::DbWriter.as_str(), generation, exits),
                     )
                 });
                 writer_arbiters.push(arbiter);
@@ -232,11 +233,11 @@ impl ChildGroup for ProcessorGroup {
                         settings.database.clone(),
                         progress,
                         ledger,
-                        writer_addrs,
+                        Downstream::new(Stage::DbWriter, writer_addrs),
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(anomaly_detector::NAME, generation, exits),
+                        ExitGuard::new(Stage::AnomalyDetector.as_str(), generation, exits),
                     )
                 })
             };
@@ -251,11 +252,11 @@ impl ChildGroup for ProcessorGroup {
                 Validator::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     Validator::new(
                         rules,
-                        detector.recipient(),
+                        Downstream::new(Stage::AnomalyDetector, detector.recipient()),
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(validator::NAME, generation, exits),
+                        ExitGuard::new(Stage::Validator.as_str(), generation, exits),
                     )
                 })
             };
@@ -270,14 +271,14 @@ impl ChildGroup for ProcessorGroup {
                     KafkaSubscriber::new(
                         consumer,
                         &topic,
-                        validator.recipient(),
+                        Downstream::new(Stage::Validator, validator.recipient()),
                         batching,
                         ledger,
                         progress,
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(kafka_subscriber::NAME, generation, exits),
+                        ExitGuard::new(Stage::KafkaSubscriber.as_str(), generation, exits),
                     )
                 });
 
@@ -336,7 +337,8 @@ impl ChildGroup for GeneratorGroup {
     }
 
     fn actors(&self) -> &'static [&'static str] {
-        &[generator::NAME, kafka_publisher::NAME]
+        const ACTORS: &[&str] = &[Stage::Generator.as_str(), Stage::KafkaPublisher.as_str()];
+        ACTORS
     }
 
     fn start(
@@ -370,13 +372,13 @@ impl ChildGroup for GeneratorGroup {
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(kafka_publisher::NAME, generation, exits),
+                        ExitGuard::new(Stage::KafkaPublisher.as_str(), generation, exits),
                     )
                 })
             };
             let plan = self.plan.clone();
             let done = self.done.take();
-            let next = publisher.clone().recipient();
+            let next = Downstream::new(Stage::KafkaPublisher, publisher.clone().recipient());
             let generator = Generator::start_in_arbiter(&arbiter.handle(), move |_| {
                 Generator::new(
                     plan,
@@ -385,7 +387,7 @@ impl ChildGroup for GeneratorGroup {
                     health,
                     &log,
                     done,
-                    ExitGuard::new(generator::NAME, generation, exits),
+                    ExitGuard::new(Stage::Generator.as_str(), generation, exits),
                 )
             });
             self.publisher = Some(publisher);
