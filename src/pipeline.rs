@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use slog::Logger;
 use tokio::sync::mpsc::UnboundedSender;
@@ -60,6 +61,19 @@ pub fn validation_rules(settings: &Settings) -> ValidationRules {
     }
 }
 
+/// Why a group did not start: a Kafka client that every start builds anew. `run` builds each
+/// once before anything starts (`check_clients`), so a configuration librdkafka refuses ends the
+/// start there; what fails here is retried like any failed start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the kafka consumer: {0}")]
+    CreateConsumer(#[source] KafkaError),
+    #[error("cannot create the output producer: {0}")]
+    CreateOutputProducer(#[source] KafkaError),
+    #[error("cannot create the kafka producer: {0}")]
+    CreateProducer(#[source] KafkaError),
+}
+
 /// Stops and forgets the arbiters of a group.
 fn stop_arbiters(arbiters: &mut Vec<Arbiter>) {
     for a in arbiters.drain(..) {
@@ -88,6 +102,8 @@ impl ProcessorGroup {
 }
 
 impl ChildGroup for ProcessorGroup {
+    type StartError = StartError;
+
     fn name(&self) -> &'static str {
         "processor"
     }
@@ -107,7 +123,7 @@ impl ChildGroup for ProcessorGroup {
         &mut self,
         generation: u64,
         exits: UnboundedSender<ChildExit>,
-    ) -> BoxFuture<'_, Result<(), String>> {
+    ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
             let Shared {
                 settings,
@@ -126,7 +142,7 @@ impl ChildGroup for ProcessorGroup {
                         ledger: ledger.clone(),
                         drain_timeout: config::millis(settings.shutdown.timeout_ms),
                     })
-                    .map_err(|e| format!("cannot create the kafka consumer: {e}"))?,
+                    .map_err(StartError::CreateConsumer)?,
             );
             let store = Arc::downgrade(&consumer);
             ledger.attach(store);
@@ -134,7 +150,7 @@ impl ChildGroup for ProcessorGroup {
 
             let output_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
-                .map_err(|e| format!("cannot create the output producer: {e}"))?;
+                .map_err(StartError::CreateOutputProducer)?;
 
             let output_arbiter = Arbiter::new();
             let work_arbiter = Arbiter::new();
@@ -332,6 +348,8 @@ impl GeneratorGroup {
 }
 
 impl ChildGroup for GeneratorGroup {
+    type StartError = StartError;
+
     fn name(&self) -> &'static str {
         "generator"
     }
@@ -345,7 +363,7 @@ impl ChildGroup for GeneratorGroup {
         &mut self,
         generation: u64,
         exits: UnboundedSender<ChildExit>,
-    ) -> BoxFuture<'_, Result<(), String>> {
+    ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
             let Shared {
                 settings,
@@ -355,7 +373,7 @@ impl ChildGroup for GeneratorGroup {
             } = self.shared.clone();
             let producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
-                .map_err(|e| format!("cannot create the kafka producer: {e}"))?;
+                .map_err(StartError::CreateProducer)?;
             let arbiter = Arbiter::new();
             let publisher = {
                 let (topic, metrics, health, log, exits) = (

@@ -28,6 +28,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// A set of actors that live and restart together.
 pub trait ChildGroup {
+    /// Why a start failed. Every start failure counts as a failure of the group: it is
+    /// restarted with backoff, within the restart intensity.
+    type StartError: std::fmt::Display;
     fn name(&self) -> &'static str;
     /// The actors it starts, as their `ExitGuard`s name them.
     fn actors(&self) -> &'static [&'static str];
@@ -36,7 +39,7 @@ pub trait ChildGroup {
         &mut self,
         generation: u64,
         exits: UnboundedSender<ChildExit>,
-    ) -> BoxFuture<'_, Result<(), String>>;
+    ) -> BoxFuture<'_, Result<(), Self::StartError>>;
     /// Stops intake and waits until what is in flight is stored and committed; `true` if so.
     fn drain(&mut self) -> BoxFuture<'_, bool>;
     /// Stops every actor at once (their arbiters), without draining.
@@ -114,11 +117,35 @@ pub enum Outcome {
     GaveUp,
 }
 
+/// Why a group is restarted: what the log line and `/readyz` say.
+#[derive(Debug)]
+enum Cause<E> {
+    StartFailed(E),
+    /// An actor of the group went; `clean` when it stopped through `Actor::stopped`.
+    ActorWent {
+        actor: &'static str,
+        clean: bool,
+    },
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Cause<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::StartFailed(e) => write!(f, "start failed: {e}"),
+            Cause::ActorWent { actor, clean: true } => write!(f, "{actor} stopped"),
+            Cause::ActorWent {
+                actor,
+                clean: false,
+            } => write!(f, "{actor} died (panic or lost arbiter)"),
+        }
+    }
+}
+
 /// Runs `groups` until `shutdown` resolves or a group exceeds its restart intensity. On
 /// `shutdown`, at any moment, every group that runs is drained (a group waiting to be restarted
 /// is not restarted), and the drain decides between `Stopped` and `DrainTimedOut`.
-pub async fn supervise(
-    mut groups: Vec<Box<dyn ChildGroup>>,
+pub async fn supervise<E: std::fmt::Display>(
+    mut groups: Vec<Box<dyn ChildGroup<StartError = E>>>,
     policy: RestartPolicy,
     shutdown: impl Future<Output = ()>,
     shutdown_timeout: Duration,
@@ -133,7 +160,7 @@ pub async fn supervise(
     tokio::pin!(shutdown);
 
     // A group that cannot even start is handled like one that failed.
-    let mut pending: VecDeque<(usize, Option<String>)> =
+    let mut pending: VecDeque<(usize, Option<Cause<E>>)> =
         (0..groups.len()).map(|i| (i, None)).collect();
     // Which groups run: started, and not seen failing since. A stop drains these, whatever the
     // others are doing at that moment (backing off before a restart, starting).
@@ -144,7 +171,7 @@ pub async fn supervise(
             if let Some(cause) = cause {
                 let Some(wait) = histories[i].record(Instant::now()) else {
                     error!(log, "restart intensity exceeded, giving up";
-                        "group" => groups[i].name(), "cause" => cause,
+                        "group" => groups[i].name(), "cause" => %cause,
                         "max_restarts" => policy.max_restarts,
                         "window_s" => policy.window.as_secs());
                     for g in groups.iter_mut() {
@@ -152,7 +179,7 @@ pub async fn supervise(
                     }
                     return Outcome::GaveUp;
                 };
-                info!(log, "restarting group"; "group" => groups[i].name(), "cause" => &cause,
+                info!(log, "restarting group"; "group" => groups[i].name(), "cause" => %cause,
                     "backoff_ms" => wait.as_millis() as u64);
                 for actor in groups[i].actors() {
                     health.set_actor(
@@ -186,8 +213,8 @@ pub async fn supervise(
                         "generation" => generations[i])
                 }
                 Err(e) => {
-                    warn!(log, "group failed to start"; "group" => groups[i].name(), "error" => &e);
-                    pending.push_back((i, Some(format!("start failed: {e}"))));
+                    warn!(log, "group failed to start"; "group" => groups[i].name(), "error" => %e);
+                    pending.push_back((i, Some(Cause::StartFailed(e))));
                 }
             }
         }
@@ -203,8 +230,8 @@ pub async fn supervise(
                 }
                 running[i] = false;
                 metrics.actor_restarts.with_label_values(&[exit.actor]).inc();
-                let how = if exit.clean { "stopped" } else { "died (panic or lost arbiter)" };
-                pending.push_back((i, Some(format!("{} {how}", exit.actor))));
+                let cause = Cause::ActorWent { actor: exit.actor, clean: exit.clean };
+                pending.push_back((i, Some(cause)));
             }
         }
     }
@@ -281,6 +308,9 @@ mod actor_tests {
     use super::*;
     use crate::actors::ExitGuard;
 
+    /// Test groups never fail to start.
+    type Groups = Vec<Box<dyn ChildGroup<StartError = std::convert::Infallible>>>;
+
     /// Panics when told to.
     struct Fragile {
         _exit: ExitGuard,
@@ -311,6 +341,7 @@ mod actor_tests {
     }
 
     impl ChildGroup for FragileGroup {
+        type StartError = std::convert::Infallible;
         fn name(&self) -> &'static str {
             "fragile"
         }
@@ -321,7 +352,7 @@ mod actor_tests {
             &mut self,
             generation: u64,
             exits: UnboundedSender<ChildExit>,
-        ) -> BoxFuture<'_, Result<(), String>> {
+        ) -> BoxFuture<'_, Result<(), Self::StartError>> {
             self.starts.borrow_mut().push(generation);
             let arbiter = Arbiter::new();
             let addr = Fragile::start_in_arbiter(&arbiter.handle(), move |_| Fragile {
@@ -431,6 +462,7 @@ mod actor_tests {
     }
 
     impl ChildGroup for Steady {
+        type StartError = std::convert::Infallible;
         fn name(&self) -> &'static str {
             self.name
         }
@@ -441,7 +473,7 @@ mod actor_tests {
             &mut self,
             _: u64,
             _: UnboundedSender<ChildExit>,
-        ) -> BoxFuture<'_, Result<(), String>> {
+        ) -> BoxFuture<'_, Result<(), Self::StartError>> {
             self.asked.borrow_mut().push("start");
             if self.hangs {
                 Box::pin(std::future::pending())
@@ -479,7 +511,7 @@ mod actor_tests {
 
     /// Runs the supervisor over `groups` until `shutdown`, at most ten seconds.
     async fn supervise_until(
-        groups: Vec<Box<dyn ChildGroup>>,
+        groups: Groups,
         policy: RestartPolicy,
         shutdown: impl Future<Output = ()>,
         metrics: Arc<Metrics>,
@@ -520,7 +552,7 @@ mod actor_tests {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             };
-            let groups: Vec<Box<dyn ChildGroup>> = vec![Box::new(steady), Box::new(fragile)];
+            let groups: Groups = vec![Box::new(steady), Box::new(fragile)];
             let outcome = supervise_until(groups, policy, shutdown, metrics).await;
             let want = if drains_in_time {
                 Outcome::Stopped
@@ -549,7 +581,7 @@ mod actor_tests {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
-        let groups: Vec<Box<dyn ChildGroup>> = vec![Box::new(Steady::new(&asked)), Box::new(slow)];
+        let groups: Groups = vec![Box::new(Steady::new(&asked)), Box::new(slow)];
         let outcome =
             supervise_until(groups, fast_policy(5), shutdown, Arc::new(Metrics::new())).await;
         assert_eq!(outcome, Outcome::Stopped);
