@@ -36,8 +36,16 @@
 //!   counted by the offset ledger like any batch, so a drain waits for them.
 //!
 //! The periodic work (claims and releases, silences, forgetting, checkpoints) runs at the start
-//! and end of every batch and, when no batch comes, on a timer: actix polls an actor's timers
-//! only while its mailbox is empty, which under a backlog it never is.
+//! and end of every batch. When no batch comes, it runs on a timer. (actix polls an actor's
+//! timers only while its mailbox is empty, which under a backlog it never is.)
+//!
+//! # Layout
+//! - this file: the actor, its state, and `detect` (a batch in, a `Persist` out)
+//! - `claim.rs`: claiming and letting go of partitions (`detector_epochs`)
+//! - `replay.rs`: loading a claimed partition's states and replaying what they miss
+//! - `periodic.rs`: silences, forgetting, checkpoints, and the timer's batches
+//! - `recent.rs`: the identities of recent readings, for spotting repeats in flight
+//! - `shard.rs`: splitting a batch among the writers by customer
 
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;

@@ -7,7 +7,7 @@
 //! ```text
 //! Generator -> KafkaPublisher -> [heartbeats] -> KafkaSubscriber -> Validator
 //!           -> AnomalyDetector -> DbWriter -> PostgreSQL
-//!                                     `-> BatchPersisted -> KafkaSubscriber (stores offsets)
+//!                                     `-> (OutputPublisher ->) OffsetLedger (stores offsets)
 //! ```
 
 pub mod anomaly_detector;
