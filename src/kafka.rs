@@ -284,6 +284,14 @@ pub struct Probe {
     last_error: std::sync::Mutex<Option<String>>,
 }
 
+/// The brokers gave no metadata: librdkafka's own reason when it gave one (a refused login, a
+/// failed TLS handshake), else the request's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct NoAnswer {
+    pub reason: String,
+}
+
 /// How long [`Probe::check`] serves the client's events after its request.
 const EVENT_WAIT: Duration = Duration::from_millis(200);
 
@@ -297,8 +305,8 @@ impl Probe {
         })
     }
 
-    /// Blocks up to `timeout`. `Err` holds librdkafka's own reason when it gave one.
-    pub fn check(&self, timeout: Duration) -> Result<(), String> {
+    /// Blocks up to `timeout`.
+    pub fn check(&self, timeout: Duration) -> Result<(), NoAnswer> {
         let answer = self.producer.client().fetch_metadata(None, timeout);
         // poll() serves one event per turn until its deadline: give the log and error events
         // of the failed attempt a moment to arrive.
@@ -313,9 +321,11 @@ impl Probe {
             Ok(_) => Ok(()),
             Err(e) => {
                 let why = reported.or_else(|| self.last_error.lock().ok().and_then(|l| l.clone()));
-                Err(match why {
-                    Some(why) => why,
-                    None => e.to_string(),
+                Err(NoAnswer {
+                    reason: match why {
+                        Some(why) => why,
+                        None => e.to_string(),
+                    },
                 })
             }
         }

@@ -75,8 +75,12 @@ enum TopicsNotReady {
     Task(#[from] tokio::task::JoinError),
     /// No metadata from the brokers: librdkafka's reason (a refused login, a TLS failure, a
     /// timeout).
-    #[error("{reason} (brokers {brokers})")]
-    Unanswered { reason: String, brokers: String },
+    #[error("{source} (brokers {brokers})")]
+    Unanswered {
+        #[source]
+        source: kafka_cfg::NoAnswer,
+        brokers: String,
+    },
     #[error("{source} (brokers {brokers})")]
     CreateTopics {
         #[source]
@@ -114,8 +118,8 @@ pub async fn prepare_topics(
         let p = probe.clone();
         tokio::task::spawn_blocking(move || p.check(ADMIN_TIMEOUT))
             .await?
-            .map_err(|reason| TopicsNotReady::Unanswered {
-                reason,
+            .map_err(|source| TopicsNotReady::Unanswered {
+                source,
                 brokers: brokers(),
             })?;
         kafka_cfg::ensure_topics(&admin, &topics, partitions)
