@@ -1,5 +1,6 @@
 //! Every librdkafka property this program sets, in one place, built from `Settings`; topic
-//! creation; and the consumer context that logs rebalances.
+//! creation; and the processor's consumer: its type, the context that logs rebalances, the
+//! synchronous commit, and where the offset ledger stores finished offsets.
 //!
 //! Security (`kafka.security_protocol`, SASL, TLS) is mapped onto librdkafka by [`security`]
 //! alone, which every client (consumer, producers, admin) goes through. The raw
@@ -11,15 +12,18 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
-use slog::{info, warn, Logger};
+use rdkafka::{Offset, TopicPartitionList};
+use slog::{debug, info, warn, Logger};
 
-use crate::actors::kafka_subscriber::commit_now;
 use crate::config::KafkaSettings;
+use crate::domain::record::BatchPositions;
 use crate::health::Health;
-use crate::offsets::OffsetLedger;
+use crate::offsets::{OffsetLedger, OffsetStore};
 use crate::progress::PartitionProgress;
 
 /// How long an admin request (create topics, metadata) may take before it counts as failed.
@@ -280,6 +284,14 @@ pub struct Probe {
     last_error: std::sync::Mutex<Option<String>>,
 }
 
+/// The brokers gave no metadata: librdkafka's own reason when it gave one (a refused login, a
+/// failed TLS handshake), else the request's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct NoAnswer {
+    pub reason: String,
+}
+
 /// How long [`Probe::check`] serves the client's events after its request.
 const EVENT_WAIT: Duration = Duration::from_millis(200);
 
@@ -293,8 +305,8 @@ impl Probe {
         })
     }
 
-    /// Blocks up to `timeout`. `Err` holds librdkafka's own reason when it gave one.
-    pub fn check(&self, timeout: Duration) -> Result<(), String> {
+    /// Blocks up to `timeout`.
+    pub fn check(&self, timeout: Duration) -> Result<(), NoAnswer> {
         let answer = self.producer.client().fetch_metadata(None, timeout);
         // poll() serves one event per turn until its deadline: give the log and error events
         // of the failed attempt a moment to arrive.
@@ -309,9 +321,11 @@ impl Probe {
             Ok(_) => Ok(()),
             Err(e) => {
                 let why = reported.or_else(|| self.last_error.lock().ok().and_then(|l| l.clone()));
-                Err(match why {
-                    Some(why) => why,
-                    None => e.to_string(),
+                Err(NoAnswer {
+                    reason: match why {
+                        Some(why) => why,
+                        None => e.to_string(),
+                    },
                 })
             }
         }
@@ -345,6 +359,38 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// The processor's consumer of the readings topic.
+pub type PipelineConsumer = StreamConsumer<SubscriberContext>;
+
+/// Commits the stored offsets synchronously. "No offset" means there was nothing new to commit.
+pub fn commit_stored_offsets<C: Consumer<SubscriberContext>>(
+    consumer: &C,
+) -> Result<(), KafkaError> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => Ok(()),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The ledger stores a finished batch's offsets in the consumer, for librdkafka to commit.
+impl OffsetStore for PipelineConsumer {
+    fn store_next_offsets(&self, positions: &BatchPositions) {
+        let log = &self.context().log;
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &positions.0 {
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+                warn!(log, "cannot note offset"; "error" => %e);
+            }
+        }
+        if let Err(e) = self.store_offsets(&tpl) {
+            // The partition moved to another member meanwhile: it reads the batch again from
+            // the last commit and the writer deduplicates it.
+            debug!(log, "offsets not stored"; "error" => %e);
+        }
+    }
 }
 
 /// The consumer context: logs assignments and revocations at INFO, keeps the shared partition
@@ -381,7 +427,7 @@ impl ConsumerContext for SubscriberContext {
                 }
                 let started = Instant::now();
                 let drained = self.ledger.wait_settled(self.drain_timeout);
-                let committed = commit_now(consumer);
+                let committed = commit_stored_offsets(consumer);
                 info!(self.log, "partitions revoked"; "partitions" => describe_partitions(tpl),
                     "drained" => drained, "committed" => committed.is_ok(),
                     "took_ms" => started.elapsed().as_millis() as u64);

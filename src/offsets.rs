@@ -22,13 +22,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
-use rdkafka::{Offset, TopicPartitionList};
-use slog::{debug, warn, Logger};
+use slog::{debug, Logger};
 
-use crate::actors::kafka_subscriber::LoggingConsumer;
 use crate::domain::record::{BatchPositions, PartitionCheckpoint};
 use crate::messages::{BatchId, BatchPersisted};
+
+/// Where the ledger stores the offsets of finished batches: the consumer (`kafka.rs`), for
+/// librdkafka to commit; a fake in the tests. A store that refuses (the partition moved to
+/// another member) says so in its own log: the next owner reads the batch again.
+pub trait OffsetStore: Send + Sync {
+    /// Stores, per partition of `positions`, the next offset to read.
+    fn store_next_offsets(&self, positions: &BatchPositions);
+}
 
 #[derive(Default)]
 struct State {
@@ -73,7 +78,7 @@ pub struct OffsetLedger {
     state: Mutex<State>,
     settled: Condvar,
     /// Set once the consumer exists (the consumer's context holds this ledger, hence `Weak`).
-    consumer: OnceLock<Weak<LoggingConsumer>>,
+    store: OnceLock<Weak<dyn OffsetStore>>,
     log: Logger,
 }
 
@@ -85,14 +90,14 @@ impl OffsetLedger {
                 ..State::default()
             }),
             settled: Condvar::new(),
-            consumer: OnceLock::new(),
+            store: OnceLock::new(),
             log,
         }
     }
 
     /// Where finished offsets are stored.
-    pub fn attach(&self, consumer: Weak<LoggingConsumer>) {
-        let _ = self.consumer.set(consumer);
+    pub fn attach(&self, store: Weak<dyn OffsetStore>) {
+        let _ = self.store.set(store);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -201,27 +206,16 @@ impl OffsetLedger {
         // Stored before the batch stops counting as in flight, so a waiter that sees nothing in
         // flight may commit at once.
         for positions in &ready {
-            self.store(positions);
+            self.store_positions(positions);
         }
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
         self.settled.notify_all();
     }
 
-    fn store(&self, positions: &BatchPositions) {
-        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
-            return;
-        };
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &positions.0 {
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
-                warn!(self.log, "cannot note offset"; "error" => %e);
-            }
-        }
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            // The partition moved to another member meanwhile: it reads the batch again from
-            // the last commit and the writer deduplicates it.
-            debug!(self.log, "offsets not stored"; "error" => %e);
+    fn store_positions(&self, positions: &BatchPositions) {
+        if let Some(store) = self.store.get().and_then(Weak::upgrade) {
+            store.store_next_offsets(positions);
         }
     }
 
@@ -264,7 +258,141 @@ impl OffsetLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use std::sync::Arc;
+
+    /// Notes every store, in order: per call, (partition, next offset).
+    #[derive(Default)]
+    struct RecordingStore {
+        stored: Mutex<Vec<Vec<(i32, i64)>>>,
+    }
+
+    impl OffsetStore for RecordingStore {
+        fn store_next_offsets(&self, positions: &BatchPositions) {
+            let call = positions
+                .0
+                .iter()
+                .map(|((_, p), next)| (*p, *next))
+                .collect();
+            self.stored.lock().unwrap().push(call);
+        }
+    }
+
+    impl RecordingStore {
+        fn calls(&self) -> Vec<Vec<(i32, i64)>> {
+            self.stored.lock().unwrap().clone()
+        }
+    }
+
+    /// A ledger storing into a `RecordingStore`.
+    fn recorded() -> (OffsetLedger, Arc<RecordingStore>) {
+        let ledger = OffsetLedger::new(crate::telemetry::discard());
+        let store = Arc::new(RecordingStore::default());
+        let weak = Arc::downgrade(&store);
+        ledger.attach(weak);
+        (ledger, store)
+    }
+
+    /// A batch handed on, ending before `next` on each of `partitions`.
+    fn handed(ledger: &OffsetLedger, partitions: &[(i32, i64)]) -> BatchPersisted {
+        let id = ledger.begin();
+        ledger.handed_on(id);
+        let topic: Arc<str> = Arc::from("heartbeats");
+        let mut positions = BatchPositions::default();
+        for (p, next) in partitions {
+            positions.include(&topic, *p, next - 1);
+        }
+        BatchPersisted {
+            positions,
+            ..persisted(id)
+        }
+    }
+
+    fn checkpoint(partition: i32) -> PartitionCheckpoint {
+        PartitionCheckpoint {
+            partition,
+            epoch: 1,
+            offset: Some(9),
+            replay_from: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn offsets_are_stored_over_a_contiguous_finished_range_and_only_forward() {
+        let (ledger, store) = recorded();
+        let a = handed(&ledger, &[(0, 10), (1, 5)]);
+        let b = handed(&ledger, &[(0, 20)]);
+        let c = handed(&ledger, &[(1, 8)]);
+        ledger.finish(c);
+        ledger.finish(b);
+        assert!(
+            store.calls().is_empty(),
+            "nothing before the first batch finishes"
+        );
+        ledger.finish(a);
+        assert_eq!(
+            store.calls(),
+            vec![vec![(0, 10), (1, 5)], vec![(0, 20)], vec![(1, 8)]],
+            "in batch order once the gap is filled"
+        );
+        // Per partition, each stored offset is past the one before.
+        for p in [0, 1] {
+            let seen: Vec<i64> = store
+                .calls()
+                .iter()
+                .flatten()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, next)| *next)
+                .collect();
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "{p}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn a_fenced_partition_is_left_out_of_the_store_and_of_the_checkpoints() {
+        let (ledger, store) = recorded();
+        let batch = handed(&ledger, &[(0, 10), (1, 10)]);
+        ledger.note_checkpoints(batch.id, vec![checkpoint(0), checkpoint(1)]);
+        ledger.finish(BatchPersisted {
+            fenced: vec![1],
+            ..batch
+        });
+        assert_eq!(store.calls(), vec![vec![(0, 10)]]);
+        let durable: Vec<i32> = ledger
+            .take_durable_checkpoints()
+            .iter()
+            .map(|c| c.partition)
+            .collect();
+        assert_eq!(durable, vec![0]);
+        assert!(ledger.take_durable_checkpoints().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_poisoned_partition_is_never_stored_again() {
+        let (ledger, store) = recorded();
+        ledger.poison(2);
+        let a = handed(&ledger, &[(2, 10), (3, 10)]);
+        ledger.finish(a);
+        let b = handed(&ledger, &[(2, 20)]);
+        ledger.finish(b);
+        assert_eq!(store.calls(), vec![vec![(3, 10)], vec![]]);
+    }
+
+    #[test]
+    fn nothing_is_stored_past_an_abandoned_batch_or_once_the_store_is_gone() {
+        let (ledger, store) = recorded();
+        let gap = ledger.begin();
+        ledger.abandon(gap);
+        let later = handed(&ledger, &[(0, 10)]);
+        ledger.finish(later);
+        assert!(store.calls().is_empty());
+
+        let (ledger, store) = recorded();
+        drop(store);
+        let batch = handed(&ledger, &[(0, 10)]);
+        ledger.finish(batch);
+        assert_eq!(ledger.in_flight(), 0, "finished all the same");
+    }
 
     fn persisted(id: BatchId) -> BatchPersisted {
         BatchPersisted {

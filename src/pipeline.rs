@@ -10,26 +10,26 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use slog::Logger;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use crate::actors::anomaly_detector::{self, AnomalyDetector};
-use crate::actors::db_writer::{self, DbWriter};
-use crate::actors::generator::{self, Generator, GeneratorPlan};
-use crate::actors::kafka_publisher::{self, KafkaPublisher};
-use crate::actors::kafka_subscriber::{self, Batching, KafkaSubscriber};
-use crate::actors::output_publisher::{self, OutputPublisher, OutputTopics};
+use crate::actors::anomaly_detector::AnomalyDetector;
+use crate::actors::db_writer::DbWriter;
+use crate::actors::generator::{Generator, GeneratorPlan};
+use crate::actors::kafka_publisher::KafkaPublisher;
+use crate::actors::kafka_subscriber::{Batching, KafkaSubscriber};
+use crate::actors::output_publisher::{OutputPublisher, OutputTopics};
 use crate::actors::supervisor::{BoxFuture, ChildGroup};
-use crate::actors::validator::{self, Validator};
-use crate::actors::{ChildExit, ExitGuard};
+use crate::actors::validator::Validator;
+use crate::actors::{ChildExit, Downstream, ExitGuard, Stage};
 use crate::config::Settings;
 use crate::db;
 use crate::domain::validation::ValidationRules;
 use crate::health::Health;
-use crate::kafka::{self as kafka_cfg, SubscriberContext};
+use crate::kafka::{self as kafka_cfg, PipelineConsumer, SubscriberContext};
 use crate::messages::{Drain, Flush, StopGenerating};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
@@ -48,6 +48,19 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub log: Logger,
+}
+
+/// Why a group did not start: a Kafka client that every start builds anew. `run` builds each
+/// once before anything starts (`check_clients`), so a configuration librdkafka refuses ends the
+/// start there; what fails here is retried like any failed start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the kafka consumer: {0}")]
+    CreateConsumer(#[source] KafkaError),
+    #[error("cannot create the output producer: {0}")]
+    CreateOutputProducer(#[source] KafkaError),
+    #[error("cannot create the kafka producer: {0}")]
+    CreateProducer(#[source] KafkaError),
 }
 
 /// Stops and forgets the arbiters of a group.
@@ -78,25 +91,28 @@ impl ProcessorGroup {
 }
 
 impl ChildGroup for ProcessorGroup {
+    type StartError = StartError;
+
     fn name(&self) -> &'static str {
         "processor"
     }
 
     fn actors(&self) -> &'static [&'static str] {
-        &[
-            kafka_subscriber::NAME,
-            validator::NAME,
-            anomaly_detector::NAME,
-            db_writer::NAME,
-            output_publisher::NAME,
-        ]
+        const ACTORS: &[&str] = &[
+            Stage::KafkaSubscriber.as_str(),
+            Stage::Validator.as_str(),
+            Stage::AnomalyDetector.as_str(),
+            Stage::DbWriter.as_str(),
+            Stage::OutputPublisher.as_str(),
+        ];
+        ACTORS
     }
 
     fn start(
         &mut self,
         generation: u64,
         exits: UnboundedSender<ChildExit>,
-    ) -> BoxFuture<'_, Result<(), String>> {
+    ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
             let Shared {
                 settings,
@@ -105,9 +121,9 @@ impl ChildGroup for ProcessorGroup {
                 log,
             } = self.shared.clone();
             let progress = Arc::new(PartitionProgress::default());
-            let subscriber_log = log.new(slog::o!("actor" => kafka_subscriber::NAME));
+            let subscriber_log = log.new(slog::o!("actor" => Stage::KafkaSubscriber.as_str()));
             let ledger = Arc::new(OffsetLedger::new(subscriber_log.clone()));
-            let consumer: Arc<StreamConsumer<SubscriberContext>> = Arc::new(
+            let consumer: Arc<PipelineConsumer> = Arc::new(
                 kafka_cfg::consumer_config(&settings.kafka)
                     .create_with_context(SubscriberContext {
                         log: subscriber_log,
@@ -115,14 +131,15 @@ impl ChildGroup for ProcessorGroup {
                         ledger: ledger.clone(),
                         drain_timeout: settings.shutdown.timeout_ms,
                     })
-                    .map_err(|e| format!("cannot create the kafka consumer: {e}"))?,
+                    .map_err(StartError::CreateConsumer)?,
             );
-            ledger.attach(Arc::downgrade(&consumer));
+            let store = Arc::downgrade(&consumer);
+            ledger.attach(store);
             let ledger_handle = ledger.clone();
 
             let output_producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
-                .map_err(|e| format!("cannot create the output producer: {e}"))?;
+                .map_err(StartError::CreateOutputProducer)?;
 
             let output_arbiter = Arbiter::new();
             let work_arbiter = Arbiter::new();
@@ -155,7 +172,7 @@ impl ChildGroup for ProcessorGroup {
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(output_publisher::NAME, generation, exits),
+                        ExitGuard::new(Stage::OutputPublisher.as_str(), generation, exits),
                     )
                 })
             };
@@ -191,12 +208,12 @@ impl ChildGroup for ProcessorGroup {
                         pool,
                         settings.database.clone(),
                         done,
-                        outputs.recipient(),
+                        Downstream::new(Stage::OutputPublisher, outputs.recipient()),
                         progress,
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(db_writer::NAME, generation, exits),
+                        ExitGuard::new(Stage::DbWriter.as_str(), generation, exits),
                     )
                 });
                 writer_arbiters.push(arbiter);
@@ -222,11 +239,11 @@ impl ChildGroup for ProcessorGroup {
                         settings.database.clone(),
                         progress,
                         ledger,
-                        writer_addrs,
+                        Downstream::new(Stage::DbWriter, writer_addrs),
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(anomaly_detector::NAME, generation, exits),
+                        ExitGuard::new(Stage::AnomalyDetector.as_str(), generation, exits),
                     )
                 })
             };
@@ -241,11 +258,11 @@ impl ChildGroup for ProcessorGroup {
                 Validator::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     Validator::new(
                         rules,
-                        detector.recipient(),
+                        Downstream::new(Stage::AnomalyDetector, detector.recipient()),
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(validator::NAME, generation, exits),
+                        ExitGuard::new(Stage::Validator.as_str(), generation, exits),
                     )
                 })
             };
@@ -260,14 +277,14 @@ impl ChildGroup for ProcessorGroup {
                     KafkaSubscriber::new(
                         consumer,
                         &topic,
-                        validator.recipient(),
+                        Downstream::new(Stage::Validator, validator.recipient()),
                         batching,
                         ledger,
                         progress,
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(kafka_subscriber::NAME, generation, exits),
+                        ExitGuard::new(Stage::KafkaSubscriber.as_str(), generation, exits),
                     )
                 });
 
@@ -321,19 +338,22 @@ impl GeneratorGroup {
 }
 
 impl ChildGroup for GeneratorGroup {
+    type StartError = StartError;
+
     fn name(&self) -> &'static str {
         "generator"
     }
 
     fn actors(&self) -> &'static [&'static str] {
-        &[generator::NAME, kafka_publisher::NAME]
+        const ACTORS: &[&str] = &[Stage::Generator.as_str(), Stage::KafkaPublisher.as_str()];
+        ACTORS
     }
 
     fn start(
         &mut self,
         generation: u64,
         exits: UnboundedSender<ChildExit>,
-    ) -> BoxFuture<'_, Result<(), String>> {
+    ) -> BoxFuture<'_, Result<(), StartError>> {
         Box::pin(async move {
             let Shared {
                 settings,
@@ -343,7 +363,7 @@ impl ChildGroup for GeneratorGroup {
             } = self.shared.clone();
             let producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
-                .map_err(|e| format!("cannot create the kafka producer: {e}"))?;
+                .map_err(StartError::CreateProducer)?;
             let arbiter = Arbiter::new();
             let publisher = {
                 let (topic, metrics, health, log, exits) = (
@@ -360,13 +380,13 @@ impl ChildGroup for GeneratorGroup {
                         metrics,
                         health,
                         &log,
-                        ExitGuard::new(kafka_publisher::NAME, generation, exits),
+                        ExitGuard::new(Stage::KafkaPublisher.as_str(), generation, exits),
                     )
                 })
             };
             let plan = self.plan.clone();
             let done = self.done.take();
-            let next = publisher.clone().recipient();
+            let next = Downstream::new(Stage::KafkaPublisher, publisher.clone().recipient());
             let generator = Generator::start_in_arbiter(&arbiter.handle(), move |_| {
                 Generator::new(
                     plan,
@@ -375,7 +395,7 @@ impl ChildGroup for GeneratorGroup {
                     health,
                     &log,
                     done,
-                    ExitGuard::new(generator::NAME, generation, exits),
+                    ExitGuard::new(Stage::Generator.as_str(), generation, exits),
                 )
             });
             self.publisher = Some(publisher);

@@ -6,8 +6,9 @@
 //! `Block` on overflow, so no line is silently dropped; the returned guard flushes on drop, which
 //! `main` does before exiting.
 
-use slog::{o, Drain, Level, Logger};
+use slog::{o, warn, Drain, Level, Logger};
 use std::io;
+use std::time::{Duration, Instant};
 
 use crate::config::{LogFormat, LogLevel, LogSettings};
 use crate::logfile::RotatingFile;
@@ -120,7 +121,7 @@ const KAFKA_LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(60)
 struct LogBridge {
     logger: Logger,
     /// Shared by every Kafka client of the process.
-    kafka: std::sync::Mutex<crate::actors::LogLimiter>,
+    kafka: std::sync::Mutex<LogLimiter>,
 }
 
 impl log::Log for LogBridge {
@@ -178,12 +179,70 @@ fn install_log_bridge(logger: Logger, level: Level) {
     // A second call (tests that build several loggers) keeps the first bridge: harmless.
     let bridge = LogBridge {
         logger,
-        kafka: std::sync::Mutex::new(crate::actors::LogLimiter::new(
-            KAFKA_LOG_BURST,
-            KAFKA_LOG_WINDOW,
-        )),
+        kafka: std::sync::Mutex::new(LogLimiter::new(KAFKA_LOG_BURST, KAFKA_LOG_WINDOW)),
     };
     if log::set_boxed_logger(Box::new(bridge)).is_ok() {
         log::set_max_level(max);
+    }
+}
+
+/// Lets through at most `burst` lines per `window`, then counts what it held back and reports
+/// the count with the next line let through ("suppressed N").
+pub struct LogLimiter {
+    window: Duration,
+    burst: u32,
+    window_start: Instant,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    pub fn new(burst: u32, window: Duration) -> Self {
+        LogLimiter {
+            window,
+            burst,
+            window_start: Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(suppressed_before)` when a line may be logged now, `None` when it must be held.
+    pub fn admit(&mut self) -> Option<u64> {
+        if self.window_start.elapsed() >= self.window {
+            self.window_start = Instant::now();
+            self.in_window = 0;
+        }
+        if self.in_window < self.burst {
+            self.in_window += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+
+    /// Logs that lines were held back, if any, and forgets them (at a stop).
+    pub fn flush(&mut self, log: &Logger, what: &str) {
+        if self.suppressed > 0 {
+            warn!(log, "suppressed log lines"; "what" => what, "suppressed" => self.suppressed);
+            self.suppressed = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_lets_a_burst_through_and_counts_the_rest() {
+        let mut l = LogLimiter::new(2, Duration::from_secs(3600));
+        assert_eq!(l.admit(), Some(0));
+        assert_eq!(l.admit(), Some(0));
+        assert_eq!(l.admit(), None);
+        assert_eq!(l.admit(), None);
+        l.window_start -= Duration::from_secs(3601);
+        assert_eq!(l.admit(), Some(2));
     }
 }

@@ -36,10 +36,18 @@
 //!   counted by the offset ledger like any batch, so a drain waits for them.
 //!
 //! The periodic work (claims and releases, silences, forgetting, checkpoints) runs at the start
-//! and end of every batch and, when no batch comes, on a timer: actix polls an actor's timers
-//! only while its mailbox is empty, which under a backlog it never is.
+//! and end of every batch. When no batch comes, it runs on a timer. (actix polls an actor's
+//! timers only while its mailbox is empty, which under a backlog it never is.)
+//!
+//! # Layout
+//! - this file: the actor, its state, and `detect` (a batch in, a `Persist` out)
+//! - `claim.rs`: claiming and letting go of partitions (`detector_epochs`)
+//! - `replay.rs`: loading a claimed partition's states and replaying what they miss
+//! - `periodic.rs`: silences, forgetting, checkpoints, and the timer's batches
+//! - `recent.rs`: the identities of recent readings, for spotting repeats in flight
+//! - `shard.rs`: splitting a batch among the writers by customer
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,18 +57,22 @@ use chrono::{DateTime, Utc};
 use slog::{info, o, warn, Logger};
 use uuid::Uuid;
 
-use super::{forward_all_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+mod claim;
+mod periodic;
+mod recent;
+mod replay;
+mod shard;
+
+use claim::owner_name;
+use recent::RecentIdentities;
+
+use super::{forward_all_in_order, Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::config::{DatabaseSettings, DetectorSettings};
-use crate::db::models::SavedState;
-use crate::db::queries::{
-    claim_partitions, database_clock, load_partition_states, load_states, load_tails,
-    stored_identities, Claimed,
-};
+use crate::db::queries::stored_identities;
 use crate::db::{self, DbError, PgPool};
 use crate::domain::classification::classify;
 use crate::domain::detector::AlertRow;
-use crate::domain::detector::{observe, silence, CustomerState, DetectorConfig};
-use crate::domain::reading::Reading;
+use crate::domain::detector::{observe, CustomerState, DetectorConfig};
 use crate::domain::record::{
     Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint,
     RejectedRecord, SourcedReading,
@@ -70,8 +82,9 @@ use crate::messages::{Persist, ReadingsValidated};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
+use crate::telemetry::LogLimiter;
 
-pub const NAME: &str = "anomaly_detector";
+const NAME: &str = Stage::AnomalyDetector.as_str();
 
 /// How often the periodic work runs at most, and the idle timer's period.
 const TICK: Duration = Duration::from_secs(1);
@@ -85,55 +98,7 @@ const BATCHES_IN_FLIGHT_BOUND: usize = 16;
 /// Waits between attempts when PostgreSQL does not answer a look-up.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
-/// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
-/// a little (an NTP correction) between the checkpoint and a later transaction. A step back by
-/// more than this could leave a reading out of a replay; it only widens the scan of a load.
-const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
-
 type Identity = (Uuid, DateTime<Utc>);
-
-/// A bounded set that forgets its oldest entries first; each entry notes its partition, so a
-/// partition's entries can be forgotten when it is taken away.
-struct RecentIdentities {
-    order: VecDeque<(Identity, i32)>,
-    set: hashbrown::HashMap<Identity, i32>,
-    capacity: usize,
-}
-
-impl RecentIdentities {
-    fn new(capacity: usize) -> Self {
-        RecentIdentities {
-            order: VecDeque::new(),
-            set: hashbrown::HashMap::new(),
-            capacity,
-        }
-    }
-
-    fn contains(&self, id: &Identity) -> bool {
-        self.set.contains_key(id)
-    }
-
-    fn insert(&mut self, id: Identity, partition: i32) {
-        if self.set.insert(id, partition).is_none() {
-            self.order.push_back((id, partition));
-            if self.order.len() > self.capacity {
-                if let Some((old, p)) = self.order.pop_front() {
-                    // Only the entry this slot made: it may have been forgotten and made again.
-                    if self.set.get(&old) == Some(&p) {
-                        self.set.remove(&old);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Forgets every identity read from `partition`: what was in flight from it is either
-    /// committed (the look-up finds it) or fenced out and read again.
-    fn forget_partition(&mut self, partition: i32) {
-        self.set.retain(|_, p| *p != partition);
-        self.order.retain(|(_, p)| *p != partition);
-    }
-}
 
 /// A customer the detector is following.
 struct Tracked {
@@ -169,24 +134,6 @@ struct Owned {
     next_checkpoint: Instant,
 }
 
-/// How often `partition` is checkpointed: between half the checkpoint interval and all of it, by
-/// a hash of the partition, so that partitions claimed together do not all fall due together.
-fn checkpoint_period(partition: i32, every: Duration) -> Duration {
-    let spread = super::spread(&partition.to_string()) % 1024;
-    every - every.mul_f64(spread as f64 / 2048.0)
-}
-
-/// The state of `customer` to save.
-fn snapshot(customer: &str, t: &mut Tracked) -> Option<CustomerSnapshot> {
-    let state = serde_json::to_value(&t.state).ok()?;
-    t.dirty = false;
-    Some(CustomerSnapshot {
-        customer_id: customer.to_owned(),
-        partition: t.partition,
-        state,
-    })
-}
-
 /// What the periodic work found to store.
 #[derive(Default)]
 struct Found {
@@ -204,20 +151,6 @@ impl Found {
             && self.states.is_empty()
             && self.checkpoints.is_empty()
     }
-}
-
-/// `host:pid` of this process, for `detector_epochs.owner`.
-fn owner_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let host = if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "unknown-host".to_owned()
-    };
-    format!("{host}:{}", std::process::id())
 }
 
 pub struct AnomalyDetector {
@@ -240,8 +173,9 @@ pub struct AnomalyDetector {
     owner: String,
     /// When the periodic work last ran.
     last_periodic: Instant,
-    /// The writers; each batch is split among them by customer (`db_writer::shard`).
+    /// The writers; each batch is split among them by customer (`shard::shard`).
     writers: Vec<Rc<Recipient<Persist>>>,
+    writers_stage: Stage,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -258,7 +192,7 @@ impl AnomalyDetector {
         database: DatabaseSettings,
         progress: Arc<PartitionProgress>,
         ledger: Arc<OffsetLedger>,
-        writers: Vec<Recipient<Persist>>,
+        writers: Downstream<Vec<Recipient<Persist>>>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -280,7 +214,8 @@ impl AnomalyDetector {
             ledger,
             owner: owner_name(),
             last_periodic: Instant::now(),
-            writers: writers.into_iter().map(Rc::new).collect(),
+            writers: writers.to.into_iter().map(Rc::new).collect(),
+            writers_stage: writers.stage,
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
@@ -328,183 +263,9 @@ impl AnomalyDetector {
         self.owned.iter().map(|(p, o)| (*p, o.epoch)).collect()
     }
 
-    /// Follows the consumer's assignment: lets go of partitions revoked or reassigned since, and
-    /// claims and loads those assigned since.
-    fn sync_assignment(&mut self) {
-        let current = self.progress.assignment();
-        let gone: Vec<i32> = self
-            .owned
-            .iter()
-            .filter(|(p, o)| current.get(p) != Some(&o.generation))
-            .map(|(p, _)| *p)
-            .collect();
-        if !gone.is_empty() {
-            for p in &gone {
-                self.release(*p);
-            }
-            info!(self.log, "partitions let go"; "partitions" => format!("{gone:?}"),
-                "customers" => self.customers.len());
-        }
-        let fresh: Vec<(i32, u64)> = current
-            .into_iter()
-            .filter(|(p, _)| !self.owned.contains_key(p))
-            .collect();
-        if !fresh.is_empty() {
-            self.acquire(&fresh);
-        }
-    }
-
-    /// Forgets `partition` and its customers: their next owner rebuilds them from what is stored.
-    fn release(&mut self, partition: i32) {
-        self.owned.remove(&partition);
-        self.progress.set_epoch(partition, None);
-        self.customers.retain(|_, t| t.partition != partition);
-        self.recent.forget_partition(partition);
-    }
-
-    /// Claims `fresh` partitions (those still assigned with the same generation), loads their
-    /// customers' saved states and replays the stored readings each state misses.
-    fn acquire(&mut self, fresh: &[(i32, u64)]) {
-        let claimed = self.claim(fresh);
-        if claimed.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        for c in &claimed {
-            let Some(&(_, generation)) = fresh.iter().find(|(p, _)| *p == c.kafka_partition) else {
-                continue;
-            };
-            self.owned.insert(
-                c.kafka_partition,
-                Owned {
-                    generation,
-                    epoch: c.epoch,
-                    position: c.checkpoint_offset,
-                    // Due at once: what the replay rebuilds is saved with the first batch.
-                    next_checkpoint: now,
-                },
-            );
-            self.progress
-                .set_epoch(c.kafka_partition, Some((generation, c.epoch)));
-        }
-        let partitions: Vec<i32> = claimed.iter().map(|c| c.kafka_partition).collect();
-        let forget_after = self.forget_after;
-        let rows = self.with_db(
-            "load the saved detector states of claimed partitions",
-            |c| load_partition_states(c, &partitions, forget_after),
-        );
-        let loaded = self.adopt(rows, now);
-        let bounds: Vec<(i32, Option<DateTime<Utc>>)> = claimed
-            .iter()
-            .map(|c| (c.kafka_partition, c.replay_from))
-            .collect();
-        let tail = self.with_db("load the readings stored since the checkpoint", |c| {
-            load_tails(c, &bounds)
-        });
-        // Customers of the tail not followed yet: quiet for longer than the forget window before,
-        // or without a saved state (first seen after the checkpoint).
-        self.load_unknown(tail.iter().map(|r| &r.customer_id), now);
-        let (scanned, mut replayed) = (tail.len(), 0u64);
-        for r in tail {
-            if let Some(o) = self.owned.get_mut(&r.kafka_partition) {
-                o.position = Some(o.position.map_or(r.kafka_offset, |p| p.max(r.kafka_offset)));
-            }
-            let t = self
-                .customers
-                .entry_ref(r.customer_id.as_str())
-                .or_insert_with(|| Tracked::new(CustomerState::default(), r.kafka_partition, now));
-            if !t.state.misses(r.kafka_partition, r.kafka_offset) {
-                continue;
-            }
-            let reading = Reading {
-                event_id: r.event_id,
-                customer_id: r.customer_id,
-                recorded_at: r.recorded_at,
-                heart_rate: r.heart_rate,
-            };
-            // Its anomalies and alert rows were stored with it: only the state matters here.
-            observe(&self.cfg, &mut t.state, &reading);
-            t.state.absorbed(r.kafka_partition, r.kafka_offset);
-            t.partition = r.kafka_partition;
-            t.dirty = true;
-            replayed += 1;
-        }
-        let epochs: Vec<String> = claimed
-            .iter()
-            .map(|c| format!("{}@{}", c.kafka_partition, c.epoch))
-            .collect();
-        info!(self.log, "partitions claimed, detector state loaded";
-            "partitions" => epochs.join(","), "states_loaded" => loaded,
-            "readings_scanned" => scanned, "readings_replayed" => replayed);
-    }
-
-    /// Claims `fresh` partitions in PostgreSQL, retrying until it answers, for as long as they
-    /// stay assigned with the same generation: a claim for a partition that has moved on would
-    /// fence out its new owner.
-    fn claim(&mut self, fresh: &[(i32, u64)]) -> Vec<Claimed> {
-        let mut attempt = 0u32;
-        loop {
-            let wanted: Vec<i32> = fresh
-                .iter()
-                .filter(|(p, g)| self.progress.generation(*p) == Some(*g))
-                .map(|(p, _)| *p)
-                .collect();
-            if wanted.is_empty() {
-                return Vec::new();
-            }
-            let owner = self.owner.clone();
-            let result = db::checkout(&self.pool, &self.database)
-                .and_then(|mut c| claim_partitions(&mut c, &wanted, &owner));
-            match result {
-                Ok(rows) => {
-                    if attempt > 0 {
-                        self.health.set_actor(NAME, ActorState::Running);
-                    }
-                    return rows;
-                }
-                Err(e) => self.failed("claim partitions", &e, &mut attempt),
-            }
-        }
-    }
-
-    /// Loads the saved states of those of `customers` not followed yet, and follows them.
-    fn load_unknown<'a>(&mut self, customers: impl Iterator<Item = &'a String>, now: Instant) {
-        let unknown: Vec<String> = customers
-            .filter(|c| !self.customers.contains_key(*c))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !unknown.is_empty() {
-            let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
-            self.adopt(rows, now);
-        }
-    }
-
-    /// Starts following the customers whose saved state `rows` holds (unless already followed);
-    /// returns how many.
-    fn adopt(&mut self, rows: Vec<SavedState>, now: Instant) -> usize {
-        let mut adopted = 0;
-        for row in rows {
-            if self.customers.contains_key(&row.customer_id) {
-                continue;
-            }
-            match serde_json::from_value::<CustomerState>(row.state) {
-                Ok(state) => {
-                    let tracked = Tracked::new(state, row.kafka_partition, now);
-                    self.customers.insert(row.customer_id, tracked);
-                    adopted += 1;
-                }
-                Err(e) => warn!(self.log, "saved detector state unreadable, starting cold";
-                    "customer_id" => &row.customer_id, "error" => %e),
-            }
-        }
-        adopted
-    }
-
     /// The parts of `batch` for each writer.
     fn shard(&self, batch: Persist) -> Vec<(Rc<Recipient<Persist>>, Persist)> {
-        super::db_writer::shard(batch, self.writers.len())
+        shard::shard(batch, self.writers.len())
             .into_iter()
             .map(|(i, part)| (self.writers[i].clone(), part))
             .collect()
@@ -647,105 +408,6 @@ impl AnomalyDetector {
             checkpoints: self.durable_checkpoints(),
         }
     }
-
-    /// Reports silences and forgets long-quiet customers, at most once a [`TICK`], and takes the
-    /// checkpoints that are due (with every batch for an interval of 0).
-    fn periodic(&mut self, now: Instant) -> Found {
-        let mut found = Found::default();
-        if now.saturating_duration_since(self.last_periodic) >= TICK {
-            self.last_periodic = now;
-            self.silences(now, &mut found);
-        }
-        self.checkpoints(now, &mut found);
-        found
-    }
-
-    /// Reports the customers silent for `detector.silence_after_ms` while their partition is
-    /// caught up, and forgets those quiet for `detector.forget_after_ms` (once saved).
-    fn silences(&mut self, now: Instant, found: &mut Found) {
-        let progress = self.progress.clone();
-        let owned = &self.owned;
-        let (silence_after, forget_after) = (self.silence_after, self.forget_after);
-        self.customers.retain(|customer, t| {
-            let quiet = now.saturating_duration_since(t.last_consumed);
-            // Only once saved: a forgotten customer is loaded again from its saved state.
-            if quiet >= forget_after && !t.dirty {
-                return false;
-            }
-            if quiet >= silence_after
-                && owned.contains_key(&t.partition)
-                && progress.is_caught_up(t.partition)
-            {
-                if let Some((anomaly, alert)) = silence(&mut t.state, customer) {
-                    found.anomalies.push(anomaly);
-                    found.alerts.push(alert);
-                    // Saved at once: no stored reading would replay a silence.
-                    found.states.extend(snapshot(customer, t));
-                }
-            }
-            true
-        });
-    }
-
-    /// Takes the checkpoints that are due: saves every changed state of the partition with this
-    /// batch, and notes where the partition stands, valid once this batch is stored.
-    fn checkpoints(&mut self, now: Instant, found: &mut Found) {
-        let due: Vec<i32> = self
-            .owned
-            .iter()
-            .filter(|(_, o)| now >= o.next_checkpoint)
-            .map(|(p, _)| *p)
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        // Read before this batch is handed on: every later batch's transactions start after it.
-        let clock = self.with_db("read the database clock", database_clock) - CLOCK_MARGIN;
-        for (customer, t) in self.customers.iter_mut() {
-            let touches = |p: &i32| due.contains(p);
-            let in_due = due.contains(&t.partition)
-                || t.state
-                    .positions
-                    .as_ref()
-                    .is_some_and(|ps| ps.keys().any(touches));
-            if t.dirty && in_due {
-                found.states.extend(snapshot(customer, t));
-            }
-        }
-        let every = self.checkpoint_every;
-        for p in due {
-            if let Some(o) = self.owned.get_mut(&p) {
-                found.checkpoints.push(PartitionCheckpoint {
-                    partition: p,
-                    epoch: o.epoch,
-                    offset: o.position,
-                    replay_from: clock,
-                });
-                o.next_checkpoint = now + checkpoint_period(p, every);
-            }
-        }
-    }
-
-    /// The timer: follows the assignment and does the periodic work when no batch does it.
-    /// Returns what must be stored, if anything, as a batch of its own.
-    fn tick(&mut self) -> Option<Persist> {
-        self.sync_assignment();
-        let found = self.periodic(Instant::now());
-        let checkpoints = self.durable_checkpoints();
-        if found.is_empty() && checkpoints.is_empty() {
-            return None;
-        }
-        let id = self.ledger.begin_internal();
-        self.ledger.note_checkpoints(id, found.checkpoints);
-        Some(Persist {
-            anomalies: found.anomalies,
-            alerts: found.alerts,
-            states: found.states,
-            fence: self.fence(),
-            checkpoints,
-            ..Persist::empty(id, BatchPositions::default())
-        })
-    }
 }
 
 /// Keeps in `positions` only the partitions of `readings` and `rejects`, each at the offset after
@@ -783,13 +445,12 @@ impl Actor for AnomalyDetector {
             if let Some(persist) = act.tick() {
                 let sends = act.shard(persist);
                 let metrics = act.metrics.clone();
+                let writers_stage = act.writers_stage;
                 // `wait`: nothing else runs until the silences are in the writers' mailboxes, so
                 // they are stored before any later reading that ends them.
                 ctx.wait(
-                    async move {
-                        super::hand_over_all(sends, &metrics, super::db_writer::NAME).await
-                    }
-                    .into_actor(act),
+                    async move { super::hand_over_all(sends, &metrics, writers_stage).await }
+                        .into_actor(act),
                 );
             }
         });
@@ -808,49 +469,14 @@ impl Handler<ReadingsValidated> for AnomalyDetector {
         crate::faults::maybe_panic(NAME);
         let out = self.detect(msg);
         let sends = self.shard(out);
-        forward_all_in_order(sends, &self.metrics, super::db_writer::NAME)
+        forward_all_in_order(sends, &self.metrics, self.writers_stage)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checkpoint_periods_are_spread_over_the_second_half_of_the_interval() {
-        let every = Duration::from_secs(5);
-        let periods: Vec<Duration> = (0..64).map(|p| checkpoint_period(p, every)).collect();
-        assert!(periods.iter().all(|p| *p > every / 2 && *p <= every));
-        let distinct: BTreeSet<Duration> = periods.iter().copied().collect();
-        assert!(distinct.len() > 32, "{} distinct periods", distinct.len());
-        assert_eq!(checkpoint_period(1, Duration::ZERO), Duration::ZERO);
-    }
-
-    #[test]
-    fn recent_identities_forget_the_oldest_first() {
-        let mut r = RecentIdentities::new(2);
-        let t = Utc::now();
-        let ids: Vec<Identity> = (0..3).map(|_| (Uuid::new_v4(), t)).collect();
-        for id in &ids {
-            r.insert(*id, 0);
-        }
-        assert!(!r.contains(&ids[0]) && r.contains(&ids[1]) && r.contains(&ids[2]));
-    }
-
-    #[test]
-    fn recent_identities_of_a_partition_taken_away_are_forgotten() {
-        let mut r = RecentIdentities::new(10);
-        let t = Utc::now();
-        let a = (Uuid::new_v4(), t);
-        let b = (Uuid::new_v4(), t);
-        r.insert(a, 1);
-        r.insert(b, 2);
-        r.forget_partition(1);
-        assert!(!r.contains(&a) && r.contains(&b));
-        // Made again after being forgotten, it stays until its own slot is the oldest.
-        r.insert(a, 1);
-        assert!(r.contains(&a));
-    }
+    use crate::domain::reading::Reading;
 
     #[test]
     fn positions_keep_only_what_was_kept() {

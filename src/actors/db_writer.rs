@@ -29,7 +29,7 @@ use actix::prelude::*;
 use chrono::NaiveDate;
 use slog::{error, info, o, warn, Logger};
 
-use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::config::DatabaseSettings;
 use crate::db::queries::{ensure_day_partitions, persist_batch, utc_day, BatchOutcome, BatchRows};
 use crate::db::{self, DbError, PgPool};
@@ -38,8 +38,9 @@ use crate::messages::{BatchPersisted, Persist, PublishOutputs};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
+use crate::telemetry::LogLimiter;
 
-pub const NAME: &str = "db_writer";
+const NAME: &str = Stage::DbWriter.as_str();
 
 /// First wait after a failed write; doubles per failure up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -132,7 +133,7 @@ pub struct DbWriter {
     key: String,
     core: Rc<RefCell<Core>>,
     done: Arc<OffsetLedger>,
-    outputs: Recipient<PublishOutputs>,
+    outputs: Downstream<Recipient<PublishOutputs>>,
     progress: Arc<PartitionProgress>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -148,7 +149,7 @@ impl DbWriter {
         pool: PgPool,
         settings: DatabaseSettings,
         done: Arc<OffsetLedger>,
-        outputs: Recipient<PublishOutputs>,
+        outputs: Downstream<Recipient<PublishOutputs>>,
         progress: Arc<PartitionProgress>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
@@ -293,8 +294,9 @@ impl Handler<Persist> for DbWriter {
                 } else {
                     // Dead letters and alerts go out before the offsets may be stored; the
                     // publisher passes `persisted` on once they are acknowledged.
-                    metrics.mailbox_in(super::output_publisher::NAME);
+                    metrics.mailbox_in(outputs.stage.as_str());
                     let sent = outputs
+                        .to
                         .send(PublishOutputs {
                             persisted: Some(persisted),
                             dead_letters: msg.rejects,
@@ -302,7 +304,7 @@ impl Handler<Persist> for DbWriter {
                         })
                         .await;
                     if sent.is_err() {
-                        metrics.mailbox_out(super::output_publisher::NAME);
+                        metrics.mailbox_out(outputs.stage.as_str());
                     }
                 }
                 if lost_under_us {
@@ -321,75 +323,4 @@ impl Handler<Persist> for DbWriter {
             }),
         ))
     }
-}
-
-/// Splits a batch among `writers` writers by customer: each customer's readings, anomalies,
-/// alert episodes and detector state always go to the same writer, so they are stored in order
-/// and no two writers ever touch the same row (no ordering guard, no lock waits between them).
-/// Rejects go with the first part. Empty parts are left out; every part says how many there
-/// are, so the batch counts as finished once each has been stored.
-pub fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
-    if writers <= 1 {
-        return vec![(0, batch)];
-    }
-    let Persist {
-        id,
-        readings,
-        rejects,
-        anomalies,
-        alerts,
-        states,
-        positions,
-        parts: _,
-        fence,
-        checkpoints,
-    } = batch;
-    let mut parts: Vec<Persist> = (0..writers)
-        .map(|_| Persist {
-            fence: fence.clone(),
-            ..Persist::empty(id, positions.clone())
-        })
-        .collect();
-    for r in readings {
-        parts[writer_of(&r.reading.customer_id, writers)]
-            .readings
-            .push(r);
-    }
-    for a in anomalies {
-        parts[writer_of(&a.customer_id, writers)].anomalies.push(a);
-    }
-    for a in alerts {
-        parts[writer_of(&a.customer_id, writers)].alerts.push(a);
-    }
-    for s in states {
-        parts[writer_of(&s.customer_id, writers)].states.push(s);
-    }
-    parts[0].rejects = rejects;
-    // Always the first writer: only one ever updates `detector_checkpoints`, so two writers
-    // never wait on each other's row locks there.
-    parts[0].checkpoints = checkpoints;
-    let mut out: Vec<(usize, Persist)> = parts
-        .into_iter()
-        .enumerate()
-        .filter(|(_, p)| !p.is_empty())
-        .collect();
-    if out.is_empty() {
-        out.push((
-            0,
-            Persist {
-                fence,
-                ..Persist::empty(id, positions)
-            },
-        ));
-    }
-    let n = out.len() as u32;
-    for (_, p) in &mut out {
-        p.parts = n;
-    }
-    out
-}
-
-/// The writer of `customer` among `writers` (stable within the process).
-fn writer_of(customer: &str, writers: usize) -> usize {
-    (super::spread(customer) % writers as u64) as usize
 }

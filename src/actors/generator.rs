@@ -14,14 +14,14 @@ use chrono::{DateTime, Utc};
 use slog::{info, o, Logger};
 use tokio::sync::oneshot;
 
-use super::{ExitGuard, MAILBOX_CAPACITY};
+use super::{Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::domain::reading::{derive_event_id, Reading};
 use crate::domain::simulator::{injected_header, SimRecord, Simulator, SimulatorConfig};
 use crate::health::{ActorState, Health};
 use crate::messages::{OutgoingRecord, Publish, StopGenerating};
 use crate::metrics::Metrics;
 
-pub const NAME: &str = "generator";
+const NAME: &str = Stage::Generator.as_str();
 
 /// How often the rate-controlled generator wakes up to send what is due.
 const TICK: Duration = Duration::from_millis(10);
@@ -72,7 +72,7 @@ fn outgoing(record: SimRecord, at: DateTime<Utc>) -> OutgoingRecord {
 
 pub struct Generator {
     plan: GeneratorPlan,
-    next: Recipient<Publish>,
+    next: Downstream<Recipient<Publish>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -84,7 +84,7 @@ impl Generator {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         plan: GeneratorPlan,
-        next: Recipient<Publish>,
+        next: Downstream<Recipient<Publish>>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -105,7 +105,15 @@ impl Generator {
 
 /// Produces readings until the plan's count is reached or the publisher is gone; returns how
 /// many were handed to the publisher.
-async fn produce(plan: GeneratorPlan, next: Recipient<Publish>, metrics: Arc<Metrics>) -> u64 {
+async fn produce(
+    plan: GeneratorPlan,
+    next: Downstream<Recipient<Publish>>,
+    metrics: Arc<Metrics>,
+) -> u64 {
+    let Downstream {
+        stage: next_stage,
+        to: next,
+    } = next;
     let mut sim = Simulator::new(plan.sim.clone());
     let limit = plan.count.unwrap_or(u64::MAX);
     let started = tokio::time::Instant::now();
@@ -135,9 +143,9 @@ async fn produce(plan: GeneratorPlan, next: Recipient<Publish>, metrics: Arc<Met
                     outgoing(sim.next_record(now), now)
                 })
                 .collect();
-            metrics.mailbox_in(super::kafka_publisher::NAME);
+            metrics.mailbox_in(next_stage.as_str());
             if next.send(Publish { records }).await.is_err() {
-                metrics.mailbox_out(super::kafka_publisher::NAME);
+                metrics.mailbox_out(next_stage.as_str());
                 return sent;
             }
             sent += n;

@@ -17,12 +17,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use slog::{o, warn, Logger};
 
-use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::health::{ActorState, Health};
 use crate::messages::{DeliveryTotals, Flush, Publish};
 use crate::metrics::Metrics;
+use crate::telemetry::LogLimiter;
 
-pub const NAME: &str = "kafka_publisher";
+const NAME: &str = Stage::KafkaPublisher.as_str();
 
 /// The header carrying the generator's ground truth.
 pub const INJECTED_HEADER: &str = "x-injected";

@@ -39,23 +39,24 @@ use std::time::{Duration, Instant};
 use actix::dev::SendError;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::TopicPartitionList;
 use slog::{debug, info, o, warn, Logger};
 use tokio::sync::watch;
 
-use super::{ExitGuard, LogLimiter};
+use super::{Downstream, ExitGuard, Stage};
 use crate::domain::record::{BatchPositions, SourceRecord};
 use crate::health::{ActorState, Health};
-use crate::kafka::SubscriberContext;
+use crate::kafka::{commit_stored_offsets, PipelineConsumer};
 use crate::messages::{Drain, RecordsReceived};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
+use crate::telemetry::LogLimiter;
 
-pub const NAME: &str = "kafka_subscriber";
+const NAME: &str = Stage::KafkaSubscriber.as_str();
 
 /// How often positions and high watermarks are compared (lag metric, caught-up flags).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -68,8 +69,6 @@ pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// thread stays responsive).
 const DRAIN_SLICE: Duration = Duration::from_millis(10);
 
-pub type LoggingConsumer = StreamConsumer<SubscriberContext>;
-
 /// How the subscriber cuts batches.
 #[derive(Debug, Clone, Copy)]
 pub struct Batching {
@@ -78,9 +77,9 @@ pub struct Batching {
 }
 
 pub struct KafkaSubscriber {
-    consumer: Arc<LoggingConsumer>,
+    consumer: Arc<PipelineConsumer>,
     topic: Arc<str>,
-    next: Recipient<RecordsReceived>,
+    next: Downstream<Recipient<RecordsReceived>>,
     batching: Batching,
     ledger: Arc<OffsetLedger>,
     /// `true` asks the intake loop to stop reading.
@@ -97,9 +96,9 @@ pub struct KafkaSubscriber {
 impl KafkaSubscriber {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        consumer: Arc<LoggingConsumer>,
+        consumer: Arc<PipelineConsumer>,
         topic: &str,
-        next: Recipient<RecordsReceived>,
+        next: Downstream<Recipient<RecordsReceived>>,
         batching: Batching,
         ledger: Arc<OffsetLedger>,
         progress: Arc<PartitionProgress>,
@@ -157,9 +156,9 @@ fn own(
 
 /// What the intake loop shares.
 struct Intake {
-    consumer: Arc<LoggingConsumer>,
+    consumer: Arc<PipelineConsumer>,
     topic: Arc<str>,
-    next: Recipient<RecordsReceived>,
+    next: Downstream<Recipient<RecordsReceived>>,
     batching: Batching,
     ledger: Arc<OffsetLedger>,
     blocked: Arc<AtomicBool>,
@@ -220,7 +219,7 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
         }
         let n = records.len() as u64;
         let id = me.ledger.begin();
-        me.metrics.mailbox_in(super::validator::NAME);
+        me.metrics.mailbox_in(me.next.stage.as_str());
         me.blocked.store(true, Ordering::SeqCst);
         let batch = RecordsReceived {
             id,
@@ -234,7 +233,7 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
         } else {
             // Never delivered: not in flight, and nothing after it is stored.
             me.ledger.abandon(id);
-            me.metrics.mailbox_out(super::validator::NAME);
+            me.metrics.mailbox_out(me.next.stage.as_str());
             if let Handed::Gone = handed {
                 warn!(me.log, "validator is gone, intake stops");
             }
@@ -273,7 +272,7 @@ async fn hand_on(
     // one revoked meanwhile and assigned again must be resumed too.
     let mut paused = TopicPartitionList::new();
     let handed = loop {
-        batch = match me.next.try_send(batch) {
+        batch = match me.next.to.try_send(batch) {
             Ok(()) => break Handed::Yes,
             Err(SendError::Closed(_)) => break Handed::Gone,
             Err(SendError::Full(batch)) => batch,
@@ -342,7 +341,7 @@ fn add_missing(into: &mut TopicPartitionList, from: &TopicPartitionList) {
 /// also clears a backing-off state left by consumer errors, so an idle topic does not keep the
 /// process unready after an outage.
 async fn watch_progress(
-    consumer: Arc<LoggingConsumer>,
+    consumer: Arc<PipelineConsumer>,
     topic: Arc<str>,
     progress: Arc<PartitionProgress>,
     blocked: Arc<AtomicBool>,
@@ -474,7 +473,7 @@ impl Handler<Drain> for KafkaSubscriber {
             .map(|_, act, _| {
                 // Every finished batch's offsets are stored in librdkafka by now.
                 let consumer = act.consumer.clone();
-                match commit_now(&*consumer) {
+                match commit_stored_offsets(&*consumer) {
                     Ok(()) => {
                         info!(act.log, "offsets committed");
                         true
@@ -487,14 +486,5 @@ impl Handler<Drain> for KafkaSubscriber {
                 }
             }),
         )
-    }
-}
-
-/// Commits the stored offsets synchronously. "No offset" means there was nothing new to commit.
-pub fn commit_now<C: Consumer<SubscriberContext>>(consumer: &C) -> Result<(), KafkaError> {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => Ok(()),
-        Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
-        Err(e) => Err(e),
     }
 }

@@ -1,10 +1,13 @@
-//! The actors, one file each, and what they share: the exit guard that tells the supervisor an
-//! actor has gone, and a rate limiter for log lines that input or outages could flood.
+//! The actors, one module each, and what they share: the names of the stages, the hand-over to
+//! the next stage, and the exit guard that tells the supervisor an actor has gone.
+//!
+//! An actor never imports another. It gets its downstream (a `Recipient` and that stage's name,
+//! for the mailbox metric) from its constructor; `pipeline.rs` wires them.
 //!
 //! ```text
 //! Generator -> KafkaPublisher -> [heartbeats] -> KafkaSubscriber -> Validator
 //!           -> AnomalyDetector -> DbWriter -> PostgreSQL
-//!                                     `-> BatchPersisted -> KafkaSubscriber (stores offsets)
+//!                                     `-> (OutputPublisher ->) OffsetLedger (stores offsets)
 //! ```
 
 pub mod anomaly_detector;
@@ -19,14 +22,54 @@ pub mod validator;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::dev::SendError;
 use actix::prelude::*;
-use slog::{warn, Logger};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Metrics;
+
+/// The stages of the pipeline: the one place that names them. The names label the mailbox and
+/// restart metrics, readiness (`/readyz`), the `actor` of log lines, and exit guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Generator,
+    KafkaPublisher,
+    KafkaSubscriber,
+    Validator,
+    AnomalyDetector,
+    DbWriter,
+    OutputPublisher,
+}
+
+impl Stage {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Generator => "generator",
+            Stage::KafkaPublisher => "kafka_publisher",
+            Stage::KafkaSubscriber => "kafka_subscriber",
+            Stage::Validator => "validator",
+            Stage::AnomalyDetector => "anomaly_detector",
+            Stage::DbWriter => "db_writer",
+            Stage::OutputPublisher => "output_publisher",
+        }
+    }
+}
+
+/// Where an actor hands its output: `to` (a `Recipient`, or several), and the stage they are,
+/// whose mailbox depth the hand-over counts.
+#[derive(Clone)]
+pub struct Downstream<R> {
+    pub stage: Stage,
+    pub to: R,
+}
+
+impl<R> Downstream<R> {
+    pub fn new(stage: Stage, to: R) -> Self {
+        Downstream { stage, to }
+    }
+}
 
 /// A cheap, deterministic hash of a customer id (FNV-1a), for spreading customers over writers
 /// and over save times; not for hash tables fed by the network (those use seeded hashers).
@@ -48,13 +91,13 @@ pub fn forward_in_order<A, M>(
     next: Rc<Recipient<M>>,
     msg: M,
     metrics: &Arc<Metrics>,
-    next_name: &'static str,
+    next_stage: Stage,
 ) -> AtomicResponse<A, ()>
 where
     A: Actor<Context = Context<A>>,
     M: Message<Result = ()> + Send + 'static,
 {
-    forward_all_in_order(vec![(next, msg)], metrics, next_name)
+    forward_all_in_order(vec![(next, msg)], metrics, next_stage)
 }
 
 /// [`forward_in_order`] for several messages, each to its own recipient (the parts of a batch
@@ -62,7 +105,7 @@ where
 pub fn forward_all_in_order<A, M>(
     sends: Vec<(Rc<Recipient<M>>, M)>,
     metrics: &Arc<Metrics>,
-    next_name: &'static str,
+    next_stage: Stage,
 ) -> AtomicResponse<A, ()>
 where
     A: Actor<Context = Context<A>>,
@@ -72,7 +115,7 @@ where
     let recipients: Vec<Rc<Recipient<M>>> = sends.iter().map(|(r, _)| r.clone()).collect();
     AtomicResponse::new(Box::pin(
         actix::fut::wrap_future::<_, A>(
-            async move { hand_over_all(sends, &metrics, next_name).await },
+            async move { hand_over_all(sends, &metrics, next_stage).await },
         )
         .map(move |_, _, ctx: &mut Context<A>| {
             if recipients.iter().any(|r| !r.connected()) {
@@ -111,19 +154,19 @@ where
     }
 }
 
-/// [`hand_over`] of each message in turn, counted in `next_name`'s mailbox depth.
+/// [`hand_over`] of each message in turn, counted in `next_stage`'s mailbox depth.
 pub async fn hand_over_all<M>(
     sends: Vec<(Rc<Recipient<M>>, M)>,
     metrics: &Metrics,
-    next_name: &'static str,
+    next_stage: Stage,
 ) where
     M: Message + Send + 'static,
     M::Result: Send,
 {
     for (next, msg) in sends {
-        metrics.mailbox_in(next_name);
+        metrics.mailbox_in(next_stage.as_str());
         if !hand_over(&next, msg).await {
-            metrics.mailbox_out(next_name);
+            metrics.mailbox_out(next_stage.as_str());
         }
     }
 }
@@ -188,65 +231,9 @@ impl Drop for ExitGuard {
     }
 }
 
-/// Lets through at most `burst` lines per `window`, then counts what it held back and reports
-/// the count with the next line let through ("suppressed N").
-pub struct LogLimiter {
-    window: Duration,
-    burst: u32,
-    window_start: Instant,
-    in_window: u32,
-    suppressed: u64,
-}
-
-impl LogLimiter {
-    pub fn new(burst: u32, window: Duration) -> Self {
-        LogLimiter {
-            window,
-            burst,
-            window_start: Instant::now(),
-            in_window: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(suppressed_before)` when a line may be logged now, `None` when it must be held.
-    pub fn admit(&mut self) -> Option<u64> {
-        if self.window_start.elapsed() >= self.window {
-            self.window_start = Instant::now();
-            self.in_window = 0;
-        }
-        if self.in_window < self.burst {
-            self.in_window += 1;
-            Some(std::mem::take(&mut self.suppressed))
-        } else {
-            self.suppressed += 1;
-            None
-        }
-    }
-
-    /// Logs that lines were held back, if any, and forgets them (at a stop).
-    pub fn flush(&mut self, log: &Logger, what: &str) {
-        if self.suppressed > 0 {
-            warn!(log, "suppressed log lines"; "what" => what, "suppressed" => self.suppressed);
-            self.suppressed = 0;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_limiter_lets_a_burst_through_and_counts_the_rest() {
-        let mut l = LogLimiter::new(2, Duration::from_secs(3600));
-        assert_eq!(l.admit(), Some(0));
-        assert_eq!(l.admit(), Some(0));
-        assert_eq!(l.admit(), None);
-        assert_eq!(l.admit(), None);
-        l.window_start -= Duration::from_secs(3601);
-        assert_eq!(l.admit(), Some(2));
-    }
 
     #[test]
     fn a_dropped_guard_reports_whether_the_actor_stopped_cleanly() {

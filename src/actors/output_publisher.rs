@@ -40,7 +40,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use slog::{info, o, warn, Logger};
 
-use super::{ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::config::DatabaseSettings;
 use crate::db::models::StoredAnomaly;
 use crate::db::queries::{alerts_published, pending_alerts, PendingAlert};
@@ -50,8 +50,9 @@ use crate::health::{ActorState, Health};
 use crate::messages::PublishOutputs;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
+use crate::telemetry::LogLimiter;
 
-pub const NAME: &str = "output_publisher";
+const NAME: &str = Stage::OutputPublisher.as_str();
 
 /// Batches whose records may await acknowledgement at once; past it the writer waits.
 const MAX_BATCHES_IN_FLIGHT: usize = 8;

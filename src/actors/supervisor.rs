@@ -28,6 +28,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// A set of actors that live and restart together.
 pub trait ChildGroup {
+    /// Why a start failed. Every start failure counts as a failure of the group: it is
+    /// restarted with backoff, within the restart intensity.
+    type StartError: std::fmt::Display;
     fn name(&self) -> &'static str;
     /// The actors it starts, as their `ExitGuard`s name them.
     fn actors(&self) -> &'static [&'static str];
@@ -36,7 +39,7 @@ pub trait ChildGroup {
         &mut self,
         generation: u64,
         exits: UnboundedSender<ChildExit>,
-    ) -> BoxFuture<'_, Result<(), String>>;
+    ) -> BoxFuture<'_, Result<(), Self::StartError>>;
     /// Stops intake and waits until what is in flight is stored and committed; `true` if so.
     fn drain(&mut self) -> BoxFuture<'_, bool>;
     /// Stops every actor at once (their arbiters), without draining.
@@ -114,11 +117,35 @@ pub enum Outcome {
     GaveUp,
 }
 
+/// Why a group is restarted: what the log line and `/readyz` say.
+#[derive(Debug)]
+enum Cause<E> {
+    StartFailed(E),
+    /// An actor of the group went; `clean` when it stopped through `Actor::stopped`.
+    ActorWent {
+        actor: &'static str,
+        clean: bool,
+    },
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Cause<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::StartFailed(e) => write!(f, "start failed: {e}"),
+            Cause::ActorWent { actor, clean: true } => write!(f, "{actor} stopped"),
+            Cause::ActorWent {
+                actor,
+                clean: false,
+            } => write!(f, "{actor} died (panic or lost arbiter)"),
+        }
+    }
+}
+
 /// Runs `groups` until `shutdown` resolves or a group exceeds its restart intensity. On
 /// `shutdown`, at any moment, every group that runs is drained (a group waiting to be restarted
 /// is not restarted), and the drain decides between `Stopped` and `DrainTimedOut`.
-pub async fn supervise(
-    mut groups: Vec<Box<dyn ChildGroup>>,
+pub async fn supervise<E: std::fmt::Display>(
+    mut groups: Vec<Box<dyn ChildGroup<StartError = E>>>,
     policy: RestartPolicy,
     shutdown: impl Future<Output = ()>,
     shutdown_timeout: Duration,
@@ -133,7 +160,7 @@ pub async fn supervise(
     tokio::pin!(shutdown);
 
     // A group that cannot even start is handled like one that failed.
-    let mut pending: VecDeque<(usize, Option<String>)> =
+    let mut pending: VecDeque<(usize, Option<Cause<E>>)> =
         (0..groups.len()).map(|i| (i, None)).collect();
     // Which groups run: started, and not seen failing since. A stop drains these, whatever the
     // others are doing at that moment (backing off before a restart, starting).
@@ -144,7 +171,7 @@ pub async fn supervise(
             if let Some(cause) = cause {
                 let Some(wait) = histories[i].record(Instant::now()) else {
                     error!(log, "restart intensity exceeded, giving up";
-                        "group" => groups[i].name(), "cause" => cause,
+                        "group" => groups[i].name(), "cause" => %cause,
                         "max_restarts" => policy.max_restarts,
                         "window_s" => policy.window.as_secs());
                     for g in groups.iter_mut() {
@@ -152,7 +179,7 @@ pub async fn supervise(
                     }
                     return Outcome::GaveUp;
                 };
-                info!(log, "restarting group"; "group" => groups[i].name(), "cause" => &cause,
+                info!(log, "restarting group"; "group" => groups[i].name(), "cause" => %cause,
                     "backoff_ms" => wait.as_millis() as u64);
                 for actor in groups[i].actors() {
                     health.set_actor(
@@ -186,8 +213,8 @@ pub async fn supervise(
                         "generation" => generations[i])
                 }
                 Err(e) => {
-                    warn!(log, "group failed to start"; "group" => groups[i].name(), "error" => &e);
-                    pending.push_back((i, Some(format!("start failed: {e}"))));
+                    warn!(log, "group failed to start"; "group" => groups[i].name(), "error" => %e);
+                    pending.push_back((i, Some(Cause::StartFailed(e))));
                 }
             }
         }
@@ -203,8 +230,8 @@ pub async fn supervise(
                 }
                 running[i] = false;
                 metrics.actor_restarts.with_label_values(&[exit.actor]).inc();
-                let how = if exit.clean { "stopped" } else { "died (panic or lost arbiter)" };
-                pending.push_back((i, Some(format!("{} {how}", exit.actor))));
+                let cause = Cause::ActorWent { actor: exit.actor, clean: exit.clean };
+                pending.push_back((i, Some(cause)));
             }
         }
     }
@@ -269,321 +296,6 @@ mod tests {
     }
 }
 
-/// The supervisor with real actors: a child that panics is seen and its group restarted, and a
-/// group that keeps failing makes the supervisor give up.
+/// The supervisor with real actors (in `supervisor/actor_tests.rs`).
 #[cfg(test)]
-mod actor_tests {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    use actix::prelude::*;
-
-    use super::*;
-    use crate::actors::ExitGuard;
-
-    /// Panics when told to.
-    struct Fragile {
-        _exit: ExitGuard,
-    }
-
-    impl Actor for Fragile {
-        type Context = Context<Self>;
-    }
-
-    #[derive(Message)]
-    #[rtype(result = "()")]
-    struct Explode;
-
-    impl Handler<Explode> for Fragile {
-        type Result = ();
-        fn handle(&mut self, _: Explode, _: &mut Self::Context) {
-            panic!("injected fault");
-        }
-    }
-
-    /// A group of one `Fragile` that panics `explosions` times in all, once per start.
-    struct FragileGroup {
-        starts: Rc<RefCell<Vec<u64>>>,
-        explosions: usize,
-        arbiter: Option<Arbiter>,
-        /// Held like a real group holds its actors: an actor with no address left stops.
-        actor: Option<Addr<Fragile>>,
-    }
-
-    impl ChildGroup for FragileGroup {
-        fn name(&self) -> &'static str {
-            "fragile"
-        }
-        fn actors(&self) -> &'static [&'static str] {
-            &["fragile"]
-        }
-        fn start(
-            &mut self,
-            generation: u64,
-            exits: UnboundedSender<ChildExit>,
-        ) -> BoxFuture<'_, Result<(), String>> {
-            self.starts.borrow_mut().push(generation);
-            let arbiter = Arbiter::new();
-            let addr = Fragile::start_in_arbiter(&arbiter.handle(), move |_| Fragile {
-                _exit: ExitGuard::new("fragile", generation, exits),
-            });
-            if self.starts.borrow().len() <= self.explosions {
-                addr.do_send(Explode);
-            }
-            self.arbiter = Some(arbiter);
-            self.actor = Some(addr);
-            Box::pin(async { Ok(()) })
-        }
-        fn drain(&mut self) -> BoxFuture<'_, bool> {
-            Box::pin(async { true })
-        }
-        fn stop(&mut self) {
-            if let Some(a) = self.arbiter.take() {
-                a.stop();
-            }
-        }
-    }
-
-    fn fast_policy(max_restarts: usize) -> RestartPolicy {
-        RestartPolicy {
-            max_restarts,
-            window: Duration::from_secs(60),
-            backoff_min: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(5),
-        }
-    }
-
-    /// Keeps the expected panics out of the test output; every other panic (a failing
-    /// assertion anywhere in this test binary) is still printed by the previous hook.
-    fn silence_panics() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                if info.payload().downcast_ref::<&str>() != Some(&"injected fault") {
-                    previous(info);
-                }
-            }));
-        });
-    }
-
-    #[actix::test]
-    async fn a_panicking_actor_is_restarted_with_its_group() {
-        silence_panics();
-        let starts = Rc::new(RefCell::new(Vec::new()));
-        let group = FragileGroup {
-            starts: starts.clone(),
-            explosions: 2,
-            arbiter: None,
-            actor: None,
-        };
-        let metrics = Arc::new(Metrics::new());
-        let observed = starts.clone();
-        // Stop once the third incarnation has started (two panics survived).
-        let shutdown = async move {
-            while observed.borrow().len() < 3 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(10),
-            supervise(
-                vec![Box::new(group)],
-                fast_policy(5),
-                shutdown,
-                Duration::from_secs(1),
-                metrics.clone(),
-                Arc::new(Health::new()),
-                crate::telemetry::discard(),
-            ),
-        )
-        .await
-        .expect("supervisor returns");
-        assert_eq!(outcome, Outcome::Stopped);
-        assert_eq!(*starts.borrow(), vec![1, 2, 3]);
-        assert_eq!(
-            metrics.actor_restarts.with_label_values(&["fragile"]).get(),
-            2
-        );
-    }
-
-    /// A group that never fails and notes what the supervisor asks of it.
-    struct Steady {
-        name: &'static str,
-        actors: &'static [&'static str],
-        asked: Rc<RefCell<Vec<&'static str>>>,
-        /// What its drain answers.
-        drains_in_time: bool,
-        /// Its start never finishes.
-        hangs: bool,
-    }
-
-    impl Steady {
-        fn new(asked: &Rc<RefCell<Vec<&'static str>>>) -> Steady {
-            Steady {
-                name: "steady",
-                actors: &["steady"],
-                asked: asked.clone(),
-                drains_in_time: true,
-                hangs: false,
-            }
-        }
-    }
-
-    impl ChildGroup for Steady {
-        fn name(&self) -> &'static str {
-            self.name
-        }
-        fn actors(&self) -> &'static [&'static str] {
-            self.actors
-        }
-        fn start(
-            &mut self,
-            _: u64,
-            _: UnboundedSender<ChildExit>,
-        ) -> BoxFuture<'_, Result<(), String>> {
-            self.asked.borrow_mut().push("start");
-            if self.hangs {
-                Box::pin(std::future::pending())
-            } else {
-                Box::pin(async { Ok(()) })
-            }
-        }
-        fn drain(&mut self) -> BoxFuture<'_, bool> {
-            self.asked.borrow_mut().push("drain");
-            let drained = self.drains_in_time;
-            Box::pin(async move { drained })
-        }
-        fn stop(&mut self) {
-            self.asked.borrow_mut().push("stop");
-        }
-    }
-
-    /// A `FragileGroup` that fails at every start, and a policy that waits a minute before
-    /// each restart.
-    fn always_failing(starts: &Rc<RefCell<Vec<u64>>>) -> (FragileGroup, RestartPolicy) {
-        let group = FragileGroup {
-            starts: starts.clone(),
-            explosions: usize::MAX,
-            arbiter: None,
-            actor: None,
-        };
-        let policy = RestartPolicy {
-            max_restarts: 5,
-            window: Duration::from_secs(60),
-            backoff_min: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(60),
-        };
-        (group, policy)
-    }
-
-    /// Runs the supervisor over `groups` until `shutdown`, at most ten seconds.
-    async fn supervise_until(
-        groups: Vec<Box<dyn ChildGroup>>,
-        policy: RestartPolicy,
-        shutdown: impl Future<Output = ()>,
-        metrics: Arc<Metrics>,
-    ) -> Outcome {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            supervise(
-                groups,
-                policy,
-                shutdown,
-                Duration::from_secs(1),
-                metrics,
-                Arc::new(Health::new()),
-                crate::telemetry::discard(),
-            ),
-        )
-        .await
-        .expect("supervisor returns")
-    }
-
-    #[actix::test]
-    async fn a_stop_while_another_group_backs_off_drains_the_running_group() {
-        silence_panics();
-        for drains_in_time in [true, false] {
-            let asked = Rc::new(RefCell::new(Vec::new()));
-            let starts = Rc::new(RefCell::new(Vec::new()));
-            let (fragile, policy) = always_failing(&starts);
-            let steady = Steady {
-                drains_in_time,
-                ..Steady::new(&asked)
-            };
-            let metrics = Arc::new(Metrics::new());
-            let seen = metrics.clone();
-            // The stop comes once the fragile group has died: the supervisor is then in its
-            // minute of backoff.
-            let shutdown = async move {
-                while seen.actor_restarts.with_label_values(&["fragile"]).get() < 1 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            };
-            let groups: Vec<Box<dyn ChildGroup>> = vec![Box::new(steady), Box::new(fragile)];
-            let outcome = supervise_until(groups, policy, shutdown, metrics).await;
-            let want = if drains_in_time {
-                Outcome::Stopped
-            } else {
-                Outcome::DrainTimedOut
-            };
-            assert_eq!(outcome, want);
-            assert_eq!(*asked.borrow(), ["start", "drain", "stop"]);
-            assert_eq!(*starts.borrow(), [1], "not restarted after the stop");
-        }
-    }
-
-    #[actix::test]
-    async fn a_stop_while_a_group_starts_drains_the_groups_already_running() {
-        let asked = Rc::new(RefCell::new(Vec::new()));
-        let hanging = Rc::new(RefCell::new(Vec::new()));
-        let slow = Steady {
-            name: "slow",
-            actors: &["slow"],
-            hangs: true,
-            ..Steady::new(&hanging)
-        };
-        let seen = hanging.clone();
-        let shutdown = async move {
-            while seen.borrow().is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        let groups: Vec<Box<dyn ChildGroup>> = vec![Box::new(Steady::new(&asked)), Box::new(slow)];
-        let outcome =
-            supervise_until(groups, fast_policy(5), shutdown, Arc::new(Metrics::new())).await;
-        assert_eq!(outcome, Outcome::Stopped);
-        assert_eq!(*asked.borrow(), ["start", "drain", "stop"]);
-        // Never started, so nothing to drain: its half-start is stopped.
-        assert_eq!(*hanging.borrow(), ["start", "stop"]);
-    }
-
-    #[actix::test]
-    async fn a_group_failing_past_the_intensity_gives_up() {
-        silence_panics();
-        let starts = Rc::new(RefCell::new(Vec::new()));
-        let group = FragileGroup {
-            starts: starts.clone(),
-            explosions: usize::MAX,
-            arbiter: None,
-            actor: None,
-        };
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(10),
-            supervise(
-                vec![Box::new(group)],
-                fast_policy(3),
-                std::future::pending(),
-                Duration::from_secs(1),
-                Arc::new(Metrics::new()),
-                Arc::new(Health::new()),
-                crate::telemetry::discard(),
-            ),
-        )
-        .await
-        .expect("supervisor returns");
-        assert_eq!(outcome, Outcome::GaveUp);
-        // The first start and three restarts; the fourth failure is past the intensity.
-        assert_eq!(starts.borrow().len(), 4);
-    }
-}
+mod actor_tests;

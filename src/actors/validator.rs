@@ -13,14 +13,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use slog::{o, warn, Logger};
 
-use super::{forward_in_order, ExitGuard, LogLimiter, MAILBOX_CAPACITY};
+use super::{forward_in_order, Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::domain::record::{RejectedRecord, SourcedReading};
 use crate::domain::validation::{validate, ValidationRules};
 use crate::health::{ActorState, Health};
 use crate::messages::{ReadingsValidated, RecordsReceived};
 use crate::metrics::Metrics;
+use crate::telemetry::LogLimiter;
 
-pub const NAME: &str = "validator";
+const NAME: &str = Stage::Validator.as_str();
 
 /// At most this many "record rejected" lines per [`REJECT_LOG_WINDOW`]; a flood of poison
 /// records must not flood the logs.
@@ -31,6 +32,7 @@ pub struct Validator {
     rules: ValidationRules,
     /// One sender for every batch, so the detector's mailbox bound holds (see `hand_over`).
     next: Rc<Recipient<ReadingsValidated>>,
+    next_stage: Stage,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -41,7 +43,7 @@ pub struct Validator {
 impl Validator {
     pub fn new(
         rules: ValidationRules,
-        next: Recipient<ReadingsValidated>,
+        next: Downstream<Recipient<ReadingsValidated>>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -49,7 +51,8 @@ impl Validator {
     ) -> Self {
         Validator {
             rules,
-            next: Rc::new(next),
+            next: Rc::new(next.to),
+            next_stage: next.stage,
             metrics,
             health,
             log: log.new(o!("actor" => NAME)),
@@ -124,11 +127,6 @@ impl Handler<RecordsReceived> for Validator {
         self.metrics.mailbox_out(NAME);
         crate::faults::maybe_panic(NAME);
         let out = self.split(msg);
-        forward_in_order(
-            self.next.clone(),
-            out,
-            &self.metrics,
-            super::anomaly_detector::NAME,
-        )
+        forward_in_order(self.next.clone(), out, &self.metrics, self.next_stage)
     }
 }

@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::run::{generator_plan, prepare_topics, NotPrepared};
 use super::{exit, stopped};
-use crate::actors::generator::{self, Generator};
-use crate::actors::kafka_publisher::{self, KafkaPublisher};
-use crate::actors::ExitGuard;
+use crate::actors::generator::Generator;
+use crate::actors::kafka_publisher::KafkaPublisher;
+use crate::actors::{Downstream, ExitGuard, Stage};
 use crate::config::Settings;
 use crate::domain::simulator::profile_report;
 use crate::health::Health;
@@ -76,18 +76,18 @@ pub async fn generate(settings: Settings, args: GenerateArgs, log: Logger) -> i3
         metrics.clone(),
         health.clone(),
         &log,
-        ExitGuard::new(kafka_publisher::NAME, 0, exits.clone()),
+        ExitGuard::new(Stage::KafkaPublisher.as_str(), 0, exits.clone()),
     )
     .start();
     let (done_tx, done_rx) = oneshot::channel();
     let generator = Generator::new(
         plan,
-        publisher.clone().recipient(),
+        Downstream::new(Stage::KafkaPublisher, publisher.clone().recipient()),
         metrics,
         health,
         &log,
         Some(done_tx),
-        ExitGuard::new(generator::NAME, 0, exits),
+        ExitGuard::new(Stage::Generator.as_str(), 0, exits),
     )
     .start();
 

@@ -58,17 +58,18 @@ pub async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Calls `attempt` until it succeeds, waiting with backoff in between and logging failures
-/// (rate-limited); `None` if a stop was requested first.
-pub async fn until_ok<T, F, Fut>(
+/// (rate-limited); `None` if a stop was requested first. Every error is retried: callers find
+/// what waiting cannot cure before they wait.
+pub async fn until_ok<T, E, F, Fut>(
     what: &str,
     log: &Logger,
     stop: &watch::Receiver<bool>,
-    mut on_failure: impl FnMut(&str),
     mut attempt: F,
 ) -> Option<T>
 where
+    E: std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut failures = 0u32;
     loop {
@@ -84,10 +85,9 @@ where
             }
             Err(e) => {
                 if failures < 3 || failures % 20 == 0 {
-                    warn!(log, "not possible yet, will retry"; "what" => what, "error" => &e,
+                    warn!(log, "not possible yet, will retry"; "what" => what, "error" => %e,
                         "attempt" => failures + 1);
                 }
-                on_failure(&e);
                 let wait = crate::db::backoff(failures, WAIT_MIN, WAIT_MAX);
                 failures = failures.saturating_add(1);
                 tokio::select! {

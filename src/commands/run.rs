@@ -12,6 +12,7 @@ use std::time::Duration;
 use rdkafka::admin::AdminClient;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseProducer;
 use slog::{error, info, warn, Logger};
 use tokio::sync::watch;
@@ -24,7 +25,7 @@ use crate::db;
 use crate::health::{Health, PROBE_INTERVAL};
 use crate::kafka::{self as kafka_cfg, ReportingContext, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
-use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared};
+use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared, StartError};
 
 /// How often storage upkeep creates the coming day partitions and drops expired ones.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
@@ -57,6 +58,28 @@ pub enum NotPrepared {
     NoClient(String),
 }
 
+/// Why the topics are not there yet: retried until the broker answers.
+#[derive(Debug, thiserror::Error)]
+enum TopicsNotReady {
+    /// The task of the blocking metadata request failed.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// No metadata from the brokers: librdkafka's reason (a refused login, a TLS failure, a
+    /// timeout).
+    #[error("{source} (brokers {brokers})")]
+    Unanswered {
+        #[source]
+        source: kafka_cfg::NoAnswer,
+        brokers: String,
+    },
+    #[error("{source} (brokers {brokers})")]
+    CreateTopics {
+        #[source]
+        source: KafkaError,
+        brokers: String,
+    },
+}
+
 /// Creates the topics this program uses, retrying until the broker answers.
 pub async fn prepare_topics(
     settings: &Settings,
@@ -79,25 +102,24 @@ pub async fn prepare_topics(
     ];
     // Validated to 1..=10000; saturating all the same rather than wrapping.
     let partitions = settings.kafka.topics.partitions;
-    until_ok(
-        "create kafka topics",
-        log,
-        stop,
-        |_| {},
-        || async {
-            let brokers = &settings.kafka.brokers;
-            // First a metadata request, whose failure carries librdkafka's reason (a refused
-            // login, a TLS failure) rather than a bare timeout of the admin request.
-            let p = probe.clone();
-            tokio::task::spawn_blocking(move || p.check(ADMIN_TIMEOUT))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("{e} (brokers {brokers})"))?;
-            kafka_cfg::ensure_topics(&admin, &topics, partitions)
-                .await
-                .map_err(|e| format!("{e} (brokers {brokers})"))
-        },
-    )
+    until_ok("create kafka topics", log, stop, || async {
+        let brokers = || settings.kafka.brokers.clone();
+        // First a metadata request, whose failure carries librdkafka's reason (a refused
+        // login, a TLS failure) rather than a bare timeout of the admin request.
+        let p = probe.clone();
+        tokio::task::spawn_blocking(move || p.check(ADMIN_TIMEOUT))
+            .await?
+            .map_err(|source| TopicsNotReady::Unanswered {
+                source,
+                brokers: brokers(),
+            })?;
+        kafka_cfg::ensure_topics(&admin, &topics, partitions)
+            .await
+            .map_err(|source| TopicsNotReady::CreateTopics {
+                source,
+                brokers: brokers(),
+            })
+    })
     .await
     .ok_or(NotPrepared::Stopped)
 }
@@ -108,18 +130,16 @@ pub async fn prepare_topics(
 /// `message.max.bytes` in the escape hatch, a SASL mechanism this build lacks), and a group
 /// whose start cannot build its client would fail every restart until the supervisor gave up
 /// (exit 3). Found here, the start ends with exit 1 and the reason instead.
-fn check_clients(settings: &Settings) -> Result<(), String> {
+fn check_clients(settings: &Settings) -> Result<(), ClientRefused> {
     let quiet = |mut c: ClientConfig| {
         // No bootstrap servers: nothing connects. librdkafka warns about that; not here.
         c.set("bootstrap.servers", "")
             .set_log_level(RDKafkaLogLevel::Critical);
         c
     };
-    let scrub = |what: &str, e: rdkafka::error::KafkaError| {
-        format!(
-            "cannot create the kafka {what}: {}",
-            kafka_cfg::scrub(&e.to_string(), &settings.kafka)
-        )
+    let scrub = |client: &'static str, e: KafkaError| ClientRefused {
+        client,
+        reason: kafka_cfg::scrub(&e.to_string(), &settings.kafka),
     };
     if settings.processor.enabled {
         quiet(kafka_cfg::consumer_config(&settings.kafka))
@@ -132,6 +152,15 @@ fn check_clients(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
+/// A Kafka client librdkafka does not build from this configuration: waiting cannot help.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the kafka {client}: {reason}")]
+struct ClientRefused {
+    client: &'static str,
+    /// librdkafka's reason, scrubbed of secrets.
+    reason: String,
+}
+
 /// Ends a start that cannot build a Kafka client: logged, said on stderr, exit 1.
 fn no_client(log: &Logger, reason: &str) -> i32 {
     error!(log, "cannot start: no kafka client can be built from this configuration";
@@ -140,27 +169,30 @@ fn no_client(log: &Logger, reason: &str) -> i32 {
     exit::FAILURE
 }
 
+/// Why the migrations are not applied yet: retried until PostgreSQL answers.
+#[derive(Debug, thiserror::Error)]
+enum DatabaseNotReady {
+    /// The task of the blocking migration failed.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Migrate(#[from] db::DbError),
+}
+
 /// Applies migrations, retrying until PostgreSQL answers.
 async fn prepare_database(
     settings: &Settings,
     log: &Logger,
     stop: &watch::Receiver<bool>,
 ) -> Option<Vec<String>> {
-    until_ok(
-        "apply database migrations",
-        log,
-        stop,
-        |_| {},
-        || async {
-            let database = settings.database.clone();
-            tokio::task::spawn_blocking(move || {
-                db::connect(&database).and_then(|mut conn| db::migrate(&mut conn))
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
-        },
-    )
+    until_ok("apply database migrations", log, stop, || async {
+        let database = settings.database.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            db::connect(&database).and_then(|mut conn| db::migrate(&mut conn))
+        })
+        .await??;
+        Ok::<_, DatabaseNotReady>(applied)
+    })
     .await
 }
 
@@ -321,8 +353,8 @@ async fn run_groups(
         warn!(log, "test fault injection armed"; "fault" => fault, "variable" => crate::faults::PANIC_VAR);
     }
     // Before waiting for any service: no wait can make librdkafka build a client it refuses.
-    if let Err(reason) = check_clients(settings) {
-        return no_client(log, &reason);
+    if let Err(refused) = check_clients(settings) {
+        return no_client(log, &refused.to_string());
     }
     if settings.processor.enabled {
         match prepare_database(settings, log, stop).await {
@@ -344,7 +376,7 @@ async fn run_groups(
         health: health.clone(),
         log: log.clone(),
     };
-    let mut groups: Vec<Box<dyn ChildGroup>> = Vec::new();
+    let mut groups: Vec<Box<dyn ChildGroup<StartError = StartError>>> = Vec::new();
     if settings.processor.enabled {
         groups.push(Box::new(ProcessorGroup::new(shared.clone())));
     }
@@ -414,19 +446,19 @@ mod tests {
 
     #[test]
     fn the_clients_of_every_start_are_checked_before_anything_waits() {
-        assert_eq!(check_clients(&settings()), Ok(()));
-        let e = check_clients(&without_a_client()).unwrap_err();
+        assert!(check_clients(&settings()).is_ok());
+        let e = check_clients(&without_a_client()).unwrap_err().to_string();
         assert!(e.starts_with("cannot create the kafka consumer: "), "{e}");
         let mut generator_only = without_a_client();
         generator_only.processor.enabled = false;
-        let e = check_clients(&generator_only).unwrap_err();
+        let e = check_clients(&generator_only).unwrap_err().to_string();
         assert!(e.starts_with("cannot create the kafka producer: "), "{e}");
         let mut hatch = settings();
         hatch
             .kafka
             .librdkafka
             .insert("message.max.bytes".to_owned(), "10000000".to_owned());
-        let e = check_clients(&hatch).unwrap_err();
+        let e = check_clients(&hatch).unwrap_err().to_string();
         assert!(
             e.contains("`fetch.max.bytes` must be >= `message.max.bytes`"),
             "{e}"

@@ -20,10 +20,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::BaseProducer;
 
-use heartbeat_pipeline::actors::anomaly_detector::{self, AnomalyDetector};
+use heartbeat_pipeline::actors::anomaly_detector::AnomalyDetector;
 use heartbeat_pipeline::actors::kafka_subscriber::Batching;
 use heartbeat_pipeline::actors::supervisor::{RestartHistory, RestartPolicy};
-use heartbeat_pipeline::actors::ExitGuard;
+use heartbeat_pipeline::actors::{Downstream, ExitGuard, Stage};
 use heartbeat_pipeline::config::{
     env_name, integer_keys, number_keys, ConfigError, NumberRange, Settings,
     LIBRDKAFKA_MAX_POLL_INTERVAL_MS,
@@ -162,11 +162,11 @@ fn build_clients(s: &Settings) {
         s.database.clone(),
         Arc::new(progress::PartitionProgress::default()),
         Arc::new(offsets::OffsetLedger::new(telemetry::discard())),
-        Vec::new(),
+        Downstream::new(Stage::DbWriter, Vec::new()),
         Arc::new(metrics::Metrics::new()),
         Arc::new(health::Health::new()),
         &telemetry::discard(),
-        ExitGuard::new(anomaly_detector::NAME, 0, tx),
+        ExitGuard::new(Stage::AnomalyDetector.as_str(), 0, tx),
     );
 }
 
