@@ -1,4 +1,26 @@
-//! Being split into parts; this commit only moves the file so history follows it.
+//! The writer's transaction and the summaries of `inspect`.
+//!
+//! # Parts
+//! - `batch.rs`: [`persist_batch`], the one transaction of a batch, fenced by the claims.
+//! - `claims.rs`: [`claim_partitions`] and the fence a batch is checked against.
+//! - `restore.rs`: what a new owner loads: saved states, the stored tails they miss, the
+//!   identities already stored, the database clock.
+//! - `outbox.rs`: the alerts stored but not yet acknowledged on the alerts topic.
+//! - `partitions.rs`: the day partitions of `readings`: created ahead, dropped when expired.
+//! - `summary.rs`: the counts `inspect` prints.
 
 mod batch;
-pub use batch::*;
+mod claims;
+mod outbox;
+mod partitions;
+mod restore;
+mod summary;
+
+pub use batch::{persist_batch, BatchOutcome, BatchRows};
+pub use claims::{claim_partitions, Claimed};
+pub use outbox::{alerts_published, pending_alerts, PendingAlert};
+pub use partitions::{drop_expired_partitions, ensure_day_partitions, utc_day};
+pub use restore::{
+    database_clock, load_partition_states, load_states, load_tails, stored_identities, TailReading,
+};
+pub use summary::{summary, LabelCount, Summary, Totals};

@@ -1,0 +1,142 @@
+//! Runs of the real processor over a preloaded topic: start, wait until every row is stored,
+//! time it and read its peak RSS.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use diesel::prelude::*;
+
+use crate::services::{count, free_port, fresh_database, pipeline_binary, pipeline_env, unique};
+
+/// How long one pass may take before the benchmark gives up.
+pub(super) const PASS_DEADLINE: Duration = Duration::from_secs(600);
+
+pub(super) struct Pass {
+    /// Rows per second from the first stored row to the last.
+    pub(super) rate: f64,
+    pub(super) seconds: f64,
+    /// From the processors' start to the last row (group join included).
+    pub(super) wall_seconds: f64,
+    /// Peak resident set size of each processor, in KiB (`VmHWM`).
+    pub(super) peak_rss_kib: Vec<u64>,
+}
+
+/// The peak resident set size of a live process, in KiB.
+pub(super) fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the processor over `topic` into a fresh database until all `records` are stored.
+pub(super) fn pass(topic: &str, records: u64) -> anyhow::Result<Pass> {
+    let (db, url, mut admin) = fresh_database("hb_bench")?;
+    let result = run_processors(topic, records, &url, 1);
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+/// Runs `replicas` processors in one group over `topic` into the database at `url` until all
+/// `records` are stored, then stops them.
+pub(super) fn run_processors(
+    topic: &str,
+    records: u64,
+    url: &str,
+    replicas: u32,
+) -> anyhow::Result<Pass> {
+    let bin = pipeline_binary()?;
+    let group = unique("hb_bench");
+    let mut children: Vec<Child> = Vec::new();
+    let mut http: Vec<String> = Vec::new();
+    for _ in 0..replicas {
+        let mut cmd = Command::new(&bin);
+        pipeline_env(&mut cmd, topic, url, &group);
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        cmd.env("HEARTBEAT__HTTP__BIND", &addr);
+        http.push(addr);
+        children.push(
+            cmd.arg("run")
+                .spawn()
+                .with_context(|| format!("start {}", bin.display()))?,
+        );
+    }
+    let started = Instant::now();
+    let result = (|| {
+        // Progress from the processors' own counters: a count(*) every few milliseconds would
+        // take a core of PostgreSQL from the pipeline it measures.
+        let mut first: Option<(Instant, i64)> = None;
+        loop {
+            let n: i64 = http.iter().map(|a| finished_records(a)).sum();
+            let now = Instant::now();
+            if n > 0 && first.is_none() {
+                first = Some((now, n));
+            }
+            if n >= records as i64 {
+                let mut conn = PgConnection::establish(url)?;
+                let rows = count(&mut conn);
+                if rows != records as i64 {
+                    bail!("the processors report {n} records done but the tables hold {rows} rows");
+                }
+                let (t0, n0) = first.unwrap_or((now, 0));
+                let seconds = now.duration_since(t0).as_secs_f64().max(1e-3);
+                return Ok(Pass {
+                    rate: (n - n0) as f64 / seconds,
+                    seconds,
+                    wall_seconds: now.duration_since(started).as_secs_f64(),
+                    peak_rss_kib: children.iter().map(|c| peak_rss_kib(c.id())).collect(),
+                });
+            }
+            if started.elapsed() > PASS_DEADLINE {
+                bail!("only {n} of {records} rows after {PASS_DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })();
+    for child in &mut children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    result
+}
+
+/// Records a processor has finished (stored, rejected or found duplicate) by its `/metrics`;
+/// 0 while it does not answer yet.
+pub(super) fn finished_records(addr: &str) -> i64 {
+    scrape(addr)
+        .lines()
+        .filter(|l| {
+            [
+                "heartbeat_readings_stored_total",
+                "heartbeat_rejects_total{",
+                "heartbeat_duplicates_total",
+            ]
+            .iter()
+            .any(|m| l.starts_with(m))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
+
+/// A processor's `/metrics` text; empty while it does not answer.
+pub(super) fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut body).is_err() {
+        return String::new();
+    }
+    body
+}

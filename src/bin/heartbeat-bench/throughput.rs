@@ -1,0 +1,158 @@
+//! `heartbeat-bench throughput`: readings per second end to end, against PostgreSQL's own
+//! `COPY` of the same rows (and, with `--peer`, the Python peer consumer).
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use diesel::prelude::*;
+
+use crate::load::{generate, BENCH_CUSTOMERS};
+use crate::processors::run_processors;
+use crate::services::{
+    brokers, count, create_topics, fresh_database, migrate, psql, unique, PARTITIONS,
+};
+
+/// Runs scripts/peer-consumer.py over `topic` into a freshly migrated database and returns
+/// its rows per second.
+pub(super) fn peer_consumer(topic: &str, records: u64) -> anyhow::Result<f64> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".local/venv/bin/python");
+    let python = if venv.exists() {
+        venv
+    } else {
+        std::path::PathBuf::from("python3")
+    };
+    let (db, url, mut admin) = fresh_database("hb_peer")?;
+    let result = (|| {
+        migrate(&url)?;
+        let out = Command::new(&python)
+            .arg(root.join("scripts/peer-consumer.py"))
+            .args(["--brokers", &brokers(), "--topic", topic])
+            .args(["--group", &unique("hb_peer"), "--dsn", &url])
+            .args(["--records", &records.to_string()])
+            .output()
+            .with_context(|| format!("run {}", python.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!(
+                "peer-consumer.py: {stdout}{} (scripts/bench.sh installs confluent-kafka and psycopg)",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let line = stdout.lines().last().unwrap_or_default();
+        println!("{line}");
+        line.rsplit(": ")
+            .next()
+            .and_then(|r| r.trim_end_matches(" rows/s").parse::<f64>().ok())
+            .with_context(|| format!("no rate in {line:?}"))
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+/// Deletes a file when dropped.
+pub(super) struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// PostgreSQL's own binary COPY of every row of `readings` at `source_url` into the empty
+/// `readings` of a freshly migrated database: (rows, seconds of the COPY FROM alone).
+pub(super) fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
+    let file = std::env::temp_dir().join(format!("{}.bin", unique("hb_copy")));
+    let _remove = RemoveOnDrop(file.clone());
+    psql(
+        source_url,
+        &format!(
+            "\\copy (SELECT * FROM readings) TO '{}' (FORMAT binary)",
+            file.display()
+        ),
+    )?;
+    let (db, url, mut admin) = fresh_database("hb_copy")?;
+    let result = (|| {
+        migrate(&url)?;
+        // The day partitions the rows need, as the pipeline had them.
+        let mut source = PgConnection::establish(source_url)?;
+        #[derive(QueryableByName)]
+        struct Day {
+            #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+            day: chrono::DateTime<chrono::Utc>,
+        }
+        let days: Vec<Day> = diesel::sql_query(
+            "SELECT DISTINCT date_trunc('day', recorded_at, 'UTC') AS day FROM readings",
+        )
+        .load(&mut source)?;
+        let rows = count(&mut source);
+        let mut target = PgConnection::establish(&url)?;
+        for d in &days {
+            diesel::sql_query("SELECT heartbeat_ensure_day_partition($1)")
+                .bind::<diesel::sql_types::Timestamptz, _>(d.day)
+                .execute(&mut target)?;
+        }
+        let started = Instant::now();
+        psql(
+            &url,
+            &format!("\\copy readings FROM '{}' (FORMAT binary)", file.display()),
+        )?;
+        Ok((rows, started.elapsed().as_secs_f64()))
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+pub(super) fn throughput(records: u64, replicas: u32, peer: bool) -> anyhow::Result<()> {
+    let topic = unique("bench_throughput");
+    create_topics(&[&topic])?;
+    println!(
+        "preloading {records} simulated readings of {BENCH_CUSTOMERS} customers into {topic} \
+         ({PARTITIONS} partitions) ..."
+    );
+    let t = Instant::now();
+    generate(&topic, records)?;
+    println!("preloaded in {:.1} s", t.elapsed().as_secs_f64());
+    let (db, url, mut admin) = fresh_database("hb_bench")?;
+    let result = (|| {
+        let p = run_processors(&topic, records, &url, replicas)?;
+        println!(
+            "pipeline ({replicas} processor{}): {:.0} readings/s ({records} in {:.2} s from the \
+             first row; {:.2} s from start, group join included)",
+            if replicas == 1 { "" } else { "s" },
+            p.rate,
+            p.seconds,
+            p.wall_seconds
+        );
+        let rss: Vec<String> = p
+            .peak_rss_kib
+            .iter()
+            .map(|k| format!("{:.0} MiB", *k as f64 / 1024.0))
+            .collect();
+        println!(
+            "peak RSS per processor: {} (target <= 256 MiB)",
+            rss.join(", ")
+        );
+        let (rows, seconds) = copy_baseline(&url)?;
+        let copy_rate = rows as f64 / seconds;
+        println!("COPY baseline: {copy_rate:.0} rows/s ({rows} rows in {seconds:.2} s)");
+        println!(
+            "ratio pipeline / COPY: {:.3} (target >= 0.6)",
+            p.rate / copy_rate
+        );
+        if peer {
+            let peer_rate = peer_consumer(&topic, records)?;
+            println!(
+                "ratio pipeline / Python peer: {:.2} (target >= 3)",
+                p.rate / peer_rate
+            );
+        }
+        Ok(())
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
