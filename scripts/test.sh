@@ -11,7 +11,9 @@
 # 5. checks the deployment files without Docker: Prometheus's config, alert rules and their unit
 #    tests with promtool, and deploy/docker-compose.yml and its overlays with
 #    deploy/check-compose.py (the compose-spec JSON schema, then the project's own policy),
-# 6. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations.
+# 6. checks the module graph of src/ (scripts/check-layers.py: no circle of imports, no actor
+#    importing another, a pure domain),
+# 7. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations.
 # Ends with `all tests: N passed, M failed` over all of these.
 # Exit code: 0 when everything passed, non-zero otherwise. `.ci/run` calls this same script.
 set -euo pipefail
@@ -66,6 +68,12 @@ compose_log=$(python3 deploy/check-compose.py 2>&1) || { ((status)) || status=1;
 printf '%s\n' "$compose_log" | tee -a "$out"
 # A checker that died before its count line still counts as one failure.
 [[ $(tail -n 1 <<<"$compose_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
+
+# The house's layers (docs/ARCHITECTURE.md "Layers"): no circle of imports in src/, no actor importing
+# another, a domain that imports nothing else. Three tests, plus a self-test of the checker.
+layers_log=$(python3 scripts/check-layers.py --self-test 2>&1) || { ((status)) || status=1; }
+printf '%s\n' "$layers_log" | tee -a "$out"
+[[ $(tail -n 1 <<<"$layers_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
 
 # src/db/schema.rs is generated, never edited: `diesel print-schema` (diesel.toml's file and filter)
 # over a scratch database migrated from migrations/ must give it byte for byte. One test. Needs no
