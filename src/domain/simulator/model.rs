@@ -11,7 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::faults::fault_value;
 use super::params::*;
-use super::types::{customer_id, sim_start, Activity, SimRecord, SimulatorConfig};
+use super::types::{customer_id, sim_start, unit, Activity, SimRecord, SimulatorConfig};
 use crate::domain::classification::{classify, AnomalyKind, Bands};
 use crate::domain::validation::RejectReason;
 
@@ -545,15 +545,6 @@ fn seconds_until(from: f64, to: f64) -> f64 {
 fn seconds_u32(s: f64) -> u32 {
     // `as` saturates: a schedule beyond 136 years of simulated time stays at the end.
     s as u32
-}
-
-/// A probability: clamped to 0..=1, NaN = 0.
-pub(super) fn unit(p: f64) -> f64 {
-    if p.is_nan() {
-        0.0
-    } else {
-        p.clamp(0.0, 1.0)
-    }
 }
 
 /// The target heart rates of an injected threshold episode under `bands`: well inside the band

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::model::unit;
 use super::params::{MIN_READING_INTERVAL_S, SIM_START_UNIX_SECS};
 use crate::domain::classification::{AnomalyKind, Bands};
 use crate::domain::validation::RejectReason;
@@ -214,4 +213,13 @@ pub fn injected_header(kinds: &[AnomalyKind]) -> Option<String> {
         .map(|kind| kind.as_str())
         .collect();
     (!names.is_empty()).then(|| names.join(","))
+}
+
+/// A probability: clamped to 0..=1, NaN = 0.
+pub(super) fn unit(p: f64) -> f64 {
+    if p.is_nan() {
+        0.0
+    } else {
+        p.clamp(0.0, 1.0)
+    }
 }
