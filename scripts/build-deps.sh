@@ -50,7 +50,7 @@ if ! pkg-config --exists openssl 2>/dev/null; then
 fi
 
 if $test_deps; then
-    # tests/it/security.rs makes its CAs and certificates with the openssl command and puts
+    # tests/it/security/ makes its CAs and certificates with the openssl command and puts
     # stunnel4 in front of a private broker (tansu's own TLS listener does not answer librdkafka).
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || missing+=(stunnel4)

@@ -3,19 +3,28 @@
 //! under a supervisor. The external contract is SPEC.md; docs/ARCHITECTURE.md tells the design.
 //!
 //! # Layout
+//! Layers, each importing only from those above it in this list (docs/ARCHITECTURE.md "Layers";
+//! `scripts/check-layers.py` fails the tests on a circle):
+//! - [`domain`]: pure types and decisions: reading, record, validation, classification, the
+//!   detector's rules, the simulator. Imports nothing else of the crate, nor actix, diesel or
+//!   rdkafka. Also leaves: [`health`] (what `/healthz` and `/readyz` report), [`progress`]
+//!   (assigned partitions, their generations and whether each is caught up), [`faults`]
+//!   (test-only fault injection, cargo feature `fault-injection`), [`logfile`] (the rotating log).
+//! - [`config`]: the `Settings` tree, layered loading, each key's rules beside it (every problem
+//!   at once), and the one conversion of each section into its domain type. [`metrics`]: the
+//!   Prometheus registry.
+//! - [`db`]: pool, embedded migrations, `schema.rs` (generated), models, queries;
+//!   [`telemetry`]: the slog root logger and the `log` bridge; [`http`]: `/healthz`, `/readyz`,
+//!   `/metrics`.
+//! - [`messages`]: every actix message.
+//! - [`offsets`]: batches in flight and the offsets that may be stored, through the
+//!   `OffsetStore` trait; [`kafka`]: every librdkafka setting in one place, the consumer type and
+//!   its offset store.
+//! - [`actors`]: one module per actor, and the supervisor; `Stage` names the stages, and each
+//!   actor gets its downstream (`Downstream`) from its constructor, never importing another.
+//! - [`pipeline`]: wiring of the actor groups from `Settings`.
 //! - [`cli`]: the command line; [`commands`]: one module per command (`run`, `generate`,
 //!   `migrate`, `inspect`, `tail`; `check-config` lives in `main`).
-//! - [`config`]: the `Settings` tree, layered loading and validation (every problem at once).
-//! - [`telemetry`]: the slog root logger and the `log` bridge; [`logfile`]: the rotating log file.
-//! - [`domain`]: pure types and decisions (reading, validation, classification, simulator).
-//! - [`messages`]: every actix message.
-//! - [`actors`]: one file per actor, and the supervisor.
-//! - [`pipeline`]: wiring of the actor groups from `Settings`.
-//! - [`kafka`]: every librdkafka setting in one place; [`db`]: pool, migrations, schema, queries.
-//! - [`http`], [`health`], [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`progress`]: assigned partitions and whether each is caught up (for silence detection).
-//! - [`offsets`]: batches in flight and the offsets that may be stored.
-//! - [`faults`]: test-only fault injection (cargo feature `fault-injection`).
 
 pub mod actors;
 pub mod cli;

@@ -1,5 +1,7 @@
-//! Pure types and decisions: readings, validation, classification, the simulator. No actix,
-//! diesel or rdkafka in here; most unit tests live in these files.
+//! Pure types and decisions: readings, records, validation, classification, the detector's rules
+//! and the simulator. Nothing of the rest of the crate (the settings become these types in
+//! `config/domain.rs`), and no actix, diesel, rdkafka or tokio: `scripts/check-layers.py` fails
+//! the tests otherwise. Most unit tests live here.
 
 pub mod classification;
 pub mod detector;
