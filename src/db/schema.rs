@@ -8,6 +8,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    alert_rules (customer_id) {
+        customer_id -> Text,
+        critical_low_below -> Nullable<Int4>,
+        low_below -> Nullable<Int4>,
+        high_above -> Nullable<Int4>,
+        critical_high_above -> Nullable<Int4>,
+        muted_until -> Nullable<Timestamptz>,
+        note -> Nullable<Text>,
+        updated_at -> Timestamptz,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
     alerts (customer_id, kind, opened_at) {
         customer_id -> Text,
         kind -> Text,
@@ -89,6 +103,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     alert_outbox,
+    alert_rules,
     alerts,
     anomalies,
     detector_checkpoints,
