@@ -25,6 +25,7 @@ pub struct Settings {
     pub supervisor: SupervisorSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
+    pub alerts: AlertSettings,
 }
 
 impl Settings {
@@ -43,6 +44,7 @@ impl Settings {
         ("supervisor", SupervisorSettings::RULES),
         ("shutdown", ShutdownSettings::RULES),
         ("log", LogSettings::RULES),
+        ("alerts", AlertSettings::RULES),
     ];
 
     /// How the keys go together (orderings, formats, what goes with the security protocol);
@@ -371,4 +373,24 @@ impl LogSettings {
     pub fn max_size_bytes(&self) -> u64 {
         self.max_size_mb.saturating_mul(1024 * 1024)
     }
+}
+
+/// `[alerts]`: what turns findings into alerts that page a person (SPEC section 5).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// How often each processor reads `alert_rules` again: a change made with
+    /// `heartbeat-pipeline rules` (or SQL) applies within this long, with no restart.
+    #[serde(with = "millis")]
+    pub rules_refresh_ms: Duration,
+}
+
+impl AlertSettings {
+    pub(super) const RULES: Rules = &[
+        // At least 100 ms: every processor reads the table each time, and no person notices a
+        // change faster than that. At most 10 minutes, the longest default sustain
+        // (bradycardia, tachycardia): a rule that arrived later would miss the very alerts it
+        // was set for.
+        ("rules_refresh_ms", Rule::Integer(100..=600_000)),
+    ];
 }

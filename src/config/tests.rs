@@ -84,6 +84,7 @@ fn defaults_load_and_match_the_spec() {
     assert_eq!(s.detector.resolve_after_readings, 3);
     assert_eq!(s.storage.retention_days, 30);
     assert_eq!(s.shutdown.timeout_ms, ms(10000));
+    assert_eq!(s.alerts.rules_refresh_ms, ms(5000));
     assert_eq!(
         (s.log.level, s.log.format, s.log.file.as_str()),
         (LogLevel::Info, LogFormat::Term, "")

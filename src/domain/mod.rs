@@ -7,5 +7,6 @@ pub mod classification;
 pub mod detector;
 pub mod reading;
 pub mod record;
+pub mod rules;
 pub mod simulator;
 pub mod validation;
