@@ -41,6 +41,7 @@ fn main() {
         Command::CheckConfig => exit::OK,
         Command::Migrate => commands::migrate::migrate(&settings, &log),
         Command::Inspect => commands::inspect::inspect(&settings, &log),
+        Command::Rules { action } => commands::rules::rules(&settings, &action, &log),
         Command::Run => actix::System::new().block_on(commands::run::run(settings, log.clone())),
         Command::Generate {
             count,

@@ -90,3 +90,19 @@ pub struct StoredAnomaly {
     pub detected_at: DateTime<Utc>,
     pub details: serde_json::Value,
 }
+
+/// A customer's own alert rules (`alert_rules`, SPEC section 5), as `heartbeat-pipeline rules`
+/// reads and writes them; `None` thresholds are the fleet bands.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = super::schema::alert_rules)]
+pub struct AlertRule {
+    pub customer_id: String,
+    pub critical_low_below: Option<i32>,
+    pub low_below: Option<i32>,
+    pub high_above: Option<i32>,
+    pub critical_high_above: Option<i32>,
+    pub muted_until: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}

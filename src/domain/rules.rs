@@ -292,7 +292,11 @@ fn order_problems(
 }
 
 /// One threshold's text: `Some(bpm)`, or `None` for [`FLEET`].
-fn parse_threshold(key: ThresholdKey, text: &str, limits: &Limits) -> Result<Option<i64>, String> {
+pub fn parse_threshold(
+    key: ThresholdKey,
+    text: &str,
+    limits: &Limits,
+) -> Result<Option<i64>, String> {
     if text == FLEET {
         return Ok(None);
     }

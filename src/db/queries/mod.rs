@@ -8,12 +8,14 @@
 //! - `outbox.rs`: the alerts stored but not yet acknowledged on the alerts topic.
 //! - `partitions.rs`: the day partitions of `readings`: created ahead, dropped when expired.
 //! - `summary.rs`: the counts `inspect` prints.
+//! - `rules.rs`: the per-customer alert rules of `heartbeat-pipeline rules`.
 
 mod batch;
 mod claims;
 mod outbox;
 mod partitions;
 mod restore;
+pub mod rules;
 mod summary;
 
 pub use batch::{persist_batch, BatchOutcome, BatchRows};
