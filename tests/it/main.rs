@@ -13,4 +13,5 @@ mod detection;
 mod faults;
 mod helpers;
 mod ops;
+mod rules;
 mod security;
