@@ -402,3 +402,32 @@ fn a_rules_login_writes_the_rules_and_the_processors_writer_only_reads_them() {
     }
     assert_eq!(table(&db), before);
 }
+
+#[test]
+fn every_rules_subcommand_takes_version_and_config() {
+    let (db, setup) = migrated();
+    for sub in ["list", "show", "set", "mute", "unmute", "clear"] {
+        let out = setup
+            .command(&["rules", sub, "--version"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+    // --config layers a file as for every command: here fleet bands that make 45 out of order.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, b"[detector.bands]\ncritical_low_below = 50\n").unwrap();
+    let path = f.into_temp_path();
+    let out = setup
+        .command(&["rules", "set", "CUST-1", "--low-below", "45", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("critical_low_below 50 (fleet band"),
+        "{shown}"
+    );
+    assert_eq!(table(&db), None);
+}
