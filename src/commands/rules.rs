@@ -208,6 +208,7 @@ fn set(
     let rule = q::change_rule(conn, &args.customer, |conn, stored| {
         let stored = stored.as_ref().map(thresholds).unwrap_or_default();
         let merged = merge_thresholds(&stored, &changes(args), limits)?;
+        // Within validation.*_heart_rate, which are smallints: every value fits.
         let narrow = |v: Option<i64>| v.and_then(|v| i32::try_from(v).ok());
         let values = RuleValues {
             critical_low_below: narrow(merged.critical_low_below),
@@ -295,7 +296,9 @@ fn fleet_bands(fleet: &Bands) -> String {
 fn muted(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     match until {
         Some(t) if t > now => {
+            // To the nearest second, so a mute of 90m just given shows as 1h 30m.
             let left = (t - now).to_std().unwrap_or_default();
+            let left = std::time::Duration::from_secs((left.as_millis() as u64 + 500) / 1000);
             format!("until {} ({} from now)", time(t), human_duration(left))
         }
         Some(t) => format!("no (the last mute ended {})", time(t)),
@@ -335,7 +338,10 @@ fn show(customer: &str, rule: Option<&AlertRule>, limits: &Limits, now: DateTime
         out,
         "  {:<21} {}",
         "note",
-        rule.note.as_deref().unwrap_or("-")
+        rule.note
+            .as_deref()
+            .unwrap_or("-")
+            .replace('\n', &format!("\n{:24}", ""))
     );
     let _ = writeln!(
         out,
@@ -401,7 +407,7 @@ fn list(rules: &[AlertRule], limits: &Limits, now: DateTime<Utc>) -> String {
             mute,
             time(r.updated_at),
             r.updated_by,
-            r.note.as_deref().unwrap_or("-")
+            r.note.as_deref().unwrap_or("-").replace('\n', " / ")
         );
         if !out_of_order(&thresholds(r), &limits.fleet).is_empty() {
             line.push_str("  (out of order under the current fleet bands: see `rules show`)");
