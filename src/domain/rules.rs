@@ -667,4 +667,26 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(45)), "45s");
         assert_eq!(human_duration(Duration::ZERO), "0s");
     }
+
+    proptest::proptest! {
+        /// The parsers take any text without panicking, and what they accept keeps its rules.
+        #[test]
+        fn the_parsers_never_panic_and_keep_their_bounds(text in "\\PC{0,24}", n in 0u64..1_000_000) {
+            if let Ok(d) = parse_duration(&text) {
+                proptest::prop_assert!(d > Duration::ZERO && d <= MAX_MUTE);
+            }
+            let _ = check_customer_id(&text);
+            let _ = check_note(&text);
+            let now = Utc.with_ymd_and_hms(2026, 12, 2, 3, 0, 0).unwrap();
+            if let Ok(until) = mute_until(MuteSpec::Until(&text), now) {
+                proptest::prop_assert!(until > now);
+            }
+            let seconds = format!("{n}s");
+            proptest::prop_assert_eq!(parse_duration(&seconds).ok(), (n > 0).then(|| Duration::from_secs(n)));
+            let merged = merge_thresholds(&Thresholds::default(), &[(ThresholdKey::HighAbove, &text)], &LIMITS);
+            if let Ok(t) = merged {
+                proptest::prop_assert!(out_of_order(&t, &LIMITS.fleet).is_empty());
+            }
+        }
+    }
 }
