@@ -60,7 +60,8 @@ fn sample(daemon: &Daemon, series: &str) -> Option<f64> {
 }
 
 #[test]
-fn an_activity_is_stored_and_a_value_that_is_none_is_stored_unknown_and_counted_not_rejected() {
+fn an_activity_is_stored_and_a_value_that_is_not_one_is_stored_as_unknown_and_counted_not_rejected()
+{
     let db = TestDb::new();
     let setup = Setup::new(&db);
     let mut daemon = setup.spawn_run_started();
@@ -236,6 +237,10 @@ fn the_staged_path_stores_the_activity_and_a_replayed_tail_carries_it() {
     let at = Utc::now();
     let second = chrono::TimeDelta::seconds(1);
     let mut conn = db.conn();
+    // As the writer's pool does for each of its connections.
+    for sql in heartbeat_pipeline::db::staging::CREATE_STAGING {
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
     let write = |conn: &mut PgConnection, readings: &[ClassifiedReading]| {
         persist_batch(
             conn,
