@@ -4,8 +4,9 @@
 //! Accepts `RecordsReceived`, emits `ReadingsValidated`. Bad input is data, not an error: a
 //! record that breaks the contract becomes a reject (logged at WARN, rate-limited) and the batch
 //! goes on. An optional field whose value is not understood costs the reading nothing: it is
-//! stored with the field unknown and counted in `heartbeat_ignored_values_total{field}`. Nothing in here can fail on a record; the only failure is a dead downstream mailbox,
-//! which the supervisor sees for itself.
+//! stored with the field unknown and counted in `heartbeat_ignored_values_total{field}`, when
+//! validated (a record read again counts again). Nothing in here can fail on a record; the only
+//! failure is a dead downstream mailbox, which the supervisor sees for itself.
 
 use std::rc::Rc;
 use std::sync::Arc;
