@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use crate::domain::classification::AnomalyKind;
-use crate::domain::validation::RejectReason;
+use crate::domain::validation::{IgnoredField, RejectReason};
 
 /// Bucket bounds of the batch write duration, seconds: from a small batch on an idle database to
 /// a large one under load.
@@ -39,6 +39,7 @@ pub struct Metrics {
     pub records_consumed: IntCounter,
     pub readings_stored: IntCounter,
     pub rejects: IntCounterVec,
+    pub ignored_values: IntCounterVec,
     pub duplicates: IntCounter,
     pub anomalies: IntCounterVec,
     pub actor_restarts: IntCounterVec,
@@ -98,6 +99,13 @@ impl Metrics {
                 "heartbeat_rejects_total",
                 "Records rejected by the validator, by reason.",
                 &["reason"],
+            ),
+            ignored_values: counter_vec(
+                &registry,
+                "heartbeat_ignored_values_total",
+                "Readings kept whose optional field held a value that is not one of its own \
+                 (taken as unknown), by field.",
+                &["field"],
             ),
             duplicates: counter(
                 &registry,
@@ -181,6 +189,9 @@ impl Metrics {
         for reason in RejectReason::ALL {
             m.rejects.with_label_values(&[reason.as_str()]);
         }
+        for field in IgnoredField::ALL {
+            m.ignored_values.with_label_values(&[field.as_str()]);
+        }
         for kind in AnomalyKind::ALL {
             m.anomalies.with_label_values(&[kind.as_str()]);
         }
@@ -234,6 +245,7 @@ mod tests {
             "heartbeat_records_consumed_total",
             "heartbeat_readings_stored_total",
             "heartbeat_rejects_total{reason=\"too_large\"}",
+            "heartbeat_ignored_values_total{field=\"activity\"} 0",
             "heartbeat_duplicates_total",
             "heartbeat_anomalies_total{kind=\"spike\"}",
             "heartbeat_actor_restarts_total{actor=\"db_writer\"}",

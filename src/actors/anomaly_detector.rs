@@ -491,6 +491,7 @@ mod tests {
                 customer_id: "C".into(),
                 recorded_at: Utc::now(),
                 heart_rate: 70,
+                activity: None,
             },
             partition,
             offset,

@@ -4,7 +4,8 @@
 //! Emits `Publish`. Rate control is a token bucket with catch-up: a late tick sends what the
 //! schedule owes, up to one second's worth, so the long-run rate holds. `rate = 0` sends as fast
 //! as the publisher takes readings. With a count, the generator stops after that many and says
-//! so on its `done` channel.
+//! so on its `done` channel. Each reading says what its customer is doing (`activity`, from the
+//! simulator's schedule) unless the plan says not to (`generator.activity = false`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,14 +38,18 @@ pub struct GeneratorPlan {
     pub rate: u64,
     /// Stop after this many records; `None` = forever.
     pub count: Option<u64>,
+    /// Send each reading's `activity` (`generator.activity`); off, readings carry none.
+    pub activity: bool,
 }
 
-/// The Kafka record for one simulated record: a reading with its ground truth, or a fault.
-fn outgoing(record: SimRecord, at: DateTime<Utc>) -> OutgoingRecord {
+/// The Kafka record for one simulated record: a reading with its ground truth (and its activity
+/// when `with_activity`), or a fault.
+fn outgoing(record: SimRecord, at: DateTime<Utc>, with_activity: bool) -> OutgoingRecord {
     match record {
         SimRecord::Reading {
             customer_id,
             heart_rate,
+            activity,
             injected,
             ..
         } => {
@@ -55,6 +60,7 @@ fn outgoing(record: SimRecord, at: DateTime<Utc>) -> OutgoingRecord {
                 customer_id,
                 recorded_at: at,
                 heart_rate,
+                activity: with_activity.then_some(activity),
             };
             OutgoingRecord::reading(&reading, injected_header(&injected))
         }
@@ -140,7 +146,7 @@ async fn produce(
                 .map(|_| {
                     last_micros = now_micros.max(last_micros + 1);
                     let now = DateTime::from_timestamp_micros(last_micros).unwrap_or_default();
-                    outgoing(sim.next_record(now), now)
+                    outgoing(sim.next_record(now), now, plan.activity)
                 })
                 .collect();
             metrics.mailbox_in(next_stage.as_str());
@@ -165,7 +171,7 @@ impl Actor for Generator {
         self.health.set_actor(NAME, ActorState::Running);
         info!(self.log, "generating"; "customers" => self.plan.sim.customers,
             "rate" => self.plan.rate, "seed" => self.plan.sim.seed, "count" => self.plan.count,
-            "fault_rate" => self.plan.sim.fault_rate);
+            "fault_rate" => self.plan.sim.fault_rate, "activity" => self.plan.activity);
         let fut = produce(self.plan.clone(), self.next.clone(), self.metrics.clone());
         ctx.spawn(fut.into_actor(self).map(|sent, act, _| {
             info!(act.log, "generation finished"; "sent" => sent);

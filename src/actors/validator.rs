@@ -3,19 +3,22 @@
 //!
 //! Accepts `RecordsReceived`, emits `ReadingsValidated`. Bad input is data, not an error: a
 //! record that breaks the contract becomes a reject (logged at WARN, rate-limited) and the batch
-//! goes on. Nothing in here can fail on a record; the only failure is a dead downstream mailbox,
-//! which the supervisor sees for itself.
+//! goes on. An optional field whose value is not understood costs the reading nothing: it is
+//! stored with the field unknown and counted in `heartbeat_ignored_values_total{field}`, when
+//! validated (a record read again counts again). Nothing in here can fail on a record; the only
+//! failure is a dead downstream mailbox, which the supervisor sees for itself.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use prometheus::IntCounter;
 use slog::{o, warn, Logger};
 
 use super::{forward_in_order, Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::domain::record::{RejectedRecord, SourcedReading};
-use crate::domain::validation::{validate, ValidationRules};
+use crate::domain::validation::{validate, IgnoredField, Validated, ValidationRules};
 use crate::health::{ActorState, Health};
 use crate::messages::{ReadingsValidated, RecordsReceived};
 use crate::metrics::Metrics;
@@ -34,6 +37,9 @@ pub struct Validator {
     next: Rc<Recipient<ReadingsValidated>>,
     next_stage: Stage,
     metrics: Arc<Metrics>,
+    /// `heartbeat_ignored_values_total{field}` of each [`IgnoredField`], in its `ALL` order:
+    /// looked up once, not per reading.
+    ignored: [IntCounter; IgnoredField::ALL.len()],
     health: Arc<Health>,
     log: Logger,
     reject_log: LogLimiter,
@@ -49,11 +55,14 @@ impl Validator {
         log: &Logger,
         exit: ExitGuard,
     ) -> Self {
+        let ignored = IgnoredField::ALL
+            .map(|field| metrics.ignored_values.with_label_values(&[field.as_str()]));
         Validator {
             rules,
             next: Rc::new(next.to),
             next_stage: next.stage,
             metrics,
+            ignored,
             health,
             log: log.new(o!("actor" => NAME)),
             reject_log: LogLimiter::new(REJECT_LOG_BURST, REJECT_LOG_WINDOW),
@@ -71,12 +80,21 @@ impl Validator {
                 record.reference_time(),
                 &self.rules,
             ) {
-                Ok(reading) => readings.push(SourcedReading {
-                    reading,
-                    partition: record.partition,
-                    offset: record.offset,
-                    generation: record.generation,
-                }),
+                Ok(Validated { reading, ignored }) => {
+                    if !ignored.is_empty() {
+                        for (field, counter) in IgnoredField::ALL.iter().zip(&self.ignored) {
+                            if ignored.contains(*field) {
+                                counter.inc();
+                            }
+                        }
+                    }
+                    readings.push(SourcedReading {
+                        reading,
+                        partition: record.partition,
+                        offset: record.offset,
+                        generation: record.generation,
+                    });
+                }
                 Err(rejection) => {
                     if let Some(suppressed) = self.reject_log.admit() {
                         warn!(self.log, "record rejected";

@@ -44,6 +44,7 @@ pub fn generator_plan(settings: &Settings, count: Option<u64>) -> GeneratorPlan 
         sim,
         rate: g.rate,
         count,
+        activity: g.activity,
     }
 }
 

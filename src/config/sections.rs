@@ -81,6 +81,9 @@ pub struct GeneratorSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     pub fault_rate: f64,
+    /// Send each reading's `activity`, from the simulator's schedule (SPEC sections 3 and 4). A
+    /// boolean: its type is its whole rule, so it has no entry in [`Self::RULES`].
+    pub activity: bool,
     /// Chance per reading of a customer that an injected episode starts (`generator.inject.*`).
     pub inject: InjectSettings,
 }

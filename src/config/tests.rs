@@ -49,6 +49,7 @@ fn defaults_load_and_match_the_spec() {
     );
     assert_eq!(s.database.pool_size, 4);
     assert!(s.generator.enabled && s.processor.enabled);
+    assert!(s.generator.activity);
     assert_eq!(
         (s.generator.customers, s.generator.rate, s.generator.seed),
         (1000, 100, None)
@@ -117,6 +118,32 @@ fn environment_overrides_the_file_with_double_underscores() {
     assert!(!s.generator.enabled);
     assert_eq!(s.detector.z_threshold, 3.5);
     assert_eq!(s.kafka.group_id, "1234");
+}
+
+#[test]
+fn generator_activity_is_a_boolean_from_the_file_or_the_environment() {
+    assert!(
+        !load_toml("[generator]\nactivity = false\n")
+            .unwrap()
+            .generator
+            .activity
+    );
+    let s = load_with("", vec![("HEARTBEAT__GENERATOR__ACTIVITY", "false")]).unwrap();
+    assert!(!s.generator.activity);
+    let err = load_with("", vec![("HEARTBEAT__GENERATOR__ACTIVITY", "sometimes")]).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{:?}", err.problems);
+    assert!(
+        err.problems[0].contains("generator.activity")
+            && err.problems[0].contains("HEARTBEAT__GENERATOR__ACTIVITY"),
+        "{:?}",
+        err.problems
+    );
+    let err = load_toml("[generator]\nactivity = 1\n").unwrap_err();
+    assert!(
+        err.problems[0].starts_with("generator.activity: expected a boolean"),
+        "{:?}",
+        err.problems
+    );
 }
 
 #[test]

@@ -22,6 +22,9 @@ macro_rules! new_reading {
             pub class: &'static str,
             pub kafka_partition: i32,
             pub kafka_offset: i64,
+            /// `Activity::as_str`, or `None` (null) when unknown: a static word, nothing to
+            /// allocate per row.
+            pub activity: Option<&'static str>,
         }
     };
 }
@@ -38,6 +41,7 @@ impl<'a> From<&NewReading<'a>> for StagedReading<'a> {
             class: r.class,
             kafka_partition: r.kafka_partition,
             kafka_offset: r.kafka_offset,
+            activity: r.activity,
         }
     }
 }

@@ -84,6 +84,7 @@ diesel::table! {
         kafka_partition -> Int4,
         kafka_offset -> Int8,
         ingested_at -> Timestamptz,
+        activity -> Nullable<Text>,
     }
 }
 

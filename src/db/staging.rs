@@ -24,6 +24,7 @@ diesel::table! {
         class -> Text,
         kafka_partition -> Int4,
         kafka_offset -> Int8,
+        activity -> Nullable<Text>,
     }
 }
 
@@ -44,7 +45,7 @@ pub const CREATE_STAGING: [&str; 2] = [
     "CREATE TEMPORARY TABLE IF NOT EXISTS readings_stage (\
      event_id uuid NOT NULL, customer_id text NOT NULL, recorded_at timestamptz NOT NULL, \
      heart_rate smallint NOT NULL, class text NOT NULL, kafka_partition int NOT NULL, \
-     kafka_offset bigint NOT NULL) ON COMMIT DELETE ROWS",
+     kafka_offset bigint NOT NULL, activity text) ON COMMIT DELETE ROWS",
     "CREATE TEMPORARY TABLE IF NOT EXISTS anomalies_stage (\
      event_id uuid, customer_id text NOT NULL, kind text NOT NULL, heart_rate smallint, \
      recorded_at timestamptz NOT NULL, details jsonb NOT NULL) ON COMMIT DELETE ROWS",
@@ -63,9 +64,10 @@ pub const MOVE_STAGED_ANOMALIES: &str = "WITH stored AS (\
 
 /// Moves the staged readings that are new into `readings`, reporting which those were.
 pub const MOVE_STAGED: &str = "INSERT INTO readings \
-     (event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset) \
-     SELECT event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset \
-     FROM readings_stage ON CONFLICT DO NOTHING RETURNING event_id, recorded_at";
+     (event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset, \
+     activity) \
+     SELECT event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset, \
+     activity FROM readings_stage ON CONFLICT DO NOTHING RETURNING event_id, recorded_at";
 
 /// Creates the staging table on every new pooled connection.
 #[derive(Debug, Clone, Copy)]

@@ -1,11 +1,56 @@
 //! The reading: one heart-rate measurement of one customer, as the pipeline stores it.
 //!
 //! A `Reading` only exists once a record has passed validation (`domain::validation`), so every
-//! value in it is already within the contract of SPEC section 4.
+//! value in it is already within the contract of SPEC section 4. Its [`Activity`], when known,
+//! says what the wearer was doing; the simulator draws the same four from its own schedule.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// What the wearer was doing when the reading was taken: the optional `activity` of the native
+/// format (SPEC section 4), stored in `readings.activity`. Ordered from the least effort to the
+/// most. Only the four lowercase words of SPEC are an activity; anything else is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Sleep,
+    Rest,
+    /// Awake and moving: walking, chores, light activity (the simulator's light bouts).
+    Active,
+    Exercise,
+}
+
+impl Activity {
+    pub const ALL: [Activity; 4] = [
+        Activity::Sleep,
+        Activity::Rest,
+        Activity::Active,
+        Activity::Exercise,
+    ];
+
+    /// The word of SPEC section 4, as sent and as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Sleep => "sleep",
+            Activity::Rest => "rest",
+            Activity::Active => "active",
+            Activity::Exercise => "exercise",
+        }
+    }
+
+    /// The activity `word` names: exactly one of SPEC's four lowercase words, else `None`
+    /// (unknown). `"REST"` and `"Rest"` are not `rest`: SPEC lists the values, not a spelling.
+    pub fn from_word(word: &str) -> Option<Activity> {
+        match word {
+            "sleep" => Some(Activity::Sleep),
+            "rest" => Some(Activity::Rest),
+            "active" => Some(Activity::Active),
+            "exercise" => Some(Activity::Exercise),
+            _ => None,
+        }
+    }
+}
 
 /// A validated heart-rate reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +63,10 @@ pub struct Reading {
     pub recorded_at: DateTime<Utc>,
     /// Beats per minute, within the configured plausible range.
     pub heart_rate: i16,
+    /// What the wearer was doing; `None` when the message did not say (or said something that is
+    /// not an activity).
+    #[serde(default)]
+    pub activity: Option<Activity>,
 }
 
 /// The canonical text of a timestamp: UTC RFC 3339 with exactly six fraction digits and `Z`.
@@ -34,15 +83,19 @@ pub fn derive_event_id(customer_id: &str, recorded_at: &DateTime<Utc>) -> Uuid {
 }
 
 impl Reading {
-    /// The reading as the JSON message of SPEC section 4 (`event_id` always present).
+    /// The reading as the JSON message of SPEC section 4 (`event_id` always present, `activity`
+    /// when known).
     pub fn to_json(&self) -> String {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "event_id": self.event_id.to_string(),
             "customer_id": self.customer_id,
             "timestamp": canonical_timestamp(&self.recorded_at),
             "heart_rate": self.heart_rate,
-        })
-        .to_string()
+        });
+        if let Some(activity) = self.activity {
+            json["activity"] = activity.as_str().into();
+        }
+        json.to_string()
     }
 }
 
@@ -56,5 +109,36 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap()
             + chrono::Duration::milliseconds(250);
         assert_eq!(canonical_timestamp(&at), "2026-11-29T13:00:00.250000Z");
+    }
+
+    #[test]
+    fn each_activity_is_named_by_its_own_word_and_no_other() {
+        for activity in Activity::ALL {
+            assert_eq!(Activity::from_word(activity.as_str()), Some(activity));
+            let json = serde_json::to_string(&activity).unwrap();
+            assert_eq!(json, format!("\"{}\"", activity.as_str()));
+        }
+        for word in ["", "REST", "Sleep", "light", "rest ", "exercising"] {
+            assert_eq!(Activity::from_word(word), None, "{word:?}");
+        }
+    }
+
+    #[test]
+    fn the_json_says_the_activity_only_when_it_is_known() {
+        let mut reading = Reading {
+            event_id: Uuid::nil(),
+            customer_id: "CUST-1".to_owned(),
+            recorded_at: Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap(),
+            heart_rate: 72,
+            activity: None,
+        };
+        assert!(
+            !reading.to_json().contains("activity"),
+            "{}",
+            reading.to_json()
+        );
+        reading.activity = Some(Activity::Sleep);
+        let json: serde_json::Value = serde_json::from_str(&reading.to_json()).unwrap();
+        assert_eq!(json["activity"], "sleep");
     }
 }

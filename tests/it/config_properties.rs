@@ -196,6 +196,7 @@ fn build_values(s: &Settings, now: DateTime<Utc>) {
             customer_id: "CUST-1".to_owned(),
             recorded_at: at,
             heart_rate: rates[i as usize % rates.len()],
+            activity: None,
         };
         observe(&cfg, &mut state, &reading);
     }

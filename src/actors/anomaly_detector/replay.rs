@@ -74,6 +74,7 @@ impl AnomalyDetector {
                 customer_id: r.customer_id,
                 recorded_at: r.recorded_at,
                 heart_rate: r.heart_rate,
+                activity: r.activity,
             };
             // Its anomalies and alert rows were stored with it: only the state matters here.
             observe(&self.cfg, &mut t.state, &reading);

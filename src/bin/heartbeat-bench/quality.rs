@@ -75,7 +75,7 @@ pub(super) fn ground_truth(
             .timestamp()
             .to_millis()
             .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis);
-        if let Ok(r) =
+        if let Ok(heartbeat_pipeline::domain::validation::Validated { reading: r, .. }) =
             heartbeat_pipeline::domain::validation::validate(m.payload(), reference, &rules)
         {
             truth.insert(

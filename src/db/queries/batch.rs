@@ -16,6 +16,7 @@ use crate::db::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAG
 use crate::db::DbError;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::AlertRow;
+use crate::domain::reading::Activity;
 use crate::domain::record::{
     Anomaly, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint, RejectedRecord,
 };
@@ -95,6 +96,7 @@ pub fn persist_batch(
             class: r.class.as_str(),
             kafka_partition: r.partition,
             kafka_offset: r.offset,
+            activity: r.reading.activity.map(Activity::as_str),
         })
         .collect();
     let rejects: Vec<NewRejected<'_>> = rejects_in

@@ -4,15 +4,17 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::{Pg, PgConnection, PgValue};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use uuid::Uuid;
 
 use super::batch::ROWS_PER_STATEMENT;
 use crate::db::models::SavedState;
 use crate::db::schema::{detector_state, readings};
 use crate::db::DbError;
+use crate::domain::reading::Activity;
 
 /// The saved detector states of `customers` (those that have one).
 pub fn load_states(
@@ -81,6 +83,34 @@ pub struct TailReading {
     pub kafka_partition: i32,
     #[diesel(sql_type = BigInt)]
     pub kafka_offset: i64,
+    /// `readings.activity`: a replay counts readings toward an alert as the first pass did.
+    #[diesel(sql_type = Nullable<Text>, deserialize_as = StoredActivity)]
+    pub activity: Option<Activity>,
+}
+
+/// `readings.activity` as read back, without allocating a string per row: one of the four words,
+/// else (null, or text some other writer put there) unknown, never an error that would stop a
+/// partition's restore.
+struct StoredActivity(Option<Activity>);
+
+impl From<StoredActivity> for Option<Activity> {
+    fn from(stored: StoredActivity) -> Self {
+        stored.0
+    }
+}
+
+impl FromSql<Nullable<Text>, Pg> for StoredActivity {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        Self::from_nullable_sql(Some(value))
+    }
+
+    fn from_nullable_sql(value: Option<PgValue<'_>>) -> deserialize::Result<Self> {
+        Ok(StoredActivity(value.and_then(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(Activity::from_word)
+        })))
+    }
 }
 
 /// The readings of each partition stored at or after its bound (`None`: every one stored), in
@@ -106,7 +136,7 @@ pub fn load_tails(
         // One scan from the earliest bound, exact per partition.
         let rows: Vec<TailRow> = diesel::sql_query(
             "SELECT event_id, customer_id, recorded_at, heart_rate, kafka_partition, \
-             kafka_offset, ingested_at FROM readings \
+             kafka_offset, activity, ingested_at FROM readings \
              WHERE ingested_at >= $1 AND kafka_partition = ANY($2)",
         )
         .bind::<Timestamptz, _>(earliest)
@@ -128,7 +158,7 @@ pub fn load_tails(
     if !unbounded.is_empty() {
         let rows: Vec<TailReading> = diesel::sql_query(
             "SELECT event_id, customer_id, recorded_at, heart_rate, kafka_partition, \
-             kafka_offset FROM readings WHERE kafka_partition = ANY($1)",
+             kafka_offset, activity FROM readings WHERE kafka_partition = ANY($1)",
         )
         .bind::<Array<Integer>, _>(&unbounded)
         .load(conn)

@@ -24,7 +24,10 @@
 //! # Parts
 //! - `params.rs`: the model's numbers, each with its source.
 //! - `types.rs`: what callers see: [`SimulatorConfig`], [`InjectionRates`], [`SimRecord`],
-//!   [`Activity`], customer ids and the `x-injected` header.
+//!   customer ids and the `x-injected` header. A record's activity is the reading's own
+//!   [`Activity`], so the simulator's schedule and the `activity` it sends are one vocabulary.
+//!
+//! [`Activity`]: crate::domain::reading::Activity
 //! - `model.rs`: the [`Simulator`] itself: customers, the schedule, the heart-rate model and the
 //!   injected episodes.
 //! - `faults.rs`: malformed values, one per reject reason.
@@ -41,7 +44,7 @@ pub use model::Simulator;
 pub use params::SIM_START_UNIX_SECS;
 pub use profile::profile_report;
 pub use types::{
-    customer_id, injected_header, sim_start, Activity, InjectionRates, SimRecord, SimulatorConfig,
+    customer_id, injected_header, sim_start, InjectionRates, SimRecord, SimulatorConfig,
 };
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::faults::fault_value;
 use super::params::*;
-use super::types::{customer_id, sim_start, unit, Activity, SimRecord, SimulatorConfig};
+use super::types::{activity_index, customer_id, sim_start, unit, SimRecord, SimulatorConfig};
 use crate::domain::classification::{classify, AnomalyKind, Bands};
+use crate::domain::reading::Activity;
 use crate::domain::validation::RejectReason;
 
 /// One simulated customer: 48 bytes, so 100 000 customers take under 5 MB.
@@ -305,7 +306,7 @@ fn step(m: &Model, rng: &mut ChaCha8Rng, c: &mut Customer, t_s: f64) -> (i16, Ac
     }
 
     let z: f32 = StandardNormal.sample(rng);
-    let mut value = base + NOISE_SD_BPM[c.activity.index()] * z;
+    let mut value = base + NOISE_SD_BPM[activity_index(c.activity)] * z;
     let episode = c.ep_kind;
     let mut shifted = false;
     match episode {
@@ -468,8 +469,8 @@ fn start_episode(
 }
 
 /// Picks the activity of `c` from `t_s` on, and until when it lasts: asleep between bedtime and
-/// wake-up (local time), otherwise a bout of rest, light activity or exercise drawn with the
-/// weights of the time of day, ending at bedtime at the latest.
+/// wake-up (local time), otherwise a bout of rest, light activity (`active`) or exercise drawn
+/// with the weights of the time of day, ending at bedtime at the latest.
 fn choose_activity(c: &mut Customer, t_s: f64, rng: &mut ChaCha8Rng) {
     let tod = local_time_of_day_s(c, t_s);
     let wake = f64::from(c.wake_min) * 60.0;
@@ -494,14 +495,14 @@ fn choose_activity(c: &mut Customer, t_s: f64, rng: &mut ChaCha8Rng) {
         let activity = if u < rest {
             Activity::Rest
         } else if u < rest + light {
-            Activity::Light
+            Activity::Active
         } else {
             Activity::Exercise
         };
-        let (lo, hi) = DWELL_MIN[activity.index() - 1];
+        let (lo, hi) = DWELL_MIN[activity_index(activity) - 1];
         let dwell = f64::from(rng.gen_range(lo..=hi)) * 60.0;
         match activity {
-            Activity::Light => c.bout = rng.gen_range(LIGHT_RESERVE.0..=LIGHT_RESERVE.1),
+            Activity::Active => c.bout = rng.gen_range(LIGHT_RESERVE.0..=LIGHT_RESERVE.1),
             Activity::Exercise => c.bout = rng.gen_range(EXERCISE_RESERVE.0..=EXERCISE_RESERVE.1),
             _ => {}
         }
@@ -522,7 +523,7 @@ fn natural_target(c: &Customer, tod: f64) -> f32 {
         Activity::Rest => {
             c.rest + REST_CIRCADIAN_BPM * (TAU * (hour - REST_PEAK_HOUR) / 24.0).cos() as f32
         }
-        Activity::Light | Activity::Exercise => {
+        Activity::Active | Activity::Exercise => {
             let max = TANAKA_INTERCEPT_BPM - TANAKA_SLOPE * f32::from(c.age);
             c.rest + c.bout * (max - c.rest).max(MIN_RESERVE_BPM)
         }

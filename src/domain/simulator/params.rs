@@ -46,19 +46,19 @@ pub(super) const NADIR_HOUR: f64 = 4.0;
 pub(super) const REST_CIRCADIAN_BPM: f32 = 2.5;
 /// ... peaking at this local hour (afternoon).
 pub(super) const REST_PEAK_HOUR: f64 = 15.0;
-/// Light activity: share of the heart-rate reserve above resting, drawn per bout (ACSM very
+/// Light activity (`active`): share of the heart-rate reserve above resting, drawn per bout (ACSM very
 /// light to light: below 40 % of the reserve).
 pub(super) const LIGHT_RESERVE: (f32, f32) = (0.10, 0.30);
 /// Exercise: share of the heart-rate reserve above resting, drawn per bout (ACSM moderate to
 /// vigorous: 40-89 % of the reserve).
 pub(super) const EXERCISE_RESERVE: (f32, f32) = (0.50, 0.80);
-/// How long one bout lasts, minutes, by activity (rest, light, exercise), drawn uniformly.
+/// How long one bout lasts, minutes, by activity (rest, active, exercise), drawn uniformly.
 pub(super) const DWELL_MIN: [(u32, u32); 3] = [(15, 90), (5, 40), (20, 60)];
-/// Relative weight of (rest, light, exercise) at the next change of activity, by part of the
+/// Relative weight of (rest, active, exercise) at the next change of activity, by part of the
 /// waking day; the exercise weight is scaled by the customer's fitness (0..1, mean 0.5), which
 /// gives about half an hour of exercise a day on average.
 pub(super) const AWAKE_WEIGHTS: [(u32, f64, f64, f64); 4] = [
-    // (until local hour, rest, light, exercise)
+    // (until local hour, rest, active, exercise)
     (10, 0.55, 0.40, 0.08),
     (17, 0.50, 0.48, 0.04),
     (21, 0.55, 0.38, 0.10),
@@ -77,7 +77,7 @@ pub(super) const NATURAL_STEP_BPM: (f64, f64) = (2.0, 20.0);
 pub(super) const DRIFT_TAU_S: f64 = 300.0;
 /// ... and its standard deviation, bpm.
 pub(super) const DRIFT_SD_BPM: f64 = 3.0;
-/// Sensor noise, standard deviation in bpm, by activity (sleep, rest, light, exercise): wrist
+/// Sensor noise, standard deviation in bpm, by activity (sleep, rest, active, exercise): wrist
 /// optical sensors are accurate to a few bpm at rest and worse in motion.
 pub(super) const NOISE_SD_BPM: [f32; 4] = [1.0, 1.5, 2.0, 3.0];
 /// The range of a non-injected reading, bpm.

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use super::model::{kind_index, Simulator};
-use super::types::{sim_start, Activity, SimRecord, SimulatorConfig};
+use super::types::{activity_index, sim_start, SimRecord, SimulatorConfig};
 use crate::domain::classification::AnomalyKind;
-use crate::domain::reading::canonical_timestamp;
+use crate::domain::reading::{canonical_timestamp, Activity};
 use crate::domain::validation::RejectReason;
 
 /// Running count, mean and variance (Welford).
@@ -65,7 +65,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
                 if trace.in_episode {
                     in_episodes += 1;
                 } else {
-                    by_activity[activity.index()].add(hr);
+                    by_activity[activity_index(activity)].add(hr);
                 }
                 if let Some(n) = customer_id
                     .strip_prefix("CUST-")
@@ -141,7 +141,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
         "activity", "readings", "share", "mean bpm", "sd bpm"
     );
     for activity in Activity::ALL {
-        let m = by_activity[activity.index()];
+        let m = by_activity[activity_index(activity)];
         let _ = writeln!(
             out,
             "{:<10} {:>10} {:>6.1} % {:>9.1} {:>7.1}",

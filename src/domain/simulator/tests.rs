@@ -10,6 +10,7 @@ use super::model::{kind_index, Customer, Trace};
 use super::profile::Moments;
 use super::*;
 use crate::domain::classification::{classify, AnomalyKind, Bands};
+use crate::domain::reading::Activity;
 use crate::domain::validation::{validate, RejectReason, ValidationRules};
 
 const BANDS: Bands = Bands::DEFAULT;
@@ -239,7 +240,7 @@ fn sleep_is_at_local_night_and_slower_than_rest() {
             Activity::Sleep => sleep.add(f64::from(heart_rate)),
             Activity::Rest => rest.add(f64::from(heart_rate)),
             Activity::Exercise => exercise.add(f64::from(heart_rate)),
-            Activity::Light => {}
+            Activity::Active => {}
         }
     }
     assert!(

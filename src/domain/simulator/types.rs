@@ -2,10 +2,10 @@
 //! header those records carry.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::params::{MIN_READING_INTERVAL_S, SIM_START_UNIX_SECS};
 use crate::domain::classification::{AnomalyKind, Bands};
+use crate::domain::reading::Activity;
 use crate::domain::validation::RejectReason;
 
 /// The customer id of customer number `n`: `CUST-00042`.
@@ -18,35 +18,15 @@ pub fn sim_start() -> DateTime<Utc> {
     DateTime::from_timestamp(SIM_START_UNIX_SECS, 0).unwrap_or_default()
 }
 
-/// What a customer is doing; sets the level the heart rate moves toward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activity {
-    Sleep,
-    Rest,
-    Light,
-    Exercise,
-}
-
-impl Activity {
-    pub const ALL: [Activity; 4] = [
-        Activity::Sleep,
-        Activity::Rest,
-        Activity::Light,
-        Activity::Exercise,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Activity::Sleep => "sleep",
-            Activity::Rest => "rest",
-            Activity::Light => "light",
-            Activity::Exercise => "exercise",
-        }
-    }
-
-    pub(super) fn index(self) -> usize {
-        self as usize
+/// Where an [`Activity`] sits in the tables of `params.rs` indexed by activity (sleep, rest,
+/// active, exercise). The activity itself is the reading's, so what the simulator does is what
+/// its readings say (`generator.activity`).
+pub(super) fn activity_index(activity: Activity) -> usize {
+    match activity {
+        Activity::Sleep => 0,
+        Activity::Rest => 1,
+        Activity::Active => 2,
+        Activity::Exercise => 3,
     }
 }
 
@@ -190,6 +170,8 @@ pub enum SimRecord {
         heart_rate: i16,
         /// simulated time of the reading (virtual clock, see the module doc)
         sim_time: DateTime<Utc>,
+        /// what the customer is doing, from its daily schedule (sent as the reading's
+        /// `activity` when `generator.activity` is on)
         activity: Activity,
         /// every anomaly kind this reading should raise by construction, empty if none, in
         /// [`AnomalyKind::ALL`] order

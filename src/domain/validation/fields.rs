@@ -1,13 +1,15 @@
 //! Field values: a field's raw JSON text classified by its first byte, strings decoded, and the
-//! customer id and event id rules.
+//! customer id, event id and activity rules.
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use super::accepted::IgnoredField;
 use super::detail::Echo;
 use super::rules::{RejectReason, Rejection};
+use crate::domain::reading::Activity;
 
 /// The longest string customer id (SPEC section 4).
 const MAX_CUSTOMER_ID_CHARS: usize = 64;
@@ -128,4 +130,23 @@ pub(super) fn parse_hyphenated_uuid(text: &str) -> Option<Uuid> {
         return None;
     }
     Uuid::try_parse(text).ok()
+}
+
+/// The optional `activity` (SPEC section 4): `Ok(None)` when absent or null (unknown, and nothing
+/// to count), `Ok(Some(_))` for one of the four words, `Err` (ignored, so unknown too) for any
+/// other string or any other type. Never a rejection. The string is compared decoded, as keys
+/// are, so `"\u0072est"` is `rest`; without escapes nothing is allocated.
+pub(super) fn activity(raw: Option<&RawValue>) -> Result<Option<Activity>, IgnoredField> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    match Raw::classify(raw) {
+        Raw::Null => Ok(None),
+        Raw::String(quoted) => decode_string(quoted)
+            .as_deref()
+            .and_then(Activity::from_word)
+            .map(Some)
+            .ok_or(IgnoredField::Activity),
+        _ => Err(IgnoredField::Activity),
+    }
 }

@@ -6,9 +6,12 @@
 //! Accepts the record value as bytes (`None` for a null value), the record's reference time
 //! (its Kafka timestamp; `None` when it has none, and then no time bound applies) and the
 //! configured [`ValidationRules`]. Nothing here reads the clock, so a re-read of a record always
-//! gets the same verdict. Emits `Ok(Reading)` or `Err(Rejection)` with one of the eleven
-//! [`RejectReason`]s and a short lowercase detail that echoes at most 100 bytes of the
-//! input. It never fails otherwise and never panics: bad input is data, not an error.
+//! gets the same verdict. Emits `Ok(Validated)` (the [`Reading`] and the optional fields whose
+//! value was ignored) or `Err(Rejection)` with one of the eleven [`RejectReason`]s and a short
+//! lowercase detail that echoes at most 100 bytes of the input. It never fails otherwise and
+//! never panics: bad input is data, not an error. An optional field's value that is not one of
+//! its own (`"activity":"dancing"`) never rejects: the field is unknown, and [`IgnoredFields`]
+//! says so for the validator to count.
 //!
 //! The checks run reason by reason, each across all fields, and the first reason that applies
 //! wins, so the verdict does not depend on the order of the fields in the object. Within one
@@ -16,7 +19,7 @@
 //! `heart_rate`, `event_id`.
 //!
 //! One parse pass: the top-level object is walked with serde's map visitor, keeping the raw JSON
-//! text of the four fields read (serde_json's `RawValue`, which needs serde_json's `raw_value`
+//! text of the five fields read (serde_json's `RawValue`, which needs serde_json's `raw_value`
 //! feature) and only skipping over the rest. The raw text is what lets us tell the integer
 //! literal `72` from `72.0` or `7.2e1`, and compare a 20-digit customer id exactly; serde_json's
 //! `Value` would turn both into an `f64` and would also silently keep the last of two repeated
@@ -24,9 +27,11 @@
 //!
 //! # Parts
 //! - `rules.rs`: [`ValidationRules`], the [`RejectReason`]s in check order, [`Rejection`].
+//! - `accepted.rs`: [`Validated`], the [`IgnoredFields`] of an accepted record.
 //! - `validate.rs`: [`validate`], the checks reason by reason.
 //! - `parse.rs`: the one pass over the top-level object.
-//! - `fields.rs`: the raw text of a field, classified, and the customer id and event id rules.
+//! - `fields.rs`: the raw text of a field, classified, and the customer id, event id and activity
+//!   rules.
 //! - `timestamp.rs`: the timestamp grammar.
 //! - `detail.rs`: input quoted into a detail.
 //! - `tests/`: the table of cases (`table.rs`), examples (`mod.rs`) and properties
@@ -34,6 +39,7 @@
 //!
 //! [`Reading`]: crate::domain::reading::Reading
 
+mod accepted;
 mod detail;
 mod fields;
 mod parse;
@@ -41,6 +47,7 @@ mod rules;
 mod timestamp;
 mod validate;
 
+pub use accepted::{IgnoredField, IgnoredFields, Validated};
 pub use rules::{RejectReason, Rejection, ValidationRules};
 pub use validate::validate;
 

@@ -1,5 +1,5 @@
 //! Parsing the top level: one pass over the object with serde's map visitor, keeping the raw
-//! JSON text of the four fields read and only skipping over the rest.
+//! JSON text of the five fields read and only skipping over the rest.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -7,13 +7,14 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The four fields read, as raw JSON text borrowed from the value.
+/// The five fields read, as raw JSON text borrowed from the value.
 #[derive(Default)]
 pub(super) struct Fields<'a> {
     pub(super) customer_id: Option<&'a RawValue>,
     pub(super) timestamp: Option<&'a RawValue>,
     pub(super) heart_rate: Option<&'a RawValue>,
     pub(super) event_id: Option<&'a RawValue>,
+    pub(super) activity: Option<&'a RawValue>,
 }
 
 pub(super) enum Parsed<'a> {
@@ -84,6 +85,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                 "timestamp" => &mut fields.timestamp,
                 "heart_rate" => &mut fields.heart_rate,
                 "event_id" => &mut fields.event_id,
+                "activity" => &mut fields.activity,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     others.push(key);

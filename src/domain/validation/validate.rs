@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
+use super::accepted::{IgnoredFields, Validated};
 use super::detail::Echo;
 use super::fields::{
-    customer_id_from_integer, customer_id_from_string, decode_string, json_kind,
+    activity, customer_id_from_integer, customer_id_from_string, decode_string, json_kind,
     parse_hyphenated_uuid, CustomerId, Raw,
 };
 use super::parse::{parse, Malformed, Parsed};
@@ -20,11 +21,12 @@ use crate::domain::reading::{canonical_timestamp, derive_event_id, Reading};
 /// own timestamp, which the reading's timestamp is held to `future_timestamp` against; `None`
 /// for a record without one, which is held to no time bound (SPEC section 4). Taking it as an
 /// argument (rather than reading the clock here) is what makes a re-read give the same verdict.
+/// An accepted record also says which optional fields had a value that was ignored.
 pub fn validate(
     value: Option<&[u8]>,
     reference_time: Option<DateTime<Utc>>,
     rules: &ValidationRules,
-) -> Result<Reading, Rejection> {
+) -> Result<Validated, Rejection> {
     use RejectReason::*;
 
     // too_large: the value alone, before a single byte of it is decoded.
@@ -200,12 +202,24 @@ pub fn validate(
             )
         })?;
 
+    // The optional context: never a reason to reject, so looked at only once the record is
+    // accepted; a value that is not one of its own is unknown, and noted as ignored.
+    let mut ignored = IgnoredFields::default();
+    let activity = activity(fields.activity).unwrap_or_else(|field| {
+        ignored.insert(field);
+        None
+    });
+
     let event_id = given_event_id.unwrap_or_else(|| derive_event_id(&customer_id, &recorded_at));
-    Ok(Reading {
-        event_id,
-        customer_id,
-        recorded_at,
-        heart_rate,
+    Ok(Validated {
+        reading: Reading {
+            event_id,
+            customer_id,
+            recorded_at,
+            heart_rate,
+            activity,
+        },
+        ignored,
     })
 }
 

@@ -33,6 +33,7 @@ fn reading(hr: i16, recorded_at: DateTime<Utc>) -> Reading {
         customer_id: CUSTOMER.to_owned(),
         recorded_at,
         heart_rate: hr,
+        activity: None,
     }
 }
 

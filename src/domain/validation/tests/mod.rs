@@ -23,6 +23,7 @@ fn accept(text: &str) -> Reading {
         &ValidationRules::default(),
     )
     .unwrap()
+    .reading
 }
 
 fn reject(text: &str) -> Rejection {

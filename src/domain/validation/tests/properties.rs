@@ -5,7 +5,7 @@ use proptest::test_runner::Config as ProptestConfig;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::reading::derive_event_id;
+use crate::domain::reading::{derive_event_id, Activity};
 use crate::domain::validation::fields::is_customer_id_byte;
 
 /// The raw-bytes property runs 10 000 cases unless `PROPTEST_CASES` says otherwise (proptest's
@@ -95,7 +95,7 @@ fn fragment() -> impl Strategy<Value = String> {
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop_oneof![Just("customer_id"), Just("timestamp"), Just("heart_rate"), Just("event_id")].prop_map(str::to_owned),
+        4 => prop_oneof![Just("customer_id"), Just("timestamp"), Just("heart_rate"), Just("event_id"), Just("activity")].prop_map(str::to_owned),
         1 => "[a-z_]{1,10}",
         1 => Just(r"heart\u005frate".to_owned()),
     ]
@@ -116,7 +116,12 @@ fn object() -> impl Strategy<Value = String> {
 }
 
 /// What every accepted reading must satisfy, whatever it came from.
-fn assert_within_contract(reading: &Reading, rules: &ValidationRules) {
+fn assert_within_contract(validated: &Validated, rules: &ValidationRules) {
+    let reading = &validated.reading;
+    // An ignored activity is an unknown one.
+    if validated.ignored.contains(IgnoredField::Activity) {
+        assert_eq!(reading.activity, None);
+    }
     assert!((1..=64).contains(&reading.customer_id.len()));
     assert!(reading.customer_id.bytes().all(is_customer_id_byte));
     assert!((rules.min_heart_rate..=rules.max_heart_rate).contains(&i64::from(reading.heart_rate)));
@@ -130,8 +135,8 @@ proptest! {
     #[test]
     fn any_bytes_get_a_verdict_without_panicking(value in prop::option::of(prop::collection::vec(any::<u8>(), 0..300))) {
         let rules = ValidationRules::default();
-        if let Ok(reading) = validate(value.as_deref(), Some(reference()), &rules) {
-            assert_within_contract(&reading, &rules);
+        if let Ok(validated) = validate(value.as_deref(), Some(reference()), &rules) {
+            assert_within_contract(&validated, &rules);
         }
     }
 
@@ -143,8 +148,8 @@ proptest! {
         }
         bytes.truncate(bytes.len().saturating_sub(cut));
         let rules = ValidationRules::default();
-        if let Ok(reading) = validate(Some(&bytes), Some(reference()), &rules) {
-            assert_within_contract(&reading, &rules);
+        if let Ok(validated) = validate(Some(&bytes), Some(reference()), &rules) {
+            assert_within_contract(&validated, &rules);
         }
     }
 }
@@ -154,7 +159,7 @@ proptest! {
     fn json_like_objects_get_a_verdict_without_panicking(text in object()) {
         let rules = ValidationRules::default();
         match validate(Some(text.as_bytes()), Some(reference()), &rules) {
-            Ok(reading) => assert_within_contract(&reading, &rules),
+            Ok(validated) => assert_within_contract(&validated, &rules),
             Err(rejection) => prop_assert!(!rejection.detail.is_empty()),
         }
     }
@@ -165,22 +170,41 @@ proptest! {
         micros in 0i64..=1_795_000_000_000_000,
         heart_rate in 20i16..=250,
         event_id in any::<u128>(),
+        activity in prop::option::of(prop::sample::select(Activity::ALL.to_vec())),
     ) {
         let reading = Reading {
             event_id: Uuid::from_u128(event_id),
             customer_id,
             recorded_at: DateTime::from_timestamp_micros(micros).unwrap(),
             heart_rate,
+            activity,
         };
         let json = reading.to_json();
-        prop_assert_eq!(validate(Some(json.as_bytes()), Some(reference()), &ValidationRules::default()), Ok(reading.clone()));
+        let validated = validate(Some(json.as_bytes()), Some(reference()), &ValidationRules::default());
+        prop_assert_eq!(validated, Ok(Validated { reading: reading.clone(), ignored: IgnoredFields::default() }));
 
         // Without its event id, the same reading gets the derived one.
         let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
         object.remove("event_id");
         let bare = serde_json::to_string(&object).unwrap();
-        let derived = validate(Some(bare.as_bytes()), Some(reference()), &ValidationRules::default()).unwrap();
+        let derived = validate(Some(bare.as_bytes()), Some(reference()), &ValidationRules::default()).unwrap().reading;
         prop_assert_eq!(derived.event_id, derive_event_id(&reading.customer_id, &reading.recorded_at));
         prop_assert_eq!(Reading { event_id: reading.event_id, ..derived }, reading);
+    }
+
+    #[test]
+    fn no_activity_value_rejects_a_good_reading_or_changes_its_other_fields(value in fragment()) {
+        let rules = ValidationRules::default();
+        let base = r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":72"#;
+        let plain = validate(Some(format!("{base}}}").as_bytes()), Some(reference()), &rules).unwrap();
+        let with = validate(Some(format!(r#"{base},"activity":{value}}}"#).as_bytes()), Some(reference()), &rules);
+        let Ok(with) = with else {
+            return Err(TestCaseError::fail(format!("{value} rejected: {with:?}")));
+        };
+        prop_assert_eq!(&Reading { activity: None, ..with.reading.clone() }, &plain.reading);
+        let word = serde_json::from_str::<String>(&value).ok();
+        let expected = word.as_deref().and_then(Activity::from_word);
+        prop_assert_eq!(with.reading.activity, expected);
+        prop_assert_eq!(with.ignored.contains(IgnoredField::Activity), value != "null" && expected.is_none());
     }
 }

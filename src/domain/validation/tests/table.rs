@@ -1,7 +1,8 @@
-//! The table of cases: every reject reason and the accepted forms, each with its verdict.
+//! The table of cases: every reject reason and the accepted forms, each with its verdict; and the
+//! table of the optional `activity`, which never decides a verdict.
 
 use super::*;
-use crate::domain::reading::canonical_timestamp;
+use crate::domain::reading::{canonical_timestamp, Activity};
 
 enum Expect {
     Reject(RejectReason),
@@ -317,11 +318,14 @@ fn every_table_case_gets_its_verdict() {
         let got = validate(input.as_deref(), reference, &rules);
         let good = match (expect, &got) {
             (Reject(reason), Err(rejection)) => rejection.reason == *reason,
-            (Accept(customer, at, bpm, id), Ok(reading)) => {
+            (Accept(customer, at, bpm, id), Ok(Validated { reading, ignored })) => {
                 reading.customer_id == *customer
                     && canonical_timestamp(&reading.recorded_at) == *at
                     && reading.heart_rate == *bpm
                     && id.iter().all(|id| reading.event_id.to_string() == *id)
+                    // No case of this table says what the wearer was doing.
+                    && reading.activity.is_none()
+                    && ignored.is_empty()
             }
             _ => false,
         };
@@ -345,6 +349,173 @@ fn the_table_covers_every_reason() {
                 .iter()
                 .any(|(_, _, expect)| matches!(expect, Reject(r) if *r == reason)),
             "no case for {reason}"
+        );
+    }
+}
+
+/// What a message with a given `activity` becomes.
+enum ActivityExpect {
+    /// Accepted with this activity (`None`: unknown) and the field ignored or not.
+    Stored(Option<Activity>, bool),
+    Reject(RejectReason),
+}
+
+/// A good message with the given raw JSON for `activity` (`None`: no such member).
+fn act(activity: Option<&str>) -> Option<Vec<u8>> {
+    let member = activity
+        .map(|a| format!(r#","activity":{a}"#))
+        .unwrap_or_default();
+    v(&format!(
+        r#"{{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":72{member}}}"#
+    ))
+}
+
+fn activity_cases() -> Vec<(&'static str, Option<Vec<u8>>, ActivityExpect)> {
+    use Activity::*;
+    use ActivityExpect::Stored;
+    let known = |a| Stored(Some(a), false);
+    let unknown = Stored(None, false);
+    let ignored = || Stored(None, true);
+    vec![
+        (
+            "absent activity is unknown and not counted",
+            act(None),
+            unknown,
+        ),
+        (
+            "null activity is unknown and not counted",
+            act(Some("null")),
+            Stored(None, false),
+        ),
+        ("rest is rest", act(Some(r#""rest""#)), known(Rest)),
+        ("sleep is sleep", act(Some(r#""sleep""#)), known(Sleep)),
+        ("active is active", act(Some(r#""active""#)), known(Active)),
+        (
+            "exercise is exercise",
+            act(Some(r#""exercise""#)),
+            known(Exercise),
+        ),
+        (
+            "an escaped rest is rest",
+            act(Some(r#""\u0072est""#)),
+            known(Rest),
+        ),
+        // SPEC lists four lowercase values: another case is another value.
+        (
+            "upper case REST is ignored",
+            act(Some(r#""REST""#)),
+            ignored(),
+        ),
+        (
+            "capitalised Sleep is ignored",
+            act(Some(r#""Sleep""#)),
+            ignored(),
+        ),
+        (
+            "an unknown word is ignored",
+            act(Some(r#""dancing""#)),
+            ignored(),
+        ),
+        (
+            "the simulator's old light is ignored",
+            act(Some(r#""light""#)),
+            ignored(),
+        ),
+        (
+            "rest with a space is ignored",
+            act(Some(r#"" rest""#)),
+            ignored(),
+        ),
+        ("an empty string is ignored", act(Some(r#""""#)), ignored()),
+        (
+            "a lone surrogate is ignored",
+            act(Some(r#""\ud800""#)),
+            ignored(),
+        ),
+        ("a number is ignored", act(Some("5")), ignored()),
+        ("a fraction is ignored", act(Some("0.5")), ignored()),
+        ("true is ignored", act(Some("true")), ignored()),
+        ("false is ignored", act(Some("false")), ignored()),
+        ("an array is ignored", act(Some(r#"["rest"]"#)), ignored()),
+        (
+            "an object is ignored",
+            act(Some(r#"{"kind":"rest"}"#)),
+            ignored(),
+        ),
+        (
+            "a long string is ignored",
+            act(Some(&format!("\"{}\"", "r".repeat(10_000)))),
+            ignored(),
+        ),
+        (
+            "activity first in the object is read the same",
+            v(
+                r#"{"activity":"sleep","customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":72}"#,
+            ),
+            known(Sleep),
+        ),
+        // Never a reason of its own, and never a rescue for a bad record.
+        (
+            "a repeated activity is malformed",
+            v(
+                r#"{"activity":"rest","customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":72,"activity":"rest"}"#,
+            ),
+            ActivityExpect::Reject(MalformedJson),
+        ),
+        (
+            "a good activity does not save an implausible heart rate",
+            v(
+                r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":500,"activity":"rest"}"#,
+            ),
+            ActivityExpect::Reject(ImplausibleHeartRate),
+        ),
+        (
+            "a bad activity does not change the reason of a bad record",
+            v(r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","activity":5}"#),
+            ActivityExpect::Reject(MissingField),
+        ),
+    ]
+}
+
+#[test]
+fn every_activity_case_gets_its_verdict() {
+    let rules = ValidationRules::default();
+    let mut failures = Vec::new();
+    for (name, input, expect) in activity_cases() {
+        let got = validate(input.as_deref(), Some(reference()), &rules);
+        let good = match (&expect, &got) {
+            (ActivityExpect::Reject(reason), Err(rejection)) => rejection.reason == *reason,
+            (ActivityExpect::Stored(activity, counted), Ok(Validated { reading, ignored })) => {
+                reading.activity == *activity
+                    && ignored.contains(IgnoredField::Activity) == *counted
+                    && ignored.iter().count() == usize::from(*counted)
+                    && reading.customer_id == "CUST-1"
+                    && reading.heart_rate == 72
+                    && canonical_timestamp(&reading.recorded_at) == NOON
+            }
+            _ => false,
+        };
+        if !good {
+            failures.push(format!("{name}: got {got:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_activity_table_names_every_activity() {
+    for activity in Activity::ALL {
+        assert!(
+            activity_cases().iter().any(|(_, _, expect)| matches!(
+                expect,
+                ActivityExpect::Stored(Some(a), false) if *a == activity
+            )),
+            "no case for {activity:?}"
         );
     }
 }

@@ -1,0 +1,15 @@
+-- What the wearer was doing (SPEC sections 4 and 5): the native format's optional `activity`,
+-- one of rest, sleep, active, exercise; null when unknown (absent, null, or a value that is not
+-- one of the four, which the processor counts in heartbeat_ignored_values_total{field}). Alert
+-- counting reads it, in a replay too: a sleeping heart at 55 is no bradycardia.
+--
+-- Added to the partitioned parent, the column reaches every day partition, and the ones that
+-- heartbeat_ensure_day_partition() makes later (CREATE TABLE ... PARTITION OF takes the parent's
+-- columns). A nullable column without a default changes the catalog only: no partition is
+-- rewritten, so this is quick on a database full of readings. Retention drops whole partitions
+-- and the roles of migration 000007 are granted on the table, so neither needs a change.
+--
+-- No CHECK of the four words: the processor writes only those (domain::reading::Activity), a
+-- replay reads anything else as unknown, and a check on every row of the hot COPY path would buy
+-- nothing the writer does not already guarantee.
+ALTER TABLE readings ADD COLUMN activity text;

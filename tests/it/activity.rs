@@ -1,0 +1,300 @@
+//! The reading's `activity` end to end (SPEC sections 4 and 5): what an independent producer sends
+//! is stored in `readings.activity`, a value that is not an activity is stored as unknown and
+//! counted, never rejected; the generator sends its simulator's activities when
+//! `generator.activity` is on and none when it is off; and what a new owner of a partition
+//! replays, and the writer's staged path, carry the activity as the direct path does.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use heartbeat_pipeline::domain::classification::HeartRateClass;
+use heartbeat_pipeline::domain::reading::{derive_event_id, Activity, Reading};
+use heartbeat_pipeline::domain::record::ClassifiedReading;
+use heartbeat_pipeline::domain::simulator::{SimRecord, Simulator};
+
+use crate::helpers::*;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .expect("create test producer")
+}
+
+/// Each (customer, activity) pair and how many readings have it, `None` for null.
+fn activities(db: &TestDb) -> BTreeMap<(String, Option<String>), i64> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        customer_id: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        activity: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT customer_id, activity, count(*) AS n FROM readings GROUP BY 1, 2")
+        .load::<Row>(&mut db.conn())
+        .expect("count readings by activity")
+        .into_iter()
+        .map(|r| ((r.customer_id, r.activity), r.n))
+        .collect()
+}
+
+/// The value of the one sample `series` (name and labels exactly) in `/metrics`.
+fn sample(daemon: &Daemon, series: &str) -> Option<f64> {
+    let (status, body) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn an_activity_is_stored_and_a_value_that_is_not_one_is_stored_as_unknown_and_counted_not_rejected()
+{
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let mut daemon = setup.spawn_run_started();
+    // Each customer's one reading, with the raw JSON of its `activity` (None: no such member).
+    let sent: [(&str, Option<&str>); 8] = [
+        ("SLEEPER", Some(r#""sleep""#)),
+        ("RESTER", Some(r#""rest""#)),
+        ("WALKER", Some(r#""active""#)),
+        ("RUNNER", Some(r#""exercise""#)),
+        ("DANCER", Some(r#""dancing""#)),
+        ("NUMBER", Some("5")),
+        ("ABSENT", None),
+        ("NULL", Some("null")),
+    ];
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let p = producer();
+    for (customer, activity) in sent {
+        let member = activity
+            .map(|a| format!(r#","activity":{a}"#))
+            .unwrap_or_default();
+        let value = format!(
+            r#"{{"customer_id":"{customer}","timestamp":"2026-11-29T08:00:00Z","heart_rate":60{member}}}"#
+        );
+        p.send_result(
+            FutureRecord::to(&setup.topic)
+                .key(customer)
+                .payload(&value)
+                .timestamp(now_ms),
+        )
+        .map_err(|(e, _)| e)
+        .expect("queue reading");
+    }
+    p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
+    wait_for("every record committed", DEADLINE, || {
+        (committed_total(&setup.group, &setup.topic) == sent.len() as i64).then_some(())
+    });
+
+    let stored = activities(&db);
+    let expected: BTreeMap<(String, Option<String>), i64> = [
+        ("SLEEPER", Some("sleep")),
+        ("RESTER", Some("rest")),
+        ("WALKER", Some("active")),
+        ("RUNNER", Some("exercise")),
+        ("DANCER", None),
+        ("NUMBER", None),
+        ("ABSENT", None),
+        ("NULL", None),
+    ]
+    .into_iter()
+    .map(|(c, a)| ((c.to_owned(), a.map(str::to_owned)), 1))
+    .collect();
+    assert_eq!(stored, expected);
+    assert_eq!(db.count("SELECT count(*) AS n FROM rejected_readings"), 0);
+    // Only the two values present and not understood are counted: absent and null are unknown.
+    assert_eq!(
+        sample(
+            &daemon,
+            r#"heartbeat_ignored_values_total{field="activity"}"#
+        ),
+        Some(2.0),
+        "{}",
+        daemon.get("/metrics").1
+    );
+    assert_eq!(daemon.stop(), 0);
+}
+
+/// The (customer, activity) counts the simulator of `generate --count N --rate 0 --customers
+/// 200 --seed S` makes with the default configuration, as the in-process library computes them.
+fn simulated_activities(count: u64, seed: u64) -> BTreeMap<(String, Option<String>), i64> {
+    let settings = heartbeat_pipeline::config::Settings::load_from(None, Vec::new())
+        .expect("the default configuration");
+    let mut plan = heartbeat_pipeline::commands::run::generator_plan(&settings, Some(count));
+    plan.sim.rate = 0.0;
+    plan.sim.customers = 200;
+    plan.sim.seed = seed;
+    let mut sim = Simulator::new(plan.sim);
+    let mut out = BTreeMap::new();
+    for _ in 0..count {
+        if let SimRecord::Reading {
+            customer_id,
+            activity,
+            ..
+        } = sim.next_record(Utc::now())
+        {
+            *out.entry((customer_id, Some(activity.as_str().to_owned())))
+                .or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn the_generator_sends_its_simulators_activities_when_on_and_none_when_off() {
+    const COUNT: u64 = 2_000;
+    for (on, seed) in [(true, 11), (false, 12)] {
+        let db = TestDb::new();
+        let setup = Setup::new(&db).with("HEARTBEAT__GENERATOR__ACTIVITY", &on.to_string());
+        assert!(setup.generate(COUNT, seed).success());
+        let mut daemon = setup.spawn_run();
+        wait_for("every generated record committed", DEADLINE, || {
+            (committed_total(&setup.group, &setup.topic) == COUNT as i64).then_some(())
+        });
+        let stored = activities(&db);
+        let simulated = simulated_activities(COUNT, seed);
+        if on {
+            // Reading for reading what the simulator's schedule says, customer by customer.
+            assert_eq!(stored, simulated);
+            let kinds: std::collections::BTreeSet<&str> =
+                stored.keys().filter_map(|(_, a)| a.as_deref()).collect();
+            assert!(
+                kinds.len() >= 2,
+                "a fleet of 200 does more than one thing: {kinds:?}"
+            );
+        } else {
+            assert_eq!(
+                db.count("SELECT count(*) AS n FROM readings WHERE activity IS NOT NULL"),
+                0
+            );
+            assert_eq!(db.count("SELECT count(*) AS n FROM readings"), COUNT as i64);
+        }
+        // What the generator sends is always understood.
+        assert_eq!(
+            sample(
+                &daemon,
+                r#"heartbeat_ignored_values_total{field="activity"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(daemon.stop(), 0);
+    }
+}
+
+fn classified(
+    customer: &str,
+    at: DateTime<Utc>,
+    offset: i64,
+    activity: Option<Activity>,
+) -> ClassifiedReading {
+    ClassifiedReading {
+        reading: Reading {
+            event_id: derive_event_id(customer, &at),
+            customer_id: customer.to_owned(),
+            recorded_at: at,
+            heart_rate: 55,
+            activity,
+        },
+        class: HeartRateClass::Low,
+        partition: 0,
+        offset,
+        known_duplicate: false,
+    }
+}
+
+/// The writer's staged path (taken when a direct COPY meets a reading stored already) and the
+/// tail a new owner replays cannot be forced through the binary without a rebalance race, so
+/// they are driven here through the library against the real, migrated database.
+#[test]
+fn the_staged_path_stores_the_activity_and_a_replayed_tail_carries_it() {
+    use heartbeat_pipeline::db::queries::{load_tails, persist_batch, BatchRows};
+
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    db.execute("SELECT heartbeat_ensure_day_partition(now())");
+    let at = Utc::now();
+    let second = chrono::TimeDelta::seconds(1);
+    let mut conn = db.conn();
+    // As the writer's pool does for each of its connections.
+    for sql in heartbeat_pipeline::db::staging::CREATE_STAGING {
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
+    let write = |conn: &mut PgConnection, readings: &[ClassifiedReading]| {
+        persist_batch(
+            conn,
+            BatchRows {
+                readings,
+                rejects: &[],
+                anomalies: &[],
+                alerts: &[],
+                states: &[],
+                checkpoints: &[],
+                fence: &[],
+            },
+        )
+        .expect("persist the batch")
+    };
+    let first = write(&mut conn, &[classified("C", at, 0, Some(Activity::Sleep))]);
+    assert_eq!(first.stored, 1);
+    // The first reading again (not known to be a duplicate): the direct COPY conflicts, and the
+    // batch is redone through the staging table.
+    let again = write(
+        &mut conn,
+        &[
+            classified("C", at, 0, Some(Activity::Sleep)),
+            classified("C", at + second, 1, Some(Activity::Exercise)),
+            classified("C", at + second * 2, 2, None),
+        ],
+    );
+    assert_eq!((again.stored, again.duplicates), (2, 1));
+    // Text some other writer put there is unknown to a replay, not an error.
+    db.execute(&format!(
+        "INSERT INTO readings (event_id, customer_id, recorded_at, heart_rate, class, \
+         kafka_partition, kafka_offset, activity) VALUES \
+         (gen_random_uuid(), 'C', '{}', 55, 'low', 0, 3, 'dancing')",
+        (at + second * 3).to_rfc3339()
+    ));
+
+    let tail = load_tails(&mut conn, &[(0, None)]).expect("load the tail");
+    let replayed: Vec<(i64, Option<Activity>)> =
+        tail.iter().map(|r| (r.kafka_offset, r.activity)).collect();
+    assert_eq!(
+        replayed,
+        [
+            (0, Some(Activity::Sleep)),
+            (1, Some(Activity::Exercise)),
+            (2, None),
+            (3, None)
+        ]
+    );
+    // Bounded by a checkpoint, the same rows come through the other query.
+    let bounded = load_tails(&mut conn, &[(0, Some(at - chrono::TimeDelta::hours(1)))])
+        .expect("load the tail since a checkpoint");
+    let bounded: Vec<(i64, Option<Activity>)> = bounded
+        .iter()
+        .map(|r| (r.kafka_offset, r.activity))
+        .collect();
+    assert_eq!(bounded, replayed);
+}
