@@ -87,9 +87,9 @@ pub mod exact_f64;
 mod observe;
 mod state;
 
-pub use config::DetectorConfig;
+pub use config::{CustomerRules, DetectorConfig, Sustain};
 pub use observe::{observe, silence};
-pub use state::{AlertRow, Baseline, CustomerState, Episode, Observation, ALPHA};
+pub use state::{AlertRow, Baseline, CustomerState, Episode, Observation, Suppressed, ALPHA};
 
 #[cfg(test)]
 mod tests;
