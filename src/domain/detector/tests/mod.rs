@@ -13,6 +13,7 @@ use crate::domain::reading::{derive_event_id, Reading};
 use crate::domain::record::Anomaly;
 use AnomalyKind::*;
 
+mod activation;
 mod episodes;
 mod kinds;
 
