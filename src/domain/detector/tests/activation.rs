@@ -37,19 +37,22 @@ fn thresholds(low_below: Option<i64>, high_above: Option<i64>) -> CustomerRules 
     }
 }
 
+/// (hr, activity, rules, the finding of the fleet bands, the kind it counts toward)
+type Case<'a> = (
+    i16,
+    Option<Activity>,
+    Option<&'a CustomerRules>,
+    Option<AnomalyKind>,
+    Option<AnomalyKind>,
+);
+
 #[test]
 fn a_reading_counts_by_the_customers_rules_and_its_activity() {
     use Activity::*;
     let athlete = thresholds(Some(45), None);
     let anxious = thresholds(None, Some(90));
     // (hr, activity, rules, the finding of the fleet bands, the kind it counts toward)
-    let cases: [(
-        i16,
-        Option<Activity>,
-        Option<&CustomerRules>,
-        Option<AnomalyKind>,
-        Option<AnomalyKind>,
-    ); 16] = [
+    let cases: [Case<'_>; 16] = [
         (55, None, None, Some(Bradycardia), Some(Bradycardia)),
         (55, Some(Rest), None, Some(Bradycardia), Some(Bradycardia)),
         (55, Some(Active), None, Some(Bradycardia), Some(Bradycardia)),
