@@ -64,9 +64,9 @@
 //! further counting reading adds to it (`readings` + 1, `last_seen_at` = the newest time
 //! seen, `peak_heart_rate` = the peak below). An episode resolves after
 //! `detector.resolve_after_readings` consecutive readings that do not count toward it,
-//! `resolved_at` being the time of the reading that completes the streak; a counting reading in between restarts
-//! the streak, so a customer flapping around a band edge keeps one episode open instead of
-//! opening many. A resolved episode is returned once, then forgotten. `silent` resolves at the
+//! `resolved_at` being the time of the reading that completes the streak; a counting reading in
+//! between restarts the streak, so a customer flapping around a band edge keeps one episode open
+//! instead of opening many. A resolved episode is returned once, then forgotten. `silent` resolves at the
 //! next reading. `resolved_at` is never before `last_seen_at`: a late, out-of-order reading
 //! resolves an episode at its `last_seen_at`, so every row has opened <= last seen <= resolved.
 //!
