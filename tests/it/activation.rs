@@ -228,3 +228,31 @@ fn episodes_activate_by_activity_sustain_rules_and_mute_and_a_replay_changes_no_
     assert_eq!(db.count("SELECT count(*) AS n FROM alerts"), rows);
     assert_eq!(fingerprint(&db), before, "no column of alerts changed");
 }
+
+#[test]
+fn a_rule_changed_on_a_running_processor_applies_within_the_refresh() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db).with("HEARTBEAT__ALERTS__RULES_REFRESH_MS", "500");
+    let mut daemon = setup.spawn_run_started();
+    let base = base();
+    // Fifteen minutes at 48: bradycardia by the fleet bands, activated.
+    let first = series("CHANGER", (0, 60, 16), &[48], None);
+    send(&setup, base, &first, 0);
+    let open = alerts(&db, "CHANGER", "bradycardia");
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].activated_at.is_some() && open[0].resolved_at.is_none());
+
+    // The customer is an athlete: 48 is normal for it from now on, with no restart.
+    rules(&setup, &["set", "CHANGER", "--low-below", "45"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = series("CHANGER", (960, 60, 3), &[48], None);
+    send(&setup, base, &later, first.len() as i64);
+    assert_eq!(daemon.stop(), 0);
+    let episodes = alerts(&db, "CHANGER", "bradycardia");
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    assert_eq!(
+        episodes[0].resolved_at,
+        Some(base + TimeDelta::seconds(960 + 120)),
+        "three readings that no longer count resolve it"
+    );
+}
