@@ -138,6 +138,12 @@ fn episodes_activate_by_activity_sustain_rules_and_mute_and_a_replay_changes_no_
     );
     rules(&setup, &["set", "ATHLETE", "--low-below", "45"]);
     rules(&setup, &["mute", "MUTED", "--for", "2d"]);
+    let base = base();
+    // A mute that ends twelve minutes into an episode, written by SQL as SPEC allows.
+    let mute_end = (base + TimeDelta::minutes(12)).to_rfc3339();
+    db.execute(&format!(
+        "INSERT INTO alert_rules (customer_id, muted_until) VALUES ('MUTEEND', '{mute_end}')"
+    ));
     let mut daemon = setup.spawn_run_started();
 
     let sleep_hrs = [50, 53, 56, 58, 55, 52];
@@ -159,7 +165,8 @@ fn episodes_activate_by_activity_sustain_rules_and_mute_and_a_replay_changes_no_
     // A muted customer: fifteen minutes at 125, then normal.
     readings.extend(series("MUTED", (0, 60, 16), &[125], None));
     readings.extend(series("MUTED", (960, 60, 3), &[80], None));
-    let base = base();
+    // Twenty minutes at 125, muted for the first twelve.
+    readings.extend(series("MUTEEND", (0, 60, 20), &[125], None));
     send(&setup, base, &readings, 0);
     assert_eq!(daemon.stop(), 0);
 
