@@ -233,7 +233,7 @@ impl ChildGroup for ProcessorGroup {
                 let pool = db::pool(&settings.database, DETECTOR_POOL_SIZE);
                 AnomalyDetector::start_in_arbiter(&work_arbiter.handle(), move |_| {
                     AnomalyDetector::new(
-                        &settings.detector,
+                        &settings,
                         settings.writer.batch_size,
                         pool,
                         settings.database.clone(),

@@ -67,12 +67,12 @@ use claim::owner_name;
 use recent::RecentIdentities;
 
 use super::{forward_all_in_order, Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
-use crate::config::{DatabaseSettings, DetectorSettings};
+use crate::config::{DatabaseSettings, Settings};
 use crate::db::queries::stored_identities;
 use crate::db::{self, DbError, PgPool};
 use crate::domain::classification::classify;
 use crate::domain::detector::AlertRow;
-use crate::domain::detector::{observe, CustomerState, DetectorConfig};
+use crate::domain::detector::{observe, CustomerRules, CustomerState, DetectorConfig};
 use crate::domain::record::{
     Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint,
     RejectedRecord, SourcedReading,
@@ -155,6 +155,12 @@ impl Found {
 
 pub struct AnomalyDetector {
     cfg: DetectorConfig,
+    /// The customers with rules of their own (`alert_rules`), read at start and again every
+    /// `alerts.rules_refresh_ms`; a customer without a row has the fleet bands, not muted.
+    rules: std::collections::HashMap<String, CustomerRules>,
+    rules_refresh: Duration,
+    /// When `rules` was last read; `None` before the first read.
+    rules_read_at: Option<Instant>,
     silence_after: Duration,
     forget_after: Duration,
     /// `detector.checkpoint_interval_ms`: how often each partition is checkpointed.
@@ -186,7 +192,7 @@ pub struct AnomalyDetector {
 impl AnomalyDetector {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        settings: &DetectorSettings,
+        all: &Settings,
         batch_size: usize,
         pool: PgPool,
         database: DatabaseSettings,
@@ -198,8 +204,12 @@ impl AnomalyDetector {
         log: &Logger,
         exit: ExitGuard,
     ) -> Self {
+        let settings = &all.detector;
         AnomalyDetector {
-            cfg: DetectorConfig::from(settings),
+            cfg: DetectorConfig::from(all),
+            rules: std::collections::HashMap::new(),
+            rules_refresh: all.alerts.rules_refresh_ms,
+            rules_read_at: None,
             silence_after: settings.silence_after_ms,
             forget_after: settings.forget_after_ms,
             checkpoint_every: settings.checkpoint_interval_ms,
@@ -339,8 +349,10 @@ impl AnomalyDetector {
             })
         };
 
-        // 4. Observe the new readings in partition order.
+        // 4. Observe the new readings in partition order, under rules at most
+        //    `alerts.rules_refresh_ms` old.
         let now = Instant::now();
+        self.refresh_rules(now);
         let mut anomalies = Vec::new();
         let mut alerts = Vec::new();
         let mut out = Vec::with_capacity(readings.len());
@@ -370,7 +382,8 @@ impl AnomalyDetector {
                 tracked.partition = partition;
                 tracked.last_consumed = now;
                 tracked.dirty = true;
-                let observation = observe(&self.cfg, &mut tracked.state, &r.reading);
+                let rules = self.rules.get(r.reading.customer_id.as_str());
+                let observation = observe(&self.cfg, &mut tracked.state, &r.reading, rules);
                 tracked.state.absorbed(partition, offset);
                 anomalies.extend(observation.anomalies);
                 alerts.extend(observation.alerts);

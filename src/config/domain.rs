@@ -6,12 +6,12 @@
 //! misbehave either.
 
 use crate::domain::classification::Bands;
-use crate::domain::detector::DetectorConfig;
+use crate::domain::detector::{DetectorConfig, Sustain};
 use crate::domain::simulator::{InjectionRates, SimulatorConfig};
 use crate::domain::validation::ValidationRules;
 
 use super::sections::{
-    BandSettings, DetectorSettings, InjectSettings, Settings, ValidationSettings,
+    BandSettings, DetectorSettings, InjectSettings, Settings, SustainSettings, ValidationSettings,
 };
 
 impl From<&BandSettings> for Bands {
@@ -36,6 +36,33 @@ impl From<&DetectorSettings> for DetectorConfig {
             z_threshold: positive_or(s.z_threshold, defaults.z_threshold),
             min_stddev_bpm: positive_or(s.min_stddev_bpm, defaults.min_stddev_bpm),
             resolve_after_readings: s.resolve_after_readings.max(1),
+            // `[detector]` alone has no sustain: the defaults, for tools; the processor builds
+            // its detector from the whole settings (below).
+            sustain: defaults.sustain,
+        }
+    }
+}
+
+impl From<&Settings> for DetectorConfig {
+    /// `detector.*` with `alerts.sustain_ms.*`: the detector the processor runs.
+    fn from(s: &Settings) -> Self {
+        DetectorConfig {
+            sustain: Sustain::from(&s.alerts.sustain_ms),
+            ..DetectorConfig::from(&s.detector)
+        }
+    }
+}
+
+impl From<&SustainSettings> for Sustain {
+    fn from(s: &SustainSettings) -> Self {
+        Sustain {
+            critical_low: millis(s.critical_low),
+            critical_high: millis(s.critical_high),
+            bradycardia: millis(s.bradycardia),
+            tachycardia: millis(s.tachycardia),
+            spike: millis(s.spike),
+            deviation: millis(s.deviation),
+            silent: millis(s.silent),
         }
     }
 }
@@ -124,6 +151,7 @@ mod tests {
             ),
             (d.z_threshold, d.min_stddev_bpm, d.resolve_after_readings)
         );
+        assert_eq!(DetectorConfig::from(&s).sustain, Sustain::DEFAULT);
         assert_eq!(
             ValidationRules::from(&s.validation),
             ValidationRules::default()
@@ -148,6 +176,16 @@ mod tests {
         assert_eq!(DetectorConfig::from(&s).resolve_after_readings, u32::MAX);
         s.spike_window_ms = std::time::Duration::MAX;
         assert_eq!(DetectorConfig::from(&s).spike_window_ms, i64::MAX);
+    }
+
+    #[test]
+    fn the_processors_detector_takes_the_sustain_of_alerts() {
+        let mut s = defaults();
+        s.alerts.sustain_ms.tachycardia = std::time::Duration::from_secs(60);
+        s.detector.spike_bpm = 12;
+        let cfg = DetectorConfig::from(&s);
+        assert_eq!((cfg.sustain.tachycardia, cfg.spike_bpm), (60_000, 12));
+        assert_eq!(cfg.sustain.bradycardia, 600_000);
     }
 
     #[test]

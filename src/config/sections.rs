@@ -45,6 +45,7 @@ impl Settings {
         ("shutdown", ShutdownSettings::RULES),
         ("log", LogSettings::RULES),
         ("alerts", AlertSettings::RULES),
+        ("alerts.sustain_ms", SustainSettings::RULES),
     ];
 
     /// How the keys go together (orderings, formats, what goes with the security protocol);
@@ -386,7 +387,47 @@ pub struct AlertSettings {
     /// `heartbeat-pipeline rules` (or SQL) applies within this long, with no restart.
     #[serde(with = "millis")]
     pub rules_refresh_ms: Duration,
+    /// Per kind, how long an episode must last before it activates (pages a person).
+    pub sustain_ms: SustainSettings,
 }
+
+/// `[alerts.sustain_ms]`: per kind, how long after its opening reading a counting reading must
+/// come for the episode to activate (SPEC section 5); 0 = at once.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SustainSettings {
+    #[serde(with = "millis")]
+    pub critical_low: Duration,
+    #[serde(with = "millis")]
+    pub critical_high: Duration,
+    #[serde(with = "millis")]
+    pub bradycardia: Duration,
+    #[serde(with = "millis")]
+    pub tachycardia: Duration,
+    #[serde(with = "millis")]
+    pub spike: Duration,
+    #[serde(with = "millis")]
+    pub deviation: Duration,
+    #[serde(with = "millis")]
+    pub silent: Duration,
+}
+
+impl SustainSettings {
+    /// 0 to a day, for every kind: a state that must last longer than a day before anyone hears
+    /// of it is a trend for a report, not an alert.
+    pub(super) const RULES: Rules = &[
+        ("critical_low", Rule::Integer(0..=DAY_MS)),
+        ("critical_high", Rule::Integer(0..=DAY_MS)),
+        ("bradycardia", Rule::Integer(0..=DAY_MS)),
+        ("tachycardia", Rule::Integer(0..=DAY_MS)),
+        ("spike", Rule::Integer(0..=DAY_MS)),
+        ("deviation", Rule::Integer(0..=DAY_MS)),
+        ("silent", Rule::Integer(0..=DAY_MS)),
+    ];
+}
+
+/// A day in milliseconds.
+const DAY_MS: i64 = 24 * 3600 * 1000;
 
 impl AlertSettings {
     pub(super) const RULES: Rules = &[

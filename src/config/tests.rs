@@ -432,6 +432,32 @@ fn a_forget_after_ms_beyond_a_year_is_refused_and_named() {
 }
 
 #[test]
+fn sustain_keys_have_the_spec_defaults_load_from_the_environment_and_are_bounded_by_a_day() {
+    let s = load_with("", vec![("HEARTBEAT__ALERTS__SUSTAIN_MS__SPIKE", "5000")]).unwrap();
+    let t = &s.alerts.sustain_ms;
+    let got = [
+        t.critical_low,
+        t.critical_high,
+        t.bradycardia,
+        t.tachycardia,
+        t.deviation,
+    ];
+    assert_eq!(got, [30_000, 30_000, 600_000, 600_000, 120_000].map(ms));
+    assert_eq!((t.spike, t.silent), (ms(5000), ms(0)));
+    let err = load_with(
+        "[alerts.sustain_ms]
+tachycardia = 86400001
+",
+        vec![],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["alerts.sustain_ms.tachycardia: 86400001 is out of range 0..=86400000"]
+    );
+}
+
+#[test]
 fn a_session_timeout_above_the_poll_interval_is_refused_and_named() {
     // librdkafka refuses to build such a consumer: `run` restarted the processor group
     // until it gave up (exit 3) on a configuration check-config had accepted. That librdkafka

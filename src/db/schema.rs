@@ -30,6 +30,8 @@ diesel::table! {
         resolved_at -> Nullable<Timestamptz>,
         readings -> Int4,
         peak_heart_rate -> Nullable<Int2>,
+        activated_at -> Nullable<Timestamptz>,
+        suppressed -> Nullable<Text>,
     }
 }
 

@@ -104,7 +104,8 @@ pub fn tables(url: &str) -> Tables {
         alerts: lines(
             &mut c,
             "SELECT concat_ws('|', customer_id, kind, opened_at, last_seen_at, \
-             coalesce(resolved_at::text, 'open'), readings, coalesce(peak_heart_rate::text, '-')) \
+             coalesce(resolved_at::text, 'open'), readings, coalesce(peak_heart_rate::text, '-'), \
+             coalesce(activated_at::text, 'pending'), coalesce(suppressed, '-')) \
              AS line FROM alerts WHERE kind <> 'silent' ORDER BY 1",
         ),
     }

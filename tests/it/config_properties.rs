@@ -156,7 +156,7 @@ fn build_clients(s: &Settings) {
     // The detector actor.
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let _detector = AnomalyDetector::new(
-        &s.detector,
+        s,
         s.writer.batch_size,
         db::pool(&s.database, 2),
         s.database.clone(),
@@ -171,7 +171,7 @@ fn build_clients(s: &Settings) {
 }
 
 fn build_values(s: &Settings, now: DateTime<Utc>) {
-    let cfg = DetectorConfig::from(&s.detector);
+    let cfg = DetectorConfig::from(s);
     let (lo, hi) = (
         i32::from(s.validation.min_heart_rate),
         i32::from(s.validation.max_heart_rate),
@@ -198,9 +198,9 @@ fn build_values(s: &Settings, now: DateTime<Utc>) {
             heart_rate: rates[i as usize % rates.len()],
             activity: None,
         };
-        observe(&cfg, &mut state, &reading);
+        observe(&cfg, &mut state, &reading, None);
     }
-    silence(&mut state, "CUST-1");
+    silence(&cfg, &mut state, "CUST-1", None);
     serde_json::to_value(&state).expect("a checkpoint of the state");
     // anomaly_detector.rs acquire -> queries.rs load_partition_states: since =
     // now - forget_after, which must stay a date.

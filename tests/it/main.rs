@@ -2,6 +2,7 @@
 //! by `scripts/services.sh up` (which `scripts/test.sh` runs first). One binary, so the crate is
 //! linked once; each test has its own database, topics and consumer group.
 
+mod activation;
 mod activity;
 mod alert_state;
 mod broker;

@@ -1,9 +1,11 @@
-//! The periodic work: silences, forgetting quiet customers, and checkpoints. It runs with every
-//! batch and, when no batch comes, on the detector's timer.
+//! The periodic work: silences, forgetting quiet customers, checkpoints, and reading the
+//! per-customer alert rules again. It runs with every batch and, when no batch comes, on the
+//! detector's timer.
 
 use std::time::{Duration, Instant};
 
 use crate::db::queries::database_clock;
+use crate::db::queries::rules::effective_rules;
 use crate::domain::detector::silence;
 use crate::domain::record::{BatchPositions, CustomerSnapshot, PartitionCheckpoint};
 use crate::messages::Persist;
@@ -38,6 +40,7 @@ impl AnomalyDetector {
     /// checkpoints that are due (with every batch for an interval of 0).
     pub(super) fn periodic(&mut self, now: Instant) -> Found {
         let mut found = Found::default();
+        self.refresh_rules(now);
         if now.saturating_duration_since(self.last_periodic) >= TICK {
             self.last_periodic = now;
             self.silences(now, &mut found);
@@ -46,12 +49,25 @@ impl AnomalyDetector {
         found
     }
 
+    /// Reads `alert_rules` again when it was last read `alerts.rules_refresh_ms` ago or never:
+    /// a change applies to the readings observed after it, on every processor, with no restart.
+    pub(super) fn refresh_rules(&mut self, now: Instant) {
+        let due = self.rules_read_at.map_or(true, |at| {
+            now.saturating_duration_since(at) >= self.rules_refresh
+        });
+        if due {
+            self.rules = self.with_db("read the alert rules", effective_rules);
+            self.rules_read_at = Some(now);
+        }
+    }
+
     /// Reports the customers silent for `detector.silence_after_ms` while their partition is
     /// caught up, and forgets those quiet for `detector.forget_after_ms` (once saved).
     fn silences(&mut self, now: Instant, found: &mut Found) {
         let progress = self.progress.clone();
         let owned = &self.owned;
         let (silence_after, forget_after) = (self.silence_after, self.forget_after);
+        let (cfg, rules) = (&self.cfg, &self.rules);
         self.customers.retain(|customer, t| {
             let quiet = now.saturating_duration_since(t.last_consumed);
             // Only once saved: a forgotten customer is loaded again from its saved state.
@@ -62,7 +78,9 @@ impl AnomalyDetector {
                 && owned.contains_key(&t.partition)
                 && progress.is_caught_up(t.partition)
             {
-                if let Some((anomaly, alert)) = silence(&mut t.state, customer) {
+                if let Some((anomaly, alert)) =
+                    silence(cfg, &mut t.state, customer, rules.get(customer))
+                {
                     found.anomalies.push(anomaly);
                     found.alerts.push(alert);
                     // Saved at once: no stored reading would replay a silence.

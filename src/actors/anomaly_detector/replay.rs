@@ -58,6 +58,8 @@ impl AnomalyDetector {
         // or without a saved state (first seen after the checkpoint).
         self.load_unknown(tail.iter().map(|r| &r.customer_id), now);
         let (scanned, mut replayed) = (tail.len(), 0u64);
+        // The rules the batches apply, so the rebuilt state is the one they would have built.
+        self.refresh_rules(now);
         for r in tail {
             if let Some(o) = self.owned.get_mut(&r.kafka_partition) {
                 o.position = Some(o.position.map_or(r.kafka_offset, |p| p.max(r.kafka_offset)));
@@ -77,7 +79,12 @@ impl AnomalyDetector {
                 activity: r.activity,
             };
             // Its anomalies and alert rows were stored with it: only the state matters here.
-            observe(&self.cfg, &mut t.state, &reading);
+            observe(
+                &self.cfg,
+                &mut t.state,
+                &reading,
+                self.rules.get(&reading.customer_id),
+            );
             t.state.absorbed(r.kafka_partition, r.kafka_offset);
             t.partition = r.kafka_partition;
             t.dirty = true;

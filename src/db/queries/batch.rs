@@ -353,6 +353,14 @@ fn upsert_alerts(conn: &mut PgConnection, rows: &[AlertRow]) -> Result<(), DbErr
         .bind::<Array<Nullable<SmallInt>>, _>(
             rows.iter().map(|r| r.peak_heart_rate).collect::<Vec<_>>(),
         )
+        .bind::<Array<Nullable<Timestamptz>>, _>(
+            rows.iter().map(|r| r.activated_at).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter()
+                .map(|r| r.suppressed.map(|s| s.as_str()))
+                .collect::<Vec<_>>(),
+        )
         .execute(conn)
         .map_err(DbError::query("upsert alerts"))?;
     Ok(())
@@ -360,14 +368,17 @@ fn upsert_alerts(conn: &mut PgConnection, rows: &[AlertRow]) -> Result<(), DbErr
 
 /// Writes the alert episodes given as arrays over the stored ones, in key order.
 const UPSERT_ALERTS: &str = "INSERT INTO alerts \
-     (customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate) \
+     (customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate, \
+     activated_at, suppressed) \
      SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], \
-     $5::timestamptz[], $6::int[], $7::smallint[]) \
-     AS t (customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate) \
+     $5::timestamptz[], $6::int[], $7::smallint[], $8::timestamptz[], $9::text[]) \
+     AS t (customer_id, kind, opened_at, last_seen_at, resolved_at, readings, peak_heart_rate, \
+     activated_at, suppressed) \
      ORDER BY customer_id, kind, opened_at \
      ON CONFLICT (customer_id, kind, opened_at) DO UPDATE SET \
      last_seen_at = excluded.last_seen_at, resolved_at = excluded.resolved_at, \
-     readings = excluded.readings, peak_heart_rate = excluded.peak_heart_rate";
+     readings = excluded.readings, peak_heart_rate = excluded.peak_heart_rate, \
+     activated_at = excluded.activated_at, suppressed = excluded.suppressed";
 
 /// Saves each customer's detector state (the last one given wins).
 fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(), DbError> {

@@ -8,6 +8,8 @@
 //! row included. Every write sets `updated_at` to the database's `now()` and `updated_by` to the
 //! caller's name.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -15,6 +17,8 @@ use diesel::prelude::*;
 use crate::db::models::AlertRule;
 use crate::db::schema::alert_rules::dsl;
 use crate::db::DbError;
+use crate::domain::detector::CustomerRules;
+use crate::domain::rules::Thresholds;
 
 /// The thresholds and note a `set` writes: all four thresholds (`None` = the fleet band) and
 /// the note when one was given (`Some(None)` removes it).
@@ -34,6 +38,27 @@ pub fn list_rules(conn: &mut PgConnection) -> Result<Vec<AlertRule>, DbError> {
         .order(dsl::customer_id)
         .load(conn)
         .map_err(DbError::query("read alert_rules"))
+}
+
+/// Every customer's rules as the detector applies them, by customer id: its thresholds and the
+/// end of its mute.
+pub fn effective_rules(conn: &mut PgConnection) -> Result<HashMap<String, CustomerRules>, DbError> {
+    let rows = list_rules(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let rules = CustomerRules {
+                thresholds: Thresholds {
+                    critical_low_below: r.critical_low_below.map(i64::from),
+                    low_below: r.low_below.map(i64::from),
+                    high_above: r.high_above.map(i64::from),
+                    critical_high_above: r.critical_high_above.map(i64::from),
+                },
+                muted_until: r.muted_until,
+            };
+            (r.customer_id, rules)
+        })
+        .collect())
 }
 
 /// One customer's rules, if it has any.

@@ -3,8 +3,10 @@
 //!
 //! Owns every detection rule that needs memory of a customer: the threshold kinds of the
 //! reading's class, `spike` against the previous reading, `deviation` from a moving baseline,
-//! `silent`, and the alert episodes that group anomalies. Accepts one [`Reading`] at a time in
-//! partition order ([`observe`]) or a silence reported by the caller's timer ([`silence`]); emits
+//! `silent`, and the alert episodes that page a person. Accepts one [`Reading`] at a time in
+//! partition order ([`observe`]) or a silence reported by the caller's timer ([`silence`]), each
+//! with the customer's effective [`CustomerRules`] (its `alert_rules` row; `None`: the fleet bands,
+//! not muted); emits
 //! the reading's class, its [`Anomaly`] rows and every [`AlertRow`] that changed, for the caller to
 //! insert (anomalies) and upsert by (customer_id, kind, opened_at) (alerts). It cannot fail and
 //! never panics, whatever the readings, the times or the state it is handed.
@@ -16,7 +18,9 @@
 //!   observed reading, taken only when 0 <= t - t_previous <= `detector.spike_window_ms` (a
 //!   previous reading recorded later than this one is not compared); details
 //!   `{"previous", "delta"}` with `delta` = hr - previous, signed.
-//! - `deviation`: the customer's n-th reading, n > `detector.warmup_readings`, with
+//! - `deviation`: only for a reading whose activity is `rest` or unknown (the others neither are
+//!   judged nor move the baseline): the customer's n-th such reading, n >
+//!   `detector.warmup_readings`, with
 //!   |hr - mean| >= `detector.z_threshold` * max(stddev, `detector.min_stddev_bpm`), mean and
 //!   stddev being the baseline as it was before this reading; details `{"baseline"}` (the mean,
 //!   1 decimal), `{"stddev"}` (the floored stddev used, 2 decimals), `{"z"}` ((hr - mean) / that
@@ -45,15 +49,24 @@
 //! variance by (1 - ALPHA)(1 + ALPHA * z^2) = 1.71 with the defaults), and a lasting shift is
 //! absorbed within a handful of readings because each clipped step widens it again.
 //!
+//! The findings (the anomalies) are those of the fleet bands, whatever the customer's rules or
+//! activity; the episodes follow the readings that *count*, below.
+//!
 //! # Alert episodes
-//! At most one open episode per (customer, kind). The first reading raising a kind opens one
+//! A reading counts toward a kind when it raises that kind by the customer's effective bands (its
+//! own thresholds, the fleet bands for the unset ones), except that an `active` or `exercise`
+//! reading does not count toward `tachycardia` nor a `sleep` one toward `bradycardia`;
+//! `critical_low`, `critical_high`, `spike` (and `deviation`, already judged at rest only) count
+//! as raised; `silent` always counts.
+//!
+//! At most one open episode per (customer, kind). The first counting reading opens one
 //! (`opened_at` = `last_seen_at` = its time, `readings` = 1, `peak_heart_rate` = its hr); each
-//! further reading raising the kind adds to it (`readings` + 1, `last_seen_at` = the newest time
+//! further counting reading adds to it (`readings` + 1, `last_seen_at` = the newest time
 //! seen, `peak_heart_rate` = the peak below). An episode resolves after
-//! `detector.resolve_after_readings` consecutive readings without its kind, `resolved_at` being
-//! the time of the reading that completes the streak; a reading with the kind in between restarts
-//! the streak, so a customer flapping around a band edge keeps one episode open instead of
-//! opening many. A resolved episode is returned once, then forgotten. `silent` resolves at the
+//! `detector.resolve_after_readings` consecutive readings that do not count toward it,
+//! `resolved_at` being the time of the reading that completes the streak; a counting reading in
+//! between restarts the streak, so a customer flapping around a band edge keeps one episode open
+//! instead of opening many. A resolved episode is returned once, then forgotten. `silent` resolves at the
 //! next reading. `resolved_at` is never before `last_seen_at`: a late, out-of-order reading
 //! resolves an episode at its `last_seen_at`, so every row has opened <= last seen <= resolved.
 //!
@@ -63,6 +76,16 @@
 //! when that reading was judged) for `deviation`; null for `silent`. On a tie the earlier reading
 //! stays. A `silent` episode has `readings` = 0: no reading raised it.
 //!
+//! # Activation
+//! An episode activates (pages) at the first counting reading, the opening one included, whose
+//! `recorded_at` >= `opened_at` + the kind's sustain (`alerts.sustain_ms.<kind>`, [`Sustain`])
+//! while the customer is not muted (muted: `muted_until` > that reading's `recorded_at`);
+//! `activated_at` = that reading's time, and it stays. A counting reading past the sustain while
+//! muted marks the episode as having lasted; if the mute ends while it is open, its next counting
+//! reading activates it. An episode that resolves unactivated says why in `suppressed`: `muted`
+//! when it lasted, else `short`. A silence is judged at its opening, with the last reading's
+//! time. Only reading times decide, never the clock, so a replay activates at the same reading.
+//!
 //! # Determinism
 //! No clock, no randomness, no hash-ordered collections: the same readings in the same order from
 //! the same state give the same anomalies, alert rows and state, so a replay reproduces the rows
@@ -71,13 +94,14 @@
 //! exactly where the saved state left off.
 //!
 //! # Parts
-//! - `config.rs`: [`DetectorConfig`], the settings the rules read.
+//! - `config.rs`: [`DetectorConfig`] with its [`Sustain`], the settings the rules read, and a
+//!   customer's [`CustomerRules`].
 //! - `state.rs`: [`CustomerState`] with its [`Baseline`] and open [`Episode`]s, and what a
 //!   reading gives ([`Observation`], [`AlertRow`]).
 //! - `observe.rs`: the rules: [`observe`] and [`silence`].
 //! - `exact_f64.rs`: [`exact_f64`], the serde of floats that round-trip exactly.
-//! - `tests/`: the state and determinism tests (`mod.rs`), the kinds (`kinds.rs`) and the
-//!   episodes (`episodes.rs`).
+//! - `tests/`: the state and determinism tests (`mod.rs`), the kinds (`kinds.rs`), the
+//!   episodes (`episodes.rs`) and their activation (`activation.rs`).
 //!
 //! [`Reading`]: crate::domain::reading::Reading
 //! [`Anomaly`]: crate::domain::record::Anomaly
@@ -87,9 +111,9 @@ pub mod exact_f64;
 mod observe;
 mod state;
 
-pub use config::DetectorConfig;
+pub use config::{CustomerRules, DetectorConfig, Sustain};
 pub use observe::{observe, silence};
-pub use state::{AlertRow, Baseline, CustomerState, Episode, Observation, ALPHA};
+pub use state::{AlertRow, Baseline, CustomerState, Episode, Observation, Suppressed, ALPHA};
 
 #[cfg(test)]
 mod tests;

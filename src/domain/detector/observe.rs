@@ -4,10 +4,10 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
-use super::config::DetectorConfig;
+use super::config::{CustomerRules, DetectorConfig};
 use super::state::{AlertRow, Baseline, CustomerState, Episode, Observation};
 use crate::domain::classification::{classify, AnomalyKind};
-use crate::domain::reading::Reading;
+use crate::domain::reading::{Activity, Reading};
 use crate::domain::record::Anomaly;
 
 /// A kind raised by the reading being observed.
@@ -17,22 +17,24 @@ struct Raised {
     details: serde_json::Value,
 }
 
-/// Observes the next reading of `reading.customer_id` in partition order: returns its class, the
-/// anomalies it raises, and every alert row that changed, and updates `state`.
-pub fn observe(cfg: &DetectorConfig, state: &mut CustomerState, reading: &Reading) -> Observation {
+/// Observes the next reading of `reading.customer_id` in partition order under the customer's
+/// effective `rules` (`None`: the fleet bands, not muted): returns its class, the anomalies it
+/// raises, and every alert row that changed, and updates `state`.
+pub fn observe(
+    cfg: &DetectorConfig,
+    state: &mut CustomerState,
+    reading: &Reading,
+    rules: Option<&CustomerRules>,
+) -> Observation {
     let hr = reading.heart_rate;
     let at = reading.recorded_at;
     let class = classify(hr, &cfg.bands);
     let mut raised = Vec::new();
 
     if let Some(kind) = class.threshold_anomaly() {
-        let severity = match kind {
-            AnomalyKind::CriticalLow | AnomalyKind::Bradycardia => -f64::from(hr),
-            _ => f64::from(hr),
-        };
         raised.push(Raised {
             kind,
-            severity,
+            severity: threshold_severity(kind, hr),
             details: json!({ "class": class.as_str() }),
         });
     }
@@ -44,9 +46,12 @@ pub fn observe(cfg: &DetectorConfig, state: &mut CustomerState, reading: &Readin
     if !state.baseline.is_sane() {
         state.baseline = Baseline::default();
     }
-    let n = state.readings.saturating_add(1);
+    // Only a reading at rest (or of unknown activity) is judged for deviation or moves the
+    // baseline: sleep and exercise are other levels of the same heart.
+    let judged = matches!(reading.activity, None | Some(Activity::Rest));
     let mut folded = f64::from(hr);
-    if n > cfg.warmup_readings && state.baseline.count > 0 {
+    // This is the (count + 1)-th judged reading: past the warm-up when count >= warmup.
+    if judged && state.baseline.count >= cfg.warmup_readings && state.baseline.count > 0 {
         let mean = state.baseline.mean;
         // `max` ignores a NaN floor, so a bad config cannot make `sd` NaN.
         let sd = state.baseline.stddev().max(cfg.min_stddev_bpm);
@@ -67,16 +72,18 @@ pub fn observe(cfg: &DetectorConfig, state: &mut CustomerState, reading: &Readin
         let reach = cfg.z_threshold * sd;
         folded = folded.max(mean - reach).min(mean + reach);
     }
-    if folded.is_finite() {
+    if judged && folded.is_finite() {
         state.baseline.update(folded);
     }
 
-    state.readings = n;
+    state.readings = state.readings.saturating_add(1);
     state.last_heart_rate = Some(hr);
     state.last_recorded_at = Some(at);
     state.max_recorded_at = Some(state.max_recorded_at.map_or(at, |m| m.max(at)));
 
-    let alerts = update_episodes(cfg, state, &reading.customer_id, hr, at, &raised);
+    let counting = counting(cfg, reading, rules, &raised);
+    let muted = rules.is_some_and(|r| r.is_muted(at));
+    let alerts = update_episodes(cfg, state, &reading.customer_id, hr, at, &counting, muted);
     let anomalies = raised
         .into_iter()
         .map(|r| Anomaly {
@@ -93,6 +100,48 @@ pub fn observe(cfg: &DetectorConfig, state: &mut CustomerState, reading: &Readin
         anomalies,
         alerts,
     }
+}
+
+/// How far a reading of `hr` raising threshold `kind` is from normal: larger is farther.
+fn threshold_severity(kind: AnomalyKind, hr: i16) -> f64 {
+    match kind {
+        AnomalyKind::CriticalLow | AnomalyKind::Bradycardia => -f64::from(hr),
+        _ => f64::from(hr),
+    }
+}
+
+/// The kinds the reading counts toward, with its severity in each (SPEC section 5): the
+/// threshold kind of its class under the customer's effective bands, unless it is tachycardia
+/// while active or exercising or bradycardia while asleep; its spike and deviation as raised.
+fn counting(
+    cfg: &DetectorConfig,
+    reading: &Reading,
+    rules: Option<&CustomerRules>,
+    raised: &[Raised],
+) -> Vec<(AnomalyKind, f64)> {
+    let hr = reading.heart_rate;
+    let bands = rules.map_or(cfg.bands, |r| r.thresholds.effective(&cfg.bands));
+    let threshold = classify(hr, &bands)
+        .threshold_anomaly()
+        .filter(|kind| {
+            !matches!(
+                (kind, reading.activity),
+                (
+                    AnomalyKind::Tachycardia,
+                    Some(Activity::Active | Activity::Exercise)
+                ) | (AnomalyKind::Bradycardia, Some(Activity::Sleep))
+            )
+        })
+        .map(|kind| (kind, threshold_severity(kind, hr)));
+    threshold
+        .into_iter()
+        .chain(
+            raised
+                .iter()
+                .filter(|r| matches!(r.kind, AnomalyKind::Spike | AnomalyKind::Deviation))
+                .map(|r| (r.kind, r.severity)),
+        )
+        .collect()
 }
 
 /// The spike of a reading against the customer's previous one, if any.
@@ -120,26 +169,29 @@ fn spike(
     })
 }
 
-/// Applies one reading to the open episodes; returns the rows that changed.
+/// Applies one reading, counting toward the kinds of `counting`, to the open episodes; returns
+/// the rows that changed.
 fn update_episodes(
     cfg: &DetectorConfig,
     state: &mut CustomerState,
     customer_id: &str,
     hr: i16,
     at: DateTime<Utc>,
-    raised: &[Raised],
+    counting: &[(AnomalyKind, f64)],
+    muted: bool,
 ) -> Vec<AlertRow> {
     // A config built by hand could say 0; resolving on the very reading that misses the kind is
     // the closest meaning.
     let resolve_after = cfg.resolve_after_readings.max(1);
     let mut alerts = Vec::new();
-    let mut open = Vec::with_capacity(state.episodes.len() + raised.len());
+    let mut open = Vec::with_capacity(state.episodes.len() + counting.len());
     for mut episode in state.episodes.drain(..) {
         if episode.kind == AnomalyKind::Silent {
             // Any reading ends a silence.
             alerts.push(episode.resolved_row(customer_id, at));
-        } else if let Some(r) = raised.iter().find(|r| r.kind == episode.kind) {
-            episode.add(at, hr, r.severity);
+        } else if let Some((_, severity)) = counting.iter().find(|(k, _)| *k == episode.kind) {
+            episode.add(at, hr, *severity);
+            episode.consider(at, cfg.sustain.of(episode.kind), muted);
             alerts.push(episode.row(customer_id, None));
             open.push(episode);
         } else {
@@ -151,9 +203,10 @@ fn update_episodes(
             }
         }
     }
-    for r in raised {
-        if !open.iter().any(|e| e.kind == r.kind) {
-            let episode = Episode::open(r.kind, at, Some(hr), r.severity);
+    for &(kind, severity) in counting {
+        if !open.iter().any(|e| e.kind == kind) {
+            let mut episode = Episode::open(kind, at, Some(hr), severity);
+            episode.consider(at, cfg.sustain.of(kind), muted);
             alerts.push(episode.row(customer_id, None));
             open.push(episode);
         }
@@ -167,13 +220,21 @@ fn update_episodes(
 /// Called when the customer has been quiet for `detector.silence_after_ms` while its partition is
 /// caught up (the caller's clock decides that). Returns the `silent` anomaly and its opened alert
 /// row, or `None` when the customer is already in a silence (one row per silence) or has no
-/// reading yet.
-pub fn silence(state: &mut CustomerState, customer_id: &str) -> Option<(Anomaly, AlertRow)> {
+/// reading yet. The episode activates at once (with the default sustain of 0) unless the
+/// customer is muted at the last reading's time.
+pub fn silence(
+    cfg: &DetectorConfig,
+    state: &mut CustomerState,
+    customer_id: &str,
+    rules: Option<&CustomerRules>,
+) -> Option<(Anomaly, AlertRow)> {
     let last_at = state.last_recorded_at?;
     if state.is_silent() {
         return None;
     }
-    let episode = Episode::open(AnomalyKind::Silent, last_at, None, 0.0);
+    let mut episode = Episode::open(AnomalyKind::Silent, last_at, None, 0.0);
+    let muted = rules.is_some_and(|r| r.is_muted(last_at));
+    episode.consider(last_at, cfg.sustain.of(AnomalyKind::Silent), muted);
     let row = episode.row(customer_id, None);
     state.episodes.push(episode);
     state.episodes.sort_by_key(|e| kind_rank(e.kind));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::exact_f64;
@@ -65,8 +65,17 @@ pub struct Episode {
     /// larger is farther. Kept so that later readings can be compared with the peak.
     #[serde(with = "exact_f64")]
     pub peak_severity: f64,
-    /// Consecutive readings since the kind was last raised.
+    /// Consecutive readings since the kind was last counted.
     pub quiet_streak: u32,
+    /// The time of the counting reading that activated it; `None` until then. Missing from
+    /// states saved before activation existed: such an episode activates at its next counting
+    /// reading past its sustain.
+    #[serde(default)]
+    pub activated_at: Option<DateTime<Utc>>,
+    /// Whether a counting reading came at least the sustain time after `opened_at` while the
+    /// customer was muted: if it resolves unactivated, it was `muted`, not `short`.
+    #[serde(default)]
+    pub lasted: bool,
 }
 
 impl Episode {
@@ -84,6 +93,26 @@ impl Episode {
             peak_heart_rate: hr,
             peak_severity: severity,
             quiet_streak: 0,
+            activated_at: None,
+            lasted: false,
+        }
+    }
+
+    /// Activates the episode at a counting reading recorded at `at` when that is at least
+    /// `sustain_ms` after `opened_at` and the customer is not `muted`; notes that it lasted when
+    /// muted. A sustain that overflows the calendar is never reached.
+    pub(super) fn consider(&mut self, at: DateTime<Utc>, sustain_ms: i64, muted: bool) {
+        if self.activated_at.is_some() {
+            return;
+        }
+        let due = TimeDelta::try_milliseconds(sustain_ms.max(0))
+            .and_then(|d| self.opened_at.checked_add_signed(d));
+        if due.is_some_and(|due| at >= due) {
+            if muted {
+                self.lasted = true;
+            } else {
+                self.activated_at = Some(at);
+            }
         }
     }
 
@@ -107,6 +136,12 @@ impl Episode {
             resolved_at,
             readings: self.readings,
             peak_heart_rate: self.peak_heart_rate,
+            activated_at: self.activated_at,
+            suppressed: match (resolved_at, self.activated_at) {
+                (Some(_), None) if self.lasted => Some(Suppressed::Muted),
+                (Some(_), None) => Some(Suppressed::Short),
+                _ => None,
+            },
         }
     }
 
@@ -189,6 +224,31 @@ pub struct AlertRow {
     pub resolved_at: Option<DateTime<Utc>>,
     pub readings: i32,
     pub peak_heart_rate: Option<i16>,
+    /// The time of the counting reading that activated the episode; `None` until then.
+    #[serde(default)]
+    pub activated_at: Option<DateTime<Utc>>,
+    /// Why a resolved episode never activated; `None` while open or once activated.
+    #[serde(default)]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// Why an episode resolved without activating (`alerts.suppressed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppressed {
+    /// It never lasted its sustain time.
+    Short,
+    /// It did, but the customer was muted.
+    Muted,
+}
+
+impl Suppressed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppressed::Short => "short",
+            Suppressed::Muted => "muted",
+        }
+    }
 }
 
 /// What one reading gave.

@@ -15,6 +15,9 @@ fn an_episode_opens_grows_and_resolves_after_three_quiet_readings() {
         resolved_at: resolved,
         readings,
         peak_heart_rate: Some(peak),
+        // A minute of tachycardia never lasts its ten minutes of sustain.
+        activated_at: None,
+        suppressed: resolved.map(|_| Suppressed::Short),
     };
     assert!(obs[0].alerts.is_empty());
     assert_eq!(
@@ -105,10 +108,13 @@ fn the_spike_peak_is_the_largest_jump_and_the_high_peak_the_maximum() {
 fn silence_is_reported_once_and_the_next_reading_ends_it() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
-    assert!(silence(&mut state, CUSTOMER).is_none(), "no reading yet");
+    assert!(
+        silence(&cfg, &mut state, CUSTOMER, None).is_none(),
+        "no reading yet"
+    );
 
     feed(&cfg, &mut state, 0, &[70, 72]);
-    let (anomaly, row) = silence(&mut state, CUSTOMER).expect("a silence");
+    let (anomaly, row) = silence(&cfg, &mut state, CUSTOMER, None).expect("a silence");
     assert_eq!(
         anomaly,
         Anomaly {
@@ -128,12 +134,18 @@ fn silence_is_reported_once_and_the_next_reading_ends_it() {
         resolved_at: None,
         readings: 0,
         peak_heart_rate: None,
+        // A silence has no sustain: it activates at once.
+        activated_at: Some(at(10)),
+        suppressed: None,
     };
     assert_eq!(row, open);
     assert!(state.is_silent());
-    assert!(silence(&mut state, CUSTOMER).is_none(), "once per silence");
+    assert!(
+        silence(&cfg, &mut state, CUSTOMER, None).is_none(),
+        "once per silence"
+    );
 
-    let obs = observe(&cfg, &mut state, &reading(71, at(500)));
+    let obs = observe(&cfg, &mut state, &reading(71, at(500)), None);
     assert!(obs.anomalies.is_empty());
     assert_eq!(
         obs.alerts,
@@ -143,7 +155,7 @@ fn silence_is_reported_once_and_the_next_reading_ends_it() {
         }]
     );
     assert!(!state.is_silent());
-    let (again, _) = silence(&mut state, CUSTOMER).expect("a new silence");
+    let (again, _) = silence(&cfg, &mut state, CUSTOMER, None).expect("a new silence");
     assert_eq!(again.recorded_at, at(500));
 }
 
@@ -152,8 +164,8 @@ fn a_late_reading_never_resolves_before_last_seen() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 100, &[70]);
-    silence(&mut state, CUSTOMER);
-    let obs = observe(&cfg, &mut state, &reading(70, at(50)));
+    silence(&cfg, &mut state, CUSTOMER, None);
+    let obs = observe(&cfg, &mut state, &reading(70, at(50)), None);
     assert_eq!(obs.alerts[0].resolved_at, Some(at(100)));
 }
 
@@ -162,8 +174,8 @@ fn a_silence_does_not_disturb_other_episodes() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &[110]);
-    silence(&mut state, CUSTOMER);
-    let obs = observe(&cfg, &mut state, &reading(112, at(10)));
+    silence(&cfg, &mut state, CUSTOMER, None);
+    let obs = observe(&cfg, &mut state, &reading(112, at(10)), None);
     let rows: Vec<(AnomalyKind, Option<DateTime<Utc>>)> =
         obs.alerts.iter().map(|r| (r.kind, r.resolved_at)).collect();
     assert_eq!(rows, vec![(Tachycardia, None), (Silent, Some(at(10)))]);

@@ -18,7 +18,7 @@ fn band_edges_raise_the_right_threshold_anomaly() {
     ];
     for (hr, expected) in cases {
         let mut state = CustomerState::default();
-        let obs = observe(&cfg, &mut state, &reading(hr, at(0)));
+        let obs = observe(&cfg, &mut state, &reading(hr, at(0)), None);
         match expected {
             None => assert!(obs.anomalies.is_empty(), "heart rate {hr}"),
             Some((kind, class)) => {
@@ -54,8 +54,8 @@ fn the_spike_threshold_and_window_are_inclusive() {
     assert!(find(&obs[1], Spike).is_some(), "+30 = spike_bpm is a spike");
 
     let mut state = CustomerState::default();
-    observe(&cfg, &mut state, &reading(70, at(0)));
-    let obs = observe(&cfg, &mut state, &reading(105, at(60)));
+    observe(&cfg, &mut state, &reading(70, at(0)), None);
+    let obs = observe(&cfg, &mut state, &reading(105, at(60)), None);
     assert!(find(&obs, Spike).is_some(), "exactly 60 s is within");
 }
 
@@ -68,18 +68,18 @@ fn small_jumps_late_jumps_and_first_readings_are_not_spikes() {
     assert!(find(&obs[1], Spike).is_none(), "+29 is below spike_bpm");
 
     let mut state = CustomerState::default();
-    observe(&cfg, &mut state, &reading(70, at(0)));
-    let obs = observe(&cfg, &mut state, &reading(105, at(61)));
+    observe(&cfg, &mut state, &reading(70, at(0)), None);
+    let obs = observe(&cfg, &mut state, &reading(105, at(61)), None);
     assert!(find(&obs, Spike).is_none(), "61 s is outside the window");
 
     let mut state = CustomerState::default();
-    observe(&cfg, &mut state, &reading(70, at(0)));
+    observe(&cfg, &mut state, &reading(70, at(0)), None);
     let late = at(60) + TimeDelta::microseconds(1);
-    let obs = observe(&cfg, &mut state, &reading(105, late));
+    let obs = observe(&cfg, &mut state, &reading(105, late), None);
     assert!(find(&obs, Spike).is_none(), "60 s and 1 µs is outside");
 
     let mut state = CustomerState::default();
-    let obs = observe(&cfg, &mut state, &reading(200, at(0)));
+    let obs = observe(&cfg, &mut state, &reading(200, at(0)), None);
     assert!(
         find(&obs, Spike).is_none(),
         "the first reading has no previous"
@@ -90,11 +90,11 @@ fn small_jumps_late_jumps_and_first_readings_are_not_spikes() {
 fn a_previous_reading_recorded_later_is_not_compared() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
-    observe(&cfg, &mut state, &reading(70, at(30)));
-    let obs = observe(&cfg, &mut state, &reading(140, at(20)));
+    observe(&cfg, &mut state, &reading(70, at(30)), None);
+    let obs = observe(&cfg, &mut state, &reading(140, at(20)), None);
     assert!(find(&obs, Spike).is_none());
     // The late reading is still the previous one for the next reading.
-    let obs = observe(&cfg, &mut state, &reading(70, at(40)));
+    let obs = observe(&cfg, &mut state, &reading(70, at(40)), None);
     let spike = find(&obs, Spike).expect("compared with the late reading");
     assert_eq!(spike.details, json!({ "previous": 140, "delta": -70 }));
     assert_eq!(state.max_recorded_at, Some(at(40)));
@@ -107,7 +107,7 @@ fn a_reading_far_from_a_steady_baseline_is_a_deviation() {
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &steady(40));
     let mean = state.baseline.mean;
-    let obs = observe(&cfg, &mut state, &reading(110, at(400)));
+    let obs = observe(&cfg, &mut state, &reading(110, at(400)), None);
     let d = find(&obs, Deviation).expect("110 after a steady 70 is a deviation");
     assert_eq!(d.heart_rate, Some(110));
     // The noise is below the floor, so the floor is the stddev used.
@@ -126,7 +126,7 @@ fn a_deviation_below_the_baseline_has_a_negative_z() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &steady(40));
-    let obs = observe(&cfg, &mut state, &reading(50, at(400)));
+    let obs = observe(&cfg, &mut state, &reading(50, at(400)), None);
     let d = find(&obs, Deviation).expect("50 after a steady 70 is a deviation");
     assert!(d.details["z"].as_f64().unwrap() < -4.0);
 }
@@ -146,7 +146,7 @@ fn no_deviation_during_warm_up_even_for_a_big_jump() {
     // The 31st reading is the first one judged.
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &[70; 30]);
-    let obs = observe(&cfg, &mut state, &reading(110, at(300)));
+    let obs = observe(&cfg, &mut state, &reading(110, at(300)), None);
     assert!(find(&obs, Deviation).is_some());
 }
 
@@ -167,15 +167,15 @@ fn the_stddev_floor_spares_a_perfectly_constant_customer() {
     assert_eq!((state.baseline.mean, state.baseline.variance), (70.0, 0.0));
     let base = state.clone();
 
-    let obs = observe(&cfg, &mut state, &reading(73, at(400)));
+    let obs = observe(&cfg, &mut state, &reading(73, at(400)), None);
     assert!(obs.anomalies.is_empty(), "|73-70| = 3 < 4 * 3");
 
     let mut state = base.clone();
-    let obs = observe(&cfg, &mut state, &reading(81, at(400)));
+    let obs = observe(&cfg, &mut state, &reading(81, at(400)), None);
     assert!(obs.anomalies.is_empty(), "11 < 12");
 
     let mut state = base;
-    let obs = observe(&cfg, &mut state, &reading(82, at(400)));
+    let obs = observe(&cfg, &mut state, &reading(82, at(400)), None);
     let d = find(&obs, Deviation).expect("12 = 4 * 3 is at least z_threshold");
     assert_eq!(
         d.details,
@@ -198,7 +198,7 @@ fn one_outlier_widens_the_baseline_only_a_little() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &[70; 40]);
-    observe(&cfg, &mut state, &reading(150, at(400)));
+    observe(&cfg, &mut state, &reading(150, at(400)), None);
     // Folded in as 70 + 4 * 3 = 82, not 150.
     assert!((state.baseline.mean - 70.6).abs() < 1e-9);
     assert!(state.baseline.stddev() < 3.0);

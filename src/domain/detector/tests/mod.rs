@@ -13,6 +13,7 @@ use crate::domain::reading::{derive_event_id, Reading};
 use crate::domain::record::Anomaly;
 use AnomalyKind::*;
 
+mod activation;
 mod episodes;
 mod kinds;
 
@@ -46,7 +47,14 @@ fn feed(
 ) -> Vec<Observation> {
     hrs.iter()
         .enumerate()
-        .map(|(i, &hr)| observe(cfg, state, &reading(hr, at(from_secs + 10 * i as i64))))
+        .map(|(i, &hr)| {
+            observe(
+                cfg,
+                state,
+                &reading(hr, at(from_secs + 10 * i as i64)),
+                None,
+            )
+        })
         .collect()
 }
 
@@ -94,7 +102,7 @@ fn busy_state(cfg: &DetectorConfig) -> CustomerState {
     let mut hrs = steady(37);
     hrs.extend([118, 57, 59, 33]);
     feed(cfg, &mut state, 0, &hrs);
-    silence(&mut state, CUSTOMER);
+    silence(cfg, &mut state, CUSTOMER, None);
     state
 }
 
@@ -137,7 +145,7 @@ fn a_corrupted_baseline_starts_afresh_instead_of_poisoning_judgements() {
     let text = serde_json::to_string(&state).unwrap();
     let mut state: CustomerState = serde_json::from_str(&text).unwrap();
     assert!(state.baseline.mean.is_nan());
-    observe(&cfg, &mut state, &reading(70, at(1000)));
+    observe(&cfg, &mut state, &reading(70, at(1000)), None);
     assert_eq!((state.baseline.count, state.baseline.mean), (1, 70.0));
 }
 
@@ -209,7 +217,7 @@ proptest! {
         };
         for (hr, step_ms, quiet) in steps {
             t += TimeDelta::milliseconds(step_ms);
-            let obs = observe(&cfg, &mut state, &reading(hr, t));
+            let obs = observe(&cfg, &mut state, &reading(hr, t), None);
             for a in &obs.anomalies {
                 prop_assert_eq!(a.heart_rate, Some(hr));
                 prop_assert_eq!(a.recorded_at, t);
@@ -217,10 +225,10 @@ proptest! {
             check(&obs.alerts, &state)?;
             if quiet {
                 let rows: Vec<AlertRow> =
-                    silence(&mut state, CUSTOMER).into_iter().map(|(_, r)| r).collect();
+                    silence(&cfg, &mut state, CUSTOMER, None).into_iter().map(|(_, r)| r).collect();
                 prop_assert_eq!(rows.len(), 1);
                 check(&rows, &state)?;
-                prop_assert!(silence(&mut state, CUSTOMER).is_none());
+                prop_assert!(silence(&cfg, &mut state, CUSTOMER, None).is_none());
             }
         }
         let text = serde_json::to_string(&state).unwrap();

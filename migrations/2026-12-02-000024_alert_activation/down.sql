@@ -1,0 +1,3 @@
+ALTER TABLE alerts
+    DROP COLUMN suppressed,
+    DROP COLUMN activated_at;
