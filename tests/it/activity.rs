@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
 
 use heartbeat_pipeline::domain::classification::HeartRateClass;
@@ -22,15 +21,6 @@ use heartbeat_pipeline::domain::simulator::{SimRecord, Simulator};
 use crate::helpers::*;
 
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn producer() -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()
-        .expect("create test producer")
-}
 
 /// Each (customer, activity) pair and how many readings have it, `None` for null.
 fn activities(db: &TestDb) -> BTreeMap<(String, Option<String>), i64> {
@@ -88,14 +78,7 @@ fn an_activity_is_stored_and_a_value_that_is_not_one_is_stored_as_unknown_and_co
         let value = format!(
             r#"{{"customer_id":"{customer}","timestamp":"2026-11-29T08:00:00Z","heart_rate":60{member}}}"#
         );
-        p.send_result(
-            FutureRecord::to(&setup.topic)
-                .key(customer)
-                .payload(&value)
-                .timestamp(now_ms),
-        )
-        .map_err(|(e, _)| e)
-        .expect("queue reading");
+        queue_keyed(&p, &setup.topic, customer, &value, now_ms);
     }
     p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
     wait_for("every record committed", DEADLINE, || {

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
@@ -16,15 +15,6 @@ use crate::chaos::{differences, slow_the_writer, state_mismatches, tables, unslo
 use crate::helpers::*;
 
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn producer_at(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()
-        .expect("create test producer")
-}
 
 /// Queues one reading of `customer` at `at` (RFC 3339), keyed by the customer.
 fn queue(p: &FutureProducer, topic: &str, customer: &str, at: &str, hr: i64) {

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -12,15 +11,6 @@ use rdkafka::util::Timeout;
 use crate::helpers::*;
 
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn producer() -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()
-        .expect("create test producer")
-}
 
 /// Sends readings of `customer` (keyed by it, so they share a partition), one second apart
 /// starting at `start_s` seconds after a fixed instant.
@@ -35,14 +25,7 @@ fn send_series(p: &FutureProducer, topic: &str, customer: &str, start_s: i64, ra
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let value =
             format!(r#"{{"customer_id":"{customer}","timestamp":"{ts}","heart_rate":{hr}}}"#);
-        p.send_result(
-            FutureRecord::to(topic)
-                .key(customer)
-                .payload(&value)
-                .timestamp(now_ms),
-        )
-        .map_err(|(e, _)| e)
-        .expect("queue reading");
+        queue_keyed(p, topic, customer, &value, now_ms);
     }
     p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
 }

@@ -6,9 +6,38 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{brokers, unique, wait_for, PARTITIONS};
+
+/// An independent producer, as a user's would be: keyed records go to the key's partition
+/// (murmur2, like the Java client), batched for 5 ms.
+pub fn producer_at(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .expect("create test producer")
+}
+
+/// [`producer_at`] the shared test broker.
+pub fn producer() -> FutureProducer {
+    producer_at(&brokers())
+}
+
+/// Queues `value` on `topic`, keyed by `key`, with the Kafka timestamp `timestamp_ms`.
+pub fn queue_keyed(p: &FutureProducer, topic: &str, key: &str, value: &str, timestamp_ms: i64) {
+    p.send_result(
+        FutureRecord::to(topic)
+            .key(key)
+            .payload(value)
+            .timestamp(timestamp_ms),
+    )
+    .map_err(|(e, _)| e)
+    .expect("queue reading");
+}
 
 /// The offsets `group` has committed on `topic`, per partition (absent = none committed).
 pub fn committed_offsets(group: &str, topic: &str) -> BTreeMap<i32, i64> {

@@ -21,7 +21,8 @@ mod kafka;
 pub use daemon::{replay_in_a_new_group, Daemon, Setup};
 pub use db::{accounted, count_at, PrivatePostgres, TestDb};
 pub use kafka::{
-    committed_offsets, committed_offsets_at, committed_total, group_state, header, read_topic,
+    committed_offsets, committed_offsets_at, committed_total, group_state, header, producer,
+    producer_at, queue_keyed, read_topic,
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_heartbeat-pipeline");

@@ -333,12 +333,7 @@ fn every_table_case_gets_its_verdict() {
             failures.push(format!("{name}: got {got:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing cases:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 #[test]
@@ -499,12 +494,7 @@ fn every_activity_case_gets_its_verdict() {
             failures.push(format!("{name}: got {got:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing cases:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 #[test]
@@ -518,4 +508,14 @@ fn the_activity_table_names_every_activity() {
             "no case for {activity:?}"
         );
     }
+}
+
+/// Fails with every failing case of a table listed, not just the first.
+fn assert_no_failures(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
