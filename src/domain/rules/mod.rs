@@ -28,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::classification::Bands;
+use crate::domain::validation::{customer_id_fault, CustomerIdFault};
 
 /// The longest mute: a year. A mute silences a person's alerts, so it must end; one that lasted
 /// longer would be forgotten rather than meant (renew it, or use thresholds of the customer's
@@ -36,9 +37,6 @@ pub const MAX_MUTE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The longest note, in characters: room for a sentence or two on why (and a ticket), not a file.
 pub const MAX_NOTE_CHARS: usize = 1000;
-
-/// The longest customer id, as in the reading message (SPEC section 4).
-const MAX_CUSTOMER_ID_CHARS: usize = 64;
 
 /// The word that puts a threshold back to its fleet band.
 pub const FLEET: &str = "fleet";
@@ -168,24 +166,16 @@ impl Refused {
 /// Checks a customer id by the reading message's rule (SPEC section 4).
 pub fn check_customer_id(id: &str) -> Result<(), String> {
     let rule = "customer ids are 1 to 64 characters from A-Z a-z 0-9 _ - . : (as in readings)";
-    if id.is_empty() {
-        return Err(format!("customer id is empty: {rule}"));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-    {
-        return Err(format!(
+    match customer_id_fault(id) {
+        None => Ok(()),
+        Some(CustomerIdFault::Empty) => Err(format!("customer id is empty: {rule}")),
+        Some(CustomerIdFault::Character) => Err(format!(
             "customer id {id:?} has a character not allowed: {rule}"
-        ));
-    }
-    // Every allowed character is one byte, so the byte length is the character count.
-    if id.len() > MAX_CUSTOMER_ID_CHARS {
-        return Err(format!(
+        )),
+        Some(CustomerIdFault::TooLong) => Err(format!(
             "customer id {id:?} is longer than 64 characters: {rule}"
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// Where a threshold's value comes from, for messages.

@@ -98,17 +98,38 @@ pub(super) fn customer_id_from_string(quoted: &str, raw: &RawValue) -> Result<St
         )
     };
     let text = decode_string(quoted).ok_or_else(|| invalid("not a valid unicode string"))?;
-    if text.is_empty() {
-        return Err(invalid("empty"));
+    match customer_id_fault(&text) {
+        Some(CustomerIdFault::Empty) => Err(invalid("empty")),
+        Some(CustomerIdFault::Character) => Err(invalid("only A-Z a-z 0-9 _ - . : are allowed")),
+        Some(CustomerIdFault::TooLong) => Err(invalid("longer than 64 characters")),
+        None => Ok(text.into_owned()),
     }
-    if !text.bytes().all(is_customer_id_byte) {
-        return Err(invalid("only A-Z a-z 0-9 _ - . : are allowed"));
+}
+
+/// What is wrong with a customer id given as text, by SPEC section 4's rule: 1 to 64 characters
+/// from `A-Z a-z 0-9 _ - . :`. The one statement of that rule; readings and the `rules` command
+/// word their own messages around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerIdFault {
+    Empty,
+    /// A character outside the set.
+    Character,
+    /// More than 64 characters.
+    TooLong,
+}
+
+/// The fault of `id` by the customer-id rule, `None` when it is a valid id.
+pub fn customer_id_fault(id: &str) -> Option<CustomerIdFault> {
+    if id.is_empty() {
+        Some(CustomerIdFault::Empty)
+    } else if !id.bytes().all(is_customer_id_byte) {
+        Some(CustomerIdFault::Character)
+    } else if id.len() > MAX_CUSTOMER_ID_CHARS {
+        // Every allowed character is one byte, so the byte length is the character count.
+        Some(CustomerIdFault::TooLong)
+    } else {
+        None
     }
-    // Every allowed character is one byte, so the byte length is the character count.
-    if text.len() > MAX_CUSTOMER_ID_CHARS {
-        return Err(invalid("longer than 64 characters"));
-    }
-    Ok(text.into_owned())
 }
 
 pub(super) fn is_customer_id_byte(b: u8) -> bool {

@@ -48,6 +48,7 @@ mod timestamp;
 mod validate;
 
 pub use accepted::{IgnoredField, IgnoredFields, Validated};
+pub use fields::{customer_id_fault, CustomerIdFault};
 pub use rules::{RejectReason, Rejection, ValidationRules};
 pub use validate::validate;
 
