@@ -28,7 +28,7 @@ use crate::db::{self, DbError};
 use crate::domain::classification::Bands;
 use crate::domain::rules::{
     check_customer_id, check_note, human_duration, merge_thresholds, mute_until, out_of_order,
-    parse_threshold, Limits, MuteSpec, Refused, ThresholdKey, Thresholds,
+    parse_threshold, Limits, MuteSpec, Refused, ThresholdKey,
 };
 
 /// Why a `rules` command did not do what it was asked.
@@ -206,7 +206,10 @@ fn set(
         None => None,
     };
     let rule = q::change_rule(conn, &args.customer, |conn, stored| {
-        let stored = stored.as_ref().map(thresholds).unwrap_or_default();
+        let stored = stored
+            .as_ref()
+            .map(AlertRule::thresholds)
+            .unwrap_or_default();
         let merged = merge_thresholds(&stored, &changes(args), limits)?;
         // Within validation.*_heart_rate, which are smallints: every value fits.
         let narrow = |v: Option<i64>| v.and_then(|v| i32::try_from(v).ok());
@@ -272,15 +275,6 @@ fn updated_by(conn: &mut PgConnection) -> Result<String, DbError> {
     })
 }
 
-fn thresholds(rule: &AlertRule) -> Thresholds {
-    Thresholds {
-        critical_low_below: rule.critical_low_below.map(i64::from),
-        low_below: rule.low_below.map(i64::from),
-        high_above: rule.high_above.map(i64::from),
-        critical_high_above: rule.critical_high_above.map(i64::from),
-    }
-}
-
 fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -315,7 +309,7 @@ fn show(customer: &str, rule: Option<&AlertRule>, limits: &Limits, now: DateTime
             fleet_bands(&limits.fleet)
         );
     };
-    let own = thresholds(rule);
+    let own = rule.thresholds();
     let effective = own.effective(&limits.fleet);
     let mut out = String::new();
     let _ = writeln!(out, "customer {customer}");
@@ -409,7 +403,7 @@ fn list(rules: &[AlertRule], limits: &Limits, now: DateTime<Utc>) -> String {
             r.updated_by,
             r.note.as_deref().unwrap_or("-").replace('\n', " / ")
         );
-        if !out_of_order(&thresholds(r), &limits.fleet).is_empty() {
+        if !out_of_order(&r.thresholds(), &limits.fleet).is_empty() {
             line.push_str("  (out of order under the current fleet bands: see `rules show`)");
         }
         out.push_str(line.trim_end());

@@ -110,3 +110,15 @@ pub struct AlertRule {
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
 }
+
+impl AlertRule {
+    /// The thresholds of this row, as the domain's rules read them.
+    pub fn thresholds(&self) -> crate::domain::rules::Thresholds {
+        crate::domain::rules::Thresholds {
+            critical_low_below: self.critical_low_below.map(i64::from),
+            low_below: self.low_below.map(i64::from),
+            high_above: self.high_above.map(i64::from),
+            critical_high_above: self.critical_high_above.map(i64::from),
+        }
+    }
+}

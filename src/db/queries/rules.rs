@@ -18,7 +18,6 @@ use crate::db::models::AlertRule;
 use crate::db::schema::alert_rules::dsl;
 use crate::db::DbError;
 use crate::domain::detector::CustomerRules;
-use crate::domain::rules::Thresholds;
 
 /// The thresholds and note a `set` writes: all four thresholds (`None` = the fleet band) and
 /// the note when one was given (`Some(None)` removes it).
@@ -48,12 +47,7 @@ pub fn effective_rules(conn: &mut PgConnection) -> Result<HashMap<String, Custom
         .into_iter()
         .map(|r| {
             let rules = CustomerRules {
-                thresholds: Thresholds {
-                    critical_low_below: r.critical_low_below.map(i64::from),
-                    low_below: r.low_below.map(i64::from),
-                    high_above: r.high_above.map(i64::from),
-                    critical_high_above: r.critical_high_above.map(i64::from),
-                },
+                thresholds: r.thresholds(),
                 muted_until: r.muted_until,
             };
             (r.customer_id, rules)
