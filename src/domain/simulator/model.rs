@@ -402,20 +402,9 @@ fn start_episode(
             let prev = i64::from(c.prev_hr);
             let up = prev + jump <= i64::from(VALID_BPM.1) - 10;
             let down = prev - jump >= i64::from(VALID_BPM.0) + 5;
-            let sign = match (up, down) {
-                (true, true) => {
-                    if rng.gen_bool(0.5) {
-                        1.0
-                    } else {
-                        -1.0
-                    }
-                }
-                (false, true) => -1.0,
-                (true, false) => 1.0,
-                // A spike_bpm too large for the range: as far as the range allows.
-                (false, false) if prev < 135 => 1.0,
-                (false, false) => -1.0,
-            };
+            // A spike_bpm too large for the range: as far as the range allows.
+            let sign =
+                direction_with_room(up, down, rng).unwrap_or(if prev < 135 { 1.0 } else { -1.0 });
             c.ep_kind = Some(Spike);
             c.ep_left = 1;
             c.ep_target = sign * jump as f32;
@@ -425,27 +414,16 @@ fn start_episode(
             let shift = rng.gen_range(DEVIATION_BPM.0..=DEVIATION_BPM.1).min(most);
             let up = base + shift <= m.bands.high_above as f32;
             let down = base - shift >= m.bands.low_below as f32;
-            let sign = match (up, down) {
-                (true, true) => {
-                    if rng.gen_bool(0.5) {
-                        1.0
-                    } else {
-                        -1.0
-                    }
+            let sign = direction_with_room(up, down, rng).unwrap_or_else(|| {
+                // No room inside the normal band: shift toward it. In f32: the sum of two i64
+                // bands could overflow.
+                let middle = (m.bands.low_below as f32 + m.bands.high_above as f32) / 2.0;
+                if base < middle {
+                    1.0
+                } else {
+                    -1.0
                 }
-                (true, false) => 1.0,
-                (false, true) => -1.0,
-                // No room inside the normal band: shift toward it.
-                (false, false) => {
-                    // In f32: the sum of two i64 bands could overflow.
-                    let middle = (m.bands.low_below as f32 + m.bands.high_above as f32) / 2.0;
-                    if base < middle {
-                        1.0
-                    } else {
-                        -1.0
-                    }
-                }
-            };
+            });
             c.ep_kind = Some(Deviation);
             c.ep_left = rng.gen_range(DEVIATION_HOLD.0..=DEVIATION_HOLD.1);
             c.ep_target = sign * shift;
@@ -465,6 +443,17 @@ fn start_episode(
             c.ep_target = target;
             c.ep_offset = 0.0;
         }
+    }
+}
+
+/// The direction of an injected jump: +1 when only up has room, -1 when only down, either at
+/// random (one draw) when both do, `None` when neither does.
+fn direction_with_room(up: bool, down: bool, rng: &mut ChaCha8Rng) -> Option<f32> {
+    match (up, down) {
+        (true, true) => Some(if rng.gen_bool(0.5) { 1.0 } else { -1.0 }),
+        (true, false) => Some(1.0),
+        (false, true) => Some(-1.0),
+        (false, false) => None,
     }
 }
 
