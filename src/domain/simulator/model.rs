@@ -51,6 +51,8 @@ pub(super) struct Customer {
     activity: Activity,
     /// The episode in progress (never `Silent`: a silence is `silent_until`).
     ep_kind: Option<AnomalyKind>,
+    /// The id of the latest episode of this customer, 0 before the first.
+    ep_id: u64,
 }
 
 /// What happened inside one call, for tests and the profile.
@@ -101,6 +103,8 @@ pub struct Simulator {
     slot: u64,
     /// Faults made so far: picks the reason (in turn) and the variant.
     faults: u64,
+    /// Episodes started so far: the id of the latest.
+    episodes: u64,
 }
 
 impl Simulator {
@@ -154,6 +158,7 @@ impl Simulator {
             customers,
             slot: 0,
             faults: 0,
+            episodes: 0,
         }
     }
 
@@ -212,6 +217,11 @@ impl Simulator {
             }
             let (hr, activity, labels, trace) =
                 step(&self.model, &mut self.rng, &mut self.customers[index], t_s);
+            if trace.started.is_some() {
+                self.episodes += 1;
+                self.customers[index].ep_id = self.episodes;
+            }
+            let episode = trace.in_episode.then_some(self.customers[index].ep_id);
             let sim_time = sim_start()
                 .checked_add_signed(TimeDelta::nanoseconds(t_ns as i64))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
@@ -221,6 +231,7 @@ impl Simulator {
                 sim_time,
                 activity,
                 injected: kinds_of(labels),
+                episode,
             };
             return (record, trace);
         }
@@ -272,6 +283,7 @@ fn new_customer(rng: &mut ChaCha8Rng) -> Customer {
         fitness: rng.gen(),
         activity: Activity::Rest,
         ep_kind: None,
+        ep_id: 0,
     }
 }
 

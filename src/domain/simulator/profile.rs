@@ -59,6 +59,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
                 sim_time,
                 activity,
                 injected,
+                ..
             } => {
                 readings += 1;
                 let hr = f64::from(heart_rate);

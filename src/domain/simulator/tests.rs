@@ -45,6 +45,7 @@ fn readings(cfg: SimulatorConfig, records: usize) -> Vec<Seen> {
                     sim_time,
                     activity,
                     injected,
+                    ..
                 },
                 trace,
             ) => Some(Seen {

@@ -176,6 +176,9 @@ pub enum SimRecord {
         /// every anomaly kind this reading should raise by construction, empty if none, in
         /// [`AnomalyKind::ALL`] order
         injected: Vec<AnomalyKind>,
+        /// The injected episode this reading is part of (ids count up from 1 in the order the
+        /// episodes start, within one simulator), None for a natural reading.
+        episode: Option<u64>,
     },
     /// A malformed record that validation rejects with `reason`.
     Fault {
