@@ -51,8 +51,6 @@ pub(super) struct Customer {
     activity: Activity,
     /// The episode in progress (never `Silent`: a silence is `silent_until`).
     ep_kind: Option<AnomalyKind>,
-    /// The id of the latest episode of this customer, 0 before the first.
-    ep_id: u64,
 }
 
 /// What happened inside one call, for tests and the profile.
@@ -104,7 +102,10 @@ pub struct Simulator {
     /// Faults made so far: picks the reason (in turn) and the variant.
     faults: u64,
     /// Episodes started so far: the id of the latest.
-    episodes: u64,
+    episodes: u32,
+    /// Per customer, the id of its latest episode (0 before the first); beside `customers`
+    /// rather than in [`Customer`], whose size bounds the fleet's memory.
+    episode_of: Vec<u32>,
 }
 
 impl Simulator {
@@ -159,6 +160,7 @@ impl Simulator {
             slot: 0,
             faults: 0,
             episodes: 0,
+            episode_of: vec![0; count],
         }
     }
 
@@ -218,10 +220,14 @@ impl Simulator {
             let (hr, activity, labels, trace) =
                 step(&self.model, &mut self.rng, &mut self.customers[index], t_s);
             if trace.started.is_some() {
-                self.episodes += 1;
-                self.customers[index].ep_id = self.episodes;
+                // Kept in 32 bits per customer (the fleet's memory bound); 4 billion episodes
+                // are far beyond any run.
+                self.episodes = self.episodes.saturating_add(1);
+                self.episode_of[index] = self.episodes;
             }
-            let episode = trace.in_episode.then_some(self.customers[index].ep_id);
+            let episode = trace
+                .in_episode
+                .then_some(u64::from(self.episode_of[index]));
             let sim_time = sim_start()
                 .checked_add_signed(TimeDelta::nanoseconds(t_ns as i64))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
@@ -283,7 +289,6 @@ fn new_customer(rng: &mut ChaCha8Rng) -> Customer {
         fitness: rng.gen(),
         activity: Activity::Rest,
         ep_kind: None,
-        ep_id: 0,
     }
 }
 
