@@ -271,6 +271,25 @@ fn rebalance_config() -> tempfile::NamedTempFile {
     f
 }
 
+/// The processor's latest rebalance event is an assignment of at least one partition: it is
+/// a member of a formed group.
+fn holds_partitions(p: &Daemon) -> bool {
+    const EVENTS: [&str; 3] = [
+        "partitions assigned",
+        "partitions revoked",
+        "partitions lost",
+    ];
+    p.log_lines()
+        .iter()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| EVENTS.iter().any(|e| v["msg"] == *e))
+        .is_some_and(|v| {
+            v["msg"] == "partitions assigned"
+                && !v["partitions"].as_str().unwrap_or_default().is_empty()
+        })
+}
+
 /// A fault of run B, applied once the chaos database holds `at` of the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -441,6 +460,13 @@ pub fn run(w: Workload) -> Report {
                 applied.push(format!("second processor joined at {t:.0} s"));
             }
             Fault::Leave => {
+                // The test broker (tansu) wedges a group for good when a member leaves while
+                // the group is forming: the leaver stays its leader and nobody is ever assigned
+                // again (docs/TROUBLESHOOTING.md, "tansu: a leave during a rebalance"). Apache
+                // Kafka has no such fault, so the leave waits for a formed group.
+                wait_for("the group to form before the leave", STEP_DEADLINE, || {
+                    processors.iter().all(holds_partitions).then_some(())
+                });
                 let mut leaving = processors.pop().expect("the second processor");
                 let code = leaving.stop();
                 applied.push(format!("second processor left at {t:.0} s (exit {code})"));
