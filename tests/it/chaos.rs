@@ -271,25 +271,6 @@ fn rebalance_config() -> tempfile::NamedTempFile {
     f
 }
 
-/// The processor's latest rebalance event is an assignment of at least one partition: it is
-/// a member of a formed group.
-fn holds_partitions(p: &Daemon) -> bool {
-    const EVENTS: [&str; 3] = [
-        "partitions assigned",
-        "partitions revoked",
-        "partitions lost",
-    ];
-    p.log_lines()
-        .iter()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| EVENTS.iter().any(|e| v["msg"] == *e))
-        .is_some_and(|v| {
-            v["msg"] == "partitions assigned"
-                && !v["partitions"].as_str().unwrap_or_default().is_empty()
-        })
-}
-
 /// A fault of run B, applied once the chaos database holds `at` of the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -465,7 +446,10 @@ pub fn run(w: Workload) -> Report {
                 // again (docs/TROUBLESHOOTING.md, "tansu: a leave during a rebalance"). Apache
                 // Kafka has no such fault, so the leave waits for a formed group.
                 wait_for("the group to form before the leave", STEP_DEADLINE, || {
-                    processors.iter().all(holds_partitions).then_some(())
+                    processors
+                        .iter()
+                        .all(Daemon::holds_partitions)
+                        .then_some(())
                 });
                 let mut leaving = processors.pop().expect("the second processor");
                 let code = leaving.stop();

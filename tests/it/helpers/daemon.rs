@@ -168,6 +168,25 @@ impl Daemon {
         self.lines.lock().unwrap().clone()
     }
 
+    /// The processor's latest rebalance event is an assignment of at least one partition: it is
+    /// a member of a formed group. (On tansu, stop a member only then: docs/TROUBLESHOOTING.md.)
+    pub fn holds_partitions(&self) -> bool {
+        const EVENTS: [&str; 3] = [
+            "partitions assigned",
+            "partitions revoked",
+            "partitions lost",
+        ];
+        self.log_lines()
+            .iter()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| EVENTS.iter().any(|e| v["msg"] == *e))
+            .is_some_and(|v| {
+                v["msg"] == "partitions assigned"
+                    && !v["partitions"].as_str().unwrap_or_default().is_empty()
+            })
+    }
+
     /// JSON log records whose `msg` is `msg`.
     pub fn records(&self, msg: &str) -> Vec<serde_json::Value> {
         self.log_lines()
