@@ -305,3 +305,32 @@ fn the_open_alerts_gauge_follows_the_partitions_that_move_between_processors() {
     assert_eq!(first.metric_sum("heartbeat_alerts_activated_total"), PAGED);
     assert_eq!(first.stop(), 0);
 }
+
+#[test]
+fn an_activation_observed_again_after_a_group_restart_counts_once() {
+    let db = TestDb::new();
+    // The writer panics on its first batch, before the commit: the group restarts and reads the
+    // batch again, and the new detector observes the same activation again.
+    let setup = Setup::new(&db)
+        .with("HEARTBEAT__DETECTOR__SILENCE_AFTER_MS", NO_SILENCE_MS)
+        .with("HEARTBEAT__ALERTS__SUSTAIN_MS__TACHYCARDIA", "0")
+        .with("HEARTBEAT__WRITER__PARALLELISM", "1")
+        .with("HEARTBEAT_TEST_PANIC", "db_writer:1");
+    let mut daemon = setup.spawn_run_started();
+    // With no sustain, the first reading activates, so the first batch holds the activation.
+    send(&setup, base(), &series("AGAIN", (0, 60, 3), 125));
+    assert_eq!(
+        daemon.metric_sum("heartbeat_actor_restarts_total"),
+        1.0,
+        "the writer's panic restarted the group once"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM alerts WHERE activated_at IS NOT NULL"),
+        1
+    );
+    wait_for("the open alerts gauge", DEADLINE, || {
+        (daemon.metric_sum("heartbeat_alerts_open") == 1.0).then_some(())
+    });
+    assert_eq!(daemon.metric_sum("heartbeat_alerts_activated_total"), 1.0);
+    assert_eq!(daemon.stop(), 0);
+}
