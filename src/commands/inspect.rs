@@ -39,6 +39,12 @@ pub fn inspect(settings: &Settings, log: &Logger) -> i32 {
     println!("  anomalies                {:>12}", t.anomalies);
     println!("  open alerts              {:>12}", t.open_alerts);
     println!("  customers                {:>12}", t.customers);
+    // Share of the customers with readings; `max(1)`: no division by zero on an empty database.
+    let share = 100.0 * t.paged_customers as f64 / t.customers.max(1) as f64;
+    println!(
+        "  customers paged          {:>12}  ({share:.1}% of customers: an activated open alert)",
+        t.paged_customers
+    );
     println!("  newest reading           {}", time(t.newest));
     println!("  newest ingested          {}", time(t.newest_ingested));
     section("readings by class", &s.classes);

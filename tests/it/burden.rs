@@ -167,6 +167,15 @@ fn an_activated_a_short_and_a_pending_episode_show_in_metrics_inspect_and_the_da
     let out = setup.command(&["inspect"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // One of the four customers is paged now.
+    assert!(
+        text.lines().any(|l| {
+            let l = l.trim();
+            l.starts_with("customers paged")
+                && l.ends_with("1  (25.0% of customers: an activated open alert)")
+        }),
+        "{text}"
+    );
     let activated = block(&text, "activated open alerts by kind");
     assert!(
         has(&activated, "tachycardia", "1") && activated.len() == 1,

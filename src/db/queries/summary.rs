@@ -29,6 +29,9 @@ pub struct Totals {
     pub open_alerts: i64,
     #[diesel(sql_type = BigInt)]
     pub customers: i64,
+    /// Customers with an activated open episode: those being paged now.
+    #[diesel(sql_type = BigInt)]
+    pub paged_customers: i64,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub newest: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -98,6 +101,8 @@ pub fn summary(conn: &mut PgConnection) -> Result<Summary, DbError> {
                 (SELECT count(*) FROM anomalies) AS anomalies, \
                 (SELECT count(*) FROM alerts WHERE resolved_at IS NULL) AS open_alerts, \
                 (SELECT count(DISTINCT customer_id) FROM readings) AS customers, \
+                (SELECT count(DISTINCT customer_id) FROM alerts \
+                 WHERE resolved_at IS NULL AND activated_at IS NOT NULL) AS paged_customers, \
                 (SELECT max(recorded_at) FROM readings) AS newest, \
                 (SELECT max(ingested_at) FROM readings) AS newest_ingested",
     )
