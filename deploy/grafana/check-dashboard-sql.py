@@ -43,6 +43,8 @@ EXPECTED = {
         (["activated per customer-day"], 1),
     ("fleet.json", "Open activated alerts"):
         (["customer", "kind", "opened", "activated", "last seen", "readings", "peak bpm"], 200),
+    ("customer.json", "Alert episodes"):
+        (["kind", "state", "opened", "activated", "last seen", "resolved", "readings", "peak bpm"], 500),
 }
 
 MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^)]*)\)")
