@@ -3,7 +3,7 @@
 //! count the transitions of the episodes this detector observes (a batch or a silence; never the
 //! replay of a claimed partition, whose rows were written, and counted, by whoever observed them
 //! first), and `heartbeat_alerts_open{kind}` is counted from the states of the partitions held,
-//! so it follows every revocation and every claim (docs/OPERATIONS.md, "Metrics").
+//! so it follows every revocation and every claim (docs/OPERATIONS.md, "Alert burden").
 
 use chrono::{DateTime, Utc};
 
