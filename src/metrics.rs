@@ -2,13 +2,26 @@
 //!
 //! One `Metrics` value is built at start and shared (`Arc`) by every actor; the series survive
 //! actor restarts, so counters never go back.
+//!
+//! The alert counters (`heartbeat_alerts_activated_total{kind}`,
+//! `heartbeat_alerts_suppressed_total{kind,reason}`) count the transitions of alert episodes this
+//! process observed: [`Metrics::count_transition`] counts each (customer, kind, `opened_at`,
+//! transition) once per process, so a reading observed again after the processor group restarted
+//! (its batch never committed, and the new group reads it again) does not count an activation
+//! twice. A new process starts every counter at 0, as Prometheus counters do.
 
+use std::collections::{HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
 use crate::domain::classification::AnomalyKind;
+use crate::domain::detector::Suppressed;
 use crate::domain::validation::{IgnoredField, RejectReason};
 
 /// Bucket bounds of the batch write duration, seconds: from a small batch on an idle database to
@@ -22,6 +35,46 @@ const DB_BATCH_BUCKETS: &[f64] = &[
 const RECORD_DELAY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
 ];
+
+/// Why an episode resolved unactivated, for `heartbeat_alerts_suppressed_total{reason}`.
+pub const SUPPRESSED: [Suppressed; 2] = [Suppressed::Short, Suppressed::Muted];
+
+/// Alert transitions remembered so that none is counted twice: more than can be observed between
+/// a batch's first observation and its second (a group restart re-reads at most the batches in
+/// flight, seconds of them); 8 bytes each, so at most half a MiB.
+const TRANSITIONS_REMEMBERED: usize = 65_536;
+
+/// What happened to an alert episode, for the alert counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// It activated (`activated_at` was set).
+    Activated,
+    /// It resolved without activating, for this reason (`suppressed`).
+    Suppressed(Suppressed),
+}
+
+/// The transitions counted lately, as hashes, oldest first.
+#[derive(Default)]
+struct Counted {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Counted {
+    /// Whether `key` is new; remembers it, forgetting the oldest beyond the bound.
+    fn first_time(&mut self, key: u64) -> bool {
+        if !self.set.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > TRANSITIONS_REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
 
 /// The actors that have a mailbox on the data path, for `heartbeat_mailbox_depth{actor}`.
 pub const ACTORS: &[&str] = &[
@@ -42,6 +95,12 @@ pub struct Metrics {
     pub ignored_values: IntCounterVec,
     pub duplicates: IntCounter,
     pub anomalies: IntCounterVec,
+    pub alerts_activated: IntCounterVec,
+    pub alerts_suppressed: IntCounterVec,
+    /// Set by the detector from its state (activated, unresolved episodes of the customers of the
+    /// partitions it holds), after each change of assignment and once a second.
+    pub alerts_open: IntGaugeVec,
+    counted: Mutex<Counted>,
     pub actor_restarts: IntCounterVec,
     pub mailbox_depth: IntGaugeVec,
     pub db_batch_duration: Histogram,
@@ -118,6 +177,27 @@ impl Metrics {
                 "Anomalies stored, by kind.",
                 &["kind"],
             ),
+            alerts_activated: counter_vec(
+                &registry,
+                "heartbeat_alerts_activated_total",
+                "Alert episodes activated (paging a person) by this process's detector, by kind.",
+                &["kind"],
+            ),
+            alerts_suppressed: counter_vec(
+                &registry,
+                "heartbeat_alerts_suppressed_total",
+                "Alert episodes resolved without activating, by kind and reason (short: it never \
+                 lasted its sustain time; muted: it did, while the customer was muted).",
+                &["kind", "reason"],
+            ),
+            alerts_open: gauge_vec(
+                &registry,
+                "heartbeat_alerts_open",
+                "Activated, unresolved alert episodes of the customers this processor owns, by \
+                 kind.",
+                &["kind"],
+            ),
+            counted: Mutex::new(Counted::default()),
             actor_restarts: counter_vec(
                 &registry,
                 "heartbeat_actor_restarts_total",
@@ -194,6 +274,12 @@ impl Metrics {
         }
         for kind in AnomalyKind::ALL {
             m.anomalies.with_label_values(&[kind.as_str()]);
+            m.alerts_activated.with_label_values(&[kind.as_str()]);
+            m.alerts_open.with_label_values(&[kind.as_str()]);
+            for reason in SUPPRESSED {
+                m.alerts_suppressed
+                    .with_label_values(&[kind.as_str(), reason.as_str()]);
+            }
         }
         for actor in ACTORS {
             m.actor_restarts.with_label_values(&[actor]);
@@ -210,6 +296,50 @@ impl Metrics {
             return format!("# encoding metrics failed: {e}\n");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Counts `transition` of the episode (`customer_id`, `kind`, `opened_at`), unless this
+    /// process has counted it already (see the module doc).
+    pub fn count_transition(
+        &self,
+        customer_id: &str,
+        kind: AnomalyKind,
+        opened_at: DateTime<Utc>,
+        transition: Transition,
+    ) {
+        // SipHash with fixed keys: the same episode gives the same hash for the process's life.
+        let mut h = DefaultHasher::new();
+        let what = match transition {
+            Transition::Activated => "activated",
+            Transition::Suppressed(reason) => reason.as_str(),
+        };
+        (customer_id, kind.as_str(), opened_at, what).hash(&mut h);
+        // A poisoned lock only means a panic elsewhere mid-insert; the set is still usable.
+        let first = self
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_time(h.finish());
+        if !first {
+            return;
+        }
+        match transition {
+            Transition::Activated => self
+                .alerts_activated
+                .with_label_values(&[kind.as_str()])
+                .inc(),
+            Transition::Suppressed(reason) => self
+                .alerts_suppressed
+                .with_label_values(&[kind.as_str(), reason.as_str()])
+                .inc(),
+        }
+    }
+
+    /// Sets `heartbeat_alerts_open`: `open[i]` episodes of kind `AnomalyKind::ALL[i]`.
+    pub fn set_alerts_open(&self, open: &[i64; AnomalyKind::ALL.len()]) {
+        for (kind, n) in AnomalyKind::ALL.iter().zip(open) {
+            self.alerts_open.with_label_values(&[kind.as_str()]).set(*n);
+        }
     }
 
     /// A message was sent to `actor`'s mailbox.
@@ -248,6 +378,9 @@ mod tests {
             "heartbeat_ignored_values_total{field=\"activity\"} 0",
             "heartbeat_duplicates_total",
             "heartbeat_anomalies_total{kind=\"spike\"}",
+            "heartbeat_alerts_activated_total{kind=\"silent\"} 0",
+            "heartbeat_alerts_suppressed_total{kind=\"critical_low\",reason=\"muted\"} 0",
+            "heartbeat_alerts_open{kind=\"deviation\"} 0",
             "heartbeat_actor_restarts_total{actor=\"db_writer\"}",
             "heartbeat_mailbox_depth{actor=\"validator\"}",
             "heartbeat_db_batch_duration_seconds_bucket",
@@ -257,5 +390,47 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_transition_is_counted_once_per_process() {
+        let m = Metrics::new();
+        let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let kind = AnomalyKind::Tachycardia;
+        for _ in 0..3 {
+            m.count_transition("C-1", kind, at, Transition::Activated);
+        }
+        m.count_transition("C-2", kind, at, Transition::Activated);
+        let short = Transition::Suppressed(Suppressed::Short);
+        m.count_transition("C-1", kind, at + chrono::TimeDelta::seconds(1), short);
+        m.count_transition("C-1", kind, at + chrono::TimeDelta::seconds(1), short);
+        assert_eq!(
+            m.alerts_activated.with_label_values(&["tachycardia"]).get(),
+            2
+        );
+        assert_eq!(
+            m.alerts_suppressed
+                .with_label_values(&["tachycardia", "short"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            m.alerts_suppressed
+                .with_label_values(&["tachycardia", "muted"])
+                .get(),
+            0
+        );
+    }
+
+    #[test]
+    fn the_memory_of_counted_transitions_is_bounded() {
+        let mut c = Counted::default();
+        for k in 0..(TRANSITIONS_REMEMBERED as u64 + 10) {
+            assert!(c.first_time(k));
+        }
+        assert_eq!(c.set.len(), TRANSITIONS_REMEMBERED);
+        assert!(!c.first_time(TRANSITIONS_REMEMBERED as u64 + 9));
+        // The oldest are forgotten.
+        assert!(c.first_time(0));
     }
 }

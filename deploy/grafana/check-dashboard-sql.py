@@ -7,7 +7,8 @@ dashboards use the way Grafana's PostgreSQL datasource does
 $__timeTo, $__timeGroup, $__timeGroupAlias, $__time, $__timeEpoch,
 $__unixEpochFilter), then runs each query through psql in a READ ONLY
 transaction and checks the columns Grafana needs (`time` for a time series,
-`time` and `text` for an annotation).
+`time` and `text` for an annotation), and those EXPECTED names for the panels
+people act on (the alert panels): their columns, and how many rows at most.
 
 Usage:
     deploy/grafana/check-dashboard-sql.py [--dsn URL] [--hours N] [--var customer=CUST-00042] [FILE...]
@@ -34,6 +35,17 @@ PG_UIDS = {"heartbeat-pg"}
 DEFAULT_DSN = "postgres://postgres:postgres@127.0.0.1:5432/heartbeat"
 # A value for a query variable whose own query returns no row (an empty table).
 PLACEHOLDER = "CUST-00000"
+
+# (dashboard file, panel title) -> (columns it must return, most rows or None).
+# A panel named here that is missing from its dashboard fails too.
+EXPECTED = {
+    ("fleet.json", "Alert burden (activated per customer-day)"):
+        (["activated per customer-day"], 1),
+    ("fleet.json", "Open activated alerts"):
+        (["customer", "kind", "opened", "activated", "last seen", "readings", "peak bpm"], 200),
+    ("customer.json", "Alert episodes"):
+        (["kind", "state", "opened", "activated", "last seen", "resolved", "readings", "peak bpm"], 500),
+}
 
 MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^)]*)\)")
 TEMPLATE_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)(?::([A-Za-z0-9_]+))?\}|\$([A-Za-z][A-Za-z0-9_]*)")
@@ -164,22 +176,23 @@ def walk_panels(panels):
 
 
 def collect(dash):
-    """(kind, label, sql, format, interval_s) for every PostgreSQL query."""
+    """(kind, label, sql, format, interval_s, var_name, title) for every PostgreSQL query."""
     out = []
     for v in dash.get("templating", {}).get("list", []):
         if v.get("type") == "query" and is_pg(v.get("datasource")):
             q = v.get("query")
             q = q.get("rawSql") if isinstance(q, dict) else q
-            out.append(("variable", f"variable ${v['name']}", q, "table", 60.0, v["name"]))
+            out.append(("variable", f"variable ${v['name']}", q, "table", 60.0, v["name"], None))
     for a in dash.get("annotations", {}).get("list", []):
         if is_pg(a.get("datasource")) and (a.get("target") or {}).get("rawSql"):
-            out.append(("annotation", f"annotation {a['name']!r}", a["target"]["rawSql"], "annotation", 60.0, None))
+            out.append(("annotation", f"annotation {a['name']!r}", a["target"]["rawSql"], "annotation", 60.0, None, None))
     for p in walk_panels(dash.get("panels")):
         for t in p.get("targets") or []:
             ds = t.get("datasource") or p.get("datasource")
             if is_pg(ds) and t.get("rawSql"):
                 out.append(("panel", f"panel #{p.get('id')} {p.get('title')!r} [{t.get('refId')}]",
-                            t["rawSql"], t.get("format", "time_series"), panel_interval(p), None))
+                            t["rawSql"], t.get("format", "time_series"), panel_interval(p), None,
+                            p.get("title")))
     return out
 
 
@@ -199,12 +212,14 @@ def main():
     given = dict(v.split("=", 1) for v in args.var)
 
     passed = failed = 0
+    seen = set()
+    names = {os.path.basename(path) for path in args.files}
     for path in args.files:
         with open(path) as f:
             dash = json.load(f)
         name = os.path.basename(path)
         variables = dict(given)
-        for kind, label, raw, fmt, interval_s, var_name in collect(dash):
+        for kind, label, raw, fmt, interval_s, var_name, title in collect(dash):
             try:
                 sql = interpolate(raw, variables, interval_s, t_from, t_to)
                 if args.verbose:
@@ -214,6 +229,13 @@ def main():
                 missing = need - set(header)
                 if missing:
                     raise RuntimeError(f"format {fmt} needs column(s) {sorted(missing)}, got {header}")
+                if (name, title) in EXPECTED:
+                    columns, most = EXPECTED[(name, title)]
+                    seen.add((name, title))
+                    if header[:len(columns)] != columns:
+                        raise RuntimeError(f"expected columns {columns}, got {header}")
+                    if most is not None and len(rows) > most:
+                        raise RuntimeError(f"expected at most {most} rows, got {len(rows)}")
                 if kind == "variable" and var_name not in variables:
                     variables[var_name] = rows[0][0] if rows else PLACEHOLDER
                 passed += 1
@@ -225,6 +247,10 @@ def main():
                 print(f"FAIL  {name}  {label}\n      {e}")
                 if not args.verbose:
                     print("      " + raw.replace("\n", "\n      "))
+    for name, title in sorted(set(EXPECTED) - seen):
+        if name in names:
+            failed += 1
+            print(f"FAIL  {name}  panel {title!r}: missing, or its query failed")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 and passed > 0 else 1
 

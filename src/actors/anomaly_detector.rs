@@ -41,6 +41,7 @@
 //!
 //! # Layout
 //! - this file: the actor, its state, and `detect` (a batch in, a `Persist` out)
+//! - `alert_metrics.rs`: the alert counters and the open alerts gauge
 //! - `claim.rs`: claiming and letting go of partitions (`detector_epochs`)
 //! - `replay.rs`: loading a claimed partition's states and replaying what they miss
 //! - `periodic.rs`: silences, forgetting, checkpoints, and the timer's batches
@@ -57,6 +58,7 @@ use chrono::{DateTime, Utc};
 use slog::{info, o, warn, Logger};
 use uuid::Uuid;
 
+mod alert_metrics;
 mod claim;
 mod periodic;
 mod recent;
@@ -383,7 +385,10 @@ impl AnomalyDetector {
                 tracked.last_consumed = now;
                 tracked.dirty = true;
                 let rules = self.rules.get(r.reading.customer_id.as_str());
+                let before = alert_metrics::activated(&tracked.state);
                 let observation = observe(&self.cfg, &mut tracked.state, &r.reading, rules);
+                let (customer, rows) = (&r.reading.customer_id, &observation.alerts);
+                alert_metrics::count_transitions(&self.metrics, customer, &before, rows);
                 tracked.state.absorbed(partition, offset);
                 anomalies.extend(observation.anomalies);
                 alerts.extend(observation.alerts);

@@ -1,5 +1,6 @@
-//! `inspect`: a database summary for operators: counts, classes, anomalies by kind, open alerts,
-//! rejects by reason, top customers by anomalies, newest reading.
+//! `inspect`: a database summary for operators: counts, classes, anomalies by kind, open alerts
+//! (all, activated, pending), the alert burden, rejects by reason, top customers by anomalies,
+//! newest reading.
 
 use slog::{error, Logger};
 
@@ -38,11 +39,35 @@ pub fn inspect(settings: &Settings, log: &Logger) -> i32 {
     println!("  anomalies                {:>12}", t.anomalies);
     println!("  open alerts              {:>12}", t.open_alerts);
     println!("  customers                {:>12}", t.customers);
+    // Share of the customers with readings; `max(1)`: no division by zero on an empty database.
+    let share = 100.0 * t.paged_customers as f64 / t.customers.max(1) as f64;
+    println!(
+        "  customers paged          {:>12}  ({share:.1}% of customers: an activated open alert)",
+        t.paged_customers
+    );
     println!("  newest reading           {}", time(t.newest));
     println!("  newest ingested          {}", time(t.newest_ingested));
     section("readings by class", &s.classes);
     section("anomalies by kind", &s.anomalies);
     section("open alerts by kind", &s.open_alerts);
+    section("activated open alerts by kind", &s.activated_alerts);
+    section(
+        "pending open alerts by kind (opened, not activated yet)",
+        &s.pending_alerts,
+    );
+    let b = &s.burden;
+    println!("\nalert burden (the 24 h of reading time up to the newest reading)");
+    println!("  activated episodes       {:>12}", b.activated);
+    println!("  customers with readings  {:>12}", b.customers);
+    println!("  hours covered            {:>12.2}", b.days * 24.0);
+    println!(
+        "  customer-days            {:>12.3}",
+        b.customers as f64 * b.days
+    );
+    match b.per_customer_day {
+        Some(x) => println!("  per customer-day         {x:>12.3}"),
+        None => println!("  per customer-day         {:>12}", "-"),
+    }
     section("rejects by reason", &s.rejects);
     section("top customers by anomalies", &s.top_customers);
     exit::OK

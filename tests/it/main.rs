@@ -6,6 +6,7 @@ mod activation;
 mod activity;
 mod alert_state;
 mod broker;
+mod burden;
 mod chaos;
 mod cli;
 mod config_properties;

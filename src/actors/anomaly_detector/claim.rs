@@ -49,6 +49,9 @@ impl AnomalyDetector {
         if !fresh.is_empty() {
             self.acquire(&fresh);
         }
+        if !gone.is_empty() || !fresh.is_empty() {
+            self.gauge_open_alerts();
+        }
     }
 
     /// Forgets `partition` and its customers: their next owner rebuilds them from what is stored.

@@ -10,6 +10,7 @@ use crate::domain::detector::silence;
 use crate::domain::record::{BatchPositions, CustomerSnapshot, PartitionCheckpoint};
 use crate::messages::Persist;
 
+use super::alert_metrics::count_transitions;
 use super::{AnomalyDetector, Found, Tracked, TICK};
 
 /// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
@@ -44,6 +45,7 @@ impl AnomalyDetector {
         if now.saturating_duration_since(self.last_periodic) >= TICK {
             self.last_periodic = now;
             self.silences(now, &mut found);
+            self.gauge_open_alerts();
         }
         self.checkpoints(now, &mut found);
         found
@@ -67,7 +69,7 @@ impl AnomalyDetector {
         let progress = self.progress.clone();
         let owned = &self.owned;
         let (silence_after, forget_after) = (self.silence_after, self.forget_after);
-        let (cfg, rules) = (&self.cfg, &self.rules);
+        let (cfg, rules, metrics) = (&self.cfg, &self.rules, &self.metrics);
         self.customers.retain(|customer, t| {
             let quiet = now.saturating_duration_since(t.last_consumed);
             // Only once saved: a forgotten customer is loaded again from its saved state.
@@ -81,6 +83,8 @@ impl AnomalyDetector {
                 if let Some((anomaly, alert)) =
                     silence(cfg, &mut t.state, customer, rules.get(customer))
                 {
+                    let none = Default::default();
+                    count_transitions(metrics, customer, &none, std::slice::from_ref(&alert));
                     found.anomalies.push(anomaly);
                     found.alerts.push(alert);
                     // Saved at once: no stored reading would replay a silence.
