@@ -28,26 +28,28 @@
 //! - `silent`: reported by [`silence`]; `recorded_at` is the customer's last reading's time.
 //!
 //! # Baseline
-//! One formula for every reading x, with k the number of readings in the baseline including x:
+//! Only judged readings (at rest or of unknown activity) make the baseline ([`Baseline`], in
+//! `baseline.rs` with the reasons for its constants). With x the reading and w its weight:
 //!
 //! ```text
-//! w = max(1/k, ALPHA)      d = x - mean
-//! mean     <- mean + w*d
-//! variance <- (1 - w) * (variance + w*d^2)
+//! d = x - mean      mean <- mean + w*d      variance <- (1 - w) * (variance + w*d^2)
 //! ```
 //!
-//! With w = 1/k this is Welford's update of the exact mean and population variance; once
-//! 1/k < [`ALPHA`] (after the 20th reading) it is the exponentially weighted mean and variance,
-//! so the baseline follows a customer whose resting rate drifts, with a memory of about 1/ALPHA
-//! readings. The first reading gives mean = x, variance = 0 whatever the state held before.
+//! - **Warm-up.** The first `detector.warmup_readings` judged readings are folded in with
+//!   w = 1/k (Welford's exact mean and population variance); at the last of them the baseline
+//!   starts afresh from their median and (1.4826 × their median absolute deviation)²: a robust
+//!   start, so one odd reading in the warm-up sets neither a wrong level nor a wide spread.
+//! - **A memory in time.** After the warm-up, w = min(1 - exp(-dt / [`BASELINE_TAU_S`]),
+//!   [`MAX_WEIGHT`]), dt being the reading time since the previous judged reading: half an hour
+//!   of memory whatever the sampling interval, and no single reading after a long gap weighs
+//!   more than a fifth.
+//! - **Flagged readings do not move it.** A reading judged a deviation is left out, so an
+//!   episode cannot pull the baseline toward itself and hide its own rest.
+//! - **A lasting change is absorbed.** When the judged readings have deviated without a break
+//!   for [`ABSORB_AFTER_S`] (two hours) of reading time, the baseline's mean becomes the
+//!   current reading: the change has paged once and is the customer's normal from then on.
 //!
-//! After warm-up, x is first clipped to mean ± z_threshold * stddev (the floored stddev used for
-//! the judgement): a deviating reading still updates the baseline, but only as much as a reading
-//! right at the threshold would. Why: not updating at all would flag a lasting change of level
-//! for ever; updating with the raw value would let one outlier of 40 bpm triple the stddev and
-//! hide the next real deviations. Clipped, one outlier widens the stddev by at most ~31 % (the
-//! variance by (1 - ALPHA)(1 + ALPHA * z^2) = 1.71 with the defaults), and a lasting shift is
-//! absorbed within a handful of readings because each clipped step widens it again.
+//! The first reading gives mean = x, variance = 0 whatever the state held before.
 //!
 //! The findings (the anomalies) are those of the fleet bands, whatever the customer's rules or
 //! activity; the episodes follow the readings that *count*, below.
@@ -96,8 +98,9 @@
 //! # Parts
 //! - `config.rs`: [`DetectorConfig`] with its [`Sustain`], the settings the rules read, and a
 //!   customer's [`CustomerRules`].
-//! - `state.rs`: [`CustomerState`] with its [`Baseline`] and open [`Episode`]s, and what a
-//!   reading gives ([`Observation`], [`AlertRow`]).
+//! - `baseline.rs`: the [`Baseline`] and its constants.
+//! - `state.rs`: [`CustomerState`] with its open [`Episode`]s, and what a reading gives
+//!   ([`Observation`], [`AlertRow`]).
 //! - `observe.rs`: the rules: [`observe`] and [`silence`].
 //! - `exact_f64.rs`: [`exact_f64`], the serde of floats that round-trip exactly.
 //! - `tests/`: the state and determinism tests (`mod.rs`), the kinds (`kinds.rs`), the
@@ -106,14 +109,16 @@
 //! [`Reading`]: crate::domain::reading::Reading
 //! [`Anomaly`]: crate::domain::record::Anomaly
 
+mod baseline;
 mod config;
 pub mod exact_f64;
 mod observe;
 mod state;
 
+pub use baseline::{Baseline, Deviation, ABSORB_AFTER_S, BASELINE_TAU_S, MAX_WEIGHT};
 pub use config::{CustomerRules, DetectorConfig, Sustain};
 pub use observe::{observe, silence};
-pub use state::{AlertRow, Baseline, CustomerState, Episode, Observation, Suppressed, ALPHA};
+pub use state::{AlertRow, CustomerState, Episode, Observation, Suppressed};
 
 #[cfg(test)]
 mod tests;

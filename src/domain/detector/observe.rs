@@ -4,8 +4,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
+use super::baseline::Baseline;
 use super::config::{CustomerRules, DetectorConfig};
-use super::state::{AlertRow, Baseline, CustomerState, Episode, Observation};
+use super::state::{AlertRow, CustomerState, Episode, Observation};
 use crate::domain::classification::{classify, AnomalyKind};
 use crate::domain::reading::{Activity, Reading};
 use crate::domain::record::Anomaly;
@@ -48,32 +49,25 @@ pub fn observe(
     }
     // Only a reading at rest (or of unknown activity) is judged for deviation or moves the
     // baseline: sleep and exercise are other levels of the same heart.
-    let judged = matches!(reading.activity, None | Some(Activity::Rest));
-    let mut folded = f64::from(hr);
-    // This is the (count + 1)-th judged reading: past the warm-up when count >= warmup.
-    if judged && state.baseline.count >= cfg.warmup_readings && state.baseline.count > 0 {
-        let mean = state.baseline.mean;
-        // `max` ignores a NaN floor, so a bad config cannot make `sd` NaN.
-        let sd = state.baseline.stddev().max(cfg.min_stddev_bpm);
-        let diff = f64::from(hr) - mean;
-        let z = diff / sd;
-        if z.abs() >= cfg.z_threshold {
+    if matches!(reading.activity, None | Some(Activity::Rest)) {
+        let judged = state.baseline.judge(
+            hr,
+            at,
+            cfg.warmup_readings,
+            cfg.z_threshold,
+            cfg.min_stddev_bpm,
+        );
+        if let Some(d) = judged {
             raised.push(Raised {
                 kind: AnomalyKind::Deviation,
-                severity: diff.abs(),
+                severity: (f64::from(hr) - d.mean).abs(),
                 details: json!({
-                    "baseline": round_to(mean, 1),
-                    "stddev": round_to(sd, 2),
-                    "z": round_to(z, 2),
+                    "baseline": round_to(d.mean, 1),
+                    "stddev": round_to(d.stddev, 2),
+                    "z": round_to(d.z, 2),
                 }),
             });
         }
-        // min/max, not `clamp`: `clamp` panics on NaN bounds.
-        let reach = cfg.z_threshold * sd;
-        folded = folded.max(mean - reach).min(mean + reach);
-    }
-    if judged && folded.is_finite() {
-        state.baseline.update(folded);
     }
 
     state.readings = state.readings.saturating_add(1);

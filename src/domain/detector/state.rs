@@ -6,49 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::baseline::Baseline;
 use super::exact_f64;
 use crate::domain::classification::{AnomalyKind, HeartRateClass};
 use crate::domain::record::Anomaly;
-
-/// Weight of the newest reading in the exponentially weighted baseline. 0.05 remembers about the
-/// last 20 readings (half-life ~14): long enough that one reading cannot move the baseline much,
-/// short enough to follow a customer whose resting rate drifts over minutes, not hours.
-pub const ALPHA: f64 = 0.05;
-
-/// A customer's moving baseline of heart rate (see the module doc for the update rule).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Baseline {
-    /// Readings folded in so far.
-    pub count: u64,
-    /// Mean heart rate, bpm.
-    #[serde(with = "exact_f64")]
-    pub mean: f64,
-    /// Population variance, bpm².
-    #[serde(with = "exact_f64")]
-    pub variance: f64,
-}
-
-impl Baseline {
-    /// The standard deviation, bpm; 0 for an empty baseline.
-    pub fn stddev(&self) -> f64 {
-        // `max` also maps a NaN to 0, so the result is never NaN for a sane baseline.
-        self.variance.max(0.0).sqrt()
-    }
-
-    /// Whether the numbers can be used. Only a hand-edited or corrupted saved state can fail this;
-    /// such a baseline is started afresh rather than poisoning every later judgement with NaN.
-    pub(super) fn is_sane(&self) -> bool {
-        self.mean.is_finite() && self.variance.is_finite() && self.variance >= 0.0
-    }
-
-    pub(super) fn update(&mut self, x: f64) {
-        self.count = self.count.saturating_add(1);
-        let w = (1.0 / self.count as f64).max(ALPHA);
-        let d = x - self.mean;
-        self.mean += w * d;
-        self.variance = (1.0 - w) * (self.variance + w * d * d);
-    }
-}
 
 /// One open alert episode of a customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -194,30 +194,139 @@ fn the_baseline_is_the_exact_mean_and_variance_at_first() {
 }
 
 #[test]
-fn one_outlier_widens_the_baseline_only_a_little() {
+fn an_outlier_does_not_move_the_baseline() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &[70; 40]);
-    observe(&cfg, &mut state, &reading(150, at(400)), None);
-    // Folded in as 70 + 4 * 3 = 82, not 150.
-    assert!((state.baseline.mean - 70.6).abs() < 1e-9);
-    assert!(state.baseline.stddev() < 3.0);
+    let before = state.baseline.clone();
+    let obs = observe(&cfg, &mut state, &reading(150, at(400)), None);
+    assert!(find(&obs, Deviation).is_some());
+    assert_eq!(
+        (state.baseline.mean, state.baseline.variance),
+        (before.mean, before.variance),
+        "a flagged reading is left out of the baseline"
+    );
+    let obs = observe(&cfg, &mut state, &reading(85, at(410)), None);
+    assert!(
+        find(&obs, Deviation).is_some(),
+        "the next deviation is not hidden by the outlier"
+    );
 }
 
 #[test]
-fn a_lasting_shift_is_absorbed_by_the_baseline() {
+fn the_warm_up_starts_from_its_median_and_spread_not_from_an_odd_reading() {
+    let cfg = DetectorConfig::default();
+    let mut state = CustomerState::default();
+    let mut hrs = steady(29);
+    hrs.insert(10, 160);
+    feed(&cfg, &mut state, 0, &hrs);
+    assert_eq!(state.baseline.count, 30);
+    assert_eq!(state.baseline.mean, 70.0, "the median, not the mean of 73");
+    assert!(state.baseline.stddev() < 3.0, "the MAD ignores the 160");
+    assert!(state.baseline.warmup.is_empty(), "the warm-up is not kept");
+    let obs = observe(&cfg, &mut state, &reading(90, at(400)), None);
+    assert!(
+        find(&obs, Deviation).is_some(),
+        "the odd reading widened nothing"
+    );
+}
+
+/// A resting customer around 70 for `warm_s`, then `shift` bpm higher for `shift_s`, then back,
+/// one reading every `every_s`: the deviation episodes this gives.
+fn shifted(every_s: i64, warm_s: i64, shift: i16, shift_s: i64) -> Vec<AlertRow> {
+    let cfg = DetectorConfig::default();
+    let mut state = CustomerState::default();
+    let mut rows = Vec::new();
+    let (mut t, mut i) = (0, 0usize);
+    while t < warm_s + shift_s + 600 {
+        let base = steady(i + 1)[i];
+        let hr = if (warm_s..warm_s + shift_s).contains(&t) {
+            base + shift
+        } else {
+            base
+        };
+        let obs = observe(&cfg, &mut state, &reading(hr, at(t)), None);
+        rows.extend(obs.alerts.into_iter().filter(|a| a.kind == Deviation));
+        t += every_s;
+        i += 1;
+    }
+    rows
+}
+
+#[test]
+fn a_resting_shift_of_half_an_hour_is_one_activated_deviation_at_any_sampling() {
+    for every_s in [1, 10, 60] {
+        let rows = shifted(every_s, 3_600, 20, 1_800);
+        let activated: Vec<_> = rows
+            .iter()
+            .filter(|r| r.resolved_at.is_some() && r.activated_at.is_some())
+            .collect();
+        assert_eq!(activated.len(), 1, "every {every_s} s: {rows:?}");
+        let episode = activated[0];
+        assert_eq!(episode.opened_at, at(3_600), "every {every_s} s");
+        assert!(
+            episode.last_seen_at >= at(3_600 + 1_800 - every_s),
+            "every {every_s} s: the baseline did not absorb the shift ({episode:?})"
+        );
+        assert!(
+            rows.iter().all(|r| r.opened_at == at(3_600)),
+            "every {every_s} s: one episode, not several"
+        );
+    }
+}
+
+#[test]
+fn a_slow_drift_of_the_resting_rate_never_deviates() {
+    let cfg = DetectorConfig::default();
+    let mut state = CustomerState::default();
+    // +12 bpm over four hours, a reading every 10 s, with the usual noise.
+    let readings = 4 * 360;
+    let hrs: Vec<i16> = steady(readings)
+        .iter()
+        .enumerate()
+        .map(|(i, &hr)| hr + (12 * i / readings) as i16)
+        .collect();
+    let obs = feed(&cfg, &mut state, 0, &hrs);
+    assert!(obs.iter().all(|o| find(o, Deviation).is_none()));
+    assert!(
+        state.baseline.mean > 78.0,
+        "followed: {}",
+        state.baseline.mean
+    );
+}
+
+#[test]
+fn after_a_gap_one_reading_moves_the_baseline_a_fifth_of_the_way_at_most() {
+    let cfg = DetectorConfig::default();
+    let mut state = CustomerState::default();
+    feed(&cfg, &mut state, 0, &[70; 40]);
+    // A day later, 80: within 4 * 3 of 70, so judged normal, but it does not replace 70.
+    observe(&cfg, &mut state, &reading(80, at(86_400)), None);
+    assert!(
+        (state.baseline.mean - 72.0).abs() < 1e-9,
+        "{}",
+        state.baseline.mean
+    );
+}
+
+#[test]
+fn a_lasting_shift_is_absorbed_after_two_hours() {
     let cfg = DetectorConfig::default();
     let mut state = CustomerState::default();
     feed(&cfg, &mut state, 0, &steady(40));
-    let obs = feed(&cfg, &mut state, 400, &[95; 60]);
-    let deviations = obs.iter().filter(|o| find(o, Deviation).is_some()).count();
-    assert!(
-        (1..=10).contains(&deviations),
-        "{deviations} deviations before the new level became the baseline"
-    );
-    assert!(
-        obs[50..].iter().all(|o| o.anomalies.is_empty()),
-        "the new level is normal now"
-    );
-    assert!(state.episodes.is_empty(), "the deviation episode resolved");
+    // 95 from t = 400 s, one every 10 s, for three hours.
+    let obs = feed(&cfg, &mut state, 400, &[95; 3 * 360]);
+    let flagged: Vec<usize> = (0..obs.len())
+        .filter(|&i| find(&obs[i], Deviation).is_some())
+        .collect();
+    let absorbed_at = (ABSORB_AFTER_S / 10) as usize;
+    assert_eq!(flagged, (0..=absorbed_at).collect::<Vec<_>>());
+    let episodes: Vec<&AlertRow> = obs
+        .iter()
+        .flat_map(|o| &o.alerts)
+        .filter(|a| a.kind == Deviation && a.resolved_at.is_some())
+        .collect();
+    assert_eq!(episodes.len(), 1, "one episode, paged once: {episodes:?}");
+    assert!(episodes[0].activated_at.is_some());
+    assert!(state.episodes.is_empty(), "the new level is normal now");
 }
