@@ -51,6 +51,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     // Per customer, the kind of its current episode (for the readings after its first).
     let mut current: Vec<Option<AnomalyKind>> = vec![None; sim.customers()];
     let mut episodes = [0u64; 7];
+    let mut fell_due = [0u64; 7];
     let mut episode_readings = [0u64; 7];
     let mut silent_turns = 0u64;
     let mut faults = [0u64; 11];
@@ -61,6 +62,9 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     for _ in 0..records {
         let (record, trace) = sim.next_traced(now);
         silent_turns += trace.skipped;
+        if let Some(kind) = trace.due {
+            fell_due[kind_index(kind)] += 1;
+        }
         match record {
             SimRecord::Reading {
                 customer_id,
@@ -174,13 +178,14 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     }
     let _ = writeln!(
         out,
-        "\ninjected episodes (x-episode), by kind: started, per customer-hour (configured), their \
-         readings, and the share of customer-time they cover:"
+        "\ninjected episodes (x-episode), by kind: fell due, started (the rest dropped: another \
+         was going or waiting), per customer-hour (configured), their readings, and the share of \
+         customer-time they cover:"
     );
     let _ = writeln!(
         out,
-        "{:<14} {:>9} {:>10} {:>11} {:>10} {:>9}",
-        "kind", "episodes", "per hour", "configured", "readings", "covered"
+        "{:<14} {:>8} {:>9} {:>10} {:>11} {:>10} {:>9}",
+        "kind", "due", "episodes", "per hour", "configured", "readings", "covered"
     );
     let rates = cfg.inject.effective();
     let mut covered_total = 0u64;
@@ -195,8 +200,9 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
         covered_total += covered;
         let _ = writeln!(
             out,
-            "{:<14} {:>9} {:>10.5} {:>11.5} {:>10} {:>7.3} %",
+            "{:<14} {:>8} {:>9} {:>10.5} {:>11.5} {:>10} {:>7.3} %",
             kind.as_str(),
+            fell_due[i],
             episodes[i],
             if customer_hours > 0.0 {
                 episodes[i] as f64 / customer_hours
@@ -210,8 +216,9 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<14} {:>9} {:>10} {:>11} {:>10} {:>7.3} %",
+        "{:<14} {:>8} {:>9} {:>10} {:>11} {:>10} {:>7.3} %",
         "all",
+        fell_due.iter().sum::<u64>(),
         episodes.iter().sum::<u64>(),
         "",
         "",
