@@ -48,8 +48,8 @@ pub struct InjectionRates {
 }
 
 impl Default for InjectionRates {
-    /// Rare, as in life, and together at most 2 % of customer-time (about 1.3 % at 10 s
-    /// sampling, 1.6 % at 60 s, where ramps take more readings): per customer-day about 0.14
+    /// Rare, as in life, and together at most 2 % of customer-time (about 1 % at 1 s and 10 s
+    /// sampling, 1.2 % at 60 s, where ramps take more readings): per customer-day about 0.14
     /// bradycardia, tachycardia and deviation episodes each, 0.06 critical ones of each side, 0.5
     /// spikes and 0.3 silences. A fleet of 1000 shows about six of each of the first three an
     /// hour, a critical one every ten minutes, a spike every three minutes.
