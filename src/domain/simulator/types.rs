@@ -135,9 +135,10 @@ pub struct SimulatorConfig {
     pub inject: InjectionRates,
     /// Fraction of records that are malformed (0..=1), default 0.
     pub fault_rate: f64,
-    /// To label ground truth by construction with the same rules the detector uses.
+    /// `detector.bands`: to place injected levels inside the bands of their kinds.
     pub bands: Bands,
-    /// `detector.spike_bpm`: the smallest jump between two readings that is a spike.
+    /// `detector.spike_bpm`: the smallest jump between two readings that is a spike (natural
+    /// steps and the ramps of episodes stay below it, an injected spike above).
     pub spike_bpm: i64,
 }
 
