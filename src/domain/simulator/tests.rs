@@ -466,8 +466,19 @@ fn episodes_last_as_long_as_real_ones_in_simulated_time_at_1_10_and_60_s_samplin
                     // The ramps are short beside the hold.
                     let total = ep.last().unwrap().time - ep[0].time + step;
                     assert!(total - held <= step * 16, "{what}: {total} for {held}");
+                    if matches!(kind, CriticalLow | CriticalHigh) {
+                        // It pages deviation (2 min of sustain) when it lasts long enough, with
+                        // a margin either way.
+                        let pages = ep[0].injected.contains(&Deviation);
+                        assert_eq!(ep[0].injected.len(), 1 + usize::from(pages), "{what}");
+                        if pages {
+                            assert!(total >= TimeDelta::seconds(130), "{what}: {total}");
+                        } else {
+                            assert!(total <= TimeDelta::seconds(110), "{what}: {total}");
+                        }
+                    }
                     if matches!(kind, Bradycardia | Tachycardia) {
-                        assert!(ep[0].injected.contains(&Deviation), "{what}");
+                        assert_eq!(ep[0].injected, [kind, Deviation], "{what}");
                         assert!(total - held <= held / 4, "{what}: {total} for {held}");
                     }
                 }
