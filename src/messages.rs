@@ -32,18 +32,23 @@ pub struct OutgoingRecord {
     pub key: String,
     /// The JSON message; `None` sends a null value (a malformed record, on purpose).
     pub value: Option<Vec<u8>>,
-    /// Ground truth for scoring detection: the `x-injected` header, when the generator injected
-    /// an anomaly (comma-separated kinds) or a fault (`fault:<reason>`).
+    /// Ground truth for scoring detection: the `x-injected` header, when the record belongs to
+    /// an injected episode (the comma-separated kinds it should page for) or is a fault
+    /// (`fault:<reason>`); None for a natural reading.
     pub injected: Option<String>,
+    /// The `x-episode` header: the injected episode's id in decimal; None for a natural reading
+    /// and for a fault.
+    pub episode: Option<u64>,
 }
 
 impl OutgoingRecord {
-    /// A valid reading as its JSON message.
-    pub fn reading(reading: &Reading, injected: Option<String>) -> Self {
+    /// A valid reading as its JSON message, with its ground truth when it is injected.
+    pub fn reading(reading: &Reading, injected: Option<String>, episode: Option<u64>) -> Self {
         OutgoingRecord {
             key: reading.customer_id.clone(),
             value: Some(reading.to_json().into_bytes()),
             injected,
+            episode,
         }
     }
 }

@@ -42,8 +42,9 @@ pub struct GeneratorPlan {
     pub activity: bool,
 }
 
-/// The Kafka record for one simulated record: a reading with its ground truth (and its activity
-/// when `with_activity`), or a fault.
+/// The Kafka record for one simulated record: a reading (with its activity when
+/// `with_activity`) and, when it belongs to an injected episode, its ground truth (`x-injected`
+/// and `x-episode`); or a fault (`x-injected: fault:<reason>`).
 fn outgoing(record: SimRecord, at: DateTime<Utc>, with_activity: bool) -> OutgoingRecord {
     match record {
         SimRecord::Reading {
@@ -51,6 +52,7 @@ fn outgoing(record: SimRecord, at: DateTime<Utc>, with_activity: bool) -> Outgoi
             heart_rate,
             activity,
             injected,
+            episode,
             ..
         } => {
             // Stamped with the wall clock, not the simulated time: readings are "now", so the
@@ -62,7 +64,10 @@ fn outgoing(record: SimRecord, at: DateTime<Utc>, with_activity: bool) -> Outgoi
                 heart_rate,
                 activity: with_activity.then_some(activity),
             };
-            OutgoingRecord::reading(&reading, injected_header(&injected))
+            // Both headers or neither: a natural reading has no episode and no kinds.
+            let injected = episode.and(injected_header(&injected));
+            let episode = episode.filter(|_| injected.is_some());
+            OutgoingRecord::reading(&reading, injected, episode)
         }
         SimRecord::Fault {
             customer_id,
@@ -72,6 +77,7 @@ fn outgoing(record: SimRecord, at: DateTime<Utc>, with_activity: bool) -> Outgoi
             key: customer_id,
             value,
             injected: Some(format!("fault:{}", reason.as_str())),
+            episode: None,
         },
     }
 }
@@ -191,5 +197,51 @@ impl Handler<StopGenerating> for Generator {
 
     fn handle(&mut self, _: StopGenerating, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::classification::AnomalyKind;
+    use crate::domain::reading::Activity;
+    use crate::domain::simulator::sim_start;
+    use crate::domain::validation::RejectReason;
+
+    fn reading(injected: Vec<AnomalyKind>, episode: Option<u64>) -> SimRecord {
+        SimRecord::Reading {
+            customer_id: "CUST-00001".into(),
+            heart_rate: 125,
+            sim_time: sim_start(),
+            activity: Activity::Rest,
+            injected,
+            episode,
+        }
+    }
+
+    #[test]
+    fn injected_records_carry_their_kinds_and_episode_and_natural_ones_neither() {
+        let at = Utc::now();
+        let natural = outgoing(reading(vec![], None), at, true);
+        assert_eq!((natural.injected, natural.episode), (None, None));
+        let kinds = vec![AnomalyKind::Tachycardia, AnomalyKind::Deviation];
+        let injected = outgoing(reading(kinds, Some(42)), at, true);
+        assert_eq!(
+            (injected.injected.as_deref(), injected.episode),
+            (Some("tachycardia,deviation"), Some(42))
+        );
+        let fault = outgoing(
+            SimRecord::Fault {
+                customer_id: "CUST-00001".into(),
+                reason: RejectReason::MissingField,
+                value: None,
+            },
+            at,
+            true,
+        );
+        assert_eq!(
+            (fault.injected.as_deref(), fault.episode),
+            (Some("fault:missing_field"), None)
+        );
     }
 }

@@ -25,8 +25,11 @@ use crate::telemetry::LogLimiter;
 
 const NAME: &str = Stage::KafkaPublisher.as_str();
 
-/// The header carrying the generator's ground truth.
+/// The header carrying the generator's ground truth: the kinds an injected episode's record
+/// should page for (comma-separated), or `fault:<reason>`.
 pub const INJECTED_HEADER: &str = "x-injected";
+/// The header naming the injected episode a record belongs to: its id in decimal.
+pub const EPISODE_HEADER: &str = "x-episode";
 /// Wait before queueing again when librdkafka's queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 /// How often `Flush` checks for outstanding deliveries.
@@ -113,11 +116,19 @@ impl Handler<Publish> for KafkaPublisher {
                 let mut deliveries = Vec::with_capacity(msg.records.len());
                 let mut last_error = None;
                 for out in &msg.records {
+                    let episode = out.episode.map(|id| id.to_string());
                     let headers = out.injected.as_deref().map(|kinds| {
-                        OwnedHeaders::new().insert(Header {
+                        let headers = OwnedHeaders::new().insert(Header {
                             key: INJECTED_HEADER,
                             value: Some(kinds),
-                        })
+                        });
+                        match &episode {
+                            Some(id) => headers.insert(Header {
+                                key: EPISODE_HEADER,
+                                value: Some(id.as_str()),
+                            }),
+                            None => headers,
+                        }
                     });
                     loop {
                         let mut record: FutureRecord<'_, [u8], [u8]> =

@@ -93,7 +93,7 @@ impl From<&InjectSettings> for InjectionRates {
 }
 
 impl Settings {
-    /// The simulator of `generator.*`, labelling its ground truth with the detector's bands and
+    /// The simulator of `generator.*`, placing its injected levels with the detector's bands and
     /// spike size, from `seed` (`generator.seed`, or a random one the caller picked).
     pub fn simulator_config(&self, seed: u64) -> SimulatorConfig {
         let g = &self.generator;

@@ -85,7 +85,7 @@ pub struct GeneratorSettings {
     /// Send each reading's `activity`, from the simulator's schedule (SPEC sections 3 and 4). A
     /// boolean: its type is its whole rule, so it has no entry in [`Self::RULES`].
     pub activity: bool,
-    /// Chance per reading of a customer that an injected episode starts (`generator.inject.*`).
+    /// Injected episodes per customer-hour of simulated time (`generator.inject.*`).
     pub inject: InjectSettings,
 }
 
@@ -98,8 +98,8 @@ impl GeneratorSettings {
     ];
 }
 
-/// `[generator.inject]`: the chance, per reading of a customer, that an injected episode of each
-/// kind starts for that customer.
+/// `[generator.inject]`: the expected number of injected episodes of each kind per customer and
+/// hour of simulated time (0..1), whatever the sampling interval (docs/GENERATOR.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InjectSettings {

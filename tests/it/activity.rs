@@ -1,8 +1,9 @@
 //! The reading's `activity` end to end (SPEC sections 4 and 5): what an independent producer sends
 //! is stored in `readings.activity`, a value that is not an activity is stored as unknown and
 //! counted, never rejected; the generator sends its simulator's activities when
-//! `generator.activity` is on and none when it is off; and what a new owner of a partition
-//! replays, and the writer's staged path, carry the activity as the direct path does.
+//! `generator.activity` is on and none when it is off; its injected records carry their ground
+//! truth (`x-injected`, `x-episode`) and natural readings neither; and what a new owner of a
+//! partition replays, and the writer's staged path, carry the activity as the direct path does.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
+use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
 
@@ -178,6 +180,86 @@ fn the_generator_sends_its_simulators_activities_when_on_and_none_when_off() {
         );
         assert_eq!(daemon.stop(), 0);
     }
+}
+
+/// Every injected kind at once an hour per customer: episodes within minutes of a short run.
+const OFTEN: [(&str, &str); 7] = [
+    ("HEARTBEAT__GENERATOR__INJECT__BRADYCARDIA", "1.0"),
+    ("HEARTBEAT__GENERATOR__INJECT__TACHYCARDIA", "1.0"),
+    ("HEARTBEAT__GENERATOR__INJECT__CRITICAL_LOW", "1.0"),
+    ("HEARTBEAT__GENERATOR__INJECT__CRITICAL_HIGH", "1.0"),
+    ("HEARTBEAT__GENERATOR__INJECT__SPIKE", "1.0"),
+    ("HEARTBEAT__GENERATOR__INJECT__DEVIATION", "1.0"),
+    ("HEARTBEAT__GENERATOR__INJECT__SILENT", "1.0"),
+];
+
+/// Per customer, in order: each record's `x-injected` and `x-episode` headers.
+type Truth = BTreeMap<String, Vec<(Option<String>, Option<String>)>>;
+
+#[test]
+fn injected_records_carry_x_injected_and_x_episode_and_natural_readings_neither() {
+    const COUNT: u64 = 12_000;
+    const CUSTOMERS: usize = 20;
+    const SEED: u64 = 13;
+    let db = TestDb::new();
+    let setup = OFTEN.iter().fold(Setup::new(&db), |setup, (key, value)| {
+        setup.with(key, value)
+    });
+    let out = setup
+        .command(&[
+            "generate",
+            "--count",
+            &COUNT.to_string(),
+            "--rate",
+            "0",
+            "--seed",
+            &SEED.to_string(),
+            "--customers",
+            &CUSTOMERS.to_string(),
+        ])
+        .output()
+        .expect("run generate");
+    assert!(out.status.success(), "{out:?}");
+    let mut sent = Truth::new();
+    for m in read_topic(&setup.topic, COUNT as usize) {
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        sent.entry(key)
+            .or_default()
+            .push((header(&m, "x-injected"), header(&m, "x-episode")));
+    }
+    // What the library's simulator says of the same stream.
+    let env = OFTEN.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    let settings = heartbeat_pipeline::config::Settings::load_from(None, env.collect::<Vec<_>>())
+        .expect("the configuration");
+    let mut plan = heartbeat_pipeline::commands::run::generator_plan(&settings, Some(COUNT));
+    plan.sim.rate = 0.0;
+    plan.sim.customers = CUSTOMERS;
+    plan.sim.seed = SEED;
+    let mut sim = Simulator::new(plan.sim);
+    let mut simulated = Truth::new();
+    let mut episodes = std::collections::BTreeSet::new();
+    for _ in 0..COUNT {
+        let SimRecord::Reading {
+            customer_id,
+            injected,
+            episode,
+            ..
+        } = sim.next_record(Utc::now())
+        else {
+            panic!("no faults configured")
+        };
+        assert_eq!(injected.is_empty(), episode.is_none());
+        episodes.extend(episode);
+        simulated.entry(customer_id).or_default().push((
+            heartbeat_pipeline::domain::simulator::injected_header(&injected),
+            episode.map(|id| id.to_string()),
+        ));
+    }
+    assert!(
+        episodes.len() >= 3,
+        "a few episodes in the run: {episodes:?}"
+    );
+    assert_eq!(sent, simulated);
 }
 
 fn classified(

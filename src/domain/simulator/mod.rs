@@ -1,15 +1,19 @@
 //! The heart-rate simulator behind the Generator: a seeded fleet of customers with realistic
 //! profiles, a daily rhythm of activities, smooth heart-rate dynamics and sensor noise, plus
-//! injected anomaly episodes and malformed records, each reading labelled with its ground truth.
+//! rare injected anomaly episodes and malformed records, each reading labelled with its ground
+//! truth.
 //!
 //! Owns the customer profiles (resting rate, age and maximum rate, time zone, sleep window,
 //! fitness), the virtual clock, the activity schedule, the heart-rate model, the injection of
-//! episodes (`bradycardia`, `tachycardia`, `critical_low`, `critical_high`, `spike`, `deviation`,
-//! `silent`) and of faults (malformed values, one per reject reason in turn), and the labels of
-//! every anomaly kind a reading raises by construction (sent as the `x-injected` Kafka header,
-//! see [`injected_header`]). Accepts a [`SimulatorConfig`]; emits one [`SimRecord`] per
-//! [`Simulator::next_record`]. It cannot fail and never panics: configuration values out of
-//! range are mapped to the nearest usable one.
+//! episodes (`bradycardia`, `tachycardia`, `critical_low`, `critical_high`, `deviation` at rest;
+//! `spike` and `silent` at any time; rates per customer-hour, lengths in simulated time) and of
+//! faults (malformed values, one per reject reason in turn). Each reading of an injected episode
+//! names its episode and the alert kinds that episode should page for (sent as the `x-episode`
+//! and `x-injected` Kafka headers, see [`injected_header`]); natural readings name neither,
+//! whatever their band, and under the alert rules of SPEC section 5 they activate nothing.
+//! Accepts a [`SimulatorConfig`]; emits one [`SimRecord`] per [`Simulator::next_record`]. It
+//! cannot fail and never panics: configuration values out of range are mapped to the nearest
+//! usable one.
 //!
 //! Pure and deterministic: no wall clock, no thread rng. Simulated time starts at the fixed
 //! instant [`SIM_START_UNIX_SECS`] (2026-01-01T00:00:00Z) and advances by the schedule alone, so
@@ -24,12 +28,13 @@
 //! # Parts
 //! - `params.rs`: the model's numbers, each with its source.
 //! - `types.rs`: what callers see: [`SimulatorConfig`], [`InjectionRates`], [`SimRecord`],
-//!   customer ids and the `x-injected` header. A record's activity is the reading's own
+//!   customer ids and the `x-injected` header; the ground-truth contract is on
+//!   [`SimRecord::Reading`]. A record's activity is the reading's own
 //!   [`Activity`], so the simulator's schedule and the `activity` it sends are one vocabulary.
 //!
 //! [`Activity`]: crate::domain::reading::Activity
 //! - `model.rs`: the [`Simulator`] itself: customers, the schedule, the heart-rate model and the
-//!   injected episodes.
+//!   injected episodes with their labels.
 //! - `faults.rs`: malformed values, one per reject reason.
 //! - `profile.rs`: [`profile_report`], a summary of a stream for the CLI.
 //! - `tests.rs`: the unit and property tests.

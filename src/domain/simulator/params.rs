@@ -8,15 +8,18 @@ pub const SIM_START_UNIX_SECS: i64 = 1_767_225_600;
 pub(super) const MIN_READING_INTERVAL_S: f64 = 1e-6;
 
 /// Mean resting heart rate of the simulated adults, bpm: between the ~70 of clinical norms and
-/// the ~65 measured by wearables over a large cohort (Quer et al. 2020).
-pub(super) const REST_MEAN_BPM: f64 = 68.0;
-/// Spread of resting heart rate between people, bpm (Quer et al. 2020: roughly 8).
-pub(super) const REST_SD_BPM: f64 = 8.0;
-/// Lowest resting rate drawn: trained people go lower, but then a night's sleep would sit in the
-/// critical band every night and drown the injected criticals.
-pub(super) const REST_MIN_BPM: f64 = 50.0;
-/// Highest resting rate drawn: just under tachycardia, which resting rates above 100 are.
-pub(super) const REST_MAX_BPM: f64 = 95.0;
+/// the ~65 measured by wearables over a large cohort (Quer et al. 2020), nudged up because the
+/// fleet is drawn from the adults whose resting rate lies inside the fleet's normal band.
+pub(super) const REST_MEAN_BPM: f64 = 70.0;
+/// Spread of resting heart rate between people, bpm (Quer et al. 2020: roughly 8; a little
+/// less here, as the tails are cut off below).
+pub(super) const REST_SD_BPM: f64 = 7.0;
+/// Lowest resting rate drawn: trained people go lower, but a resting rate below the fleet's
+/// 60 bpm would page bradycardia all day. Such customers need rules of their own (`rules`),
+/// which the simulated fleet does not model.
+pub(super) const REST_MIN_BPM: f64 = 65.0;
+/// Highest resting rate drawn: well under tachycardia, which resting rates above 100 are.
+pub(super) const REST_MAX_BPM: f64 = 90.0;
 /// Youngest and oldest simulated adult, years (uniform).
 pub(super) const AGE_YEARS: (u8, u8) = (20, 79);
 /// Maximum heart rate = `TANAKA_INTERCEPT_BPM - TANAKA_SLOPE * age` (Tanaka et al. 2001).
@@ -26,7 +29,6 @@ pub(super) const TANAKA_SLOPE: f32 = 0.7;
 /// The smallest heart-rate reserve (max - rest) used, bpm, so an odd profile still has room to
 /// exercise.
 pub(super) const MIN_RESERVE_BPM: f32 = 20.0;
-
 /// UTC offsets of the customers, in quarter hours, drawn uniformly: the Americas, Europe, Africa,
 /// Asia and Oceania, so at any instant some customers sleep while others are active.
 pub(super) const TIME_ZONES_QH: [i8; 14] =
@@ -75,11 +77,28 @@ pub(super) const NATURAL_SLOPE_BPM_PER_S: f64 = 0.75;
 pub(super) const NATURAL_STEP_BPM: (f64, f64) = (2.0, 20.0);
 /// Time constant of the slow random wander around the activity level, seconds ...
 pub(super) const DRIFT_TAU_S: f64 = 300.0;
-/// ... and its standard deviation, bpm.
-pub(super) const DRIFT_SD_BPM: f64 = 3.0;
+/// ... its standard deviation, bpm ...
+pub(super) const DRIFT_SD_BPM: f64 = 2.0;
+/// ... and its bound, bpm (two standard deviations): a natural resting heart never wanders far
+/// enough from its own level to look like a deviation.
+pub(super) const DRIFT_BOUND_BPM: f32 = 4.0;
 /// Sensor noise, standard deviation in bpm, by activity (sleep, rest, active, exercise): wrist
-/// optical sensors are accurate to a few bpm at rest and worse in motion.
+/// optical sensors are accurate to a few bpm at rest and worse in motion ...
 pub(super) const NOISE_SD_BPM: [f32; 4] = [1.0, 1.5, 2.0, 3.0];
+/// ... cut off at this many standard deviations, so an injected level with a margin of
+/// 3 x 1.5 bpm from its band's edges never leaves its band.
+pub(super) const NOISE_BOUND_SD: f32 = 3.0;
+/// Where a natural or shifted (deviation) reading at rest lies before noise, bpm: inside the
+/// fleet's normal band (60-100) with a margin of 2.3 noise SDs, so resting readings never sustain
+/// bradycardia or tachycardia; noise takes a single reading out now and then, seldom two in a row.
+pub(super) const REST_SLOW_BPM: (f32, f32) = (63.5, 96.5);
+/// The highest natural level while active or exercising, bpm (85 % of a 20-year-old's maximum):
+/// with noise it stays below the critical band (above 180), which pages whatever the activity.
+pub(super) const ACTIVE_SLOW_MAX_BPM: f32 = 165.0;
+/// A reading says `rest` only once the heart has settled within this many bpm of its resting
+/// level: on the way down from exercise it says `active` (recovery), on the way up from sleep
+/// `sleep` (waking), as a wearable that reads the heart as well as the motion would.
+pub(super) const SETTLE_BPM: f32 = 4.0;
 /// The range of a non-injected reading, bpm.
 pub(super) const NATURAL_BPM: (i16, i16) = (30, 220);
 /// The range of any reading, bpm: the validation defaults, so every reading is valid.
@@ -90,21 +109,44 @@ pub(super) const VALID_BPM: (i16, i16) = (20, 250);
 /// positive.
 pub(super) const MAX_NATURAL_STEP_BPM: i64 = 29;
 
-/// Readings at the injected level, (min, max), for bradycardia and tachycardia episodes ...
-pub(super) const BRADY_TACHY_HOLD: (u16, u16) = (5, 20);
+/// No episode starts for a customer before it has sent this many readings at rest: twice the
+/// detector's default warm-up (`detector.warmup_readings` = 30), so its baseline is known.
+pub(super) const WARM_REST_READINGS: u8 = 60;
+/// Time in the injected band, seconds (uniform), for bradycardia and tachycardia (resting
+/// brady- or tachycardia worth a page lasts longer than the 10 minutes of sustain) ...
+pub(super) const BRADY_TACHY_HOLD_S: (f64, f64) = (15.0 * 60.0, 45.0 * 60.0);
 /// ... for critical episodes ...
-pub(super) const CRITICAL_HOLD: (u16, u16) = (3, 10);
-/// ... and shifted readings of a deviation.
-pub(super) const DEVIATION_HOLD: (u16, u16) = (3, 8);
+pub(super) const CRITICAL_HOLD_S: (f64, f64) = (60.0, 5.0 * 60.0);
+/// ... and of a deviation's shift.
+pub(super) const DEVIATION_HOLD_S: (f64, f64) = (20.0 * 60.0, 60.0 * 60.0);
+/// A critical episode holds for at least this many readings, so that the tachycardia (or
+/// bradycardia) its ramps cross resolves between the way in and the way out
+/// (`detector.resolve_after_readings` = 3) and never adds up to a sustained one.
+pub(super) const CRITICAL_MIN_HOLD_READINGS: f64 = 3.0;
+/// After a threshold or deviation episode the customer rests at least this long: the alert
+/// resolves on resting readings, not on a change of activity.
+pub(super) const REST_AFTER_EPISODE_S: f64 = 120.0;
 /// Threshold episodes move toward and away from their level by at most this share of
 /// `spike_bpm` per reading: fast, yet never a spike.
 pub(super) const EPISODE_STEP_SHARE: f32 = 0.7;
 /// A spike jumps by `spike_bpm` plus this many bpm (uniform), so the jump is a spike for sure.
 pub(super) const SPIKE_EXTRA_BPM: (i64, i64) = (5, 30);
-/// A deviation shifts a customer's readings by this many bpm (uniform), at most `spike_bpm - 6`.
-pub(super) const DEVIATION_BPM: (f32, f32) = (20.0, 25.0);
+/// A deviation shifts a customer's resting readings by this many bpm (uniform), inside the
+/// normal band.
+pub(super) const DEVIATION_BPM: (f32, f32) = (15.0, 30.0);
+/// A resting reading at least this far from the customer's resting level is a deviation for
+/// sure (4 standard deviations of 3 bpm, the defaults, are 12) ...
+pub(super) const DEVIATION_SURE_BPM: f32 = 15.0;
+/// ... and one at most this far never is.
+pub(super) const DEVIATION_NEVER_BPM: f32 = 8.0;
+/// The default `alerts.sustain_ms.deviation`, seconds: whether a critical episode is long
+/// enough to page `deviation` too.
+pub(super) const DEVIATION_SUSTAIN_S: f64 = 120.0;
+/// A critical episode whose deviation would last within this many seconds (plus two reading
+/// intervals) of [`DEVIATION_SUSTAIN_S`] is held longer, so its label is not a coin toss.
+pub(super) const LABEL_MARGIN_S: f64 = 10.0;
 /// A silent device skips its turns for this long, simulated seconds (uniform) ...
-pub(super) const SILENT_S: (u32, u32) = (120, 600);
+pub(super) const SILENT_S: (f64, f64) = (60.0, 600.0);
 /// ... and for at least this many reading intervals, so a gap shows whatever the schedule.
 pub(super) const SILENT_MIN_INTERVALS: f64 = 2.5;
 /// Bounds on the simulated seconds between two readings of a customer: a million readings a

@@ -1,11 +1,12 @@
-//! The profile of a stream: a short human-readable summary of its first records (heart rate per
-//! activity, share of each injected kind and of faults by reason), for a CLI command.
+//! The profile of a stream: a short human-readable summary of its first records (natural heart
+//! rate per activity, natural against injected readings, episodes per kind with their rate and
+//! the share of customer-time they cover, faults by reason), for a CLI command.
 
 use std::fmt::Write as _;
 
 use super::model::{kind_index, Simulator};
 use super::types::{activity_index, sim_start, SimRecord, SimulatorConfig};
-use crate::domain::classification::AnomalyKind;
+use crate::domain::classification::{classify, AnomalyKind, HeartRateClass};
 use crate::domain::reading::{canonical_timestamp, Activity};
 use crate::domain::validation::RejectReason;
 
@@ -34,53 +35,68 @@ impl Moments {
     }
 }
 
-/// A short human-readable profile of the first `records` records of a stream (customers, mean
-/// and SD of heart rate per activity, share of each injected kind and of faults by reason); used
-/// by a CLI command.
+/// A short human-readable profile of the first `records` records of a stream: customers, mean
+/// and SD of natural readings per activity and how many lie outside the normal band, natural
+/// against injected readings, episodes per kind (with their rate per customer-hour next to the
+/// configured one, their readings and the share of customer-time they cover), faults by reason.
+/// Used by `generate --profile`.
 pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     let mut sim = Simulator::new(cfg.clone());
     let now = sim_start();
+    let bands = cfg.bands;
     let mut by_activity = [Moments::default(); 4];
+    // Natural readings outside the normal band, by activity.
+    let mut outside = [0u64; 4];
     let mut per_customer = vec![Moments::default(); sim.customers()];
-    let mut labelled = [0u64; 7];
-    let mut started = [0u64; 7];
-    let mut eligible = 0u64;
+    // Per customer, the kind of its current episode (for the readings after its first).
+    let mut current: Vec<Option<AnomalyKind>> = vec![None; sim.customers()];
+    let mut episodes = [0u64; 7];
+    let mut fell_due = [0u64; 7];
+    let mut episode_readings = [0u64; 7];
+    let mut silent_turns = 0u64;
     let mut faults = [0u64; 11];
     let mut readings = 0u64;
-    let mut in_episodes = 0u64;
+    let mut injected = 0u64;
     let mut first_time = None;
     let mut last_time = None;
     for _ in 0..records {
         let (record, trace) = sim.next_traced(now);
+        silent_turns += trace.skipped;
+        if let Some(kind) = trace.due {
+            fell_due[kind_index(kind)] += 1;
+        }
         match record {
             SimRecord::Reading {
                 customer_id,
                 heart_rate,
                 sim_time,
                 activity,
-                injected,
                 ..
             } => {
                 readings += 1;
                 let hr = f64::from(heart_rate);
-                if trace.in_episode {
-                    in_episodes += 1;
-                } else {
-                    by_activity[activity_index(activity)].add(hr);
-                }
-                if let Some(n) = customer_id
+                let n = customer_id
                     .strip_prefix("CUST-")
                     .and_then(|n| n.parse::<usize>().ok())
-                    .and_then(|n| per_customer.get_mut(n))
-                {
-                    n.add(hr);
+                    .filter(|n| *n < per_customer.len());
+                if let Some(n) = n {
+                    per_customer[n].add(hr);
+                    if let Some(kind) = trace.started {
+                        current[n] = Some(kind);
+                        episodes[kind_index(kind)] += 1;
+                    }
                 }
-                for kind in injected {
-                    labelled[kind_index(kind)] += 1;
-                }
-                eligible += u64::from(trace.eligible);
-                if let Some(kind) = trace.started {
-                    started[kind_index(kind)] += 1;
+                if trace.in_episode {
+                    injected += 1;
+                    if let Some(kind) = n.and_then(|n| current[n]) {
+                        episode_readings[kind_index(kind)] += 1;
+                    }
+                } else {
+                    let a = activity_index(activity);
+                    by_activity[a].add(hr);
+                    if classify(heart_rate, &bands) != HeartRateClass::Normal {
+                        outside[a] += 1;
+                    }
                 }
                 first_time.get_or_insert(sim_time);
                 last_time = Some(sim_time);
@@ -105,6 +121,9 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
         .filter(|m| m.n > 0)
         .for_each(|m| spread.add(m.mean));
     let fault_total: u64 = faults.iter().sum();
+    // Customer-time in turns: every reading and every turn skipped by a silent device.
+    let turns = readings + silent_turns;
+    let customer_hours = turns as f64 * sim.reading_interval_s() / 3600.0;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -119,68 +138,93 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     if let (Some(first), Some(last)) = (first_time, last_time) {
         let _ = writeln!(
             out,
-            "simulated time: {} to {}",
+            "simulated time: {} to {} ({customer_hours:.1} customer-hours)",
             canonical_timestamp(&first),
             canonical_timestamp(&last)
         );
     }
     let _ = writeln!(
         out,
-        "readings: {readings}; faults: {fault_total} ({:.2} %); per-customer mean heart rate: \
-         mean {:.1}, sd {:.1} bpm",
+        "readings: {readings} ({} natural, {injected} injected = {:.2} %); faults: {fault_total} \
+         ({:.2} %); per-customer mean heart rate: mean {:.1}, sd {:.1} bpm",
+        readings - injected,
+        share(injected, readings),
         share(fault_total, records),
         spread.mean,
         spread.sd()
     );
     let _ = writeln!(
         out,
-        "\nnatural readings by activity ({in_episodes} readings of injected episodes left out):"
+        "\nnatural readings by activity (unlabelled; outside = outside the normal band):"
     );
     let _ = writeln!(
         out,
-        "{:<10} {:>10} {:>8} {:>9} {:>7}",
-        "activity", "readings", "share", "mean bpm", "sd bpm"
+        "{:<10} {:>10} {:>8} {:>9} {:>7} {:>9}",
+        "activity", "readings", "share", "mean bpm", "sd bpm", "outside"
     );
     for activity in Activity::ALL {
-        let m = by_activity[activity_index(activity)];
+        let a = activity_index(activity);
+        let m = by_activity[a];
         let _ = writeln!(
             out,
-            "{:<10} {:>10} {:>6.1} % {:>9.1} {:>7.1}",
+            "{:<10} {:>10} {:>6.1} % {:>9.1} {:>7.1} {:>7.2} %",
             activity.as_str(),
             m.n,
             share(m.n, readings),
             m.mean,
-            m.sd()
+            m.sd(),
+            share(outside[a], m.n)
         );
     }
     let _ = writeln!(
         out,
-        "\nground truth: readings labelled with each kind (natural or injected), and episodes \
-         injected per eligible reading:"
+        "\ninjected episodes (x-episode), by kind: fell due, started (the rest dropped: another \
+         was going or waiting), per customer-hour (configured), their readings, and the share of \
+         customer-time they cover:"
     );
     let _ = writeln!(
         out,
-        "{:<14} {:>10} {:>8} {:>9} {:>12} {:>12}",
-        "x-injected", "readings", "share", "episodes", "start rate", "configured"
+        "{:<14} {:>8} {:>9} {:>10} {:>11} {:>10} {:>9}",
+        "kind", "due", "episodes", "per hour", "configured", "readings", "covered"
     );
     let rates = cfg.inject.effective();
+    let mut covered_total = 0u64;
     for kind in AnomalyKind::ALL {
         let i = kind_index(kind);
+        let covered = episode_readings[i]
+            + if kind == AnomalyKind::Silent {
+                silent_turns
+            } else {
+                0
+            };
+        covered_total += covered;
         let _ = writeln!(
             out,
-            "{:<14} {:>10} {:>6.2} % {:>9} {:>12.5} {:>12.5}",
+            "{:<14} {:>8} {:>9} {:>10.5} {:>11.5} {:>10} {:>7.3} %",
             kind.as_str(),
-            labelled[i],
-            share(labelled[i], readings),
-            started[i],
-            if eligible == 0 {
-                0.0
+            fell_due[i],
+            episodes[i],
+            if customer_hours > 0.0 {
+                episodes[i] as f64 / customer_hours
             } else {
-                started[i] as f64 / eligible as f64
+                0.0
             },
-            rates[i]
+            rates[i],
+            episode_readings[i],
+            share(covered, turns)
         );
     }
+    let _ = writeln!(
+        out,
+        "{:<14} {:>8} {:>9} {:>10} {:>11} {:>10} {:>7.3} %",
+        "all",
+        fell_due.iter().sum::<u64>(),
+        episodes.iter().sum::<u64>(),
+        "",
+        "",
+        episode_readings.iter().sum::<u64>(),
+        share(covered_total, turns)
+    );
     if fault_total > 0 {
         let _ = writeln!(
             out,

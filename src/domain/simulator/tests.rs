@@ -31,6 +31,7 @@ struct Seen {
     time: DateTime<Utc>,
     activity: Activity,
     injected: Vec<AnomalyKind>,
+    episode: Option<u64>,
     trace: Trace,
 }
 
@@ -45,7 +46,7 @@ fn readings(cfg: SimulatorConfig, records: usize) -> Vec<Seen> {
                     sim_time,
                     activity,
                     injected,
-                    ..
+                    episode,
                 },
                 trace,
             ) => Some(Seen {
@@ -54,6 +55,7 @@ fn readings(cfg: SimulatorConfig, records: usize) -> Vec<Seen> {
                 time: sim_time,
                 activity,
                 injected,
+                episode,
                 trace,
             }),
             _ => None,
@@ -145,7 +147,7 @@ fn rate_zero_gives_each_customer_a_reading_a_second() {
 fn every_reading_is_valid_and_natural_ones_are_plausible() {
     // 200 customers, one reading each every 30 s, for 8 simulated hours: every activity.
     let cfg = SimulatorConfig {
-        inject: InjectionRates::all(0.002),
+        inject: InjectionRates::all(0.2),
         ..config(200, 3, 200.0 / 30.0)
     };
     let seen = readings(cfg, 200 * 960);
@@ -260,120 +262,376 @@ fn within_binomial(observed: u64, n: u64, p: f64) -> bool {
     (observed as f64 - expected).abs() <= 5.0 * sd + 1.0
 }
 
+/// The fleet sizes and rates that give a reading per customer every 1 s, 10 s and 60 s, and
+/// how many records make `hours` simulated hours of it.
+fn sampled(interval_s: f64, customers: usize, hours: f64) -> (f64, usize) {
+    let rate = customers as f64 / interval_s;
+    (rate, (hours * 3600.0 * rate) as usize)
+}
+
+/// Whether a reading at `hr` doing `activity` counts toward `kind` by the fleet bands (SPEC
+/// section 5): sleep does not count toward bradycardia, active and exercise not toward
+/// tachycardia.
+fn counts(kind: AnomalyKind, hr: i16, activity: Activity) -> bool {
+    let raised = classify(hr, &BANDS).threshold_anomaly() == Some(kind);
+    raised
+        && match kind {
+            AnomalyKind::Bradycardia => activity != Activity::Sleep,
+            AnomalyKind::Tachycardia => !matches!(activity, Activity::Active | Activity::Exercise),
+            _ => true,
+        }
+}
+
+/// The longest a (customer, threshold kind) alert episode lasts from its opening to a counting
+/// reading, by SPEC section 5's counting (resolved after 3 readings that do not count), over
+/// one customer's readings.
+fn longest_threshold_episode(rs: &[&Seen], kind: AnomalyKind) -> TimeDelta {
+    let mut longest = TimeDelta::zero();
+    let mut open: Option<DateTime<Utc>> = None;
+    let mut quiet = 0;
+    for s in rs {
+        if counts(kind, s.hr, s.activity) {
+            let opened = *open.get_or_insert(s.time);
+            longest = longest.max(s.time - opened);
+            quiet = 0;
+        } else if open.is_some() {
+            quiet += 1;
+            if quiet >= 3 {
+                open = None;
+            }
+        }
+    }
+    longest
+}
+
+const THRESHOLD_KINDS: [AnomalyKind; 4] = [
+    AnomalyKind::CriticalLow,
+    AnomalyKind::Bradycardia,
+    AnomalyKind::Tachycardia,
+    AnomalyKind::CriticalHigh,
+];
+
 #[test]
-fn injected_kinds_start_at_their_configured_rates_and_are_labelled() {
+fn natural_readings_are_unlabelled_and_activate_no_alert_with_their_activity() {
+    // A simulated day at each sampling interval, no injected episodes.
+    for (interval, customers) in [(1.0, 30), (10.0, 100), (60.0, 300)] {
+        let (rate, records) = sampled(interval, customers, 24.0);
+        let seen = readings(
+            SimulatorConfig {
+                inject: InjectionRates::none(),
+                ..config(customers, 23, rate)
+            },
+            records,
+        );
+        let mut rest = Moments::default();
+        for (_, rs) in by_customer(&seen) {
+            for s in &rs {
+                assert!(s.injected.is_empty() && s.episode.is_none(), "{s:?}");
+                assert!(!s.trace.in_episode);
+                if s.activity == Activity::Rest {
+                    rest.add(f64::from(s.hr));
+                    assert!((55..=105).contains(&s.hr), "{interval} s: {s:?}");
+                }
+                // Sleep is not that low, exercise not that high: the critical bands page.
+                assert!((41..=179).contains(&s.hr), "{interval} s: {s:?}");
+            }
+            for w in rs.windows(2) {
+                assert!((w[1].hr - w[0].hr).abs() < 30, "{:?} -> {:?}", w[0], w[1]);
+            }
+            for kind in THRESHOLD_KINDS {
+                let longest = longest_threshold_episode(&rs, kind);
+                assert!(
+                    longest < TimeDelta::minutes(5),
+                    "{interval} s: natural {kind:?} lasting {longest} for CUST-{}",
+                    rs[0].customer
+                );
+            }
+        }
+        assert!(rest.n > 1000, "{interval} s: {}", rest.n);
+        assert!((65.0..78.0).contains(&rest.mean), "{}", rest.mean);
+    }
+}
+
+/// Each episode's readings, by id, in order.
+fn episodes(seen: &[Seen]) -> std::collections::BTreeMap<u64, Vec<&Seen>> {
+    let mut map: std::collections::BTreeMap<u64, Vec<&Seen>> = Default::default();
+    for s in seen {
+        if let Some(id) = s.episode {
+            map.entry(id).or_default().push(s);
+        }
+    }
+    map
+}
+
+/// The kind an episode was injected as: the one of its readings that started it.
+fn kind_of(episode: &[&Seen]) -> AnomalyKind {
+    episode[0]
+        .trace
+        .started
+        .expect("an episode's first reading starts it")
+}
+
+#[test]
+fn episodes_last_as_long_as_real_ones_in_simulated_time_at_1_10_and_60_s_sampling() {
+    use AnomalyKind::*;
+    // Rates far above the default, so every kind shows many times.
     let inject = InjectionRates {
-        bradycardia: 0.004,
-        tachycardia: 0.003,
-        critical_low: 0.002,
-        critical_high: 0.002,
-        spike: 0.005,
-        deviation: 0.004,
-        silent: 0.001,
+        bradycardia: 0.03,
+        tachycardia: 0.03,
+        critical_low: 0.05,
+        critical_high: 0.05,
+        spike: 0.1,
+        deviation: 0.03,
+        silent: 0.1,
     };
-    let cfg = SimulatorConfig {
-        inject: inject.clone(),
-        ..config(300, 13, 30.0)
-    };
-    let seen = readings(cfg, 300_000);
-    let eligible = seen.iter().filter(|s| s.trace.eligible).count() as u64;
-    assert!(eligible > 200_000, "{eligible}");
-    for kind in AnomalyKind::ALL {
-        let started = seen
-            .iter()
-            .filter(|s| s.trace.started == Some(kind))
-            .count() as u64;
-        assert!(
-            within_binomial(started, eligible, inject.rate(kind)),
-            "{kind:?}: {started} starts in {eligible} eligible readings at {}",
-            inject.rate(kind)
-        );
-    }
-
-    // Each episode's readings carry the kind it was injected as.
-    for (_, rs) in by_customer(&seen) {
-        let mut i = 0;
-        while i < rs.len() {
-            let Some(kind) = rs[i].trace.started else {
-                i += 1;
+    for (interval, customers, hours) in [(1.0, 40, 24.0), (10.0, 100, 48.0), (60.0, 300, 48.0)] {
+        let (rate, records) = sampled(interval, customers, hours);
+        let cfg = SimulatorConfig {
+            inject: inject.clone(),
+            ..config(customers, 29, rate)
+        };
+        let seen = readings(cfg, records);
+        let last = seen.last().unwrap().time;
+        let step = TimeDelta::milliseconds((interval * 1000.0) as i64);
+        let mut seen_kinds = std::collections::HashSet::new();
+        let by_cust = by_customer(&seen);
+        for (id, ep) in episodes(&seen) {
+            let kind = kind_of(&ep);
+            let what = format!("{interval} s, episode {id} ({kind:?})");
+            // One customer, one label set, every reading of the id.
+            assert!(ep.iter().all(|s| s.customer == ep[0].customer), "{what}");
+            assert!(
+                ep.iter().all(|s| s.injected == ep[0].injected),
+                "{what}: {ep:?}"
+            );
+            assert!(
+                ep[0].injected.contains(&kind),
+                "{what}: {:?}",
+                ep[0].injected
+            );
+            if ep.last().unwrap().time + TimeDelta::hours(2) > last {
+                // Perhaps cut off by the end of the run.
                 continue;
-            };
-            let mut end = i + 1;
-            while end < rs.len() && rs[end].trace.in_episode && rs[end].trace.started.is_none() {
-                end += 1;
             }
-            if end == rs.len() {
-                // Cut off by the end of the run: not a whole episode.
-                break;
-            }
-            let episode = &rs[i..end];
-            let has = |s: &&Seen, k| s.injected.contains(&k);
-            match kind {
-                AnomalyKind::Silent => {
-                    assert!(has(&rs[i], AnomalyKind::Silent));
-                    // 300 customers at 30/s: one reading every 10 s; a gap of >= 120 s.
-                    assert!(rs[i + 1].time - rs[i].time >= TimeDelta::seconds(120));
-                }
-                AnomalyKind::Spike => {
-                    assert!(has(&rs[i], AnomalyKind::Spike), "{:?}", rs[i]);
-                    assert_eq!(episode.len(), 2, "a spike and its way back");
-                }
-                AnomalyKind::Deviation => {
-                    let shifted = episode
-                        .iter()
-                        .filter(|s| has(s, AnomalyKind::Deviation))
-                        .count();
-                    assert!((3..=8).contains(&shifted), "{episode:?}");
-                    assert!(episode.iter().all(|s| !has(s, AnomalyKind::Spike)));
-                }
-                _ => {
+            seen_kinds.insert(kind);
+            // No spike on the way in or out, and nothing else in between.
+            let rs = &by_cust[&ep[0].customer];
+            let at = rs.iter().position(|s| s.episode == Some(id)).unwrap();
+            assert!(
+                rs[at..at + ep.len()].iter().all(|s| s.episode == Some(id)),
+                "{what}: contiguous"
+            );
+            if kind != Spike && kind != Silent {
+                let next_natural = rs[at + ep.len()].episode.is_none();
+                let end = at + ep.len() + usize::from(next_natural);
+                for w in rs[at - 1..end].windows(2) {
                     assert!(
-                        episode.iter().any(|s| has(s, kind)),
-                        "{kind:?} episode without its label: {episode:?}"
+                        (w[1].hr - w[0].hr).abs() < 30,
+                        "{what}: {:?} -> {:?}",
+                        w[0],
+                        w[1]
                     );
-                    assert!(episode.iter().all(|s| !has(s, AnomalyKind::Spike)));
                 }
             }
-            i = end;
+            let in_band: Vec<&&Seen> = ep
+                .iter()
+                .filter(|s| classify(s.hr, &BANDS).threshold_anomaly() == Some(kind))
+                .collect();
+            match kind {
+                Bradycardia | Tachycardia | CriticalLow | CriticalHigh => {
+                    assert!(ep.iter().all(|s| s.activity == Activity::Rest), "{what}");
+                    // In its band without wandering out and back.
+                    let first = ep
+                        .iter()
+                        .position(|s| classify(s.hr, &BANDS).threshold_anomaly() == Some(kind))
+                        .unwrap_or_else(|| panic!("{what}: never in its band: {ep:?}"));
+                    let run = &ep[first..first + in_band.len()];
+                    assert!(
+                        run.iter()
+                            .all(|s| classify(s.hr, &BANDS).threshold_anomaly() == Some(kind)),
+                        "{what}: {ep:?}"
+                    );
+                    let held = run.last().unwrap().time - run[0].time + step;
+                    let (lo, hi) = if matches!(kind, Bradycardia | Tachycardia) {
+                        (15, 45)
+                    } else {
+                        (1, 5)
+                    };
+                    let slack = step * 4 + TimeDelta::seconds(2);
+                    assert!(
+                        held >= TimeDelta::minutes(lo) - slack
+                            && held <= TimeDelta::minutes(hi) + slack * 2,
+                        "{what}: held {held}"
+                    );
+                    // The ramps are short beside the hold.
+                    let total = ep.last().unwrap().time - ep[0].time + step;
+                    assert!(total - held <= step * 16, "{what}: {total} for {held}");
+                    if matches!(kind, CriticalLow | CriticalHigh) {
+                        // It pages deviation (2 min of sustain) when it lasts long enough, with
+                        // a margin either way.
+                        let pages = ep[0].injected.contains(&Deviation);
+                        assert_eq!(ep[0].injected.len(), 1 + usize::from(pages), "{what}");
+                        if pages {
+                            assert!(total >= TimeDelta::seconds(130), "{what}: {total}");
+                        } else {
+                            assert!(total <= TimeDelta::seconds(110), "{what}: {total}");
+                        }
+                    }
+                    if matches!(kind, Bradycardia | Tachycardia) {
+                        assert_eq!(ep[0].injected, [kind, Deviation], "{what}");
+                        assert!(total - held <= held / 4, "{what}: {total} for {held}");
+                    }
+                }
+                Deviation => {
+                    assert_eq!(ep[0].injected, [Deviation], "{what}");
+                    assert!(ep.iter().all(|s| s.activity == Activity::Rest), "{what}");
+                    assert!(
+                        ep.iter().all(|s| (56..=104).contains(&s.hr)),
+                        "{what}: {ep:?}"
+                    );
+                    let total = ep.last().unwrap().time - ep[0].time + step;
+                    assert!(
+                        total >= TimeDelta::minutes(20)
+                            && total <= TimeDelta::minutes(60) + step * 6,
+                        "{what}: {total}"
+                    );
+                    // Shifted by 15-30 bpm from the resting readings after it (the
+                    // customer rests two minutes more), give or take the drift.
+                    let hold = &ep[ep.len() / 4..ep.len() * 3 / 4];
+                    let after: Vec<f64> = rs[at + ep.len()..]
+                        .iter()
+                        .take_while(|s| s.activity == Activity::Rest && s.episode.is_none())
+                        .take(12)
+                        .map(|s| f64::from(s.hr))
+                        .collect();
+                    let mean = |v: &mut dyn Iterator<Item = f64>| {
+                        let (n, sum) = v.fold((0.0, 0.0), |(n, sum), x| (n + 1.0, sum + x));
+                        sum / n
+                    };
+                    let shift = (mean(&mut hold.iter().map(|s| f64::from(s.hr)))
+                        - mean(&mut after.iter().copied()))
+                    .abs();
+                    // (Unless another episode follows at once.)
+                    assert!(
+                        after.is_empty() || (9.0..=36.0).contains(&shift),
+                        "{what}: {shift} from {after:?}"
+                    );
+                }
+                Spike => {
+                    assert_eq!(ep.len(), 2, "{what}: a spike and its way back");
+                    assert_eq!(ep[0].injected, [Spike]);
+                    assert!((ep[0].hr - rs[at - 1].hr).abs() >= 30, "{what}");
+                    assert!(
+                        !ep.iter().any(|s| matches!(
+                            classify(s.hr, &BANDS).threshold_anomaly(),
+                            Some(CriticalLow | CriticalHigh)
+                        )),
+                        "{what}: {ep:?}"
+                    );
+                }
+                Silent => {
+                    assert_eq!(ep.len(), 1, "{what}: the reading after the silence");
+                    assert_eq!(ep[0].injected, [Silent]);
+                    let gap = ep[0].time - rs[at - 1].time;
+                    let least = TimeDelta::seconds(60).max(step * 2);
+                    assert!(
+                        gap >= least && gap <= TimeDelta::seconds(600).max(step * 3) + step * 2,
+                        "{what}: gap {gap}"
+                    );
+                }
+            }
         }
-    }
-
-    // Spike labels come from injected spikes only, and a silence is labelled once.
-    for s in &seen {
-        if s.injected.contains(&AnomalyKind::Spike) {
-            assert!(s.trace.in_episode, "{s:?}");
-        }
-        assert_eq!(
-            s.injected.contains(&AnomalyKind::Silent),
-            s.trace.started == Some(AnomalyKind::Silent)
-        );
+        assert_eq!(seen_kinds.len(), 7, "{interval} s: {seen_kinds:?}");
     }
 }
 
 #[test]
-fn labels_are_exactly_what_the_reading_raises() {
-    let cfg = SimulatorConfig {
-        inject: InjectionRates::all(0.003),
-        ..config(100, 17, 10.0)
-    };
-    let seen = readings(cfg, 100_000);
-    for (_, rs) in by_customer(&seen) {
-        for (i, s) in rs.iter().enumerate() {
-            let threshold = classify(s.hr, &BANDS).threshold_anomaly();
-            for kind in [
-                AnomalyKind::CriticalLow,
-                AnomalyKind::Bradycardia,
-                AnomalyKind::Tachycardia,
-                AnomalyKind::CriticalHigh,
-            ] {
-                assert_eq!(s.injected.contains(&kind), threshold == Some(kind), "{s:?}");
+fn natural_readings_carry_no_label_and_ids_count_up_in_order_of_first_reading() {
+    let seen = readings(
+        SimulatorConfig {
+            inject: InjectionRates::all(0.1),
+            ..config(100, 31, 10.0)
+        },
+        500_000,
+    );
+    let mut highest = 0;
+    let mut per_customer: HashMap<usize, u64> = HashMap::new();
+    for s in &seen {
+        assert_eq!(s.episode.is_some(), s.trace.in_episode, "{s:?}");
+        assert_eq!(s.episode.is_some(), !s.injected.is_empty(), "{s:?}");
+        if let Some(id) = s.episode {
+            if s.trace.started.is_some() {
+                assert_eq!(id, highest + 1, "{s:?}");
+                highest = id;
+            } else {
+                assert_eq!(per_customer.get(&s.customer), Some(&id), "{s:?}");
             }
-            let spike = i > 0 && (s.hr - rs[i - 1].hr).abs() >= 30;
-            assert_eq!(s.injected.contains(&AnomalyKind::Spike), spike, "{s:?}");
-            let mut sorted = s.injected.clone();
-            sorted.sort_by_key(|k| kind_index(*k));
-            sorted.dedup();
-            assert_eq!(sorted, s.injected);
+            per_customer.insert(s.customer, id);
+        }
+        let mut sorted = s.injected.clone();
+        sorted.sort_by_key(|k| kind_index(*k));
+        sorted.dedup();
+        assert_eq!(sorted, s.injected);
+    }
+    assert!(highest > 100, "{highest}");
+}
+
+/// The share of customer-time inside injected episodes: their readings and the turns silent
+/// devices skipped, over all turns.
+fn covered_share(cfg: SimulatorConfig, records: usize) -> f64 {
+    let mut sim = Simulator::new(cfg);
+    let (mut turns, mut covered) = (0u64, 0u64);
+    for _ in 0..records {
+        let (_, trace) = sim.next_traced(now());
+        turns += 1 + trace.skipped;
+        covered += u64::from(trace.in_episode) + trace.skipped;
+    }
+    covered as f64 / turns as f64
+}
+
+#[test]
+fn by_default_injected_episodes_cover_at_most_two_percent_of_customer_time() {
+    for (interval, customers, hours) in [(1.0, 100, 24.0), (10.0, 400, 48.0), (60.0, 1000, 72.0)] {
+        let (rate, records) = sampled(interval, customers, hours);
+        let share = covered_share(config(customers, 37, rate), records);
+        assert!((0.004..=0.02).contains(&share), "{interval} s: {share}");
+    }
+}
+
+#[test]
+fn episodes_start_at_their_configured_rate_per_customer_hour_at_any_sampling() {
+    let inject = InjectionRates {
+        bradycardia: 0.004,
+        tachycardia: 0.004,
+        critical_low: 0.01,
+        critical_high: 0.01,
+        spike: 0.05,
+        deviation: 0.004,
+        silent: 0.03,
+    };
+    for (interval, customers) in [(10.0, 500), (60.0, 2000)] {
+        let (rate, records) = sampled(interval, customers, 48.0);
+        let seen = readings(
+            SimulatorConfig {
+                inject: inject.clone(),
+                ..config(customers, 41, rate)
+            },
+            records,
+        );
+        let hours = customers as f64 * 48.0;
+        for kind in AnomalyKind::ALL {
+            let started = seen
+                .iter()
+                .filter(|s| s.trace.started == Some(kind))
+                .count() as f64;
+            // The first hours are the detector's warm-up, and a few fall due while another
+            // episode is going or waits: somewhat fewer than configured, never more.
+            let expected = inject.rate(kind) * hours;
+            assert!(
+                started <= expected + 4.0 * expected.sqrt()
+                    && started >= 0.8 * expected - 4.0 * expected.sqrt(),
+                "{interval} s, {kind:?}: {started} started, {expected} configured"
+            );
         }
     }
 }
@@ -449,7 +707,7 @@ fn injected_header_lists_kinds_in_canonical_order() {
 fn profile_report_shows_activities_kinds_and_faults() {
     let cfg = SimulatorConfig {
         fault_rate: 0.01,
-        inject: InjectionRates::all(0.002),
+        inject: InjectionRates::all(0.5),
         ..config(200, 4, 100.0)
     };
     let report = profile_report(&cfg, 20_000);
@@ -461,6 +719,7 @@ fn profile_report_shows_activities_kinds_and_faults() {
     }
     assert!(report.contains("too_large"), "{report}");
     assert!(report.contains("200 customers"), "{report}");
+    assert!(report.contains("covered"), "{report}");
 }
 
 #[test]

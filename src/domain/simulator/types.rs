@@ -30,10 +30,12 @@ pub(super) fn activity_index(activity: Activity) -> usize {
     }
 }
 
-/// How often each kind of episode is injected: the probability, per reading of a customer that
-/// is not its first and not part of an episode already, that an episode of that kind starts for
-/// that customer with this reading. Values are clamped to 0..=1; when they add up to more than
-/// 1 they are scaled down to add up to 1.
+/// How often each kind of episode is injected: the expected number of episodes of that kind per
+/// customer and hour of simulated time, whatever the sampling interval. Threshold and deviation
+/// episodes start at rest: one that falls due while its customer does something else waits for
+/// the next resting reading. One that falls due while the customer's last episode is still
+/// going, or while another waits, is dropped, so slightly fewer start than configured. Values are
+/// clamped to 0..=3600 (NaN = 0).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InjectionRates {
     pub bradycardia: f64,
@@ -46,19 +48,20 @@ pub struct InjectionRates {
 }
 
 impl Default for InjectionRates {
-    /// Small rates, so the demo shows every kind within a minute or two while most readings stay
-    /// natural: at 100 readings/s, a bradycardia, tachycardia, spike and deviation episode each
-    /// about every 20 s, a critical one of each side about every 50 s, a silence about every
-    /// 100 s. Critical episodes are rarer, as in life, and each one pages someone.
+    /// Rare, as in life, and together at most 2 % of customer-time (about 1 % at 1 s and 10 s
+    /// sampling, 1.2 % at 60 s, where ramps take more readings): per customer-day about 0.14
+    /// bradycardia, tachycardia and deviation episodes each, 0.06 critical ones of each side, 0.5
+    /// spikes and 0.3 silences. A fleet of 1000 shows about six of each of the first three an
+    /// hour, a critical one every ten minutes, a spike every three minutes.
     fn default() -> Self {
         InjectionRates {
-            bradycardia: 0.0005,
-            tachycardia: 0.0005,
-            critical_low: 0.0002,
-            critical_high: 0.0002,
-            spike: 0.0005,
-            deviation: 0.0005,
-            silent: 0.0001,
+            bradycardia: 0.006,
+            tachycardia: 0.006,
+            critical_low: 0.0025,
+            critical_high: 0.0025,
+            spike: 0.02,
+            deviation: 0.006,
+            silent: 0.0125,
         }
     }
 }
@@ -103,17 +106,22 @@ impl InjectionRates {
         }
     }
 
-    /// The rates as used, in [`AnomalyKind::ALL`] order: clamped to 0..=1 (NaN = 0) and scaled
-    /// down when they add up to more than 1.
+    /// The rates as used, episodes per customer-hour in [`AnomalyKind::ALL`] order: clamped to
+    /// 0..=3600 (NaN = 0).
     pub(super) fn effective(&self) -> [f64; 7] {
-        let mut rates = AnomalyKind::ALL.map(|kind| unit(self.rate(kind)));
-        let sum: f64 = rates.iter().sum();
-        if sum > 1.0 {
-            rates.iter_mut().for_each(|r| *r /= sum);
-        }
-        rates
+        AnomalyKind::ALL.map(|kind| {
+            let r = self.rate(kind);
+            if r.is_nan() {
+                0.0
+            } else {
+                r.clamp(0.0, MAX_RATE_PER_HOUR)
+            }
+        })
     }
 }
+
+/// The highest rate used, episodes per customer-hour: one a second.
+const MAX_RATE_PER_HOUR: f64 = 3600.0;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -127,9 +135,10 @@ pub struct SimulatorConfig {
     pub inject: InjectionRates,
     /// Fraction of records that are malformed (0..=1), default 0.
     pub fault_rate: f64,
-    /// To label ground truth by construction with the same rules the detector uses.
+    /// `detector.bands`: to place injected levels inside the bands of their kinds.
     pub bands: Bands,
-    /// `detector.spike_bpm`: the smallest jump between two readings that is a spike.
+    /// `detector.spike_bpm`: the smallest jump between two readings that is a spike (natural
+    /// steps and the ramps of episodes stay below it, an injected spike above).
     pub spike_bpm: i64,
 }
 
@@ -173,11 +182,17 @@ pub enum SimRecord {
         /// what the customer is doing, from its daily schedule (sent as the reading's
         /// `activity` when `generator.activity` is on)
         activity: Activity,
-        /// every anomaly kind this reading should raise by construction, empty if none, in
-        /// [`AnomalyKind::ALL`] order
+        /// Ground truth: the alert kinds the injected episode this reading belongs to should
+        /// activate (page for), the same for every reading of the episode, in
+        /// [`AnomalyKind::ALL`] order; empty for a natural reading, whatever its band. A
+        /// bradycardia or tachycardia episode lists its kind and `deviation`, a critical one its
+        /// kind and `deviation` when it lasts long enough, a deviation `deviation`, a spike
+        /// `spike` and a silence `silent` (docs/GENERATOR.md says why).
         injected: Vec<AnomalyKind>,
-        /// The injected episode this reading is part of (ids count up from 1 in the order the
-        /// episodes start, within one simulator), None for a natural reading.
+        /// The injected episode this reading is part of, None for a natural reading. Ids count
+        /// up from 1 within one simulator, in the order of the episodes' first readings: the
+        /// first time an id appears it is larger than every id before it. A silence has no
+        /// readings of its own: the first reading after it carries its id and `[silent]`.
         episode: Option<u64>,
     },
     /// A malformed record that validation rejects with `reason`.
