@@ -172,6 +172,7 @@ mod tests {
             resolve_window_us: 0,
             seconds: 0.0,
             left_out: 0,
+            episode_ids: true,
         }
     }
 

@@ -30,9 +30,6 @@ use crate::services::{
     PARTITIONS,
 };
 
-/// Synthetic episode ids (a generator without `x-episode`) start here, far above real ones.
-const SYNTHETIC_EPISODE: u64 = 1 << 62;
-
 #[derive(QueryableByName)]
 struct Activated {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -219,34 +216,28 @@ fn score_stored(
     let mut episodes = Episodes::default();
     let mut findings = Findings::default();
     let mut kinds_of: HashMap<uuid::Uuid, u8> = HashMap::new();
-    let mut synthetic = SYNTHETIC_EPISODE;
-    let mut previous: Option<&Truth> = None;
+    let mut previous: Option<(&Truth, Option<u64>)> = None;
     for t in truth {
         let own = times.entry(t.customer).or_default();
-        let before = previous.filter(|b| b.customer == t.customer);
+        let before = previous.filter(|(b, _)| b.customer == t.customer);
         let episode = match (t.episode, t.kinds) {
             (Some(id), _) => Some(id),
             (None, 0) => None,
             // No `x-episode`: consecutive injected readings are one episode.
-            (None, _) => {
-                if !before.is_some_and(|b| b.episode.is_none() && b.kinds != 0) {
-                    synthetic += 1;
-                }
-                Some(synthetic)
-            }
+            (None, _) => Some(episodes.synthetic(before.and_then(|(_, e)| e))),
         };
         episodes.reading(
             t.customer,
             own.len() as u32,
             t.t_us,
-            before.map(|b| b.t_us),
+            before.map(|(b, _)| b.t_us),
             episode,
             t.kinds,
         );
         own.push(t.t_us);
         findings.reading(t.kinds, std::iter::empty());
         kinds_of.insert(t.event_id, t.kinds);
-        previous = Some(t);
+        previous = Some((t, episode));
     }
     for f in found {
         let Some(k) = AnomalyKind::ALL.iter().position(|x| x.as_str() == f.kind) else {
@@ -295,5 +286,6 @@ fn score_stored(
         resolve_window_us: p.resolve_window_us(cfg),
         seconds: 0.0,
         left_out,
+        episode_ids: truth.iter().any(|t| t.episode.is_some()),
     }
 }

@@ -134,6 +134,9 @@ pub(crate) struct Run {
     pub(crate) seconds: f64,
     /// Activated alerts left out of the score (Kafka: the silences of the stream's end).
     pub(crate) left_out: u64,
+    /// Whether the readings named their episodes; if not, episodes are runs of injected
+    /// readings (`Episodes::synthetic`).
+    pub(crate) episode_ids: bool,
 }
 
 /// Which modes to run.
@@ -196,7 +199,7 @@ pub(crate) fn quality(mode: Mode, p: &Params) -> anyhow::Result<()> {
     match mode {
         Mode::Offline => {
             let started = std::time::Instant::now();
-            let runs = offline::run_all(&settings, p, p.threads);
+            let runs = offline::run_all(&settings, p, p.threads, true);
             report::print(&runs, &cfg, p, "offline");
             let readings: u64 = runs.iter().map(|r| r.readings).sum();
             let cpu: f64 = runs.iter().map(|r| r.seconds).sum();
@@ -219,7 +222,9 @@ pub(crate) fn quality(mode: Mode, p: &Params) -> anyhow::Result<()> {
             let mut differ = false;
             for &seed in &p.seeds {
                 let online = kafka::run_seed(p, &settings, &cfg, seed)?;
-                let offline = offline::run_seed(&settings, p, seed);
+                // Episodes as the Kafka run could know them: by id, or as runs of injected
+                // readings from a generator that sends no `x-episode`.
+                let offline = offline::run_seed(&settings, p, seed, online.episode_ids);
                 differ |= !compare::compare(&online, &offline);
             }
             if differ {

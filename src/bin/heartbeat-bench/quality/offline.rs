@@ -30,10 +30,12 @@ struct Tracked {
     reading: Reading,
     readings: u32,
     last_us: Option<i64>,
+    /// The episode of its previous reading.
+    last_episode: Option<u64>,
 }
 
 /// Runs every seed of `p` on `threads` threads; the runs in the order of the seeds.
-pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize) -> Vec<Run> {
+pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize, ids: bool) -> Vec<Run> {
     let next = AtomicUsize::new(0);
     let runs: Mutex<Vec<Option<Run>>> = Mutex::new(p.seeds.iter().map(|_| None).collect());
     std::thread::scope(|s| {
@@ -41,7 +43,7 @@ pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize) -> Vec<Ru
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = p.seeds.get(i) else { break };
-                let run = run_seed(settings, p, seed);
+                let run = run_seed(settings, p, seed, ids);
                 // A panic in another thread poisons the lock; the scope then panics anyway.
                 if let Ok(mut runs) = runs.lock() {
                     runs[i] = Some(run);
@@ -56,8 +58,9 @@ pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize) -> Vec<Ru
         .collect()
 }
 
-/// One seed: its episodes, activated alerts and findings.
-pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64) -> Run {
+/// One seed: its episodes, activated alerts and findings. Without `ids`, the episodes are
+/// taken as a generator without `x-episode` shows them: runs of injected readings.
+pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) -> Run {
     let started = Instant::now();
     let cfg = DetectorConfig::from(settings);
     let mut sim_cfg = settings.simulator_config(seed);
@@ -80,6 +83,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64) -> Run {
             },
             readings: 0,
             last_us: None,
+            last_episode: None,
         })
         .collect();
     let mut episodes = Episodes::default();
@@ -122,6 +126,10 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64) -> Run {
                 }
             }
         }
+        let episode = match episode {
+            _ if !ids => (kinds != 0).then(|| episodes.synthetic(t.last_episode)),
+            id => id,
+        };
         episodes.reading(customer, t.readings, t_us, t.last_us, episode, kinds);
         t.reading.recorded_at = at;
         t.reading.heart_rate = heart_rate;
@@ -139,6 +147,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64) -> Run {
         }
         findings.reading(kinds, seen.anomalies.iter().map(|a| index(a.kind)));
         t.last_us = Some(t_us);
+        t.last_episode = episode;
         t.readings += 1;
     }
     let span_s = if last_us >= first_us {
@@ -156,6 +165,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64) -> Run {
         resolve_window_us: p.resolve_window_us(&cfg),
         seconds: started.elapsed().as_secs_f64(),
         left_out: 0,
+        episode_ids: ids,
     }
 }
 

@@ -64,9 +64,24 @@ pub(crate) struct Alert {
 pub(crate) struct Episodes {
     open: HashMap<u64, usize>,
     pub(crate) all: Vec<Episode>,
+    /// The last synthetic id given (see [`Episodes::synthetic`]), above [`SYNTHETIC_EPISODE`].
+    synthetic: u64,
 }
 
+/// Synthetic episode ids start above this, far above the simulator's.
+const SYNTHETIC_EPISODE: u64 = 1 << 62;
+
 impl Episodes {
+    /// The episode of an injected reading that names none (a generator without `x-episode`):
+    /// a customer's consecutive injected readings are one episode. `previous`: the episode of
+    /// the customer's previous reading, if any.
+    pub(crate) fn synthetic(&mut self, previous: Option<u64>) -> u64 {
+        previous.unwrap_or_else(|| {
+            self.synthetic = self.synthetic.max(SYNTHETIC_EPISODE) + 1;
+            self.synthetic
+        })
+    }
+
     /// Notes reading number `n` of `customer` at `t_us`, whose previous reading was at
     /// `previous_us`, part of `episode` (None: natural) that should page for `kinds`.
     pub(crate) fn reading(
