@@ -371,6 +371,14 @@ mod tests {
     }
 
     #[test]
+    fn synthetic_episodes_are_runs_of_injected_readings() {
+        let mut b = Episodes::default();
+        let first = b.synthetic(None);
+        assert_eq!(b.synthetic(Some(first)), first);
+        assert_ne!(b.synthetic(None), first);
+    }
+
+    #[test]
     fn wilson_interval_matches_the_textbook_figures() {
         // 8 of 10: 0.490 to 0.943 (Wilson 1927; e.g. Newcombe 1998, table I).
         let (lo, hi) = wilson(8, 10).unwrap();
