@@ -8,6 +8,8 @@
 //! customer's consecutive injected readings is taken as one episode. When the stream ends every
 //! customer falls quiet and the processor rightly reports them silent; no episode was injected
 //! for those silences, so they are left out and counted apart.
+//!
+//! With `HEARTBEAT_BENCH_KEEP` set, the run's database is kept (its URL is printed) for a look.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -36,6 +38,8 @@ struct Activated {
     customer_id: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    opened_at: chrono::DateTime<chrono::Utc>,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     activated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -187,7 +191,8 @@ pub(super) fn run_seed(
     let mut truth = ground_truth(&topic, records)?;
     truth.sort_by_key(|t| (t.customer, t.t_us));
     let activated: Vec<Activated> = diesel::sql_query(
-        "SELECT customer_id, kind, activated_at FROM alerts WHERE activated_at IS NOT NULL",
+        "SELECT customer_id, kind, opened_at, activated_at FROM alerts \
+         WHERE activated_at IS NOT NULL",
     )
     .load(&mut conn)?;
     let found: Vec<Finding> = diesel::sql_query(
@@ -195,8 +200,12 @@ pub(super) fn run_seed(
     )
     .load(&mut conn)?;
     drop(conn);
-    let _ =
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    if std::env::var_os("HEARTBEAT_BENCH_KEEP").is_some() {
+        println!("kept for a look: database {url}, topic {topic}");
+    } else {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut admin);
+    }
     let mut run = score_stored(p, cfg, seed, &truth, &activated, &found);
     run.seconds = started.elapsed().as_secs_f64();
     Ok(run)
@@ -235,8 +244,10 @@ fn score_stored(
             t.kinds,
         );
         own.push(t.t_us);
-        findings.reading(t.kinds, std::iter::empty());
-        kinds_of.insert(t.event_id, t.kinds);
+        // Only an injected episode's readings are ground truth: the kinds are the episode's.
+        let kinds = if episode.is_some() { t.kinds } else { 0 };
+        findings.reading(kinds, std::iter::empty());
+        kinds_of.insert(t.event_id, kinds);
         previous = Some((t, episode));
     }
     for f in found {
@@ -261,6 +272,8 @@ fn score_stored(
         let t_us = a.activated_at.timestamp_micros();
         let own = times.get(&customer).map_or(&[][..], Vec::as_slice);
         let reading = own.partition_point(|&x| x < t_us);
+        let opened_us = a.opened_at.timestamp_micros();
+        let opened = own.partition_point(|&x| x < opened_us);
         if kind == SILENT && reading + 1 == own.len() {
             left_out += 1;
             continue;
@@ -269,6 +282,7 @@ fn score_stored(
             customer,
             kind: index(AnomalyKind::ALL[kind]) as u8,
             activated_us: t_us,
+            opened: opened as u32,
             reading: reading as u32,
         });
     }

@@ -20,7 +20,7 @@ use heartbeat_pipeline::domain::detector::{observe, silence, CustomerState, Dete
 use heartbeat_pipeline::domain::reading::Reading;
 use heartbeat_pipeline::domain::simulator::{customer_id, sim_start, SimRecord, Simulator};
 
-use super::score::{index, mask, Alert, Episodes, SILENT};
+use super::score::{index, mask, Alert, Episodes, KINDS, SILENT};
 use super::{Findings, Params, Run};
 
 /// What the offline run keeps of one customer.
@@ -32,6 +32,8 @@ struct Tracked {
     last_us: Option<i64>,
     /// The episode of its previous reading.
     last_episode: Option<u64>,
+    /// Per kind, the number of the reading that opened its open alert episode.
+    opened: [u32; KINDS],
 }
 
 /// Runs every seed of `p` on `threads` threads; the runs in the order of the seeds.
@@ -84,6 +86,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) ->
             readings: 0,
             last_us: None,
             last_episode: None,
+            opened: [0; KINDS],
         })
         .collect();
     let mut episodes = Episodes::default();
@@ -121,6 +124,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) ->
                         customer,
                         kind: SILENT as u8,
                         activated_us: previous,
+                        opened: t.readings.saturating_sub(1),
                         reading: t.readings.saturating_sub(1),
                     });
                 }
@@ -130,17 +134,24 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) ->
             _ if !ids => (kinds != 0).then(|| episodes.synthetic(t.last_episode)),
             id => id,
         };
+        // Only an injected episode's readings are ground truth: the kinds are the episode's.
+        let kinds = if episode.is_some() { kinds } else { 0 };
         episodes.reading(customer, t.readings, t_us, t.last_us, episode, kinds);
         t.reading.recorded_at = at;
         t.reading.heart_rate = heart_rate;
         t.reading.activity = p.activity.then_some(activity);
         let seen = observe(&cfg, &mut t.state, &t.reading, None);
         for row in &seen.alerts {
+            let k = index(row.kind);
+            if row.opened_at == at {
+                t.opened[k] = t.readings;
+            }
             if row.activated_at == Some(at) && row.kind != AnomalyKind::Silent {
                 alerts.push(Alert {
                     customer,
-                    kind: index(row.kind) as u8,
+                    kind: k as u8,
                     activated_us: t_us,
+                    opened: t.opened[k],
                     reading: t.readings,
                 });
             }

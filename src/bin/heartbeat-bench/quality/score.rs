@@ -49,12 +49,13 @@ pub(crate) struct Episode {
 }
 
 /// One activated alert episode: its customer, kind (index in [`AnomalyKind::ALL`]) and
-/// `activated_at`, with the number of the reading that activated it.
+/// `activated_at`, with the numbers of the readings that opened and activated it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Alert {
     pub(crate) customer: u32,
     pub(crate) kind: u8,
     pub(crate) activated_us: i64,
+    pub(crate) opened: u32,
     pub(crate) reading: u32,
 }
 
@@ -270,6 +271,7 @@ mod tests {
             customer,
             kind,
             activated_us: at_s * S,
+            opened: 0,
             reading: 0,
         }
     }
