@@ -8,7 +8,9 @@
 //! activated an alert may differ, and is counted apart: a sustain is a time, and the wall-clock
 //! stamps of the Kafka mode lie off the simulated grid (by milliseconds, or by up to a second
 //! when the generator catches up after a stall and stamps a second's readings at once), so the
-//! first counting reading past the sustain can be another one.
+//! first counting reading past the sustain can be another one. For the same reason an episode
+//! that ends right at its sustain can activate in one mode and end `short` in the other: such
+//! alerts are counted apart too, when the other mode opened the same episode.
 //!
 //! Silences are listed but do not make the modes disagree. Offline, a customer is silent when
 //! its next reading comes `detector.silence_after_ms` late in simulated time, which is what SPEC
@@ -18,7 +20,7 @@
 //! silences the generator injects (at 50 readings/s over 6 partitions, a third of them in our
 //! runs). That is the processor's behaviour, reported, not a fault of either mode's scoring.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use heartbeat_pipeline::domain::classification::AnomalyKind;
 
@@ -56,6 +58,10 @@ pub(super) struct Differences {
     pub(super) activated_elsewhere: usize,
     pub(super) alerts_only_kafka: Vec<AlertKey>,
     pub(super) alerts_only_offline: Vec<AlertKey>,
+    /// Activated in one mode only, while the other opened the same episode (at the same
+    /// reading) and never activated it: it ended right at its sustain, which the wall-clock
+    /// stamps put either side of (module doc). Not in the two lists above.
+    pub(super) at_the_edge: Vec<AlertKey>,
 }
 
 /// Whether an alert key is a silence's (module doc: those do not make the modes disagree).
@@ -99,6 +105,16 @@ pub(super) fn differences(kafka: &Run, offline: &Run) -> Differences {
         .count();
     d.alerts_only_kafka = ak.difference(&ao).copied().collect();
     d.alerts_only_offline = ao.difference(&ak).copied().collect();
+    let (uk, uo): (HashSet<AlertKey>, HashSet<AlertKey>) = (
+        kafka.unactivated.iter().copied().collect(),
+        offline.unactivated.iter().copied().collect(),
+    );
+    let (edge_k, only_k): (Vec<AlertKey>, Vec<AlertKey>) =
+        d.alerts_only_kafka.iter().partition(|k| uo.contains(k));
+    let (edge_o, only_o): (Vec<AlertKey>, Vec<AlertKey>) =
+        d.alerts_only_offline.iter().partition(|k| uk.contains(k));
+    (d.alerts_only_kafka, d.alerts_only_offline) = (only_k, only_o);
+    d.at_the_edge = edge_k.into_iter().chain(edge_o).collect();
     d
 }
 
@@ -117,12 +133,13 @@ pub(super) fn compare(kafka: &Run, offline: &Run) -> bool {
     );
     println!(
         "activated alerts: {} through Kafka, {} offline, {} the same ({} of them activated at \
-         another reading), {} only through Kafka, {} only offline ({} end-of-stream silences \
-         left out)",
+         another reading), {} activated in one mode only at the end of their sustain, {} only \
+         through Kafka, {} only offline ({} end-of-stream silences left out)",
         kafka.alerts.len(),
         offline.alerts.len(),
         d.same_alerts,
         d.activated_elsewhere,
+        d.at_the_edge.len(),
         d.alerts_only_kafka.len(),
         d.alerts_only_offline.len(),
         kafka.left_out
@@ -141,6 +158,10 @@ pub(super) fn compare(kafka: &Run, offline: &Run) -> bool {
         }
     }
     for (label, list) in [
+        (
+            "alert activated in one mode only, at its sustain",
+            &d.at_the_edge,
+        ),
         ("alert only through Kafka", &d.alerts_only_kafka),
         ("alert only offline", &d.alerts_only_offline),
     ] {
@@ -198,6 +219,7 @@ mod tests {
             seconds: 0.0,
             left_out: 0,
             episode_ids: true,
+            unactivated: vec![],
         }
     }
 
@@ -213,6 +235,15 @@ mod tests {
         assert_eq!(d.alerts_only_kafka, vec![(1, 2, 540)]);
         assert_eq!(d.alerts_only_offline, vec![(1, 2, 541)]);
         assert!(!d.agree());
+    }
+
+    #[test]
+    fn an_alert_the_other_mode_opened_but_never_activated_is_at_the_edge() {
+        let mut kafka = run(&[]);
+        kafka.unactivated = vec![(1, 1, 167)];
+        let d = differences(&kafka, &run(&[(1, 1, 167, 227)]));
+        assert_eq!(d.at_the_edge, vec![(1, 1, 167)]);
+        assert!(d.alerts_only_offline.is_empty() && d.agree());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::services::{
     PARTITIONS,
 };
 
+/// An alert episode; activated when `activated_at` is not null.
 #[derive(QueryableByName)]
 struct Activated {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -40,8 +41,8 @@ struct Activated {
     kind: String,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     opened_at: chrono::DateTime<chrono::Utc>,
-    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-    activated_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    activated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -190,11 +191,9 @@ pub(super) fn run_seed(
 
     let mut truth = ground_truth(&topic, records)?;
     truth.sort_by_key(|t| (t.customer, t.t_us));
-    let activated: Vec<Activated> = diesel::sql_query(
-        "SELECT customer_id, kind, opened_at, activated_at FROM alerts \
-         WHERE activated_at IS NOT NULL",
-    )
-    .load(&mut conn)?;
+    let activated: Vec<Activated> =
+        diesel::sql_query("SELECT customer_id, kind, opened_at, activated_at FROM alerts")
+            .load(&mut conn)?;
     let found: Vec<Finding> = diesel::sql_query(
         "SELECT event_id, kind FROM anomalies WHERE kind <> 'silent' AND event_id IS NOT NULL",
     )
@@ -260,6 +259,7 @@ fn score_stored(
         }
     }
     let mut alerts = Vec::new();
+    let mut unactivated = Vec::new();
     let mut left_out = 0;
     for a in activated {
         let (Some(customer), Some(kind)) = (
@@ -269,11 +269,15 @@ fn score_stored(
             continue;
         };
         let customer = customer as u32;
-        let t_us = a.activated_at.timestamp_micros();
         let own = times.get(&customer).map_or(&[][..], Vec::as_slice);
-        let reading = own.partition_point(|&x| x < t_us);
         let opened_us = a.opened_at.timestamp_micros();
         let opened = own.partition_point(|&x| x < opened_us);
+        let Some(activated_at) = a.activated_at else {
+            unactivated.push((customer, kind as u8, opened as u32));
+            continue;
+        };
+        let t_us = activated_at.timestamp_micros();
+        let reading = own.partition_point(|&x| x < t_us);
         if kind == SILENT && reading + 1 == own.len() {
             left_out += 1;
             continue;
@@ -301,5 +305,6 @@ fn score_stored(
         seconds: 0.0,
         left_out,
         episode_ids: truth.iter().any(|t| t.episode.is_some()),
+        unactivated,
     }
 }

@@ -37,7 +37,7 @@ struct Tracked {
 }
 
 /// Runs every seed of `p` on `threads` threads; the runs in the order of the seeds.
-pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize, ids: bool) -> Vec<Run> {
+pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize) -> Vec<Run> {
     let next = AtomicUsize::new(0);
     let runs: Mutex<Vec<Option<Run>>> = Mutex::new(p.seeds.iter().map(|_| None).collect());
     std::thread::scope(|s| {
@@ -45,7 +45,7 @@ pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize, ids: bool
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = p.seeds.get(i) else { break };
-                let run = run_seed(settings, p, seed, ids);
+                let run = run_seed(settings, p, seed, None);
                 // A panic in another thread poisons the lock; the scope then panics anyway.
                 if let Ok(mut runs) = runs.lock() {
                     runs[i] = Some(run);
@@ -60,9 +60,13 @@ pub(super) fn run_all(settings: &Settings, p: &Params, threads: usize, ids: bool
         .collect()
 }
 
-/// One seed: its episodes, activated alerts and findings. Without `ids`, the episodes are
-/// taken as a generator without `x-episode` shows them: runs of injected readings.
-pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) -> Run {
+/// One seed: its episodes, activated alerts and findings. `like`: a Kafka run to compare with;
+/// then the run also keeps its alert episodes that never activated, and when that run's
+/// generator sent no `x-episode` the episodes are taken as it saw them: runs of injected
+/// readings.
+pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, like: Option<&Run>) -> Run {
+    let ids = like.map_or(true, |r| r.episode_ids);
+    let mut unactivated = Vec::new();
     let started = Instant::now();
     let cfg = DetectorConfig::from(settings);
     let mut sim_cfg = settings.simulator_config(seed);
@@ -146,6 +150,9 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) ->
             if row.opened_at == at {
                 t.opened[k] = t.readings;
             }
+            if like.is_some() && row.resolved_at.is_some() && row.activated_at.is_none() {
+                unactivated.push((customer, k as u8, t.opened[k]));
+            }
             if row.activated_at == Some(at) && row.kind != AnomalyKind::Silent {
                 alerts.push(Alert {
                     customer,
@@ -160,6 +167,15 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) ->
         t.last_us = Some(t_us);
         t.last_episode = episode;
         t.readings += 1;
+    }
+    if like.is_some() {
+        // Those still open at the end.
+        for (c, t) in customers.iter().enumerate() {
+            for e in t.state.episodes.iter().filter(|e| e.activated_at.is_none()) {
+                let k = index(e.kind);
+                unactivated.push((c as u32, k as u8, t.opened[k]));
+            }
+        }
     }
     let span_s = if last_us >= first_us {
         (last_us - first_us) as f64 / 1e6 + p.interval_s
@@ -177,6 +193,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, ids: bool) ->
         seconds: started.elapsed().as_secs_f64(),
         left_out: 0,
         episode_ids: ids,
+        unactivated,
     }
 }
 
