@@ -167,7 +167,7 @@ pub(super) fn compare(kafka: &Run, offline: &Run) -> bool {
     ] {
         for (c, k, n) in list.iter().take(SHOWN) {
             println!(
-                "  {label}: customer {c}, {}, activated at reading {n}",
+                "  {label}: customer {c}, {}, opened at reading {n}",
                 kind(*k)
             );
         }
