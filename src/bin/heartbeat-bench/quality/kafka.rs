@@ -148,7 +148,10 @@ pub(super) fn run_seed(
         if let Some(ms) = p.silence_after_ms {
             cmd.env("HEARTBEAT__DETECTOR__SILENCE_AFTER_MS", ms.to_string());
         }
-        cmd.env("HEARTBEAT__GENERATOR__ACTIVITY", p.activity.to_string());
+        cmd.env("HEARTBEAT__GENERATOR__ACTIVITY", p.activity.to_string())
+            // Readings only, as offline: faults take no customer's turn, so the readings stay
+            // the same, but they would take records from the count.
+            .env("HEARTBEAT__GENERATOR__FAULT_RATE", "0");
     };
 
     let mut processor = Command::new(&bin);
