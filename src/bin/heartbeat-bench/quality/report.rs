@@ -35,8 +35,11 @@ pub(super) fn print(runs: &[Run], cfg: &DetectorConfig, p: &Params, mode: &str) 
     for run in runs {
         let s = score(&run.episodes, &run.alerts, run.resolve_window_us);
         println!(
-            "\nseed {} ({mode}): {} readings, {:.1} customer-days, {:.1} s",
-            run.seed, run.readings, run.customer_days, run.seconds
+            "\nseed {} ({mode}): {} readings, {} customer-days, {:.1} s",
+            run.seed,
+            run.readings,
+            days_text(run.customer_days),
+            run.seconds
         );
         header(false);
         for (k, kind) in s.kinds.iter().enumerate() {
@@ -76,8 +79,9 @@ pub(super) fn print(runs: &[Run], cfg: &DetectorConfig, p: &Params, mode: &str) 
         })
         .unwrap_or_default();
     println!(
-        "false activated alerts: {} over {days:.1} customer-days: {:.3} per customer-day{ci}",
+        "false activated alerts: {} over {} customer-days: {:.3} per customer-day{ci}",
         pooled.false_alerts(),
+        days_text(days),
         pooled.false_alerts() as f64 / days.max(1e-9),
     );
     println!(
@@ -93,6 +97,15 @@ pub(super) fn print(runs: &[Run], cfg: &DetectorConfig, p: &Params, mode: &str) 
         );
     }
     print_findings(&findings);
+}
+
+/// Customer-days to one decimal, or three when there are few (a short Kafka run).
+fn days_text(days: f64) -> String {
+    if days >= 10.0 {
+        format!("{days:.1}")
+    } else {
+        format!("{days:.3}")
+    }
 }
 
 fn header(ci: bool) {
