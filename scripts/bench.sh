@@ -4,7 +4,8 @@
 # Usage: scripts/bench.sh throughput [--records N] [--replicas R] [--peer]
 #        scripts/bench.sh latency [--rate R] [--seconds S] [--linger-ms L]
 #        scripts/bench.sh poison [--records N] [--poison-percent P] [--rounds R]
-#        scripts/bench.sh quality [--records N] [--customers C] [--rate R] [--seed S]
+#        scripts/bench.sh quality [--offline | --compare] [--seeds 1-10] [--customers C]
+#            [--interval-s S] [--days D | --minutes M] [--activity on|off] [--config FILE] [--threads T]
 #        scripts/bench.sh chaos [--records N] [--seeds S1,S2,...]
 #
 # Builds the release binaries, starts PostgreSQL and the broker (scripts/services.sh up) and

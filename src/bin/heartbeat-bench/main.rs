@@ -20,16 +20,20 @@
 //! each row's transaction (`pg_xact_commit_timestamp`, which `scripts/services.sh` turns on)
 //! minus the reading's timestamp.
 //!
-//! `heartbeat-bench quality [--records N] [--customers C] [--rate R] [--seed S]` runs the
-//! processor while `heartbeat-pipeline generate` publishes a seeded stream in real time, then
-//! scores the stored anomalies against the generator's ground truth (the `x-injected` header of
-//! every record): precision and recall per kind.
+//! `heartbeat-bench quality [--offline | --compare] [--seeds 1-10] [--customers C]
+//! [--interval-s S] [--days D | --minutes M] [--activity on|off] [--config FILE]` scores the
+//! alerts that page a person against the generator's injected episodes: per kind, event-level
+//! recall, precision and detection delay, and the false activated alerts per customer-day, per
+//! seed and pooled with 95% confidence intervals. The default runs the real processor while
+//! `heartbeat-pipeline generate` publishes each seed's stream in real time; `--offline` runs the
+//! simulator and the detector in-process (no Kafka, no database) for grids of seeds;
+//! `--compare` runs both and checks they agree (docs/PERFORMANCE.md, "Detection quality").
 //!
 //! Needs the local services (`scripts/services.sh up`) or `HEARTBEAT_BENCH_DATABASE_URL` (an
 //! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
 //!
 //! # Parts
-//! - `poison.rs`, `throughput.rs`, `latency.rs`, `quality.rs`: one subcommand each.
+//! - `poison.rs`, `throughput.rs`, `latency.rs`, `quality/`: one subcommand each.
 //! - `load.rs`: what goes into the topics.
 //! - `processors.rs`: runs of the real processor, timed.
 //! - `services.rs`: databases, topics and the environment of the binary under test.
@@ -46,7 +50,7 @@ use clap::{Parser, Subcommand};
 
 use crate::latency::latency;
 use crate::poison::poison;
-use crate::quality::quality;
+use crate::quality::{parse_seeds, quality, Mode, Params};
 use crate::throughput::throughput;
 
 #[derive(Parser)]
@@ -96,32 +100,86 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         linger_ms: u64,
     },
-    /// Precision and recall of each anomaly kind against the generator's ground truth.
+    /// Event-level precision, recall, false-alert burden and delay of the activated alerts.
     Quality {
-        #[arg(long, default_value_t = 60_000)]
-        records: u64,
+        /// Simulator and detector in-process: no Kafka, no database.
+        #[arg(long, conflicts_with = "compare")]
+        offline: bool,
+        /// Both modes on the same seeds; exit 1 unless they see the same episodes and activate
+        /// the same alerts.
+        #[arg(long)]
+        compare: bool,
+        /// Seeds, a list of numbers and ranges: `1-10` (the tuning seeds), `1000-1019` (held
+        /// out). Default 1-10 offline, 1 otherwise.
+        #[arg(long, alias = "seed")]
+        seeds: Option<String>,
         #[arg(long, default_value_t = 500)]
-        customers: u64,
-        /// Readings per second; with the customers, how often each customer reports.
-        #[arg(long, default_value_t = 1_000)]
-        rate: u64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// `detector.silence_after_ms` for the run.
-        #[arg(long, default_value_t = 10_000)]
-        silence_after_ms: u64,
+        customers: usize,
+        /// Seconds between two readings of a customer (the rate is customers / interval).
+        #[arg(long, default_value_t = 10.0)]
+        interval_s: f64,
+        /// Days of stream per seed (simulated offline, real otherwise); default 2 offline.
+        #[arg(long)]
+        days: Option<f64>,
+        /// Minutes of stream per seed, instead of days; default 10 in the Kafka mode.
+        #[arg(long, conflicts_with = "days")]
+        minutes: Option<f64>,
+        /// Whether readings carry their activity (`generator.activity`).
+        #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+        activity: String,
+        /// A configuration file over config/default.toml (then the environment), as for
+        /// `heartbeat-pipeline --config`: the detector and the generator's injection rates.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// `detector.silence_after_ms` for the run, over the configuration.
+        #[arg(long)]
+        silence_after_ms: Option<u64>,
+        /// Seeds run at once offline; default: the cores.
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Quality {
-            records,
+            offline,
+            compare,
+            seeds,
             customers,
-            rate,
-            seed,
+            interval_s,
+            days,
+            minutes,
+            activity,
+            config,
             silence_after_ms,
-        } => quality(records, customers, rate, seed, silence_after_ms),
+            threads,
+        } => {
+            let mode = match (offline, compare) {
+                (true, _) => Mode::Offline,
+                (_, true) => Mode::Compare,
+                _ => Mode::Kafka,
+            };
+            let default_seeds = if mode == Mode::Offline { "1-10" } else { "1" };
+            let duration_s = match (minutes, days) {
+                (Some(m), _) => m * 60.0,
+                (_, Some(d)) => d * 86_400.0,
+                _ if mode == Mode::Offline => 2.0 * 86_400.0,
+                _ => 600.0,
+            };
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let params = Params {
+                seeds: parse_seeds(seeds.as_deref().unwrap_or(default_seeds))?,
+                customers: customers.max(1),
+                interval_s,
+                duration_s,
+                activity: activity == "on",
+                config,
+                silence_after_ms,
+                threads: threads.unwrap_or(cores).max(1),
+            };
+            quality(mode, &params)
+        }
         Bench::Poison {
             records,
             poison_percent,
