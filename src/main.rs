@@ -11,6 +11,9 @@ use heartbeat_pipeline::telemetry;
 fn main() {
     // clap exits 2 on a usage error and 0 for --help/--version by itself.
     let cli = Cli::parse();
+    if prints_for_a_reader(&cli.command) {
+        restore_sigpipe();
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -101,4 +104,25 @@ fn install_panic_hook(log: slog::Logger) {
         slog::error!(log, "panic"; "thread" => thread.name().unwrap_or("?"), "info" => %info);
         default(info);
     }));
+}
+
+/// The commands whose output is for a reader (`inspect | head`, `tail | grep -m1`): when the
+/// reader goes away they end as `cat` does, killed by SIGPIPE, instead of panicking in
+/// `println!` with a trace. Not `run` and `generate`, which hold records in flight and must
+/// drain them whatever becomes of their output.
+fn prints_for_a_reader(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::CheckConfig | Command::Inspect | Command::Tail { .. } | Command::Rules { .. }
+    )
+}
+
+/// Rust starts every program with SIGPIPE ignored, so a write to a closed pipe is an error
+/// (which `println!` turns into a panic); this puts back the default, death by the signal.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL before any thread is started; no
+    // handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -223,6 +223,54 @@ fn inspect_prints_the_counts_of_a_known_data_set() {
     }
 }
 
+/// `cmd` with standard output a pipe whose reader is already gone, as in `cmd | head -1` once
+/// `head` has its line.
+fn into_a_closed_pipe(mut cmd: Command) -> Output {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) fills the two descriptors; the reader is closed at once and the writer
+    // is owned by the `Stdio` from then on.
+    let writer = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0, "a pipe");
+        libc::close(fds[0]);
+        std::process::Stdio::from_raw_fd(fds[1])
+    };
+    cmd.stdout(writer).output().expect("run the command")
+}
+
+/// Ends quietly: exit 0, or killed by SIGPIPE as `cat` or `ls` are, never a panic.
+fn assert_quiet_end(out: &Output, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let text = stderr(out);
+    assert!(
+        !text.contains("panicked") && !text.contains("Broken pipe"),
+        "{what} into a closed pipe: {text}"
+    );
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{what} into a closed pipe: {:?}, {text}",
+        out.status
+    );
+}
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use crate::helpers::{Setup, TestDb};
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check-config").env_remove("HEARTBEAT_CONFIG");
+    assert_quiet_end(&into_a_closed_pipe(cmd), "check-config");
+
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    let migrate = setup.command(&["migrate"]).output().unwrap();
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    assert_quiet_end(&into_a_closed_pipe(setup.command(&["inspect"])), "inspect");
+    assert_quiet_end(
+        &into_a_closed_pipe(setup.command(&["rules", "list"])),
+        "rules list",
+    );
+}
+
 /// SASL over plaintext with a mechanism this build of librdkafka does not have, set through the
 /// escape hatch: every key is valid and check-config accepts it, but librdkafka builds no client
 /// ("No provider for SASL mechanism GSSAPI").
