@@ -132,16 +132,14 @@ impl Baseline {
         }
         self.warmup.push(hr);
         if self.count >= warmup {
-            let mut values = std::mem::take(&mut self.warmup);
-            values.sort_unstable();
-            let median = median_of_sorted(&values);
-            let mut spread: Vec<f64> = values
-                .iter()
-                .map(|&v| (f64::from(v) - median).abs())
+            let mut values: Vec<f64> = std::mem::take(&mut self.warmup)
+                .into_iter()
+                .map(f64::from)
                 .collect();
-            spread.sort_unstable_by(f64::total_cmp);
-            let mad = median_of_sorted_f64(&spread);
-            self.mean = median;
+            let mid = median(&mut values);
+            let mut spread: Vec<f64> = values.iter().map(|v| (v - mid).abs()).collect();
+            let mad = median(&mut spread);
+            self.mean = mid;
             self.variance = (MAD_TO_SD * mad).powi(2);
         }
     }
@@ -155,15 +153,9 @@ impl Baseline {
     }
 }
 
-fn median_of_sorted(values: &[i16]) -> f64 {
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => f64::from(values[n / 2]),
-        n => (f64::from(values[n / 2 - 1]) + f64::from(values[n / 2])) / 2.0,
-    }
-}
-
-fn median_of_sorted_f64(values: &[f64]) -> f64 {
+/// The median of `values` (sorted in place); 0 for none.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
     match values.len() {
         0 => 0.0,
         n if n % 2 == 1 => values[n / 2],
