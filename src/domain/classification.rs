@@ -70,6 +70,17 @@ impl AnomalyKind {
         AnomalyKind::Silent,
     ];
 
+    /// The kind's position in [`AnomalyKind::ALL`], the one order kinds are kept, sorted and
+    /// counted in (the declaration order; a test holds the two equal).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kind whose [`as_str`](AnomalyKind::as_str) is `name`.
+    pub fn from_name(name: &str) -> Option<AnomalyKind> {
+        AnomalyKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AnomalyKind::CriticalLow => "critical_low",
@@ -144,6 +155,16 @@ mod tests {
         for (hr, class) in cases {
             assert_eq!(classify(hr, &BANDS), class, "heart rate {hr}");
         }
+    }
+
+    #[test]
+    fn a_kinds_index_is_its_place_in_all_and_its_name_names_it() {
+        for (i, kind) in AnomalyKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+            assert_eq!(AnomalyKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(AnomalyKind::from_name("Spike"), None);
+        assert_eq!(AnomalyKind::from_name(""), None);
     }
 
     #[test]

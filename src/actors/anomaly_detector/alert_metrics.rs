@@ -18,18 +18,11 @@ use super::AnomalyDetector;
 /// episode activated before. On the stack: a reading costs no allocation.
 pub(super) type Activated = [Option<DateTime<Utc>>; AnomalyKind::ALL.len()];
 
-fn rank(kind: AnomalyKind) -> usize {
-    AnomalyKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or_default()
-}
-
 /// The activated open episodes of `state`.
 pub(super) fn activated(state: &CustomerState) -> Activated {
     let mut out = Activated::default();
     for e in state.episodes.iter().filter(|e| e.activated_at.is_some()) {
-        out[rank(e.kind)] = Some(e.opened_at);
+        out[e.kind.index()] = Some(e.opened_at);
     }
     out
 }
@@ -45,7 +38,7 @@ pub(super) fn count_transitions(
     for row in rows {
         let transition = match (row.resolved_at, row.activated_at, row.suppressed) {
             (Some(_), _, Some(reason)) => Transition::Suppressed(reason),
-            (None, Some(_), _) if before[rank(row.kind)] != Some(row.opened_at) => {
+            (None, Some(_), _) if before[row.kind.index()] != Some(row.opened_at) => {
                 Transition::Activated
             }
             _ => continue,
@@ -63,7 +56,7 @@ impl AnomalyDetector {
                 continue;
             }
             for e in t.state.episodes.iter().filter(|e| e.activated_at.is_some()) {
-                open[rank(e.kind)] += 1;
+                open[e.kind.index()] += 1;
             }
         }
         self.metrics.set_alerts_open(&open);
@@ -119,7 +112,7 @@ mod tests {
         assert_eq!(counts(&m), (1, 0));
         // Later readings of the activated episode, and its resolution: no more.
         let mut before = Activated::default();
-        before[rank(AnomalyKind::Tachycardia)] = Some(row(0, None, None).opened_at);
+        before[AnomalyKind::Tachycardia.index()] = Some(row(0, None, None).opened_at);
         count_transitions(&m, "C", &before, &[row(0, Some(600), None)]);
         count_transitions(&m, "C", &before, &[row(0, Some(600), Some(900))]);
         assert_eq!(counts(&m), (1, 0));

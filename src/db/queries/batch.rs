@@ -217,8 +217,8 @@ fn write_batch(
         };
         let mut anomalies_by_kind = HashMap::new();
         for row in &stored_anomalies {
-            if let Some(k) = AnomalyKind::ALL.iter().find(|k| k.as_str() == row.kind) {
-                *anomalies_by_kind.entry(*k).or_insert(0) += 1;
+            if let Some(k) = AnomalyKind::from_name(&row.kind) {
+                *anomalies_by_kind.entry(k).or_insert(0) += 1;
             }
         }
 

@@ -205,8 +205,8 @@ fn update_episodes(
             open.push(episode);
         }
     }
-    open.sort_by_key(|e| kind_rank(e.kind));
-    alerts.sort_by_key(|a| kind_rank(a.kind));
+    open.sort_by_key(|e| e.kind.index());
+    alerts.sort_by_key(|a| a.kind.index());
     state.episodes = open;
     alerts
 }
@@ -231,7 +231,7 @@ pub fn silence(
     episode.consider(last_at, cfg.sustain.of(AnomalyKind::Silent), muted);
     let row = episode.row(customer_id, None);
     state.episodes.push(episode);
-    state.episodes.sort_by_key(|e| kind_rank(e.kind));
+    state.episodes.sort_by_key(|e| e.kind.index());
     let anomaly = Anomaly {
         event_id: None,
         customer_id: customer_id.to_owned(),
@@ -241,14 +241,6 @@ pub fn silence(
         details: json!({ "last_heart_rate": state.last_heart_rate }),
     };
     Some((anomaly, row))
-}
-
-/// The position of `kind` in [`AnomalyKind::ALL`]: the one order episodes and rows are kept in.
-fn kind_rank(kind: AnomalyKind) -> usize {
-    AnomalyKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(AnomalyKind::ALL.len())
 }
 
 /// `x` rounded to `decimals` places, for details meant to be read by people.

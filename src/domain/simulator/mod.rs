@@ -49,7 +49,8 @@ pub use model::Simulator;
 pub use params::SIM_START_UNIX_SECS;
 pub use profile::profile_report;
 pub use types::{
-    customer_id, injected_header, sim_start, InjectionRates, SimRecord, SimulatorConfig,
+    customer_id, customer_number, injected_header, sim_start, InjectionRates, SimRecord,
+    SimulatorConfig,
 };
 
 #[cfg(test)]

@@ -737,20 +737,8 @@ fn threshold_index(kind: AnomalyKind) -> usize {
     }
 }
 
-pub(super) fn kind_index(kind: AnomalyKind) -> usize {
-    match kind {
-        AnomalyKind::CriticalLow => 0,
-        AnomalyKind::Bradycardia => 1,
-        AnomalyKind::Tachycardia => 2,
-        AnomalyKind::CriticalHigh => 3,
-        AnomalyKind::Spike => 4,
-        AnomalyKind::Deviation => 5,
-        AnomalyKind::Silent => 6,
-    }
-}
-
 fn bit(kind: AnomalyKind) -> u8 {
-    1 << kind_index(kind)
+    1 << kind.index()
 }
 
 /// The kinds of a label bit set, in `AnomalyKind::ALL` order; allocates only when there are any.

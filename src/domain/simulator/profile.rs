@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::model::{kind_index, Simulator};
-use super::types::{activity_index, sim_start, SimRecord, SimulatorConfig};
+use super::model::Simulator;
+use super::types::{activity_index, customer_number, sim_start, SimRecord, SimulatorConfig};
 use crate::domain::classification::{classify, AnomalyKind, HeartRateClass};
 use crate::domain::reading::{canonical_timestamp, Activity};
 use crate::domain::validation::RejectReason;
@@ -63,7 +63,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
         let (record, trace) = sim.next_traced(now);
         silent_turns += trace.skipped;
         if let Some(kind) = trace.due {
-            fell_due[kind_index(kind)] += 1;
+            fell_due[kind.index()] += 1;
         }
         match record {
             SimRecord::Reading {
@@ -75,21 +75,18 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
             } => {
                 readings += 1;
                 let hr = f64::from(heart_rate);
-                let n = customer_id
-                    .strip_prefix("CUST-")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|n| *n < per_customer.len());
+                let n = customer_number(&customer_id).filter(|n| *n < per_customer.len());
                 if let Some(n) = n {
                     per_customer[n].add(hr);
                     if let Some(kind) = trace.started {
                         current[n] = Some(kind);
-                        episodes[kind_index(kind)] += 1;
+                        episodes[kind.index()] += 1;
                     }
                 }
                 if trace.in_episode {
                     injected += 1;
                     if let Some(kind) = n.and_then(|n| current[n]) {
-                        episode_readings[kind_index(kind)] += 1;
+                        episode_readings[kind.index()] += 1;
                     }
                 } else {
                     let a = activity_index(activity);
@@ -190,7 +187,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     let rates = cfg.inject.effective();
     let mut covered_total = 0u64;
     for kind in AnomalyKind::ALL {
-        let i = kind_index(kind);
+        let i = kind.index();
         let covered = episode_readings[i]
             + if kind == AnomalyKind::Silent {
                 silent_turns

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 
-use super::model::{kind_index, Customer, Trace};
+use super::model::{Customer, Trace};
 use super::profile::Moments;
 use super::*;
 use crate::domain::classification::{classify, AnomalyKind, Bands};
@@ -50,7 +50,7 @@ fn readings(cfg: SimulatorConfig, records: usize) -> Vec<Seen> {
                 },
                 trace,
             ) => Some(Seen {
-                customer: customer_id[5..].parse().unwrap(),
+                customer: customer_number(&customer_id).unwrap(),
                 hr: heart_rate,
                 time: sim_time,
                 activity,
@@ -231,7 +231,7 @@ fn sleep_is_at_local_night_and_slower_than_rest() {
         else {
             unreachable!("no faults configured")
         };
-        let c = &sim.customers[customer_id[5..].parse::<usize>().unwrap()];
+        let c = &sim.customers[customer_number(&customer_id).unwrap()];
         let local_hour =
             (sim_time.timestamp() + i64::from(c.tz_qh) * 900).rem_euclid(86_400) / 3600;
         match local_hour {
@@ -569,7 +569,7 @@ fn natural_readings_carry_no_label_and_ids_count_up_in_order_of_first_reading() 
             per_customer.insert(s.customer, id);
         }
         let mut sorted = s.injected.clone();
-        sorted.sort_by_key(|k| kind_index(*k));
+        sorted.sort_by_key(|k| k.index());
         sorted.dedup();
         assert_eq!(sorted, s.injected);
     }

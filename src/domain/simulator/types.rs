@@ -13,6 +13,12 @@ pub fn customer_id(n: usize) -> String {
     format!("CUST-{n:05}")
 }
 
+/// The number of the simulated customer `id` (the inverse of [`customer_id`]): 42 for
+/// `CUST-00042`; None for an id the simulator does not make.
+pub fn customer_number(id: &str) -> Option<usize> {
+    id.strip_prefix("CUST-")?.parse().ok()
+}
+
 /// The first instant of simulated time, 2026-01-01T00:00:00Z.
 pub fn sim_start() -> DateTime<Utc> {
     DateTime::from_timestamp(SIM_START_UNIX_SECS, 0).unwrap_or_default()

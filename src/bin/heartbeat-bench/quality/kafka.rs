@@ -20,11 +20,11 @@ use diesel::prelude::*;
 use heartbeat_pipeline::config::Settings;
 use heartbeat_pipeline::domain::classification::AnomalyKind;
 use heartbeat_pipeline::domain::detector::DetectorConfig;
+use heartbeat_pipeline::domain::simulator::customer_number;
 use heartbeat_pipeline::domain::validation::{validate, Validated, ValidationRules};
 use rdkafka::config::ClientConfig;
 
-use super::offline::customer_number;
-use super::score::{index, Alert, Episodes, SILENT};
+use super::score::{Alert, Episodes, SILENT};
 use super::{Findings, Params, Run};
 use crate::processors::PASS_DEADLINE;
 use crate::services::{
@@ -93,7 +93,8 @@ fn ground_truth(topic: &str, expected: u64) -> anyhow::Result<Vec<Truth>> {
         };
         let kinds = header("x-injected").map_or(0, |v| {
             v.split(',')
-                .filter_map(|k| AnomalyKind::ALL.iter().position(|x| x.as_str() == k))
+                .filter_map(AnomalyKind::from_name)
+                .map(AnomalyKind::index)
                 .fold(0u8, |m, k| m | 1 << k)
         });
         let episode = header("x-episode").and_then(|v| v.parse().ok());
@@ -253,7 +254,7 @@ fn score_stored(
         previous = Some((t, episode));
     }
     for f in found {
-        let Some(k) = AnomalyKind::ALL.iter().position(|x| x.as_str() == f.kind) else {
+        let Some(k) = AnomalyKind::from_name(&f.kind).map(AnomalyKind::index) else {
             continue;
         };
         findings.raised[k] += 1;
@@ -267,7 +268,7 @@ fn score_stored(
     for a in activated {
         let (Some(customer), Some(kind)) = (
             customer_number(&a.customer_id),
-            AnomalyKind::ALL.iter().position(|x| x.as_str() == a.kind),
+            AnomalyKind::from_name(&a.kind).map(AnomalyKind::index),
         ) else {
             continue;
         };
@@ -287,7 +288,7 @@ fn score_stored(
         }
         alerts.push(Alert {
             customer,
-            kind: index(AnomalyKind::ALL[kind]) as u8,
+            kind: kind as u8,
             activated_us: t_us,
             opened: opened as u32,
             reading: reading as u32,

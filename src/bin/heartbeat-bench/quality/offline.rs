@@ -18,9 +18,11 @@ use heartbeat_pipeline::config::Settings;
 use heartbeat_pipeline::domain::classification::AnomalyKind;
 use heartbeat_pipeline::domain::detector::{observe, silence, CustomerState, DetectorConfig};
 use heartbeat_pipeline::domain::reading::Reading;
-use heartbeat_pipeline::domain::simulator::{customer_id, sim_start, SimRecord, Simulator};
+use heartbeat_pipeline::domain::simulator::{
+    customer_id, customer_number, sim_start, SimRecord, Simulator,
+};
 
-use super::score::{index, mask, Alert, Episodes, KINDS, SILENT};
+use super::score::{mask, Alert, Episodes, KINDS, SILENT};
 use super::{Findings, Params, Run};
 
 /// What the offline run keeps of one customer.
@@ -146,7 +148,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, like: Option<
         t.reading.activity = p.activity.then_some(activity);
         let seen = observe(&cfg, &mut t.state, &t.reading, None);
         for row in &seen.alerts {
-            let k = index(row.kind);
+            let k = row.kind.index();
             if row.opened_at == at {
                 t.opened[k] = t.readings;
             }
@@ -163,7 +165,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, like: Option<
                 });
             }
         }
-        findings.reading(kinds, seen.anomalies.iter().map(|a| index(a.kind)));
+        findings.reading(kinds, seen.anomalies.iter().map(|a| a.kind.index()));
         t.last_us = Some(t_us);
         t.last_episode = episode;
         t.readings += 1;
@@ -172,7 +174,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, like: Option<
         // Those still open at the end.
         for (c, t) in customers.iter().enumerate() {
             for e in t.state.episodes.iter().filter(|e| e.activated_at.is_none()) {
-                let k = index(e.kind);
+                let k = e.kind.index();
                 unactivated.push((c as u32, k as u8, t.opened[k]));
             }
         }
@@ -195,9 +197,4 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, like: Option<
         episode_ids: ids,
         unactivated,
     }
-}
-
-/// The number of customer `CUST-00042`: 42.
-pub(super) fn customer_number(id: &str) -> Option<usize> {
-    id.strip_prefix("CUST-")?.parse().ok()
 }

@@ -21,15 +21,7 @@ pub(crate) const SILENT: usize = KINDS - 1;
 
 /// The kinds of `kinds` as a bit mask over [`AnomalyKind::ALL`].
 pub(crate) fn mask(kinds: &[AnomalyKind]) -> u8 {
-    kinds.iter().fold(0, |m, k| m | 1 << index(*k))
-}
-
-/// The position of `kind` in [`AnomalyKind::ALL`].
-pub(crate) fn index(kind: AnomalyKind) -> usize {
-    AnomalyKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(SILENT)
+    kinds.iter().fold(0, |m, k| m | 1 << k.index())
 }
 
 /// One injected episode, as the ground truth says it happened. Times are microseconds since the
