@@ -7,7 +7,7 @@
 use actix::Message;
 
 use crate::db::models::StoredAnomaly;
-use crate::domain::detector::AlertRow;
+use crate::domain::detector::{AlertRow, EpisodeEvent};
 use crate::domain::reading::Reading;
 use crate::domain::record::{
     Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint,
@@ -97,6 +97,9 @@ pub struct Persist {
     pub anomalies: Vec<Anomaly>,
     /// Alert episodes opened, updated or resolved by this batch (latest version each).
     pub alerts: Vec<AlertRow>,
+    /// Activations and resolutions of episodes by this batch, for the delivery outbox
+    /// (`alert_events`), each with the episode as that reading left it.
+    pub events: Vec<EpisodeEvent>,
     /// Detector state of the customers saved with this batch.
     pub states: Vec<CustomerSnapshot>,
     pub positions: BatchPositions,
@@ -120,6 +123,7 @@ impl Persist {
             rejects: Vec::new(),
             anomalies: Vec::new(),
             alerts: Vec::new(),
+            events: Vec::new(),
             states: Vec::new(),
             positions,
             parts: 1,
@@ -133,6 +137,7 @@ impl Persist {
             && self.rejects.is_empty()
             && self.anomalies.is_empty()
             && self.alerts.is_empty()
+            && self.events.is_empty()
             && self.states.is_empty()
             && self.checkpoints.is_empty()
     }
@@ -166,7 +171,7 @@ pub struct Drain;
 pub struct StopGenerating;
 
 /// DbWriter -> OutputPublisher: the batch's rows committed; publish its rejects to the
-/// dead-letter topic and its new anomalies to the alerts topic, then pass `persisted` (if any)
+/// dead-letter topic and its new anomalies to the anomalies topic, then pass `persisted` (if any)
 /// on to the subscriber once every record is acknowledged.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

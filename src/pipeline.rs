@@ -148,7 +148,7 @@ impl ChildGroup for ProcessorGroup {
             let outputs = {
                 let topics = OutputTopics {
                     dead_letter: settings.kafka.topics.dead_letter.clone(),
-                    alerts: settings.kafka.topics.alerts.clone(),
+                    anomalies: settings.kafka.topics.anomalies.clone(),
                     max_message_bytes: settings.validation.max_message_bytes,
                 };
                 let (settings, done, metrics, health, log, exits) = (

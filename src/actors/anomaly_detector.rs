@@ -73,7 +73,7 @@ use crate::config::{DatabaseSettings, Settings};
 use crate::db::queries::stored_identities;
 use crate::db::{self, DbError, PgPool};
 use crate::domain::classification::classify;
-use crate::domain::detector::AlertRow;
+use crate::domain::detector::{episode_events, AlertRow, EpisodeEvent};
 use crate::domain::detector::{observe, CustomerRules, CustomerState, DetectorConfig};
 use crate::domain::record::{
     Anomaly, BatchPositions, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint,
@@ -141,6 +141,7 @@ struct Owned {
 struct Found {
     anomalies: Vec<Anomaly>,
     alerts: Vec<AlertRow>,
+    events: Vec<EpisodeEvent>,
     states: Vec<CustomerSnapshot>,
     /// Checkpoints taken, valid once the batch they go with is stored.
     checkpoints: Vec<PartitionCheckpoint>,
@@ -150,6 +151,7 @@ impl Found {
     fn is_empty(&self) -> bool {
         self.anomalies.is_empty()
             && self.alerts.is_empty()
+            && self.events.is_empty()
             && self.states.is_empty()
             && self.checkpoints.is_empty()
     }
@@ -357,6 +359,7 @@ impl AnomalyDetector {
         self.refresh_rules(now);
         let mut anomalies = Vec::new();
         let mut alerts = Vec::new();
+        let mut events = Vec::new();
         let mut out = Vec::with_capacity(readings.len());
         for r in readings {
             let id = (r.reading.event_id, r.reading.recorded_at);
@@ -389,6 +392,7 @@ impl AnomalyDetector {
                 let observation = observe(&self.cfg, &mut tracked.state, &r.reading, rules);
                 let (customer, rows) = (&r.reading.customer_id, &observation.alerts);
                 alert_metrics::count_transitions(&self.metrics, customer, &before, rows);
+                events.extend(episode_events(&before, rows));
                 tracked.state.absorbed(partition, offset);
                 anomalies.extend(observation.anomalies);
                 alerts.extend(observation.alerts);
@@ -412,6 +416,7 @@ impl AnomalyDetector {
         let found = self.periodic(now);
         anomalies.extend(found.anomalies);
         alerts.extend(found.alerts);
+        events.extend(found.events);
         self.ledger.note_checkpoints(id, found.checkpoints);
         Persist {
             id,
@@ -419,6 +424,7 @@ impl AnomalyDetector {
             rejects,
             anomalies,
             alerts,
+            events,
             states: found.states,
             positions,
             parts: 1,

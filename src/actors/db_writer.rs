@@ -89,6 +89,7 @@ impl Core {
                 rejects: &msg.rejects,
                 anomalies: &msg.anomalies,
                 alerts: &msg.alerts,
+                events: &msg.events,
                 states: &msg.states,
                 checkpoints: &msg.checkpoints,
                 fence: &msg.fence,
@@ -117,9 +118,14 @@ fn without_partitions(msg: &mut Persist, partitions: &BTreeSet<i32>) {
         .into_iter()
         .filter(|a| keep(&a.customer_id))
         .collect();
+    let events: Vec<_> = std::mem::take(&mut msg.events)
+        .into_iter()
+        .filter(|e| keep(&e.episode.customer_id))
+        .collect();
     drop(of);
     msg.anomalies = anomalies;
     msg.alerts = alerts;
+    msg.events = events;
     msg.readings.retain(|r| !partitions.contains(&r.partition));
     msg.rejects.retain(|r| !partitions.contains(&r.partition));
     msg.states.retain(|s| !partitions.contains(&s.partition));

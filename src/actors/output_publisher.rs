@@ -3,7 +3,7 @@
 //! *and* these records were acknowledged (SPEC section 5):
 //! - each rejected record to the dead-letter topic, with its original key and value (cut to
 //!   `validation.max_message_bytes`, header `error.truncated=true`) and headers saying why;
-//! - each new anomaly to the alerts topic, keyed by customer id, the value being the anomaly
+//! - each new anomaly to the anomalies topic (`kafka.topics.anomalies`), keyed by customer id, the value being the anomaly
 //!   row as JSON with UTC RFC 3339 times.
 //!
 //! Accepts `PublishOutputs`, emits records. At-least-once on both topics. A batch read again
@@ -139,7 +139,7 @@ fn alert(a: &StoredAnomaly, topic: &Rc<str>) -> Outgoing {
 pub struct OutputPublisher {
     producer: FutureProducer,
     dead_letter_topic: Rc<str>,
-    alerts_topic: Rc<str>,
+    anomalies_topic: Rc<str>,
     max_bytes: usize,
     done: Arc<OffsetLedger>,
     pool: PgPool,
@@ -160,7 +160,7 @@ pub struct OutputPublisher {
 /// Where the publisher sends and how it reaches the outbox.
 pub struct OutputTopics {
     pub dead_letter: String,
-    pub alerts: String,
+    pub anomalies: String,
     pub max_message_bytes: usize,
 }
 
@@ -180,7 +180,7 @@ impl OutputPublisher {
         OutputPublisher {
             producer,
             dead_letter_topic: Rc::from(topics.dead_letter.as_str()),
-            alerts_topic: Rc::from(topics.alerts.as_str()),
+            anomalies_topic: Rc::from(topics.anomalies.as_str()),
             max_bytes: topics.max_message_bytes,
             done,
             pool,
@@ -289,7 +289,7 @@ impl OutputPublisher {
         }
         let outgoing = rows
             .iter()
-            .map(|r| alert(&r.anomaly, &self.alerts_topic))
+            .map(|r| alert(&r.anomaly, &self.anomalies_topic))
             .collect();
         let mut ids: Vec<i64> = rows.iter().map(|r| r.anomaly.id).collect();
         ids.extend(batches);
@@ -467,7 +467,7 @@ impl Handler<PublishOutputs> for OutputPublisher {
             .iter()
             .map(|r| dead_letter(r, self.max_bytes, &self.dead_letter_topic))
             .collect();
-        records.extend(msg.alerts.iter().map(|a| alert(a, &self.alerts_topic)));
+        records.extend(msg.alerts.iter().map(|a| alert(a, &self.anomalies_topic)));
         let alert_ids: Vec<i64> = msg.alerts.iter().map(|a| a.id).collect();
         // Held from now on, so no sweep publishes this batch a second time.
         self.held.borrow_mut().ids.extend(alert_ids.iter().copied());

@@ -99,6 +99,7 @@ pub async fn prepare_topics(
     let topics = [
         settings.kafka.topics.readings.as_str(),
         settings.kafka.topics.dead_letter.as_str(),
+        settings.kafka.topics.anomalies.as_str(),
         settings.kafka.topics.alerts.as_str(),
     ];
     // Validated to 1..=10000; saturating all the same rather than wrapping.

@@ -189,6 +189,9 @@ impl KafkaSettings {
 pub struct TopicSettings {
     pub readings: String,
     pub dead_letter: String,
+    /// One record per anomaly (the anomaly row as JSON).
+    pub anomalies: String,
+    /// Alert episode events, activated and resolved (SPEC section 8).
     pub alerts: String,
     /// Of the topics `run` and `generate` create (librdkafka takes an i32).
     pub partitions: i32,
@@ -201,11 +204,26 @@ impl TopicSettings {
         for (key, topic) in [
             ("kafka.topics.readings", &self.readings),
             ("kafka.topics.dead_letter", &self.dead_letter),
+            ("kafka.topics.anomalies", &self.anomalies),
             ("kafka.topics.alerts", &self.alerts),
         ] {
             if !is_topic_name(topic) {
                 p.push(format!(
                     "{key}: {topic:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)"
+                ));
+            }
+        }
+        // The processor would read its own output as readings (and reject every record of it,
+        // dead-lettering it again).
+        for (key, topic) in [
+            ("kafka.topics.dead_letter", &self.dead_letter),
+            ("kafka.topics.anomalies", &self.anomalies),
+            ("kafka.topics.alerts", &self.alerts),
+        ] {
+            if topic == &self.readings {
+                p.push(format!(
+                    "{key}: {topic:?} is also kafka.topics.readings; an output topic must differ \
+                     from the readings topic"
                 ));
             }
         }

@@ -40,9 +40,10 @@ pub use kafka::{
 pub use rules::{Choices, NumberRange, Rule};
 pub use secret::{is_secret_property, percent_encode, scrub_secrets, Secret};
 pub use sections::{
-    AlertSettings, BandSettings, DetectorSettings, GeneratorSettings, HttpSettings, InjectSettings,
-    LogFormat, LogLevel, LogSettings, ProcessorSettings, Settings, ShutdownSettings,
-    StorageSettings, SupervisorSettings, ValidationSettings, WriterSettings, YEAR_MS,
+    AlertSettings, AlertmanagerSettings, AlertmanagerTarget, BandSettings, DetectorSettings,
+    GeneratorSettings, HttpSettings, InjectSettings, LogFormat, LogLevel, LogSettings,
+    ProcessorSettings, Settings, ShutdownSettings, StorageSettings, SupervisorSettings,
+    ValidationSettings, WriterSettings, YEAR_MS,
 };
 
 /// The defaults, with a comment on every key; also the schema that user layers are checked against.

@@ -27,7 +27,7 @@ impl Secret {
         if self.0.is_empty() {
             return String::new();
         }
-        redact_url_password(&self.0).unwrap_or_else(|| "<redacted>".to_owned())
+        url_without_password(&self.0).unwrap_or_else(|| "<redacted>".to_owned())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -67,7 +67,13 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
-fn redact_url_password(url: &str) -> Option<String> {
+/// `url` with the password of its user info (and any query naming a password) hidden; a value
+/// that is not a URL is given back as it is.
+pub(super) fn redact_url_password(url: &str) -> String {
+    url_without_password(url).unwrap_or_else(|| url.to_owned())
+}
+
+fn url_without_password(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::database::DatabaseSettings;
 use super::kafka::{KafkaSettings, TopicSettings};
 use super::rules::{choice, is_host_port, millis, NumberRange, Problems, Rule, Rules, Sections};
+use super::secret::redact_url_password;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +47,7 @@ impl Settings {
         ("log", LogSettings::RULES),
         ("alerts", AlertSettings::RULES),
         ("alerts.sustain_ms", SustainSettings::RULES),
+        ("alerts.alertmanager", AlertmanagerSettings::RULES),
     ];
 
     /// How the keys go together (orderings, formats, what goes with the security protocol);
@@ -59,6 +61,7 @@ impl Settings {
         self.validation.check(p);
         self.detector.bands.check(p);
         self.supervisor.check(p);
+        self.alerts.alertmanager.check(p);
     }
 }
 
@@ -389,6 +392,175 @@ pub struct AlertSettings {
     pub rules_refresh_ms: Duration,
     /// Per kind, how long an episode must last before it activates (pages a person).
     pub sustain_ms: SustainSettings,
+    /// Where activated episodes are delivered besides `kafka.topics.alerts` (SPEC section 8).
+    pub alertmanager: AlertmanagerSettings,
+}
+
+/// `[alerts.alertmanager]`: the Alertmanagers every activated episode is delivered to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerSettings {
+    /// Comma-separated base URLs (`http://host:9093`, or `https://user:password@host/prefix`);
+    /// each gets every alert. Empty: no Alertmanager (the Kafka episode events still go out).
+    /// Printed with every password redacted.
+    #[serde(serialize_with = "serialize_urls")]
+    pub urls: String,
+    /// How often an open episode is sent again (`endsAt` three of these ahead, so an
+    /// Alertmanager that stops hearing from the pipeline resolves it by itself).
+    #[serde(with = "millis")]
+    pub resend_interval_ms: Duration,
+    /// How long one request to an Alertmanager may take before it counts as failed.
+    #[serde(with = "millis")]
+    pub timeout_ms: Duration,
+    /// The least time between an episode's firing reaching an Alertmanager and its resolution
+    /// being sent there. Alertmanager notifies nobody of a group whose alerts are all resolved
+    /// by its first flush (`group_wait` after the first alert), so an episode that activated and
+    /// resolved within `group_wait` would page nobody; set it to at least the routes'
+    /// `group_wait`.
+    #[serde(with = "millis")]
+    pub min_firing_ms: Duration,
+}
+
+impl AlertmanagerSettings {
+    pub(super) const RULES: Rules = &[
+        // At least a second (every open episode goes to every Alertmanager each time); at most
+        // an hour, past which an Alertmanager that lost its state (a restart without its data
+        // directory) would not hear of an open episode for too long.
+        ("resend_interval_ms", Rule::Integer(1_000..=3_600_000)),
+        ("timeout_ms", Rule::Integer(100..=120_000)),
+        // At most 10 minutes: a resolution held longer leaves a person chasing an episode that
+        // is over.
+        ("min_firing_ms", Rule::Integer(0..=600_000)),
+    ];
+
+    /// The base URLs, each trimmed, without a trailing `/`; none when `urls` is empty.
+    pub fn url_list(&self) -> Vec<String> {
+        self.urls
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    fn check(&self, p: &mut Problems) {
+        let urls = self.url_list();
+        if urls.is_empty() && !self.urls.trim().is_empty() {
+            p.push(format!(
+                "alerts.alertmanager.urls: {:?} must be comma-separated http:// or https:// URLs",
+                redact_urls(&self.urls)
+            ));
+        }
+        for url in &urls {
+            if let Err(why) = check_base_url(url) {
+                p.push(format!(
+                    "alerts.alertmanager.urls: {:?} {why}",
+                    redact_url_password(url)
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for url in &urls {
+            if !seen.insert(url) {
+                p.push(format!(
+                    "alerts.alertmanager.urls: {:?} is given twice",
+                    redact_url_password(url)
+                ));
+            }
+        }
+    }
+}
+
+/// Why `url` is not an Alertmanager base URL: `http` or `https`, a host (and port), an optional
+/// path prefix (a proxy's), no query or fragment.
+fn check_base_url(url: &str) -> Result<(), &'static str> {
+    let target = AlertmanagerTarget::parse(url);
+    let rest = match url.split_once("://") {
+        Some(("http" | "https", rest)) => rest,
+        _ => return Err("must start with http:// or https://"),
+    };
+    if rest.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port = match host.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:9093`.
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, "")) if !addr.is_empty() => None,
+            Some((addr, port)) if !addr.is_empty() => Some(port.strip_prefix(':').unwrap_or("x")),
+            _ => return Err("has no host"),
+        },
+        None => match host.rsplit_once(':') {
+            Some(("", _)) => return Err("has no host"),
+            Some((_, port)) => Some(port),
+            None if host.is_empty() => return Err("has no host"),
+            None => None,
+        },
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err("has a port that is not a number from 0 to 65535");
+    }
+    if host.contains(char::is_whitespace) || target.url.contains(char::is_whitespace) {
+        return Err("must not contain white space");
+    }
+    Ok(())
+}
+
+/// One Alertmanager of `alerts.alertmanager.urls`, as the delivery reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertmanagerTarget {
+    /// The base URL without its user info.
+    pub url: String,
+    /// User and password for HTTP basic authentication, from the URL's user info.
+    pub basic_auth: Option<(String, String)>,
+}
+
+impl AlertmanagerTarget {
+    /// Splits the user info (`user:password@`) off a base URL.
+    pub fn parse(url: &str) -> AlertmanagerTarget {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return AlertmanagerTarget {
+                url: url.to_owned(),
+                basic_auth: None,
+            };
+        };
+        let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                AlertmanagerTarget {
+                    url: format!("{scheme}://{host}{path}"),
+                    basic_auth: Some((user.to_owned(), password.to_owned())),
+                }
+            }
+            None => AlertmanagerTarget {
+                url: url.to_owned(),
+                basic_auth: None,
+            },
+        }
+    }
+}
+
+impl AlertmanagerSettings {
+    /// The Alertmanagers to deliver to, in the order given.
+    pub fn targets(&self) -> Vec<AlertmanagerTarget> {
+        self.url_list()
+            .iter()
+            .map(|u| AlertmanagerTarget::parse(u))
+            .collect()
+    }
+}
+
+/// `urls` with the password of each URL hidden.
+fn redact_urls(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| redact_url_password(u.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn serialize_urls<S: serde::Serializer>(urls: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_urls(urls))
 }
 
 /// `[alerts.sustain_ms]`: per kind, how long after its opening reading a counting reading must

@@ -42,6 +42,7 @@ fn defaults_load_and_match_the_spec() {
     assert_eq!(s.kafka.topics.readings, "heartbeats");
     assert_eq!(s.kafka.topics.dead_letter, "heartbeats-dlq");
     assert_eq!(s.kafka.topics.alerts, "heartbeat-alerts");
+    assert_eq!(s.kafka.topics.anomalies, "heartbeat-anomalies");
     assert_eq!(s.kafka.topics.partitions, 6);
     assert_eq!(
         s.database.url.expose(),
@@ -86,6 +87,13 @@ fn defaults_load_and_match_the_spec() {
     assert_eq!(s.storage.retention_days, 30);
     assert_eq!(s.shutdown.timeout_ms, ms(10000));
     assert_eq!(s.alerts.rules_refresh_ms, ms(5000));
+    let am = &s.alerts.alertmanager;
+    assert_eq!(am.urls, "");
+    assert!(am.targets().is_empty());
+    assert_eq!(
+        (am.resend_interval_ms, am.timeout_ms, am.min_firing_ms),
+        (ms(60000), ms(5000), ms(30000))
+    );
     assert_eq!(
         (s.log.level, s.log.format, s.log.file.as_str()),
         (LogLevel::Info, LogFormat::Term, "")
@@ -454,6 +462,88 @@ tachycardia = 86400001
     assert_eq!(
         err.problems,
         vec!["alerts.sustain_ms.tachycardia: 86400001 is out of range 0..=86400000"]
+    );
+}
+
+#[test]
+fn alertmanager_urls_are_split_checked_and_printed_without_their_passwords() {
+    let s = load_with(
+        "",
+        vec![(
+            "HEARTBEAT__ALERTS__ALERTMANAGER__URLS",
+            " http://am-0:9093/ , https://ops:s3cret@am.example.org/alertmanager,http://[::1]:9093",
+        )],
+    )
+    .unwrap();
+    let targets = s.alerts.alertmanager.targets();
+    let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://am-0:9093",
+            "https://am.example.org/alertmanager",
+            "http://[::1]:9093"
+        ]
+    );
+    assert_eq!(
+        targets[1].basic_auth,
+        Some(("ops".to_owned(), "s3cret".to_owned()))
+    );
+    let printed = toml::to_string(&s).unwrap();
+    assert!(!printed.contains("s3cret"), "{printed}");
+    assert!(printed.contains("https://ops:<redacted>@am.example.org/alertmanager"));
+
+    for (urls, why) in [
+        ("am:9093", "must start with http:// or https://"),
+        ("ftp://am:9093", "must start with http:// or https://"),
+        (
+            "http://am:port",
+            "has a port that is not a number from 0 to 65535",
+        ),
+        ("http://:9093", "has no host"),
+        ("http://am:9093/?x=1", "must not have a query or fragment"),
+    ] {
+        let err = load_with("", vec![("HEARTBEAT__ALERTS__ALERTMANAGER__URLS", urls)]).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![format!("alerts.alertmanager.urls: {urls:?} {why}")],
+            "{urls}"
+        );
+    }
+    let err = load_with(
+        "[alerts.alertmanager]\nurls = \"http://a:1,http://u:pw@a:1\"\nurls_typo = 1\n",
+        vec![],
+    )
+    .unwrap_err();
+    assert!(
+        err.problems.iter().any(|p| p.contains("urls_typo")),
+        "{:?}",
+        err.problems
+    );
+    let err = load_with(
+        "",
+        vec![("HEARTBEAT__ALERTS__ALERTMANAGER__RESEND_INTERVAL_MS", "999")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["alerts.alertmanager.resend_interval_ms: 999 is out of range 1000..=3600000"]
+    );
+}
+
+#[test]
+fn an_output_topic_that_is_the_readings_topic_is_refused() {
+    let err = load_with(
+        "",
+        vec![("HEARTBEAT__KAFKA__TOPICS__ANOMALIES", "heartbeats")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![
+            "kafka.topics.anomalies: \"heartbeats\" is also kafka.topics.readings; an output \
+             topic must differ from the readings topic"
+        ]
     );
 }
 

@@ -79,7 +79,7 @@ pub struct SavedState {
     pub state: serde_json::Value,
 }
 
-/// An anomaly row as stored, for the alerts topic (the value is this row as JSON, times in UTC
+/// An anomaly row as stored, for the anomalies topic (the value is this row as JSON, times in UTC
 /// RFC 3339). Insertable as it is: the direct path COPYs it with its id and time.
 #[derive(Debug, Clone, PartialEq, QueryableByName, Insertable, serde::Serialize)]
 #[diesel(table_name = anomalies)]

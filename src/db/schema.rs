@@ -1,6 +1,31 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    alert_deliveries (event_id, receiver) {
+        event_id -> Int8,
+        receiver -> Text,
+        delivered_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    alert_events (id) {
+        id -> Int8,
+        customer_id -> Text,
+        kind -> Text,
+        opened_at -> Timestamptz,
+        event -> Text,
+        activated_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        last_seen_at -> Timestamptz,
+        readings -> Int4,
+        peak_heart_rate -> Nullable<Int2>,
+        created_at -> Timestamptz,
+        done_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     alert_outbox (id) {
         anomaly_ids -> Array<Nullable<Int8>>,
         id -> Int8,
@@ -104,7 +129,11 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(alert_deliveries -> alert_events (event_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    alert_deliveries,
+    alert_events,
     alert_outbox,
     alert_rules,
     alerts,

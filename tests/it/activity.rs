@@ -314,6 +314,7 @@ fn the_staged_path_stores_the_activity_and_a_replayed_tail_carries_it() {
                 rejects: &[],
                 anomalies: &[],
                 alerts: &[],
+                events: &[],
                 states: &[],
                 checkpoints: &[],
                 fence: &[],

@@ -158,12 +158,12 @@ fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
         (committed_total(&setup.group, &setup.topic) == total).then_some(())
     });
     let anomalies = db.count("SELECT count(*) AS n FROM anomalies");
-    // Every anomaly also went to the alerts topic, keyed by customer, as its row in JSON.
-    let alerts_topic = format!("{}-alerts", setup.topic);
+    // Every anomaly also went to the anomalies topic, keyed by customer, as its row in JSON.
+    let anomalies_topic = format!("{}-anomalies", setup.topic);
     wait_for("the alert outbox to empty", DEADLINE, || {
         (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(())
     });
-    let published = read_topic(&alerts_topic, anomalies as usize);
+    let published = read_topic(&anomalies_topic, anomalies as usize);
     assert_eq!(published.len() as i64, anomalies);
     for m in &published {
         let row: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
@@ -207,7 +207,7 @@ fn a_replay_in_a_new_group_adds_no_anomaly_and_no_alert() {
         "no column of anomalies or alerts changed"
     );
     assert_eq!(
-        read_topic(&alerts_topic, anomalies as usize).len() as i64,
+        read_topic(&anomalies_topic, anomalies as usize).len() as i64,
         anomalies,
         "no alert published twice"
     );

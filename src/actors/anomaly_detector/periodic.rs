@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::queries::database_clock;
 use crate::db::queries::rules::effective_rules;
-use crate::domain::detector::silence;
+use crate::domain::detector::{episode_events, silence};
 use crate::domain::record::{BatchPositions, CustomerSnapshot, PartitionCheckpoint};
 use crate::messages::Persist;
 
@@ -84,7 +84,9 @@ impl AnomalyDetector {
                     silence(cfg, &mut t.state, customer, rules.get(customer))
                 {
                     let none = Default::default();
-                    count_transitions(metrics, customer, &none, std::slice::from_ref(&alert));
+                    let rows = std::slice::from_ref(&alert);
+                    count_transitions(metrics, customer, &none, rows);
+                    found.events.extend(episode_events(&none, rows));
                     found.anomalies.push(anomaly);
                     found.alerts.push(alert);
                     // Saved at once: no stored reading would replay a silence.
@@ -148,6 +150,7 @@ impl AnomalyDetector {
         Some(Persist {
             anomalies: found.anomalies,
             alerts: found.alerts,
+            events: found.events,
             states: found.states,
             fence: self.fence(),
             checkpoints,

@@ -18,6 +18,7 @@ pub(super) fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
         rejects,
         anomalies,
         alerts,
+        events,
         states,
         positions,
         parts: _,
@@ -40,6 +41,11 @@ pub(super) fn shard(batch: Persist, writers: usize) -> Vec<(usize, Persist)> {
     }
     for a in alerts {
         parts[writer_of(&a.customer_id, writers)].alerts.push(a);
+    }
+    for e in events {
+        parts[writer_of(&e.episode.customer_id, writers)]
+            .events
+            .push(e);
     }
     for s in states {
         parts[writer_of(&s.customer_id, writers)].states.push(s);

@@ -120,6 +120,10 @@ pub(super) fn pipeline_env(cmd: &mut Command, topic: &str, url: &str, group: &st
             format!("{topic}-dlq"),
         )
         .env(
+            "HEARTBEAT__KAFKA__TOPICS__ANOMALIES",
+            format!("{topic}-anomalies"),
+        )
+        .env(
             "HEARTBEAT__KAFKA__TOPICS__ALERTS",
             format!("{topic}-alerts"),
         )

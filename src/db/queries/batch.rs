@@ -15,7 +15,7 @@ use crate::db::schema::{alert_outbox, anomalies, readings, rejected_readings};
 use crate::db::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
 use crate::db::DbError;
 use crate::domain::classification::AnomalyKind;
-use crate::domain::detector::AlertRow;
+use crate::domain::detector::{AlertRow, EpisodeEvent};
 use crate::domain::reading::Activity;
 use crate::domain::record::{
     Anomaly, ClassifiedReading, CustomerSnapshot, PartitionCheckpoint, RejectedRecord,
@@ -28,6 +28,8 @@ pub struct BatchRows<'a> {
     pub rejects: &'a [RejectedRecord],
     pub anomalies: &'a [Anomaly],
     pub alerts: &'a [AlertRow],
+    /// Activations and resolutions, for the delivery outbox (`alert_events`).
+    pub events: &'a [EpisodeEvent],
     pub states: &'a [CustomerSnapshot],
     pub checkpoints: &'a [PartitionCheckpoint],
     /// (partition, epoch) the writes are fenced with: see [`check_fence`].
@@ -51,7 +53,7 @@ struct Identity {
 /// What one batch did to the tables.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchOutcome {
-    /// The anomalies inserted, as stored (for the alerts topic; also in `alert_outbox`).
+    /// The anomalies inserted, as stored (for the anomalies topic; also in `alert_outbox`).
     pub stored_anomalies: Vec<StoredAnomaly>,
     /// Readings inserted (new identities).
     pub stored: u64,
@@ -77,6 +79,7 @@ pub fn persist_batch(
         rejects: rejects_in,
         anomalies: anomalies_in,
         alerts: alerts_in,
+        events,
         states: states_in,
         checkpoints,
         fence,
@@ -117,6 +120,7 @@ pub fn persist_batch(
         rejects: &rejects,
         anomalies_in,
         alerts_in,
+        events,
         states_in,
         checkpoints,
         fence,
@@ -154,6 +158,7 @@ struct Prepared<'a> {
     rejects: &'a [NewRejected<'a>],
     anomalies_in: &'a [Anomaly],
     alerts_in: &'a [AlertRow],
+    events: &'a [EpisodeEvent],
     states_in: &'a [CustomerSnapshot],
     checkpoints: &'a [PartitionCheckpoint],
     fence: &'a [(i32, i64)],
@@ -171,6 +176,7 @@ fn write_batch(
         rejects,
         anomalies_in,
         alerts_in,
+        events,
         states_in,
         checkpoints,
         fence,
@@ -233,6 +239,7 @@ fn write_batch(
         }
 
         upsert_alerts(conn, alerts_in)?;
+        note_events(conn, events)?;
         save_states(conn, states_in)?;
         record_checkpoints(conn, checkpoints)?;
         // Last, so the shared locks are held only from here to the commit.
@@ -379,6 +386,49 @@ const UPSERT_ALERTS: &str = "INSERT INTO alerts \
      last_seen_at = excluded.last_seen_at, resolved_at = excluded.resolved_at, \
      readings = excluded.readings, peak_heart_rate = excluded.peak_heart_rate, \
      activated_at = excluded.activated_at, suppressed = excluded.suppressed";
+
+/// Notes the episodes' activations and resolutions in the delivery outbox, in the order given (a
+/// customer's events are in observation order, so ids follow it). An event noted already (the
+/// same episode and event) is left as it is: a replay delivers nothing new.
+fn note_events(conn: &mut PgConnection, events: &[EpisodeEvent]) -> Result<(), DbError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = || events.iter().map(|e| &e.episode);
+    diesel::sql_query(NOTE_EVENTS)
+        .bind::<Array<Text>, _>(rows().map(|r| r.customer_id.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(rows().map(|r| r.opened_at).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(
+            rows().map(|r| r.activated_at).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Timestamptz>>, _>(
+            rows().map(|r| r.resolved_at).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Timestamptz>, _>(rows().map(|r| r.last_seen_at).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(rows().map(|r| r.readings).collect::<Vec<_>>())
+        .bind::<Array<Nullable<SmallInt>>, _>(
+            rows().map(|r| r.peak_heart_rate).collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .map_err(DbError::query("note alert events"))?;
+    Ok(())
+}
+
+/// Inserts the events given as arrays, in the order given (`WITH ORDINALITY`), skipping those
+/// noted before.
+const NOTE_EVENTS: &str = "INSERT INTO alert_events \
+     (customer_id, kind, opened_at, event, activated_at, resolved_at, last_seen_at, readings, \
+     peak_heart_rate) \
+     SELECT customer_id, kind, opened_at, event, activated_at, resolved_at, last_seen_at, \
+     readings, peak_heart_rate \
+     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], \
+     $6::timestamptz[], $7::timestamptz[], $8::int[], $9::smallint[]) WITH ORDINALITY \
+     AS t (customer_id, kind, opened_at, event, activated_at, resolved_at, last_seen_at, \
+     readings, peak_heart_rate, n) \
+     ORDER BY n \
+     ON CONFLICT (customer_id, kind, opened_at, event) DO NOTHING";
 
 /// Saves each customer's detector state (the last one given wins).
 fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(), DbError> {

@@ -5,7 +5,8 @@
 //! - `claims.rs`: [`claim_partitions`] and the fence a batch is checked against.
 //! - `restore.rs`: what a new owner loads: saved states, the stored tails they miss, the
 //!   identities already stored, the database clock.
-//! - `outbox.rs`: the alerts stored but not yet acknowledged on the alerts topic.
+//! - `outbox.rs`: the anomalies stored but not yet acknowledged on the anomalies topic.
+//! - `events.rs`: the alert episode events of the delivery outbox and what each receiver has of them.
 //! - `partitions.rs`: the day partitions of `readings`: created ahead, dropped when expired.
 //! - `summary.rs`: the counts `inspect` prints.
 //! - `rules.rs`: the per-customer alert rules of `heartbeat-pipeline rules`.

@@ -1,4 +1,4 @@
-//! The alert outbox: anomalies stored but not yet acknowledged on the alerts topic.
+//! The alert outbox: anomalies stored but not yet acknowledged on the anomalies topic.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -17,7 +17,7 @@ pub struct PendingAlert {
     pub anomaly: StoredAnomaly,
 }
 
-/// Anomalies stored but not yet acknowledged on the alerts topic, oldest first: those of the
+/// Anomalies stored but not yet acknowledged on the anomalies topic, oldest first: those of the
 /// outbox rows whose first id is not in `held` (the batches the caller is delivering) and whose
 /// anomalies were all detected (their writer's transaction began) at least `min_age` ago.
 pub fn pending_alerts(

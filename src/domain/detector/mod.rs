@@ -118,7 +118,10 @@ mod state;
 pub use baseline::{Baseline, Deviation, ABSORB_AFTER_S, BASELINE_TAU_S, MAX_WEIGHT};
 pub use config::{CustomerRules, DetectorConfig, Sustain};
 pub use observe::{observe, silence};
-pub use state::{AlertRow, CustomerState, Episode, Observation, Suppressed};
+pub use state::{
+    episode_events, AlertRow, CustomerState, Episode, EpisodeEvent, EventKind, Observation,
+    Suppressed,
+};
 
 #[cfg(test)]
 mod tests;

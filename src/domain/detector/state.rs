@@ -193,6 +193,64 @@ pub struct AlertRow {
     pub suppressed: Option<Suppressed>,
 }
 
+/// What happened to an activated episode, for its delivery (SPEC section 8): it activated, or
+/// (having activated) it resolved. Episodes that never activate have no events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Activated,
+    Resolved,
+}
+
+impl EventKind {
+    /// As `alert_events.event` and the Kafka event's `event` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Activated => "activated",
+            EventKind::Resolved => "resolved",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        match name {
+            "activated" => Some(EventKind::Activated),
+            "resolved" => Some(EventKind::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// One event of an episode with the episode as it was right after the reading (or silence) that
+/// made it: fixed by the readings alone, so every run over the same records makes the same ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeEvent {
+    pub event: EventKind,
+    pub episode: AlertRow,
+}
+
+/// The events among the `rows` one observation of a customer gave, the customer's activated open
+/// episodes having been `activated_before` (the `opened_at` of each, by kind): a row activated
+/// now (an episode activated earlier is only updated), and a resolved row that had activated.
+pub fn episode_events<'a>(
+    activated_before: &'a [Option<DateTime<Utc>>],
+    rows: &'a [AlertRow],
+) -> impl Iterator<Item = EpisodeEvent> + 'a {
+    rows.iter().flat_map(move |row| {
+        let activated_now = row.activated_at.is_some()
+            && activated_before.get(row.kind.index()).copied().flatten() != Some(row.opened_at);
+        let resolved = row.activated_at.is_some() && row.resolved_at.is_some();
+        [
+            activated_now.then_some(EventKind::Activated),
+            resolved.then_some(EventKind::Resolved),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|event| EpisodeEvent {
+            event,
+            episode: row.clone(),
+        })
+    })
+}
+
 /// Why an episode resolved without activating (`alerts.suppressed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -56,6 +56,10 @@ impl Setup {
                 format!("{}-dlq", self.topic),
             ),
             (
+                "HEARTBEAT__KAFKA__TOPICS__ANOMALIES",
+                format!("{}-anomalies", self.topic),
+            ),
+            (
                 "HEARTBEAT__KAFKA__TOPICS__ALERTS",
                 format!("{}-alerts", self.topic),
             ),
