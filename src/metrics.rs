@@ -101,6 +101,11 @@ pub struct Metrics {
     /// partitions it holds), after each change of assignment and once a second.
     pub alerts_open: IntGaugeVec,
     counted: Mutex<Counted>,
+    /// Episode events and re-sends offered to a receiver, by outcome (SPEC section 8).
+    pub alert_notifications: IntCounterVec,
+    /// Episode events not yet acknowledged by every receiver (the delivery outbox), as the
+    /// processor that delivers last counted them; any processor reads it every few seconds.
+    pub alert_notification_pending: IntGauge,
     pub actor_restarts: IntCounterVec,
     pub mailbox_depth: IntGaugeVec,
     pub db_batch_duration: Histogram,
@@ -198,6 +203,21 @@ impl Metrics {
                 &["kind"],
             ),
             counted: Mutex::new(Counted::default()),
+            alert_notifications: counter_vec(
+                &registry,
+                "heartbeat_alert_notifications_total",
+                "Alert episode events (activated, resolved) and re-sends of open episodes offered \
+                 to a receiver (kafka, or an Alertmanager's URL), by result (ok, error).",
+                &["receiver", "event", "result"],
+            ),
+            alert_notification_pending: reg(
+                &registry,
+                IntGauge::new(
+                    "heartbeat_alert_notification_pending",
+                    "Alert episode events not yet acknowledged by every receiver.",
+                )
+                .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
             actor_restarts: counter_vec(
                 &registry,
                 "heartbeat_actor_restarts_total",

@@ -3,6 +3,9 @@
 //! - processor: KafkaSubscriber -> Validator -> AnomalyDetector -> DbWriter (-> OutputPublisher),
 //!   with the OffsetLedger noting which batches finished
 //! - generator: Generator -> KafkaPublisher
+//! - delivery (with the processor): AlertDelivery, the alert episode events of the outbox to the
+//!   Alertmanagers and `kafka.topics.alerts`; a group of its own, so that a receiver's trouble
+//!   never restarts the data path
 //!
 //! Each group runs on arbiters (threads) of its own, so stopping a group is stopping its arbiters,
 //! and the blocking DbWriter has a thread to itself. Every start builds new clients.
@@ -14,8 +17,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use slog::Logger;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
+use crate::actors::alert_delivery::{AlertDelivery, DeliveryPlan};
 use crate::actors::anomaly_detector::AnomalyDetector;
 use crate::actors::db_writer::DbWriter;
 use crate::actors::generator::{Generator, GeneratorPlan};
@@ -48,6 +52,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub log: Logger,
+    /// The writers tell the delivery through it that a batch with alert episode events
+    /// committed.
+    pub events_written: Arc<Notify>,
 }
 
 /// Why a group did not start: a Kafka client that every start builds anew. `run` builds each
@@ -61,6 +68,8 @@ pub enum StartError {
     CreateOutputProducer(#[source] KafkaError),
     #[error("cannot create the kafka producer: {0}")]
     CreateProducer(#[source] KafkaError),
+    #[error("cannot create the alert delivery's kafka producer: {0}")]
+    CreateDeliveryProducer(#[source] KafkaError),
 }
 
 /// Stops and forgets the arbiters of a group.
@@ -119,6 +128,7 @@ impl ChildGroup for ProcessorGroup {
                 metrics,
                 health,
                 log,
+                events_written,
             } = self.shared.clone();
             let progress = Arc::new(PartitionProgress::default());
             let subscriber_log = log.new(slog::o!("actor" => Stage::KafkaSubscriber.as_str()));
@@ -189,7 +199,7 @@ impl ChildGroup for ProcessorGroup {
             let mut writer_arbiters = Vec::with_capacity(writers);
             let mut writer_addrs = Vec::with_capacity(writers);
             for index in 0..writers {
-                let (settings, metrics, health, log, exits, pool, outputs, progress) = (
+                let (settings, metrics, health, log, exits, pool, outputs, progress, written) = (
                     settings.clone(),
                     metrics.clone(),
                     health.clone(),
@@ -198,6 +208,7 @@ impl ChildGroup for ProcessorGroup {
                     pool.clone(),
                     outputs.clone(),
                     progress.clone(),
+                    events_written.clone(),
                 );
                 let done = ledger.clone();
                 let arbiter = Arbiter::new();
@@ -210,6 +221,7 @@ impl ChildGroup for ProcessorGroup {
                         done,
                         Downstream::new(Stage::OutputPublisher, outputs.recipient()),
                         progress,
+                        written,
                         metrics,
                         health,
                         &log,
@@ -360,6 +372,7 @@ impl ChildGroup for GeneratorGroup {
                 metrics,
                 health,
                 log,
+                ..
             } = self.shared.clone();
             let producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
                 .create()
@@ -421,6 +434,87 @@ impl ChildGroup for GeneratorGroup {
     fn stop(&mut self) {
         self.generator = None;
         self.publisher = None;
+        stop_arbiters(&mut self.arbiters);
+    }
+}
+
+/// The alert delivery (SPEC section 8): one actor on an arbiter of its own, run with the
+/// processor. Restarting it (a panic) restarts only it; the data path does not notice.
+pub struct DeliveryGroup {
+    shared: Shared,
+    arbiters: Vec<Arbiter>,
+}
+
+impl DeliveryGroup {
+    pub fn new(shared: Shared) -> Self {
+        DeliveryGroup {
+            shared,
+            arbiters: Vec::new(),
+        }
+    }
+}
+
+impl ChildGroup for DeliveryGroup {
+    type StartError = StartError;
+
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn actors(&self) -> &'static [&'static str] {
+        const ACTORS: &[&str] = &[Stage::AlertDelivery.as_str()];
+        ACTORS
+    }
+
+    fn start(
+        &mut self,
+        generation: u64,
+        exits: UnboundedSender<ChildExit>,
+    ) -> BoxFuture<'_, Result<(), StartError>> {
+        Box::pin(async move {
+            let Shared {
+                settings,
+                metrics,
+                health,
+                log,
+                events_written,
+            } = self.shared.clone();
+            let producer: FutureProducer = kafka_cfg::producer_config(&settings.kafka)
+                .create()
+                .map_err(StartError::CreateDeliveryProducer)?;
+            let am = &settings.alerts.alertmanager;
+            let plan = DeliveryPlan {
+                alertmanagers: am.targets(),
+                topic: settings.kafka.topics.alerts.clone(),
+                resend_interval: am.resend_interval_ms,
+                timeout: am.timeout_ms,
+                min_firing: am.min_firing_ms,
+            };
+            let database = settings.database.clone();
+            let arbiter = Arbiter::new();
+            AlertDelivery::start_in_arbiter(&arbiter.handle(), move |_| {
+                AlertDelivery::new(
+                    plan,
+                    producer,
+                    database,
+                    events_written,
+                    metrics,
+                    health,
+                    &log,
+                    ExitGuard::new(Stage::AlertDelivery.as_str(), generation, exits),
+                )
+            });
+            self.arbiters = vec![arbiter];
+            Ok(())
+        })
+    }
+
+    fn drain(&mut self) -> BoxFuture<'_, bool> {
+        // Nothing to drain: what was not noted as delivered is delivered by the next run.
+        Box::pin(async { true })
+    }
+
+    fn stop(&mut self) {
         stop_arbiters(&mut self.arbiters);
     }
 }

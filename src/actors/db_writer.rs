@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::NaiveDate;
 use slog::{error, info, o, warn, Logger};
+use tokio::sync::Notify;
 
 use super::{Downstream, ExitGuard, Stage, MAILBOX_CAPACITY};
 use crate::config::DatabaseSettings;
@@ -141,6 +142,9 @@ pub struct DbWriter {
     done: Arc<OffsetLedger>,
     outputs: Downstream<Recipient<PublishOutputs>>,
     progress: Arc<PartitionProgress>,
+    /// Told when a batch with alert episode events committed, so delivery need not wait for its
+    /// next poll.
+    events_written: Arc<Notify>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     log: Logger,
@@ -157,6 +161,7 @@ impl DbWriter {
         done: Arc<OffsetLedger>,
         outputs: Downstream<Recipient<PublishOutputs>>,
         progress: Arc<PartitionProgress>,
+        events_written: Arc<Notify>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         log: &Logger,
@@ -179,6 +184,7 @@ impl DbWriter {
             done,
             outputs,
             progress,
+            events_written,
             metrics,
             health,
             exit,
@@ -209,6 +215,7 @@ impl Handler<Persist> for DbWriter {
         let done = self.done.clone();
         let outputs = self.outputs.clone();
         let progress = self.progress.clone();
+        let events_written = self.events_written.clone();
         let metrics = self.metrics.clone();
         let health = self.health.clone();
         let key = self.key.clone();
@@ -273,6 +280,9 @@ impl Handler<Persist> for DbWriter {
                     }
                 };
                 health.db_answered();
+                if !msg.events.is_empty() {
+                    events_written.notify_one();
+                }
                 if let Some(since) = failing_since {
                     health.set_actor(&key, ActorState::Running);
                     info!(log, "batch write succeeded again";

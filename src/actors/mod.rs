@@ -10,6 +10,7 @@
 //!                                     `-> (OutputPublisher ->) OffsetLedger (stores offsets)
 //! ```
 
+pub mod alert_delivery;
 pub mod anomaly_detector;
 pub mod db_writer;
 pub mod generator;
@@ -41,6 +42,7 @@ pub enum Stage {
     AnomalyDetector,
     DbWriter,
     OutputPublisher,
+    AlertDelivery,
 }
 
 impl Stage {
@@ -53,6 +55,7 @@ impl Stage {
             Stage::AnomalyDetector => "anomaly_detector",
             Stage::DbWriter => "db_writer",
             Stage::OutputPublisher => "output_publisher",
+            Stage::AlertDelivery => "alert_delivery",
         }
     }
 }

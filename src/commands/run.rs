@@ -25,7 +25,7 @@ use crate::db;
 use crate::health::{Health, PROBE_INTERVAL};
 use crate::kafka::{self as kafka_cfg, ReportingContext, ADMIN_TIMEOUT};
 use crate::metrics::Metrics;
-use crate::pipeline::{GeneratorGroup, ProcessorGroup, Shared, StartError};
+use crate::pipeline::{DeliveryGroup, GeneratorGroup, ProcessorGroup, Shared, StartError};
 
 /// How often storage upkeep creates the coming day partitions and drops expired ones.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
@@ -377,10 +377,12 @@ async fn run_groups(
         metrics: metrics.clone(),
         health: health.clone(),
         log: log.clone(),
+        events_written: Arc::new(tokio::sync::Notify::new()),
     };
     let mut groups: Vec<Box<dyn ChildGroup<StartError = StartError>>> = Vec::new();
     if settings.processor.enabled {
         groups.push(Box::new(ProcessorGroup::new(shared.clone())));
+        groups.push(Box::new(DeliveryGroup::new(shared.clone())));
     }
     if settings.generator.enabled {
         let plan = generator_plan(settings, None);

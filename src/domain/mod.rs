@@ -4,6 +4,7 @@
 //! the tests otherwise. Most unit tests live here.
 
 pub mod classification;
+pub mod delivery;
 pub mod detector;
 pub mod reading;
 pub mod record;

@@ -400,17 +400,11 @@ fn note_events(conn: &mut PgConnection, events: &[EpisodeEvent]) -> Result<(), D
         .bind::<Array<Text>, _>(rows().map(|r| r.kind.as_str()).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(rows().map(|r| r.opened_at).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Timestamptz>>, _>(
-            rows().map(|r| r.activated_at).collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Timestamptz>>, _>(
-            rows().map(|r| r.resolved_at).collect::<Vec<_>>(),
-        )
+        .bind::<Array<Nullable<Timestamptz>>, _>(rows().map(|r| r.activated_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(rows().map(|r| r.resolved_at).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(rows().map(|r| r.last_seen_at).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(rows().map(|r| r.readings).collect::<Vec<_>>())
-        .bind::<Array<Nullable<SmallInt>>, _>(
-            rows().map(|r| r.peak_heart_rate).collect::<Vec<_>>(),
-        )
+        .bind::<Array<Nullable<SmallInt>>, _>(rows().map(|r| r.peak_heart_rate).collect::<Vec<_>>())
         .execute(conn)
         .map_err(DbError::query("note alert events"))?;
     Ok(())

@@ -13,6 +13,7 @@
 
 mod batch;
 mod claims;
+mod events;
 mod outbox;
 mod partitions;
 mod restore;
@@ -21,6 +22,10 @@ mod summary;
 
 pub use batch::{persist_batch, BatchOutcome, BatchRows};
 pub use claims::{claim_partitions, Claimed};
+pub use events::{
+    count_pending_events, mark_done, note_delivered, open_activated_episodes, pending_events,
+    try_lead_delivery, OpenEpisode, PendingEvent,
+};
 pub use outbox::{alerts_published, pending_alerts, PendingAlert};
 pub use partitions::{drop_expired_partitions, ensure_day_partitions, utc_day};
 pub use restore::{
