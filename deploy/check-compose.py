@@ -530,6 +530,19 @@ def receiver_urls(node, key=None):
         yield key, node
 
 
+def file_keys(node):
+    """(key, path) of every *_file setting in an Alertmanager config (credentials read from files)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(v, str) and str(k).endswith("_file") and k != "template_files":
+                yield k, v
+            else:
+                yield from file_keys(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from file_keys(v)
+
+
 def check_alertmanager(c, p):
     """SPEC section 7: Alertmanager in the stack, Prometheus's own rules routed through it, and (SPEC
     section 8) the processor delivering its alert episodes to it."""
@@ -554,7 +567,7 @@ def check_alertmanager(c, p):
             if host and "." not in host and host not in ("localhost",):
                 p.need(host in c.services, f"{rel(path)}: receiver {key} {url}: {host} is not a compose service")
         # Credentials the receivers read (*_file keys) must be under a mount of the service.
-        for k, v in _file_keys(doc):
+        for k, v in file_keys(doc):
             p.need(host_path(svc, v), f"{rel(path)}: {k} {v} is not under a bind mount of {am}")
     # Prometheus's own rules route through it.
     prom = (c.find("prometheus") or [None])[0]
@@ -570,7 +583,7 @@ def check_alertmanager(c, p):
     # an unreachable Alertmanager is never a readiness reason).
     if "processor" in c.services:
         urls = [u for u in str(c.pipeline("processor").get("alerts.alertmanager.urls") or "").split(",") if u.strip()]
-        if p.need(urls, f"processor: alerts.alertmanager.urls is empty: its alert episodes reach no Alertmanager"):
+        if p.need(urls, "processor: alerts.alertmanager.urls is empty: its alert episodes reach no Alertmanager"):
             for url in urls:
                 p.need(url_host_port(url) == (am, port), f"processor: alerts.alertmanager.urls {url} is not {am}:{port}")
         cond = depends(c.services["processor"]).get(am)
@@ -578,19 +591,6 @@ def check_alertmanager(c, p):
                f"processor: waits for {am} to be healthy; an Alertmanager that does not start would hold up the "
                f"data path (the outbox catches up: service_started)")
     return f"{am}, {image}, {rel(path) if path else cfg}"
-
-
-def _file_keys(node):
-    """(key, path) of every *_file setting in an Alertmanager config (credentials read from files)."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if isinstance(v, str) and str(k).endswith("_file") and k != "template_files":
-                yield k, v
-            else:
-                yield from _file_keys(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _file_keys(v)
 
 
 def check_kafka_ui(c, p):
