@@ -9,9 +9,9 @@
 #    tests under tests/, which use those services,
 # 4. runs every SQL query of the Grafana dashboards (deploy/grafana) against the real schema,
 # 5. checks the deployment files without Docker: Prometheus's config, alert rules and their unit
-#    tests with promtool, Alertmanager's config with amtool, and deploy/docker-compose.yml and its
-#    overlays with deploy/check-compose.py (the compose-spec JSON schema, then the project's own
-#    policy),
+#    tests with promtool, Alertmanager's config and routes with amtool, and deploy/docker-compose.yml
+#    and its overlays with deploy/check-compose.py (the compose-spec JSON schema, then the project's
+#    own policy),
 # 6. checks the module graph of src/ (scripts/check-layers.py: no circle of imports, no actor
 #    importing another, a pure domain),
 # 7. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations.
@@ -71,6 +71,28 @@ tool_check prometheus promtool test rules deploy/prometheus/alerts.test.yml
 # The routes, receivers and inhibit rule of the stack's Alertmanager (amtool of Debian's 0.25, the
 # version of prom/alertmanager:v0.25.0 in the compose file).
 tool_check prometheus-alertmanager amtool check-config deploy/alertmanager/alertmanager.yml
+# Where it sends what, resolved from the file alone (amtool config routes test, no server): each
+# kind's alert (SPEC section 8) by its severity to the pager or the chat receiver, Prometheus's
+# rules (no customer_id) to the operators. One test each.
+for route in clinical-pager:HeartRateCriticalLow:critical_low:critical \
+        clinical-chat:HeartRateBradycardia:bradycardia:warning \
+        clinical-chat:HeartRateTachycardia:tachycardia:warning \
+        clinical-pager:HeartRateCriticalHigh:critical_high:critical \
+        clinical-chat:HeartRateSpike:spike:warning \
+        clinical-chat:HeartRateDeviation:deviation:warning \
+        clinical-pager:HeartRateSilent:silent:critical; do
+    IFS=: read -r receiver alertname kind severity <<<"$route"
+    tool_check prometheus-alertmanager amtool config routes test \
+        --config.file=deploy/alertmanager/alertmanager.yml --verify.receivers="$receiver" \
+        alertname="$alertname" customer_id=CUST-00042 kind="$kind" severity="$severity" \
+        episode=2026-12-02T07:00:00.250Z service=heartbeat-pipeline
+done
+tool_check prometheus-alertmanager amtool config routes test \
+    --config.file=deploy/alertmanager/alertmanager.yml --verify.receivers=operators \
+    alertname=HeartbeatNoProcessor job=heartbeat-processor severity=critical stack=heartbeat-compose
+tool_check prometheus-alertmanager amtool config routes test \
+    --config.file=deploy/alertmanager/alertmanager.yml --verify.receivers=operators \
+    alertname=HeartbeatConsumerLagHigh topic=heartbeats severity=warning stack=heartbeat-compose
 compose_log=$(python3 deploy/check-compose.py 2>&1) || { ((status)) || status=1; }
 printf '%s\n' "$compose_log" | tee -a "$out"
 # A checker that died before its count line still counts as one failure.
