@@ -5,8 +5,10 @@ Parses the compose file (PyYAML, anchors and merge keys included), validates it
 and the overlays beside it (docker-compose.*.yml) against the compose-spec JSON
 schema vendored in deploy/schema/, and checks the project's own policy, what
 the deployment promises: the services (Apache Kafka in KRaft mode, a
-one-shot topic creator, PostgreSQL, Grafana, Prometheus, a Kafka UI, and
-`generator` and `processor` built from the repository's Dockerfile), a health
+one-shot topic creator, PostgreSQL, Grafana, Prometheus, Alertmanager, a Kafka
+UI, and `generator` and `processor` built from the repository's Dockerfile),
+that Prometheus and the processor send their alerts to that Alertmanager and
+that its webhook receivers are services of the file, a health
 check and a restart policy on every long-running service, depends_on with
 health conditions where the pipeline needs Kafka and PostgreSQL, rotated logs,
 named volumes on the data directories, configuration mounted read-only from
@@ -67,6 +69,7 @@ IMAGES = {
     "postgres": re.compile(r"(^|/)postgres(ql)?(:|@|$)"),
     "grafana": re.compile(r"(^|/)grafana(-oss|-enterprise)?(:|@|$)"),
     "prometheus": re.compile(r"(^|/)prometheus(:|@|$)"),
+    "alertmanager": re.compile(r"(^|/)alertmanager(:|@|$)"),
     "kafka-ui": re.compile(r"(^|/)(kafka-ui|kafdrop|akhq|console)(:|@|$)"),
 }
 # Where each stateful image keeps its data unless the service says otherwise.
@@ -75,6 +78,7 @@ DEFAULT_DATA_DIRS = {
     "postgres": "/var/lib/postgresql/data",
     "grafana": "/var/lib/grafana",
     "prometheus": "/prometheus",
+    "alertmanager": "/alertmanager",  # prom/alertmanager's --storage.path
 }
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIAL", re.I)
 URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^@\s]+)@")
@@ -399,7 +403,9 @@ def topics_wanted(c):
     for name in ("processor", "generator"):
         if name in c.services:
             pl = c.pipeline(name)
-            names |= {str(pl.get(f"kafka.topics.{t}")) for t in ("readings", "dead_letter", "alerts")}
+            # anomalies: the per-anomaly stream (alerts carries the episode events since delivery).
+            names |= {str(pl.get(f"kafka.topics.{t}")) for t in ("readings", "dead_letter", "anomalies", "alerts")
+                      if pl.get(f"kafka.topics.{t}") is not None}
             partitions.add(str(pl.get("kafka.topics.partitions")))
     return names, partitions
 
@@ -492,6 +498,99 @@ def check_prometheus(c, p):
         hp = host_path(svc, container)
         p.need(hp and os.path.isfile(hp), f"{prom}: rule file {rule} ({container}) is not a mounted repo file")
     return f"{prom}, {c.image(prom)}, {rel(path)}"
+
+
+def command_flag(svc, flag, default):
+    """The value of `--flag=value` in a service's command, or default."""
+    return next((a.split("=", 1)[1] for a in as_list(svc.get("command")) if a.startswith(flag + "=")), default)
+
+
+def alertmanager_port(svc):
+    return command_flag(svc, "--web.listen-address", ":9093").rpartition(":")[2] or "9093"
+
+
+def url_host_port(url):
+    m = re.match(r"^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?(\[[^\]]*\]|[^:/]+)(?::(\d+))?", url.strip())
+    if not m:
+        return None, None
+    scheme = url.split(":", 1)[0]
+    return m.group(1), m.group(2) or ("443" if scheme == "https" else "80")
+
+
+def receiver_urls(node, key=None):
+    """(key, value) of every url of the receivers of an Alertmanager config (webhook_configs' url,
+    and any *_url an example turned on)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from receiver_urls(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from receiver_urls(v, key)
+    elif isinstance(node, str) and key and (key == "url" or key.endswith("_url")):
+        yield key, node
+
+
+def file_keys(node):
+    """(key, path) of every *_file setting in an Alertmanager config (credentials read from files)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(v, str) and str(k).endswith("_file") and k != "template_files":
+                yield k, v
+            else:
+                yield from file_keys(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from file_keys(v)
+
+
+def check_alertmanager(c, p):
+    """SPEC section 7: Alertmanager in the stack, Prometheus's own rules routed through it, and (SPEC
+    section 8) the processor delivering its alert episodes to it."""
+    am = c.one("alertmanager", p)
+    if not am:
+        return
+    svc = c.services[am]
+    image = c.image(am)
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+    p.need("@sha256:" in image or (tag and tag != "latest"),
+           f"{am}: image {image} is not pinned (a version tag or a digest; the tests run Alertmanager 0.25)")
+    cfg = command_flag(svc, "--config.file", "/etc/alertmanager/alertmanager.yml")
+    path = host_path(svc, cfg)
+    port = alertmanager_port(svc)
+    if p.need(path and os.path.isfile(path), f"{am}: --config.file {cfg} is not a mounted repo file"):
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+        # A webhook to a name without a dot is a service of this file: a mistyped one would fail
+        # every notification, only in Alertmanager's log.
+        for key, url in receiver_urls(doc.get("receivers") or []):
+            host, _ = url_host_port(url)
+            if host and "." not in host and host not in ("localhost",):
+                p.need(host in c.services, f"{rel(path)}: receiver {key} {url}: {host} is not a compose service")
+        # Credentials the receivers read (*_file keys) must be under a mount of the service.
+        for k, v in file_keys(doc):
+            p.need(host_path(svc, v), f"{rel(path)}: {k} {v} is not under a bind mount of {am}")
+    # Prometheus's own rules route through it.
+    prom = (c.find("prometheus") or [None])[0]
+    if prom:
+        ppath = host_path(c.services[prom], command_flag(c.services[prom], "--config.file", "/etc/prometheus/prometheus.yml"))
+        if ppath and os.path.isfile(ppath):
+            with open(ppath) as f:
+                pdoc = yaml.safe_load(f) or {}
+            targets = [str(t) for a in (pdoc.get("alerting") or {}).get("alertmanagers") or []
+                       for st in a.get("static_configs") or [] for t in st.get("targets") or []]
+            p.need(f"{am}:{port}" in targets, f"{rel(ppath)}: alerting does not send to {am}:{port} (targets {targets or 'none'})")
+    # The processor delivers to it, without waiting for it (delivery catches up; SPEC section 6:
+    # an unreachable Alertmanager is never a readiness reason).
+    if "processor" in c.services:
+        urls = [u for u in str(c.pipeline("processor").get("alerts.alertmanager.urls") or "").split(",") if u.strip()]
+        if p.need(urls, "processor: alerts.alertmanager.urls is empty: its alert episodes reach no Alertmanager"):
+            for url in urls:
+                p.need(url_host_port(url) == (am, port), f"processor: alerts.alertmanager.urls {url} is not {am}:{port}")
+        cond = depends(c.services["processor"]).get(am)
+        p.need(cond != "service_healthy",
+               f"processor: waits for {am} to be healthy; an Alertmanager that does not start would hold up the "
+               f"data path (the outbox catches up: service_started)")
+    return f"{am}, {image}, {rel(path) if path else cfg}"
 
 
 def check_kafka_ui(c, p):
@@ -701,7 +800,7 @@ def check_volumes(c, p):
             if kind == "volume" and src:
                 p.need(src in declared, f"{name}: volume {src} is not declared under top-level volumes")
     done = []
-    for kind in ("kafka", "postgres", "prometheus", "grafana"):
+    for kind in ("kafka", "postgres", "prometheus", "alertmanager", "grafana"):
         for name in c.find(kind):
             env = c.env(name)
             data = DEFAULT_DATA_DIRS[kind]
@@ -714,6 +813,8 @@ def check_volumes(c, p):
             elif kind == "prometheus":
                 data = next((a.split("=", 1)[1] for a in as_list(c.services[name].get("command"))
                              if a.startswith("--storage.tsdb.path=")), data)
+            elif kind == "alertmanager":
+                data = command_flag(c.services[name], "--storage.path", data)
             ok = any(k == "volume" and s and under(data, t) for k, s, t, _ in mounts(c.services[name]))
             p.need(ok, f"{name}: no named volume on its data directory {data}")
             done.append(f"{name}:{data}")
@@ -1024,6 +1125,7 @@ CHECKS = [
     ("PostgreSQL", check_postgres),
     ("Grafana with datasources and dashboards provisioned from repo files", check_grafana),
     ("Prometheus with its config and rules mounted from repo files", check_prometheus),
+    ("Alertmanager, pinned, config mounted from a repo file; Prometheus and the processor send to it", check_alertmanager),
     ("a Kafka UI on the broker", check_kafka_ui),
     ("generator and processor built from the repo's Dockerfile", check_pipeline_build),
     ("generator and processor: one role each, known config keys, broker and database are compose services", check_pipeline_roles),

@@ -9,8 +9,9 @@
 #    tests under tests/, which use those services,
 # 4. runs every SQL query of the Grafana dashboards (deploy/grafana) against the real schema,
 # 5. checks the deployment files without Docker: Prometheus's config, alert rules and their unit
-#    tests with promtool, and deploy/docker-compose.yml and its overlays with
-#    deploy/check-compose.py (the compose-spec JSON schema, then the project's own policy),
+#    tests with promtool, Alertmanager's config and routes with amtool, and deploy/docker-compose.yml
+#    and its overlays with deploy/check-compose.py (the compose-spec JSON schema, then the project's
+#    own policy),
 # 6. checks the module graph of src/ (scripts/check-layers.py: no circle of imports, no actor
 #    importing another, a pure domain),
 # 7. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations.
@@ -43,17 +44,20 @@ if [[ $status == 0 ]]; then
 fi
 
 # The deployment files, without Docker. They need no build, so they run even when cargo test
-# failed. Each promtool command counts as one test; check-compose.py counts one per check.
-# Counts go to $out as "N passed, M failed" lines for the closing awk.
+# failed. Each promtool and amtool command counts as one test; check-compose.py counts one per
+# check. Counts go to $out as "N passed, M failed" lines for the closing awk.
 count() { printf '%d passed, %d failed\n' "$1" "$2" >>"$out"; }
-promtool_check() {
-    local log
-    command -v promtool >/dev/null 2>&1 || log="promtool not found: scripts/build-deps.sh --test installs it (Debian package prometheus)"
-    if [[ -z ${log:-} ]] && log=$(promtool "$@" 2>&1); then
-        printf 'ok    promtool %s\n' "$*"
+# tool_check PACKAGE TOOL ARGS...: one test, ok when `TOOL ARGS...` exits 0, else FAIL with its
+# output. PACKAGE is the Debian package that brings TOOL (scripts/build-deps.sh --test installs it).
+tool_check() {
+    local package=$1 tool=$2 log=""
+    shift 2
+    command -v "$tool" >/dev/null 2>&1 || log="$tool not found: scripts/build-deps.sh --test installs it (Debian package $package)"
+    if [[ -z $log ]] && log=$("$tool" "$@" 2>&1); then
+        printf 'ok    %s %s\n' "$tool" "$*"
         count 1 0
     else
-        printf 'FAIL  promtool %s\n' "$*"
+        printf 'FAIL  %s %s\n' "$tool" "$*"
         printf '%s\n' "$log" | sed 's/^/      /'
         count 0 1
         ((status)) || status=1
@@ -61,9 +65,34 @@ promtool_check() {
 }
 # prometheus.yml names its rule file relative to itself (alerts.yml), which resolves both here and
 # in the container (deploy/prometheus is mounted at /etc/prometheus).
-promtool_check check config deploy/prometheus/prometheus.yml
-promtool_check check rules deploy/prometheus/alerts.yml
-promtool_check test rules deploy/prometheus/alerts.test.yml
+tool_check prometheus promtool check config deploy/prometheus/prometheus.yml
+tool_check prometheus promtool check rules deploy/prometheus/alerts.yml
+tool_check prometheus promtool test rules deploy/prometheus/alerts.test.yml
+# The routes, receivers and inhibit rule of the stack's Alertmanager (amtool of Debian's 0.25, the
+# version of prom/alertmanager:v0.25.0 in the compose file).
+tool_check prometheus-alertmanager amtool check-config deploy/alertmanager/alertmanager.yml
+# Where it sends what, resolved from the file alone (amtool config routes test, no server): each
+# kind's alert (SPEC section 8) by its severity to the pager or the chat receiver, Prometheus's
+# rules (no customer_id) to the operators. One test each.
+for route in clinical-pager:HeartRateCriticalLow:critical_low:critical \
+        clinical-chat:HeartRateBradycardia:bradycardia:warning \
+        clinical-chat:HeartRateTachycardia:tachycardia:warning \
+        clinical-pager:HeartRateCriticalHigh:critical_high:critical \
+        clinical-chat:HeartRateSpike:spike:warning \
+        clinical-chat:HeartRateDeviation:deviation:warning \
+        clinical-pager:HeartRateSilent:silent:critical; do
+    IFS=: read -r receiver alertname kind severity <<<"$route"
+    tool_check prometheus-alertmanager amtool config routes test \
+        --config.file=deploy/alertmanager/alertmanager.yml --verify.receivers="$receiver" \
+        alertname="$alertname" customer_id=CUST-00042 kind="$kind" severity="$severity" \
+        episode=2026-12-02T07:00:00.250Z service=heartbeat-pipeline
+done
+tool_check prometheus-alertmanager amtool config routes test \
+    --config.file=deploy/alertmanager/alertmanager.yml --verify.receivers=operators \
+    alertname=HeartbeatNoProcessor job=heartbeat-processor severity=critical stack=heartbeat-compose
+tool_check prometheus-alertmanager amtool config routes test \
+    --config.file=deploy/alertmanager/alertmanager.yml --verify.receivers=operators \
+    alertname=HeartbeatConsumerLagHigh topic=heartbeats severity=warning stack=heartbeat-compose
 compose_log=$(python3 deploy/check-compose.py 2>&1) || { ((status)) || status=1; }
 printf '%s\n' "$compose_log" | tee -a "$out"
 # A checker that died before its count line still counts as one failure.
