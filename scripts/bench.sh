@@ -6,6 +6,8 @@
 #        scripts/bench.sh poison [--records N] [--poison-percent P] [--rounds R]
 #        scripts/bench.sh quality [--offline | --compare] [--seeds 1-10] [--customers C]
 #            [--interval-s S] [--days D | --minutes M] [--activity on|off] [--config FILE] [--threads T]
+#        scripts/bench.sh delivery [--rate R] [--seconds S] [--triggers T]
+#        scripts/bench.sh delivery --throughput [--records N] [--rounds K]
 #        scripts/bench.sh chaos [--records N] [--seeds S1,S2,...]
 #
 # Builds the release binaries, starts PostgreSQL and the broker (scripts/services.sh up) and

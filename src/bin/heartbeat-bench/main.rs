@@ -29,15 +29,24 @@
 //! simulator and the detector in-process (no Kafka, no database) for grids of seeds;
 //! `--compare` runs both and checks they agree (docs/PERFORMANCE.md, "Detection quality").
 //!
+//! `heartbeat-bench delivery [--rate R] [--seconds S] [--triggers T]` measures alert delivery
+//! against a real Alertmanager (a private one, `group_wait: 0s`) routing to a webhook recorder:
+//! from the reading that activates an episode to the webhook's firing notification, p50 and p99,
+//! under R readings/s of normal traffic. `--throughput [--records N] [--rounds K]` runs the
+//! throughput pass with Alertmanager delivery off and on in alternation, and the ratio.
+//!
 //! Needs the local services (`scripts/services.sh up`) or `HEARTBEAT_BENCH_DATABASE_URL` (an
 //! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
 //!
 //! # Parts
-//! - `poison.rs`, `throughput.rs`, `latency.rs`, `quality/`: one subcommand each.
+//! - `poison.rs`, `throughput.rs`, `latency.rs`, `delivery.rs`, `quality/`: one subcommand each.
+//! - `alertmanager.rs`: a private Alertmanager and the webhook recorder it notifies.
 //! - `load.rs`: what goes into the topics.
 //! - `processors.rs`: runs of the real processor, timed.
 //! - `services.rs`: databases, topics and the environment of the binary under test.
 
+mod alertmanager;
+mod delivery;
 mod latency;
 mod load;
 mod poison;
@@ -48,6 +57,7 @@ mod throughput;
 
 use clap::{Parser, Subcommand};
 
+use crate::delivery::{delivery_latency, delivery_throughput};
 use crate::latency::latency;
 use crate::poison::poison;
 use crate::quality::{parse_seeds, quality, Mode, Params};
@@ -99,6 +109,25 @@ enum Bench {
         /// behind: docs/PERFORMANCE.md.
         #[arg(long, default_value_t = 20)]
         linger_ms: u64,
+    },
+    /// Alert delivery through a real Alertmanager: activation-to-notification latency, or with
+    /// `--throughput` readings/s with delivery off and on.
+    Delivery {
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Episodes activated per second.
+        #[arg(long, default_value_t = 2)]
+        triggers: u64,
+        #[arg(long)]
+        throughput: bool,
+        /// With --throughput: readings preloaded.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// With --throughput: pairs of passes (off, on).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
     },
     /// Event-level precision, recall, false-alert burden and delay of the activated alerts.
     Quality {
@@ -195,5 +224,17 @@ fn main() -> anyhow::Result<()> {
             seconds,
             linger_ms,
         } => latency(rate.max(1), seconds.max(1), linger_ms),
+        Bench::Delivery {
+            throughput: true,
+            records,
+            rounds,
+            ..
+        } => delivery_throughput(records.max(1), rounds.max(1)),
+        Bench::Delivery {
+            rate,
+            seconds,
+            triggers,
+            ..
+        } => delivery_latency(rate.max(1), seconds.max(1), triggers.max(1)),
     }
 }
