@@ -701,3 +701,36 @@ fn config_text(webhook_url: &str, routing: &Routing) -> String {
         routing.group_interval.as_millis(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_on_a_kept_alive_connection_and_chunked_bodies_are_read_whole() {
+        let wire = "POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"a\":1}\
+                    POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n\
+                    4\r\n{\"b\"\r\n3;x=y\r\n:2}\r\n0\r\n\r\n\
+                    GET / HTTP/1.0\r\n\r\n";
+        let mut r = BufReader::new(wire.as_bytes());
+        let first = read_message(&mut r, false).unwrap().unwrap();
+        assert_eq!(first.body, b"{\"a\":1}");
+        assert!(first.keep_alive());
+        let second = read_message(&mut r, false).unwrap().unwrap();
+        assert_eq!(second.body, b"{\"b\":2}");
+        let third = read_message(&mut r, false).unwrap().unwrap();
+        assert!(third.body.is_empty());
+        assert!(!third.keep_alive(), "HTTP/1.0 closes");
+        assert!(read_message(&mut r, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_response_without_a_length_runs_to_the_end_of_the_stream() {
+        let wire = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[1,2]";
+        let response = read_message(&mut BufReader::new(wire.as_bytes()), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.body, b"[1,2]");
+        assert!(!response.keep_alive());
+    }
+}
