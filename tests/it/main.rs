@@ -5,6 +5,7 @@
 mod activation;
 mod activity;
 mod alert_state;
+mod alertmanager_parts;
 mod broker;
 mod burden;
 mod chaos;

@@ -14,10 +14,12 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod alertmanager;
 mod daemon;
 mod db;
 mod kafka;
 
+pub use alertmanager::{http_post, Alertmanager, NotifiedAlert, Routing, WebhookRecorder};
 pub use daemon::{replay_in_a_new_group, Daemon, Setup};
 pub use db::{accounted, count_at, PrivatePostgres, TestDb};
 pub use kafka::{
