@@ -4,6 +4,7 @@
 
 mod activation;
 mod activity;
+mod alert_delivery;
 mod alert_state;
 mod alertmanager_parts;
 mod broker;
