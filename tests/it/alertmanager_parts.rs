@@ -100,6 +100,10 @@ fn an_alert_posted_to_alertmanager_reaches_the_webhook_firing_and_then_resolved(
     );
     assert_eq!(fired.annotations["peak_heart_rate"], "171");
     assert_eq!(
+        fired.ends_at, "0001-01-01T00:00:00Z",
+        "a firing alert's endsAt is not passed on"
+    );
+    assert_eq!(
         DateTime::parse_from_rfc3339(&fired.starts_at).unwrap(),
         opened_at.trunc_subsecs(3),
         "startsAt is the episode's opening"
