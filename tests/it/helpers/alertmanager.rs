@@ -42,6 +42,10 @@ use super::{log_enabled, wait_for};
 pub const ALERTMANAGER_BIN: &str = "/usr/bin/prometheus-alertmanager";
 pub const AMTOOL_BIN: &str = "/usr/bin/amtool";
 
+/// What to do when either binary is missing.
+const INSTALL_HINT: &str =
+    "scripts/build-deps.sh --test installs it (Debian package prometheus-alertmanager)";
+
 /// How long a changed group waits before it is notified again: short, so a resolution reaches
 /// the webhook about a second after Alertmanager has it, and above zero, which Alertmanager
 /// rejects.
@@ -505,8 +509,7 @@ impl Alertmanager {
     pub fn start_with(webhook_url: &str, routing: &Routing) -> Alertmanager {
         assert!(
             std::path::Path::new(ALERTMANAGER_BIN).exists(),
-            "{ALERTMANAGER_BIN} is missing: scripts/build-deps.sh --test installs it \
-             (Debian package prometheus-alertmanager)"
+            "{ALERTMANAGER_BIN} is missing: {INSTALL_HINT}"
         );
         let dir = tempfile::Builder::new()
             .prefix("hb_alertmanager")
@@ -608,7 +611,7 @@ impl Alertmanager {
             .arg(format!("--alertmanager.url={}", self.url()))
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("run {AMTOOL_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("run {AMTOOL_BIN}: {e}: {INSTALL_HINT}"));
         if log_enabled() {
             eprintln!(
                 "[amtool] {args:?}: {}\n{}{}",
