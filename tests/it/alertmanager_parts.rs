@@ -100,6 +100,10 @@ fn an_alert_posted_to_alertmanager_reaches_the_webhook_firing_and_then_resolved(
     );
     assert_eq!(fired.annotations["peak_heart_rate"], "171");
     assert_eq!(
+        fired.ends_at, "0001-01-01T00:00:00Z",
+        "a firing alert's endsAt is not passed on"
+    );
+    assert_eq!(
         DateTime::parse_from_rfc3339(&fired.starts_at).unwrap(),
         opened_at.trunc_subsecs(3),
         "startsAt is the episode's opening"
@@ -372,7 +376,8 @@ fn a_restarted_alertmanager_keeps_its_silences_and_whom_it_notified() {
     assert_eq!(silences(&am), silence, "the silence survives the restart");
 
     am.post_alerts(&firing("c-known", known));
-    am.post_alerts(&resolved("c-gone", gone));
+    // c-gone resolved during the outage, and is sent now.
+    am.post_alerts(&episode("c-gone", gone, ago(2)));
     webhook.wait_for_status("c-gone", "resolved", NOTIFY_DEADLINE);
     assert_eq!(am.alerts().len(), 1, "c-known is held again");
     webhook.assert_none_within(
@@ -402,7 +407,7 @@ fn a_killed_alertmanager_forgets_its_silences_and_whom_it_notified() {
     let restarted = Instant::now();
     assert_eq!(silences(&am), "", "the silence is lost");
 
-    am.post_alerts(&resolved("c-gone", gone));
+    am.post_alerts(&episode("c-gone", gone, ago(2)));
     am.post_alerts(&firing("c-known", known));
     webhook.wait_until("c-known notified again", NOTIFY_DEADLINE, |alerts| {
         alerts

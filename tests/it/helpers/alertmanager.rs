@@ -13,10 +13,15 @@
 //! a test sees was caused by something that changed. Its log is kept in memory and printed when
 //! a test fails or with `TEST_LOG=1`.
 //!
-//! What Alertmanager 0.25 does with what it is sent (measured by tests/it/alertmanager_parts.rs):
-//! - A group is flushed a few milliseconds after its first alert arrives: an alert resolved 50 ms
-//!   or more after it was sent firing is notified firing, then resolved one group interval later.
-//! - A group whose only alerts are resolved when it is first flushed is never notified.
+//! What Alertmanager 0.25 does with what it is sent (tests/it/alertmanager_parts.rs shows each):
+//! - A group whose alerts are all resolved at its first flush is never notified. That flush
+//!   comes `group_wait` after the first alert's `startsAt`, or at once if that has passed: with
+//!   `group_wait: 0s`, within milliseconds of the POST.
+//! - A group already notified is flushed again only each `group_interval`: an alert that fires
+//!   and resolves in between is notified resolved, never firing.
+//! - The webhook's firing alerts carry `endsAt` `0001-01-01T00:00:00Z`, whatever was sent.
+//! - Stopped by SIGTERM, it keeps its silences and notification log in its data directory;
+//!   after SIGKILL it has neither. It never keeps alerts: senders send them again.
 //!
 //! [`http_post`] and [`http_request`] are the client side, for the Alertmanager API.
 
@@ -36,6 +41,10 @@ use super::{log_enabled, wait_for};
 
 pub const ALERTMANAGER_BIN: &str = "/usr/bin/prometheus-alertmanager";
 pub const AMTOOL_BIN: &str = "/usr/bin/amtool";
+
+/// What to do when either binary is missing.
+const INSTALL_HINT: &str =
+    "scripts/build-deps.sh --test installs it (Debian package prometheus-alertmanager)";
 
 /// How long a changed group waits before it is notified again: short, so a resolution reaches
 /// the webhook about a second after Alertmanager has it, and above zero, which Alertmanager
@@ -500,8 +509,7 @@ impl Alertmanager {
     pub fn start_with(webhook_url: &str, routing: &Routing) -> Alertmanager {
         assert!(
             std::path::Path::new(ALERTMANAGER_BIN).exists(),
-            "{ALERTMANAGER_BIN} is missing: scripts/build-deps.sh --test installs it \
-             (Debian package prometheus-alertmanager)"
+            "{ALERTMANAGER_BIN} is missing: {INSTALL_HINT}"
         );
         let dir = tempfile::Builder::new()
             .prefix("hb_alertmanager")
@@ -603,7 +611,7 @@ impl Alertmanager {
             .arg(format!("--alertmanager.url={}", self.url()))
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("run {AMTOOL_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("run {AMTOOL_BIN}: {e}: {INSTALL_HINT}"));
         if log_enabled() {
             eprintln!(
                 "[amtool] {args:?}: {}\n{}{}",
