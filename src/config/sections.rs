@@ -413,10 +413,10 @@ pub struct AlertmanagerSettings {
     #[serde(with = "millis")]
     pub timeout_ms: Duration,
     /// The least time between an episode's firing reaching an Alertmanager and its resolution
-    /// being sent there. Alertmanager notifies nobody of a group whose alerts are all resolved
-    /// by its first flush (`group_wait` after the first alert), so an episode that activated and
-    /// resolved within `group_wait` would page nobody; set it to at least the routes'
-    /// `group_wait`.
+    /// being sent there. Alertmanager notifies only what a flush of a group finds: nobody of a
+    /// group whose alerts are all resolved by its first flush (`group_wait`), and only the
+    /// resolution of an episode that fired and resolved between two flushes (`group_interval`);
+    /// set it to at least the routes' `group_wait` and `group_interval`.
     #[serde(with = "millis")]
     pub min_firing_ms: Duration,
 }
