@@ -1,6 +1,6 @@
 //! `inspect`: a database summary for operators: counts, classes, anomalies by kind, open alerts
-//! (all, activated, pending), the alert burden, rejects by reason, top customers by anomalies,
-//! newest reading.
+//! (all, activated, pending), the alert burden, alert delivery (episode events written, pending,
+//! acknowledged per receiver), rejects by reason, top customers by anomalies, newest reading.
 
 use slog::{error, Logger};
 
@@ -68,6 +68,10 @@ pub fn inspect(settings: &Settings, log: &Logger) -> i32 {
         Some(x) => println!("  per customer-day         {x:>12.3}"),
         None => println!("  per customer-day         {:>12}", "-"),
     }
+    section(
+        "alert delivery (activated and resolved events, SPEC section 8)",
+        &s.delivery,
+    );
     section("rejects by reason", &s.rejects);
     section("top customers by anomalies", &s.top_customers);
     exit::OK

@@ -70,18 +70,29 @@ fn meaning(kind: AnomalyKind) -> &'static str {
 pub fn alertmanager_alert(n: &Notice, ends_at: DateTime<Utc>) -> Value {
     let peak = n.peak_heart_rate.map(|p| p.to_string()).unwrap_or_default();
     let summary = format!("{} {}: {}", n.customer_id, n.kind.as_str(), meaning(n.kind));
-    let mut description = format!(
-        "Customer {} has had a {} since {} (activated {}): {} readings",
-        n.customer_id,
-        meaning(n.kind),
-        rfc3339(n.opened_at),
-        rfc3339(n.activated_at),
-        n.readings,
-    );
-    if let Some(p) = n.peak_heart_rate {
-        description.push_str(&format!(", the farthest from normal {p} bpm"));
-    }
-    description.push_str(&format!(", last at {}.", rfc3339(n.last_seen_at)));
+    let mut description = match n.kind {
+        AnomalyKind::Silent => format!(
+            "No reading of customer {} has arrived since the one at {} (the pipeline has been \
+             reading its partition meanwhile).",
+            n.customer_id,
+            rfc3339(n.opened_at),
+        ),
+        _ => {
+            let mut d = format!(
+                "Customer {}: {} since {} (lasted long enough to page at {}), {} readings",
+                n.customer_id,
+                meaning(n.kind),
+                rfc3339(n.opened_at),
+                rfc3339(n.activated_at),
+                n.readings,
+            );
+            if let Some(p) = n.peak_heart_rate {
+                d.push_str(&format!(", the farthest from normal {p} bpm"));
+            }
+            d.push_str(&format!(", the last at {}.", rfc3339(n.last_seen_at)));
+            d
+        }
+    };
     if let Some(r) = n.resolved_at {
         description.push_str(&format!(" Resolved at {}.", rfc3339(r)));
     }
@@ -205,10 +216,15 @@ mod tests {
         assert_eq!(notes["peak_heart_rate"], "31");
         assert_eq!(notes["last_seen_at"], "2025-12-02T08:00:45.250Z");
         assert!(notes["summary"].as_str().unwrap().contains("CUST-00042"));
-        assert!(notes["description"].as_str().unwrap().contains("31 bpm"));
+        let description = notes["description"].as_str().unwrap();
+        assert!(description.contains("31 bpm"), "{description}");
+        assert!(description.starts_with("Customer CUST-00042: critically low heart rate since"));
         let silent = alertmanager_alert(&notice(AnomalyKind::Silent, Some(60)), at(60));
         assert_eq!(silent["labels"]["severity"], "critical");
         assert_eq!(silent["annotations"]["peak_heart_rate"], "");
+        let said = silent["annotations"]["description"].as_str().unwrap();
+        assert!(said.starts_with("No reading of customer CUST-00042 has arrived since"), "{said}");
+        assert!(said.ends_with("Resolved at 2025-12-02T08:01:00.250Z."), "{said}");
         for (kind, name, sev) in [
             (AnomalyKind::Bradycardia, "HeartRateBradycardia", "warning"),
             (AnomalyKind::Tachycardia, "HeartRateTachycardia", "warning"),

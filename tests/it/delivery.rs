@@ -229,7 +229,7 @@ fn an_outbox_row_committed_after_the_start_is_published_without_a_restart() {
         || (outbox_rows_of(&db, "CUST-YOUNG") == 0).then_some(()),
     );
 
-    let published = read_topic(&format!("{}-alerts", setup.topic), 6);
+    let published = read_topic(&format!("{}-anomalies", setup.topic), 6);
     let mut customers: Vec<String> = published
         .iter()
         .map(|m| {

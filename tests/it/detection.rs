@@ -293,7 +293,7 @@ fn an_anomaly_kept_after_its_reading_was_dropped_is_neither_stored_nor_published
         (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(())
     });
     // Only the new anomaly is an alert.
-    let published = read_topic(&format!("{}-alerts", setup.topic), 1);
+    let published = read_topic(&format!("{}-anomalies", setup.topic), 1);
     assert_eq!(published.len(), 1);
     let row: serde_json::Value = serde_json::from_slice(published[0].payload().unwrap()).unwrap();
     assert_eq!(row["customer_id"], "CUST-NEW");
@@ -321,7 +321,7 @@ fn alerts_stored_but_never_acknowledged_are_published_at_the_next_start() {
     wait_for("the alert outbox to empty", DEADLINE, || {
         (db.count("SELECT count(*) AS n FROM alert_outbox") == 0).then_some(())
     });
-    let published = read_topic(&format!("{}-alerts", setup.topic), 2);
+    let published = read_topic(&format!("{}-anomalies", setup.topic), 2);
     let mut kinds: Vec<String> = published
         .iter()
         .map(|m| {

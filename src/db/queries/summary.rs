@@ -86,6 +86,9 @@ pub struct Summary {
     pub burden: Burden,
     pub rejects: Vec<LabelCount>,
     pub top_customers: Vec<LabelCount>,
+    /// Alert episode events (the delivery outbox): written, not yet at every receiver, and
+    /// acknowledged by each receiver.
+    pub delivery: Vec<LabelCount>,
 }
 
 fn label_counts(conn: &mut PgConnection, sql: &str) -> Result<Vec<LabelCount>, DbError> {
@@ -145,6 +148,15 @@ pub fn summary(conn: &mut PgConnection) -> Result<Summary, DbError> {
             conn,
             "SELECT customer_id AS label, count(*) AS n FROM anomalies GROUP BY 1 \
              ORDER BY 2 DESC, 1 LIMIT 10",
+        )?,
+        delivery: label_counts(
+            conn,
+            "SELECT label, n FROM (\
+               SELECT 0 AS o, 'episode events' AS label, count(*) AS n FROM alert_events \
+               UNION ALL SELECT 1, 'not yet at every receiver', count(*) FROM alert_events \
+                 WHERE done_at IS NULL \
+               UNION ALL SELECT 2, 'at ' || receiver, count(*) FROM alert_deliveries \
+                 GROUP BY receiver) t ORDER BY o, label",
         )?,
     })
 }
