@@ -30,7 +30,8 @@
 #               no web UI). Silences and notification log in <repo>/.local/alertmanager/ (kept
 #               across restarts); log <repo>/.local/alertmanager.log (previous run's in .log.1,
 #               debug level: each alert received and each group flush), pid
-#               <repo>/.local/alertmanager.pid (alertmanager-PORT.* and -PORT/ off port 9093).
+#               <repo>/.local/alertmanager.pid (alertmanager-PORT.* and alertmanager-PORT/ off
+#               port 9093).
 #
 # Environment overrides:
 #   HEARTBEAT_PG_PORT            PostgreSQL TCP port on 127.0.0.1   (default 5432)
