@@ -6,14 +6,16 @@
 # Checks for a Rust toolchain (cargo; it cannot be installed from here: see the message) and
 # installs with apt-get what the crates' C parts need when it is missing: a C compiler and make
 # (librdkafka, zstd), pkg-config, libpq (diesel's PostgreSQL driver links it) and OpenSSL's
-# headers (libssl-dev: librdkafka's TLS and SASL/SCRAM).
+# headers (libssl-dev: librdkafka's TLS and SASL/SCRAM); and alertmanager and amtool
+# (prometheus-alertmanager), for the local Alertmanager that scripts/services.sh starts and
+# scripts/run.sh's pipeline delivers to, and for the delivery tests and the Alertmanager config
+# check.
 # With --test (scripts/test.sh), also diesel_cli (cargo install, for the schema.rs check), what
 # the deployment checks need: promtool (Debian package prometheus), PyYAML and jsonschema
-# (python3-yaml, python3-jsonschema) for deploy/check-compose.py; what the delivery tests and the
-# Alertmanager config check need: alertmanager and amtool (prometheus-alertmanager); and what the
-# security tests need: the openssl command (test CAs and certificates) and stunnel4 (the
-# TLS-terminating proxy in front of the test broker). The two server packages would start their
-# packaged server where an init system lets them; the tests start their own, so a server one of
+# (python3-yaml, python3-jsonschema) for deploy/check-compose.py; and what the security tests
+# need: the openssl command (test CAs and certificates) and stunnel4 (the TLS-terminating proxy
+# in front of the test broker). The two server packages would start their packaged server where
+# an init system lets them; the tests and scripts/services.sh start their own, so a server one of
 # them started here is stopped and disabled again.
 # Idempotent and quick when everything is there. Runs apt-get as root, or through sudo, with
 # --no-install-recommends, and only when a package is missing: never as an upgrade (an upgrade of
@@ -52,6 +54,18 @@ if ! pkg-config --exists openssl 2>/dev/null; then
     missing+=(libssl-dev)
 fi
 
+# scripts/services.sh starts a local Alertmanager (prometheus-alertmanager brings it as
+# /usr/bin/prometheus-alertmanager) for the quick start, the delivery tests start their own on
+# loopback ports, and scripts/test.sh runs `amtool check-config` on
+# deploy/alertmanager/alertmanager.yml. 0.25 on Debian 12, the version the compose file pins. It
+# depends on adduser, tzdata and libc6 only (about 42 MB); its postinst adds a system user
+# `prometheus` and asks init to start the packaged server (/etc/prometheus/alertmanager.yml,
+# :9093 and its cluster port :9094 on every interface): without systemd, a policy-rc.d that
+# refuses starts (as in Docker images, and here) starts nothing; elsewhere it is stopped below.
+if ! command -v amtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    missing+=(prometheus-alertmanager)
+fi
+
 if $test_deps; then
     # tests/it/security/ makes its CAs and certificates with the openssl command and puts
     # stunnel4 in front of a private broker (tansu's own TLS listener does not answer librdkafka).
@@ -60,17 +74,6 @@ if $test_deps; then
     # promtool has no package of its own; prometheus brings it (with the server, not started, and
     # a few small libjs-* packages for its web UI; its recommended node exporter is left out).
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-    # The delivery tests start their own Alertmanager on loopback ports (prometheus-alertmanager
-    # brings it as /usr/bin/prometheus-alertmanager) and scripts/test.sh runs `amtool
-    # check-config` on deploy/alertmanager/alertmanager.yml. 0.25 on Debian 12, the version the
-    # compose file pins. It depends on adduser, tzdata and libc6 only (about 42 MB); its postinst
-    # adds a system user `prometheus` and asks init to start the packaged server
-    # (/etc/prometheus/alertmanager.yml, :9093 and its cluster port :9094 on every interface):
-    # without systemd, a policy-rc.d that refuses starts (as in Docker images, and here) starts
-    # nothing; elsewhere it is stopped below.
-    if ! command -v amtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
-        missing+=(prometheus-alertmanager)
-    fi
     # deploy/check-compose.py runs under python3 and falls back to Debian's /usr/bin/python3
     # (where python3-yaml and python3-jsonschema install) when the python3 on PATH (e.g. pyenv's)
     # lacks PyYAML or jsonschema (it validates against deploy/schema/compose-spec.json).
@@ -86,9 +89,10 @@ if ((${#missing[@]})); then
     [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # The servers these test packages bring are not wanted running (the tests start their own on
-    # ports of their own): stop and disable one that init started just now. Only a package this
-    # run installed: a server someone set up before is left alone.
+    # The servers these packages bring are not wanted running (the tests start their own on ports
+    # of their own, scripts/services.sh its own Alertmanager on :9093): stop and disable one that
+    # init started just now. Only a package this run installed: a server someone set up before is
+    # left alone.
     for pkg in "${missing[@]}"; do
         case $pkg in prometheus|prometheus-alertmanager) ;; *) continue ;; esac
         if [[ -d /run/systemd/system ]]; then

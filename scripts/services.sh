@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# services.sh - local PostgreSQL and Kafka-API broker for heartbeat-pipeline (dev, tests, CI).
+# services.sh - local PostgreSQL, Kafka-API broker and Alertmanager for heartbeat-pipeline (dev,
+# tests, CI).
 #
 # Usage:
-#   scripts/services.sh up          install what is missing, start both services, wait until they answer
-#   scripts/services.sh down        stop the broker started by `up` (PostgreSQL keeps running)
-#   scripts/services.sh down --all  stop the broker and the PostgreSQL cluster
-#   scripts/services.sh status      say whether each service answers; exit 0 if both do, 1 otherwise
-#   scripts/services.sh env         print export lines: eval "$(scripts/services.sh env)"
+#   scripts/services.sh up                 install what is missing, start all three, wait for them
+#   scripts/services.sh down               stop the broker and the Alertmanager (PostgreSQL stays)
+#   scripts/services.sh down alertmanager  stop the Alertmanager only
+#   scripts/services.sh down --all         stop the broker, the Alertmanager and PostgreSQL
+#   scripts/services.sh status             whether each service answers; exit 0 if all do, else 1
+#   scripts/services.sh env                print export lines: eval "$(scripts/services.sh env)"
 #
 # What `up` gives you (idempotent; a second `up` only checks and returns in well under a second):
 #   PostgreSQL  postgres://postgres:postgres@127.0.0.1:5432/heartbeat
@@ -19,16 +21,29 @@
 #               in-memory storage engine: a broker restart is a fresh, empty broker.
 #               Installed into <repo>/.local/venv; log <repo>/.local/tansu.log (the previous
 #               run's in tansu.log.1), pid <repo>/.local/tansu.pid (tansu-PORT.* off port 9092).
+#   Alertmanager
+#               http://127.0.0.1:9093, Debian's prometheus-alertmanager (0.25), one node (no
+#               cluster port), configured by scripts/alertmanager-local.yml (a file of the repo,
+#               not of .local/, so it can be read, checked and edited): grouped by customer and
+#               alertname, a receiver that notifies nobody. The alerts:
+#               amtool --alertmanager.url http://127.0.0.1:9093 alert query (Debian's build has
+#               no web UI). Silences and notification log in <repo>/.local/alertmanager/ (kept
+#               across restarts); log <repo>/.local/alertmanager.log (previous run's in .log.1,
+#               debug level: each alert received and each group flush), pid
+#               <repo>/.local/alertmanager.pid (alertmanager-PORT.* and alertmanager-PORT/ off
+#               port 9093).
 #
 # Environment overrides:
-#   HEARTBEAT_PG_PORT     PostgreSQL TCP port on 127.0.0.1   (default 5432)
-#   HEARTBEAT_KAFKA_PORT  broker TCP port on 127.0.0.1        (default 9092)
-#   SERVICES_WAIT_SECS    deadline for each "wait until it answers" step (default 60)
+#   HEARTBEAT_PG_PORT            PostgreSQL TCP port on 127.0.0.1   (default 5432)
+#   HEARTBEAT_KAFKA_PORT         broker TCP port on 127.0.0.1        (default 9092)
+#   HEARTBEAT_ALERTMANAGER_PORT  Alertmanager HTTP port on 127.0.0.1 (default 9093)
+#   SERVICES_WAIT_SECS           deadline for each "wait until it answers" step (default 60)
 #
 # Needs: Debian (12) with apt-get, bash, coreutils (timeout), util-linux (runuser, flock), dpkg
 #   (start-stop-daemon), postgresql-common (pg_createcluster, pg_ctlcluster, pg_lsclusters),
-#   network access to Debian mirrors (only when PostgreSQL/python3-venv are missing) and to PyPI
-#   (first `up` only). Run as root (CI does), or as a user with sudo. No Docker.
+#   network access to Debian mirrors (only when PostgreSQL, python3-venv or
+#   prometheus-alertmanager are missing) and to PyPI (first `up` only). Run as root (CI does), or
+#   as a user with sudo. No Docker.
 set -euo pipefail
 
 # ---------------------------------------------------------------------------------------------
@@ -53,6 +68,10 @@ KAFKA_HOST=127.0.0.1
 KAFKA_PORT=${HEARTBEAT_KAFKA_PORT:-9092}
 CALFKIT_VERSION=0.1.2
 
+AM_HOST=127.0.0.1
+AM_PORT=${HEARTBEAT_ALERTMANAGER_PORT:-9093}
+AM_CONFIG="$SCRIPT_DIR/alertmanager-local.yml"
+
 WAIT_SECS=${SERVICES_WAIT_SECS:-60}
 
 DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB"
@@ -63,6 +82,13 @@ if [[ $KAFKA_PORT == 9092 ]]; then TANSU_SUFFIX=""; else TANSU_SUFFIX="-$KAFKA_P
 TANSU_LOG="$LOCAL_DIR/tansu$TANSU_SUFFIX.log"
 TANSU_PID="$LOCAL_DIR/tansu$TANSU_SUFFIX.pid"
 
+# The same for the Alertmanager, whose data directory (silences, notification log) is per port too.
+AM_URL="http://$AM_HOST:$AM_PORT"
+if [[ $AM_PORT == 9093 ]]; then AM_SUFFIX=""; else AM_SUFFIX="-$AM_PORT"; fi
+AM_LOG="$LOCAL_DIR/alertmanager$AM_SUFFIX.log"
+AM_PID="$LOCAL_DIR/alertmanager$AM_SUFFIX.pid"
+AM_DATA="$LOCAL_DIR/alertmanager$AM_SUFFIX"
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +97,7 @@ warn() { printf 'warning: %s\n' "$*" >&2; }
 die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -439,6 +465,142 @@ tansu_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Alertmanager
+# ---------------------------------------------------------------------------------------------
+
+# Path of Debian's Alertmanager binary (symlinks resolved: start-stop-daemon matches the real
+# executable), or nothing when it or amtool is missing.
+am_path() {
+    local bin
+    command -v amtool >/dev/null 2>&1 || return 1
+    bin=$(command -v prometheus-alertmanager 2>/dev/null) || return 1
+    readlink -f "$bin"
+}
+
+# prometheus-alertmanager depends on adduser, tzdata and libc6 only. Its postinst starts the
+# packaged server (/etc/prometheus/alertmanager.yml, :9093 and :9094 on every interface) where an
+# init system lets it: that one is stopped and disabled again, here only when this call installed
+# the package (as scripts/build-deps.sh does), so that ours gets the port.
+ensure_alertmanager() {
+    if am_path >/dev/null; then return 0; fi
+    apt_install prometheus-alertmanager
+    if [[ -d /run/systemd/system ]]; then
+        log "alertmanager: stopping and disabling the packaged service (this script starts its own)"
+        as_root systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/prometheus-alertmanager ]]; then
+        as_root invoke-rc.d prometheus-alertmanager stop >/dev/null 2>&1 || true
+        as_root update-rc.d prometheus-alertmanager disable >/dev/null 2>&1 || true
+    fi
+    am_path >/dev/null \
+        || die "prometheus-alertmanager installed but prometheus-alertmanager or amtool is not on PATH"
+}
+
+# A real API request (GET /api/v2/status, via amtool): an Alertmanager answers, another HTTP
+# server on the port does not.
+am_answers() {
+    port_open "$AM_HOST" "$AM_PORT" || return 1
+    command -v amtool >/dev/null 2>&1 || return 1
+    amtool --timeout=3s --alertmanager.url="$AM_URL" cluster show >/dev/null 2>&1
+}
+
+# start-stop-daemon, as for tansu: the pid file and the binary identify our Alertmanager.
+am_ssd() {
+    local bin
+    bin=$(am_path) || return 3
+    (close_extra_fds; exec start-stop-daemon --pidfile "$AM_PID" --exec "$bin" "$@")
+}
+
+# PID of our Alertmanager for this port if it runs; nothing otherwise.
+am_running_pid() {
+    am_ssd --status 2>/dev/null || return 1
+    printf '%s\n' "$(<"$AM_PID")"
+}
+
+am_up() {
+    ensure_alertmanager
+    local pid check
+
+    if port_open "$AM_HOST" "$AM_PORT"; then
+        if am_answers; then
+            if pid=$(am_running_pid); then
+                log "alertmanager: already up on $AM_URL (pid $pid)"
+            else
+                log "alertmanager: an Alertmanager not started by this script already answers on $AM_URL; using it (with its own configuration, not $AM_CONFIG)"
+            fi
+            return 0
+        fi
+        if pid=$(am_running_pid); then
+            log "alertmanager: pid $pid listens on $AM_URL but does not answer yet; waiting"
+        else
+            die "port $AM_PORT is taken by something that does not answer as an Alertmanager (GET $AM_URL/api/v2/status): free it (ss -ltnp 'sport = :$AM_PORT') or set HEARTBEAT_ALERTMANAGER_PORT"
+        fi
+    else
+        if pid=$(am_running_pid); then
+            log "alertmanager: pid $pid does not listen on $AM_URL; stopping it and starting afresh"
+            am_stop
+        fi
+        # A file that does not load would only show as an exit in the log: say why at once.
+        if ! check=$(amtool check-config "$AM_CONFIG" 2>&1); then
+            printf '%s\n' "$check" >&2
+            die "$AM_CONFIG does not load (amtool check-config, above)"
+        fi
+        rm -f "$AM_PID"
+        [[ -f $AM_LOG ]] && mv -f "$AM_LOG" "$AM_LOG.1"
+        mkdir -p "$AM_DATA"
+        log "alertmanager: starting on $AM_URL (config $AM_CONFIG)"
+        # Detached, like the broker. An empty --cluster.listen-address: a single node, no gossip
+        # port (by default 0.0.0.0:9094, on every interface). Debug level logs each alert received
+        # and each group flush, which is what a first look at delivery wants to see.
+        am_ssd --start --background --make-pidfile --chdir "$LOCAL_DIR" --output "$AM_LOG" -- \
+            --config.file="$AM_CONFIG" \
+            --storage.path="$AM_DATA" \
+            --web.listen-address="$AM_HOST:$AM_PORT" \
+            --web.external-url="$AM_URL" \
+            --cluster.listen-address= \
+            --log.level=debug >/dev/null \
+            || die "start-stop-daemon could not start prometheus-alertmanager: see $AM_LOG"
+        wait_for "the pid file $AM_PID" 5 test -s "$AM_PID" \
+            || die "prometheus-alertmanager wrote no pid file $AM_PID: see $AM_LOG"
+        pid=$(<"$AM_PID")
+    fi
+
+    local deadline=$((SECONDS + WAIT_SECS))
+    until am_answers; do
+        # By pid, as for the broker: a zombie or a vanished pid is an Alertmanager that exited.
+        if ! [[ $(cat "/proc/$pid/stat" 2>/dev/null) =~ ^[0-9]+\ \(.*\)\ [^ZX] ]]; then
+            rm -f "$AM_PID"
+            tail -n 20 "$AM_LOG" >&2 2>/dev/null || true
+            die "prometheus-alertmanager exited at start (log above, full log $AM_LOG): is port $AM_PORT free?"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$AM_LOG" >&2 2>/dev/null || true
+            die "prometheus-alertmanager (pid $pid) does not answer on $AM_URL after ${WAIT_SECS}s: see $AM_LOG"
+        fi
+        sleep 0.2
+    done
+    log "alertmanager: up on $AM_URL (pid $pid)"
+}
+
+# Stop the Alertmanager named in the pid file: TERM (it saves its silences and notification log on
+# the way out), wait up to 10 s, then KILL and wait up to 5 s.
+am_stop() {
+    local pid
+    if ! pid=$(am_running_pid); then
+        rm -f "$AM_PID"
+        if port_open "$AM_HOST" "$AM_PORT"; then
+            warn "something listens on $AM_URL but was not started by this script (no live pid in $AM_PID): left alone"
+        else
+            log "alertmanager: not running"
+        fi
+        return 0
+    fi
+    log "alertmanager: stopping pid $pid"
+    am_ssd --stop --retry TERM/10/KILL/5 --remove-pidfile >/dev/null \
+        || die "prometheus-alertmanager pid $pid survives SIGKILL: check it by hand"
+    log "alertmanager: stopped"
+}
+
+# ---------------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------------
 cmd_up() {
@@ -455,48 +617,74 @@ cmd_up() {
         wait "$installer" || die "installing tansu failed: see the messages above"
     fi
     kafka_up
+    am_up
     cat <<EOF
 
 services are up ($((SECONDS - t0))s):
   database  $DATABASE_URL
   brokers   $KAFKA_BROKERS   (tansu, memory storage: a restart empties it)
+  alerts    $AM_URL   (Alertmanager: amtool --alertmanager.url $AM_URL alert query)
   logs      broker: $TANSU_LOG
+            alertmanager: $AM_LOG
             postgresql: /var/log/postgresql/ (pg_lsclusters shows the file)
   env       eval "\$(scripts/services.sh env)"
 EOF
 }
 
 cmd_down() {
-    local all=false
+    # Checked before anything is stopped: a mistyped argument stops nothing.
+    local what=default
     case "${1:-}" in
         "") ;;
-        --all) all=true ;;
-        *) die "unknown option for down: $1 (only --all)" ;;
+        --all) what=all ;;
+        alertmanager) what=alertmanager ;;
+        *) die "unknown argument for down: $1 (--all, or alertmanager)" ;;
     esac
     take_lock
+    if [[ $what == alertmanager ]]; then
+        am_stop
+        return 0
+    fi
     tansu_stop
-    if $all; then pg_down; else log "postgresql: left running (use 'down --all' to stop it)"; fi
+    am_stop
+    if [[ $what == all ]]; then pg_down; else log "postgresql: left running (use 'down --all' to stop it)"; fi
 }
 
 cmd_status() {
     local rc=0 pid
     if pg_answers; then
-        echo "postgresql: up    $DATABASE_URL"
+        echo "postgresql:   up    $DATABASE_URL"
     else
-        echo "postgresql: DOWN  $DATABASE_URL does not answer 'select 1'"
+        echo "postgresql:   DOWN  $DATABASE_URL does not answer 'select 1'"
         rc=1
     fi
     if kafka_answers; then
         if pid=$(tansu_running_pid); then
-            echo "kafka:      up    $KAFKA_BROKERS (tansu pid $pid, log $TANSU_LOG)"
+            echo "kafka:        up    $KAFKA_BROKERS (tansu pid $pid, log $TANSU_LOG)"
         else
-            echo "kafka:      up    $KAFKA_BROKERS (not started by this script)"
+            echo "kafka:        up    $KAFKA_BROKERS (not started by this script)"
         fi
     elif port_open "$KAFKA_HOST" "$KAFKA_PORT" && ! tansu_path >/dev/null; then
-        echo "kafka:      ?     $KAFKA_BROKERS accepts connections, but tansu is not installed to probe it (run up)"
+        echo "kafka:        ?     $KAFKA_BROKERS accepts connections, but tansu is not installed to probe it (run up)"
         rc=1
     else
-        echo "kafka:      DOWN  $KAFKA_BROKERS does not answer a metadata request"
+        echo "kafka:        DOWN  $KAFKA_BROKERS does not answer a metadata request"
+        rc=1
+    fi
+    if am_answers; then
+        if pid=$(am_running_pid); then
+            echo "alertmanager: up    $AM_URL (pid $pid, log $AM_LOG, config $AM_CONFIG)"
+        else
+            echo "alertmanager: up    $AM_URL (not started by this script)"
+        fi
+    elif port_open "$AM_HOST" "$AM_PORT" && ! command -v amtool >/dev/null 2>&1; then
+        echo "alertmanager: ?     $AM_URL accepts connections, but amtool is not installed to probe it (run up)"
+        rc=1
+    elif port_open "$AM_HOST" "$AM_PORT"; then
+        echo "alertmanager: DOWN  $AM_URL accepts connections but does not answer GET /api/v2/status"
+        rc=1
+    else
+        echo "alertmanager: DOWN  nothing listens on $AM_URL"
         rc=1
     fi
     return "$rc"
@@ -506,6 +694,7 @@ cmd_env() {
     local tansu
     printf 'export HEARTBEAT__DATABASE__URL=%q\n' "$DATABASE_URL"
     printf 'export HEARTBEAT__KAFKA__BROKERS=%q\n' "$KAFKA_BROKERS"
+    printf 'export HEARTBEAT__ALERTS__ALERTMANAGER__URLS=%q\n' "$AM_URL"
     if tansu=$(tansu_path); then
         printf 'export TANSU=%q\n' "$tansu"
     else
@@ -515,6 +704,7 @@ cmd_env() {
 
 is_uint "$PG_PORT" || die "HEARTBEAT_PG_PORT='$PG_PORT' is not a port number"
 is_uint "$KAFKA_PORT" || die "HEARTBEAT_KAFKA_PORT='$KAFKA_PORT' is not a port number"
+is_uint "$AM_PORT" || die "HEARTBEAT_ALERTMANAGER_PORT='$AM_PORT' is not a port number"
 is_uint "$WAIT_SECS" || die "SERVICES_WAIT_SECS='$WAIT_SECS' is not a whole number of seconds"
 
 case "${1:-}" in
