@@ -10,7 +10,7 @@
 #        scripts/bench.sh delivery --throughput [--records N] [--rounds K]
 #        scripts/bench.sh chaos [--records N] [--seeds S1,S2,...]
 #
-# Builds the release binaries, starts PostgreSQL and the broker (scripts/services.sh up) and
+# Builds the release binaries, starts the local services (scripts/services.sh up) and
 # runs target/release/heartbeat-bench with the given arguments. Figures go to stdout.
 #
 # `chaos` is the long version of the test `chaos::after_kills_rebalances_and_outages_...`

@@ -4,7 +4,8 @@
 # Usage: scripts/test.sh [extra cargo test arguments]
 #
 # 1. installs what the build and the deployment checks need (scripts/build-deps.sh --test),
-# 2. starts PostgreSQL and the Kafka-API broker (scripts/services.sh up),
+# 2. starts PostgreSQL, the Kafka-API broker and an Alertmanager (scripts/services.sh up; the
+#    tests start Alertmanagers of their own),
 # 3. runs every test: unit tests (property tests with PROPTEST_CASES=10000) and the integration
 #    tests under tests/, which use those services,
 # 4. runs every SQL query of the Grafana dashboards (deploy/grafana) against the real schema,
@@ -71,6 +72,8 @@ tool_check prometheus promtool test rules deploy/prometheus/alerts.test.yml
 # The routes, receivers and inhibit rule of the stack's Alertmanager (amtool of Debian's 0.25, the
 # version of prom/alertmanager:v0.25.0 in the compose file).
 tool_check prometheus-alertmanager amtool check-config deploy/alertmanager/alertmanager.yml
+# The quick start's local Alertmanager (scripts/services.sh).
+tool_check prometheus-alertmanager amtool check-config scripts/alertmanager-local.yml
 # Where it sends what, resolved from the file alone (amtool config routes test, no server): each
 # kind's alert (SPEC section 8) by its severity to the pager or the chat receiver, Prometheus's
 # rules (no customer_id) to the operators. One test each.

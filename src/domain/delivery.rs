@@ -223,8 +223,14 @@ mod tests {
         assert_eq!(silent["labels"]["severity"], "critical");
         assert_eq!(silent["annotations"]["peak_heart_rate"], "");
         let said = silent["annotations"]["description"].as_str().unwrap();
-        assert!(said.starts_with("No reading of customer CUST-00042 has arrived since"), "{said}");
-        assert!(said.ends_with("Resolved at 2025-12-02T08:01:00.250Z."), "{said}");
+        assert!(
+            said.starts_with("No reading of customer CUST-00042 has arrived since"),
+            "{said}"
+        );
+        assert!(
+            said.ends_with("Resolved at 2025-12-02T08:01:00.250Z."),
+            "{said}"
+        );
         for (kind, name, sev) in [
             (AnomalyKind::Bradycardia, "HeartRateBradycardia", "warning"),
             (AnomalyKind::Tachycardia, "HeartRateTachycardia", "warning"),
