@@ -7,7 +7,7 @@
 #        scripts/bench.sh quality [--offline | --compare] [--seeds 1-10] [--customers C]
 #            [--interval-s S] [--days D | --minutes M] [--activity on|off] [--config FILE] [--threads T]
 #        scripts/bench.sh delivery [--rate R] [--seconds S] [--triggers T]
-#        scripts/bench.sh delivery --throughput [--records N] [--rounds K]
+#        scripts/bench.sh delivery --throughput [--records N] [--rounds K] [--storm]
 #        scripts/bench.sh chaos [--records N] [--seeds S1,S2,...]
 #
 # Builds the release binaries, starts the local services (scripts/services.sh up) and

@@ -1,7 +1,8 @@
 //! A real Alertmanager for the delivery benchmarks (Debian's `prometheus-alertmanager`, which
-//! `scripts/build-deps.sh --test` installs), configured as the tests configure theirs
-//! (`group_wait: 0s`, `group_interval: 1s`, every alert its own group), routing to a webhook
-//! recorder in this process that notes when each notification arrived.
+//! `scripts/build-deps.sh` installs), routing to a webhook recorder in this process that notes
+//! when each notification arrived: for latency configured as the tests configure theirs
+//! ([`Route::Test`]: `group_wait: 0s`, `group_interval: 1s`, every alert its own group), for
+//! throughput as the compose stack routes ([`Route::Deployed`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -106,6 +107,27 @@ fn serve(stream: std::net::TcpStream, store: &Mutex<Vec<Received>>) {
     }
 }
 
+/// How the benchmark's Alertmanager groups and times notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Route {
+    /// As the tests: every alert its own group, flushed at once, then every second.
+    Test,
+    /// As deploy/alertmanager/alertmanager.yml routes the customers' episodes: by customer and
+    /// alert name, 30 s to the first flush and between flushes.
+    Deployed,
+}
+
+impl Route {
+    fn yaml(self) -> &'static str {
+        match self {
+            Route::Test => "  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n",
+            Route::Deployed => {
+                "  group_by: [customer_id, alertname]\n  group_wait: 30s\n  group_interval: 30s\n"
+            }
+        }
+    }
+}
+
 /// A private Alertmanager on a free loopback port; killed when dropped.
 pub(super) struct Alertmanager {
     pub(super) url: String,
@@ -114,16 +136,17 @@ pub(super) struct Alertmanager {
 }
 
 impl Alertmanager {
-    pub(super) fn start(webhook_url: &str) -> anyhow::Result<Alertmanager> {
+    pub(super) fn start(webhook_url: &str, route: Route) -> anyhow::Result<Alertmanager> {
         let dir = std::env::temp_dir().join(unique("hb-bench-am"));
         std::fs::create_dir_all(&dir)?;
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
             format!(
-                "route:\n  receiver: recorder\n  group_by: ['...']\n  group_wait: 0s\n  \
-                 group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: recorder\n    \
-                 webhook_configs:\n      - url: {webhook_url}\n        send_resolved: true\n"
+                "route:\n  receiver: recorder\n{}  repeat_interval: 1h\nreceivers:\n  - name: \
+                 recorder\n    webhook_configs:\n      - url: {webhook_url}\n        \
+                 send_resolved: true\n",
+                route.yaml()
             ),
         )?;
         let port = free_port()?;
@@ -152,6 +175,13 @@ impl Alertmanager {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(am)
+    }
+}
+
+impl Alertmanager {
+    /// CPU seconds the Alertmanager has used so far (user and system, from /proc).
+    pub(super) fn cpu_seconds(&self) -> f64 {
+        crate::processors::cpu_seconds(self.child.id())
     }
 }
 

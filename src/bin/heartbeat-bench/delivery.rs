@@ -8,25 +8,46 @@
 //!   receives its firing notification: processor, outbox, delivery and Alertmanager together.
 //! - `--throughput`: the throughput pass of `heartbeat-bench throughput` (preloaded simulator
 //!   readings, one processor, fresh database) run in alternation with Alertmanager delivery off
-//!   (`alerts.alertmanager.urls` empty) and on, and the ratio.
+//!   (`alerts.alertmanager.urls` empty) and on, and the ratio. Two workloads: the simulator with
+//!   episodes of every kind injected at [`STORM_RATE`] per customer-hour (a few dozen activate
+//!   in a million readings: what a fleet sends), and with `--storm` the preload of `heartbeat-bench
+//!   poison` without poison, whose readings jump by 20 to 40 bpm from one to the next, so every
+//!   customer's spike episodes activate and resolve again and again (tens of thousands of
+//!   events: the outbox and the delivery at their busiest).
 
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use diesel::prelude::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
 
-use crate::alertmanager::{Alertmanager, Webhook};
-use crate::load::{generate, queue};
-use crate::processors::{finished_records, pass, PASS_DEADLINE};
+use crate::alertmanager::{Alertmanager, Route, Webhook};
+use crate::load::{generate, preload, queue};
+use crate::processors::{finished_records, run_processors, PASS_DEADLINE};
 use crate::services::{brokers, create_topics, free_port, fresh_database, pipeline_binary};
 use crate::services::{pipeline_env, unique};
 
 /// The variable that turns Alertmanager delivery on for the processors the benchmark starts.
 const URLS: &str = "HEARTBEAT__ALERTS__ALERTMANAGER__URLS";
+
+/// Injected episodes per customer-hour of every kind for `--throughput` (the defaults are 0.0025
+/// to 0.02).
+const STORM_RATE: &str = "1";
+
+/// The injection keys the storm raises.
+const INJECT: [&str; 7] = [
+    "BRADYCARDIA",
+    "TACHYCARDIA",
+    "CRITICAL_LOW",
+    "CRITICAL_HIGH",
+    "SPIKE",
+    "DEVIATION",
+    "SILENT",
+];
 
 /// Customers of the steady traffic.
 const STEADY_CUSTOMERS: u64 = 1_000;
@@ -50,7 +71,7 @@ fn quantile(xs: &[f64], q: f64) -> f64 {
 
 pub(super) fn delivery_latency(rate: u64, seconds: u64, triggers: u64) -> anyhow::Result<()> {
     let webhook = Webhook::start()?;
-    let am = Alertmanager::start(&webhook.url)?;
+    let am = Alertmanager::start(&webhook.url, Route::Test)?;
     let topic = unique("bench_delivery");
     create_topics(&[&topic])?;
     let (db, url, mut admin) = fresh_database("hb_delivery")?;
@@ -180,44 +201,92 @@ pub(super) fn delivery_latency(rate: u64, seconds: u64, triggers: u64) -> anyhow
         let _ = child.wait();
         outcome
     })();
-    let _ = diesel::RunQueryDsl::execute(
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")),
-        &mut admin,
-    );
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
     result
 }
 
-pub(super) fn delivery_throughput(records: u64, rounds: u32) -> anyhow::Result<()> {
-    let webhook = Webhook::start()?;
-    let am = Alertmanager::start(&webhook.url)?;
+/// The simulator's readings into `topic`, with every kind injected at [`STORM_RATE`].
+fn simulated(topic: &str, records: u64) -> anyhow::Result<()> {
+    for kind in INJECT {
+        std::env::set_var(format!("HEARTBEAT__GENERATOR__INJECT__{kind}"), STORM_RATE);
+    }
+    let generated = generate(topic, records);
+    for kind in INJECT {
+        std::env::remove_var(format!("HEARTBEAT__GENERATOR__INJECT__{kind}"));
+    }
+    generated
+}
+
+#[derive(QueryableByName)]
+struct Events {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    a: i64,
+}
+
+pub(super) fn delivery_throughput(records: u64, rounds: u32, storm: bool) -> anyhow::Result<()> {
     let topic = unique("bench_delivery_tp");
     create_topics(&[&topic])?;
-    println!("preloading {records} simulator readings ...");
-    generate(&topic, records)?;
+    if storm {
+        println!("preloading {records} readings that jump by 20 to 40 bpm (an alert storm) ...");
+        preload(&topic, records, 0)?;
+    } else {
+        println!(
+            "preloading {records} simulator readings, episodes of every kind injected at \
+             {STORM_RATE} per customer-hour ..."
+        );
+        simulated(&topic, records)?;
+    }
     let mut off = Vec::new();
     let mut on = Vec::new();
     for round in 1..=rounds {
         for delivering in [false, true] {
-            // The processors the pass starts inherit this process's environment.
-            if delivering {
+            // A fresh Alertmanager for every pass with delivery: one that holds the alerts from
+            // an earlier pass already would notify nobody, and cost nothing.
+            let receiver = if delivering {
+                let webhook = Webhook::start()?;
+                let am = Alertmanager::start(&webhook.url, Route::Deployed)?;
+                // The processors the pass starts inherit this process's environment.
                 std::env::set_var(URLS, &am.url);
+                Some((webhook, am))
             } else {
                 std::env::remove_var(URLS);
-            }
-            let notified = webhook.received().len();
-            let p = pass(&topic, records)?;
+                None
+            };
+            let (db, url, mut admin) = fresh_database("hb_delivery_tp")?;
+            let p = run_processors(&topic, records, &url, 1);
+            let events = PgConnection::establish(&url).ok().and_then(|mut c| {
+                diesel::sql_query(
+                    "SELECT count(*) AS n, count(*) FILTER (WHERE event = 'activated') AS a \
+                     FROM alert_events",
+                )
+                .get_result::<Events>(&mut c)
+                .ok()
+            });
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .execute(&mut admin);
+            let p = p?;
             let label = if delivering { "on " } else { "off" };
+            let cpu: f64 = p.cpu_seconds.iter().sum();
             println!(
-                "round {round}, Alertmanager delivery {label}: {:.0} readings/s ({:.1} s){}",
+                "round {round}, Alertmanager delivery {label}: {:.0} readings/s ({:.1} s; the \
+                 processor used {cpu:.1} s of CPU, {:.1} us a reading); {} episode events ({} \
+                 activations){}",
                 p.rate,
                 p.seconds,
-                if delivering {
-                    format!(
-                        ", {} alert notifications at the webhook",
-                        webhook.received().len() - notified
-                    )
-                } else {
-                    String::new()
+                1e6 * cpu / records as f64,
+                events.as_ref().map_or(-1, |e| e.n),
+                events.as_ref().map_or(-1, |e| e.a),
+                match &receiver {
+                    Some((webhook, am)) => format!(
+                        "; the Alertmanager used {:.1} s of CPU and the webhook had {} \
+                         notifications by the end of the pass",
+                        am.cpu_seconds(),
+                        webhook.received().len()
+                    ),
+                    None => String::new(),
                 }
             );
             if delivering {

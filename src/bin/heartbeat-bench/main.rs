@@ -33,7 +33,8 @@
 //! against a real Alertmanager (a private one, `group_wait: 0s`) routing to a webhook recorder:
 //! from the reading that activates an episode to the webhook's firing notification, p50 and p99,
 //! under R readings/s of normal traffic. `--throughput [--records N] [--rounds K]` runs the
-//! throughput pass with Alertmanager delivery off and on in alternation, and the ratio.
+//! throughput pass with Alertmanager delivery off and on in alternation, and the ratio
+//! (`--storm`: readings that activate spike episodes all the time).
 //!
 //! Needs the local services (`scripts/services.sh up`) or `HEARTBEAT_BENCH_DATABASE_URL` (an
 //! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
@@ -128,6 +129,10 @@ enum Bench {
         /// With --throughput: pairs of passes (off, on).
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// With --throughput: readings that raise spike episodes all the time, instead of the
+        /// simulator's.
+        #[arg(long)]
+        storm: bool,
     },
     /// Event-level precision, recall, false-alert burden and delay of the activated alerts.
     Quality {
@@ -228,8 +233,9 @@ fn main() -> anyhow::Result<()> {
             throughput: true,
             records,
             rounds,
+            storm,
             ..
-        } => delivery_throughput(records.max(1), rounds.max(1)),
+        } => delivery_throughput(records.max(1), rounds.max(1), storm),
         Bench::Delivery {
             rate,
             seconds,

@@ -20,6 +20,25 @@ pub(super) struct Pass {
     pub(super) wall_seconds: f64,
     /// Peak resident set size of each processor, in KiB (`VmHWM`).
     pub(super) peak_rss_kib: Vec<u64>,
+    /// CPU seconds (user and system) each processor used, start to last row.
+    pub(super) cpu_seconds: Vec<f64>,
+}
+
+/// CPU seconds (user and system) a live process has used (`/proc/PID/stat`, in USER_HZ ticks of
+/// 1/100 s).
+pub(super) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The peak resident set size of a live process, in KiB.
@@ -91,6 +110,7 @@ pub(super) fn run_processors(
                     seconds,
                     wall_seconds: now.duration_since(started).as_secs_f64(),
                     peak_rss_kib: children.iter().map(|c| peak_rss_kib(c.id())).collect(),
+                    cpu_seconds: children.iter().map(|c| cpu_seconds(c.id())).collect(),
                 });
             }
             if started.elapsed() > PASS_DEADLINE {
