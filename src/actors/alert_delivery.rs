@@ -226,12 +226,13 @@ impl Courier {
             .disable_redirects()
             .finish();
         loop {
+            let was_leading = self.leading;
             let wait = match self.step(&client).await {
                 Ok(Some(Round { more: true })) => continue,
                 Ok(Some(Round { more: false })) => self.idle_wait(),
                 Ok(None) => FOLLOW_POLL,
                 Err(e) => {
-                    if self.leading {
+                    if was_leading {
                         warn!(self.log, "alert delivery lost its database session; another \
                             processor may take over"; "error" => %e);
                     } else if self.failures.admit().is_some() {

@@ -485,3 +485,85 @@ fn a_silence_made_with_amtool_stops_the_notifications_of_that_customer() {
     assert_eq!(silenced.state, "suppressed");
     assert_eq!(silenced.silenced_by.len(), 1);
 }
+
+#[test]
+fn when_the_processor_that_delivers_is_killed_another_takes_over() {
+    let db = TestDb::new();
+    let hook = WebhookRecorder::start();
+    let am = Alertmanager::start(&hook.url());
+    let setup = setup(&db, &[&am]);
+    let mut daemons = [setup.spawn_run_started(), setup.spawn_run_started()];
+    let leads = |d: &Daemon| {
+        !d.records("this processor delivers alert episodes")
+            .is_empty()
+    };
+    let leader = wait_for(
+        "one processor to take the delivery lock",
+        DEADLINE,
+        || match (leads(&daemons[0]), leads(&daemons[1])) {
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            _ => None,
+        },
+    );
+    let follower = 1 - leader;
+    let base = base();
+    let mut sent = send(&setup, base, &[("BEFORE-KILL", critical_high(0))]);
+    wait_committed(&setup, sent);
+    hook.wait_for_status("BEFORE-KILL", "resolved", DEADLINE);
+    assert!(!leads(&daemons[follower]), "only one delivers");
+
+    daemons[leader].signal(libc::SIGKILL);
+    daemons[leader].wait_exit(Duration::from_secs(10));
+    sent += send(&setup, base, &[("AFTER-KILL", critical_high(0))]);
+    wait_committed(&setup, sent);
+    hook.wait_for_status("AFTER-KILL", "firing", DEADLINE);
+    hook.wait_for_status("AFTER-KILL", "resolved", DEADLINE);
+    assert!(
+        leads(&daemons[follower]),
+        "the other processor took the lead"
+    );
+}
+
+#[test]
+fn a_spike_that_resolves_at_once_is_notified_firing_then_resolved_despite_group_wait() {
+    // Alertmanager flushes a new group `group_wait` after the alert's start and notifies nobody
+    // if the alert is resolved by then. The pipeline holds the resolution back until the firing
+    // has been there `min_firing_ms`; without that hold this episode would reach no one.
+    let db = TestDb::new();
+    let hook = WebhookRecorder::start();
+    let routing = Routing {
+        group_wait: Duration::from_secs(5),
+        ..Routing::default()
+    };
+    let am = Alertmanager::start_with(&hook.url(), &routing);
+    let setup = setup(&db, &[&am]).with("HEARTBEAT__ALERTS__ALERTMANAGER__MIN_FIRING_MS", "7000");
+    let _daemon = setup.spawn_run_started();
+    // In real time, 100 ms apart: the spike and its resolution within half a second.
+    let p = producer();
+    let start = Utc::now() - TimeDelta::seconds(1);
+    let hrs = [70, 70, 110, 85, 70, 70, 70];
+    for (i, hr) in (0..).zip(hrs) {
+        let at =
+            (start + TimeDelta::milliseconds(100 * i)).to_rfc3339_opts(SecondsFormat::Millis, true);
+        let value = format!(r#"{{"customer_id":"QUICK-1","timestamp":"{at}","heart_rate":{hr}}}"#);
+        p.send_result(
+            FutureRecord::to(&setup.topic)
+                .key("QUICK-1")
+                .payload(&value),
+        )
+        .map_err(|(e, _)| e)
+        .expect("queue reading");
+    }
+    p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
+    wait_committed(&setup, hrs.len() as i64);
+    let episodes = activated(&db);
+    let spiked = &episodes[&("QUICK-1".to_owned(), "spike".to_owned())];
+    assert!(
+        spiked.resolved_at.is_some(),
+        "it resolved at once: {spiked:?}"
+    );
+    let firing = hook.wait_for_status("QUICK-1", "firing", DEADLINE);
+    let resolved = hook.wait_for_status("QUICK-1", "resolved", DEADLINE);
+    assert!(firing.received < resolved.received);
+}
