@@ -305,6 +305,8 @@ impl Metrics {
             m.actor_restarts.with_label_values(&[actor]);
             m.mailbox_depth.with_label_values(&[actor]);
         }
+        // The alert delivery restarts like any actor but has no data-path mailbox.
+        m.actor_restarts.with_label_values(&["alert_delivery"]);
         m
     }
 
