@@ -59,7 +59,7 @@ pub(super) fn fault_value(
         },
         WrongType => match variant % 2 {
             0 => object(&id_json, &ts_json, "\"72\"", ""),
-            _ => object(&id_json, &ts_json, "72.5", ""),
+            _ => object(&id_json, &ts_json, "[72]", ""),
         },
         InvalidCustomerId => match variant % 2 {
             0 => object(&format!("\"{id} !\""), &ts_json, "72", ""),

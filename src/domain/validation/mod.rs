@@ -20,8 +20,9 @@
 //!
 //! One parse pass: the top-level object is walked with serde's map visitor, keeping the raw JSON
 //! text of the five fields read (serde_json's `RawValue`, which needs serde_json's `raw_value`
-//! feature) and only skipping over the rest. The raw text is what lets us tell the integer
-//! literal `72` from `72.0` or `7.2e1`, and compare a 20-digit customer id exactly; serde_json's
+//! feature) and only skipping over the rest. The raw text is what lets us round a heart rate
+//! exactly from its decimal digits (`72.5` is 73, `72.49999999999999999` is 72, where an `f64`
+//! would say 72.5), and compare a 20-digit customer id exactly; serde_json's
 //! `Value` would turn both into an `f64` and would also silently keep the last of two repeated
 //! keys, which SPEC calls malformed.
 //!

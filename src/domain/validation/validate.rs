@@ -114,8 +114,9 @@ pub fn validate(
     let Raw::String(timestamp_quoted) = Raw::classify(timestamp_raw) else {
         return Err(wrong_type("timestamp", "a string", timestamp_raw));
     };
-    let Raw::Integer(heart_rate_digits) = Raw::classify(heart_rate_raw) else {
-        return Err(wrong_type("heart_rate", "a JSON integer", heart_rate_raw));
+    let heart_rate_digits = match Raw::classify(heart_rate_raw) {
+        Raw::Integer(_) | Raw::Float => heart_rate_raw.get(),
+        _ => return Err(wrong_type("heart_rate", "a JSON number", heart_rate_raw)),
     };
     // event_id is optional, and null is the same as absent.
     let event = match fields.event_id {
@@ -183,11 +184,10 @@ pub fn validate(
         }
     }
 
-    // implausible_heart_rate: a literal too long for i64 is out of any configurable range; a
-    // range configured wider than `smallint` cannot be stored, so it is refused here too.
-    let heart_rate = heart_rate_digits
-        .parse::<i64>()
-        .ok()
+    // implausible_heart_rate, on the number rounded to an integer, halves away from zero: a
+    // number beyond i64 is out of any configurable range; a range configured wider than
+    // `smallint` cannot be stored, so it is refused here too.
+    let heart_rate = rounded(heart_rate_digits)
         .filter(|bpm| (rules.min_heart_rate..=rules.max_heart_rate).contains(bpm))
         .and_then(|bpm| i16::try_from(bpm).ok())
         .ok_or_else(|| {
@@ -248,4 +248,44 @@ fn wrong_type(field: &str, expected: &str, raw: &RawValue) -> Rejection {
 /// An instant as nanoseconds since the epoch, wide enough for any `DateTime<Utc>`.
 fn instant_ns(at: &DateTime<Utc>) -> i128 {
     i128::from(at.timestamp()) * 1_000_000_000 + i128::from(at.timestamp_subsec_nanos())
+}
+
+/// A JSON number literal (`-? int frac? exp?`, as serde_json checked it) rounded to the nearest
+/// integer, halves away from zero, exactly: from its decimal digits, not through an `f64` (which
+/// would make `72.49999999999999999` a half). `None` beyond i64.
+pub(super) fn rounded(literal: &str) -> Option<i64> {
+    let (negative, unsigned) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], unsigned[i + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    if digits.iter().all(|d| *d == 0) {
+        return Some(0);
+    }
+    // Where the decimal point falls among `digits` (may be before the first or past the last).
+    let point = i64::try_from(int.len()).ok()?.checked_add(exponent)?;
+    // i64 has 19 digits; the leading digits may be zeros, so count from the first non-zero one.
+    let leading_zeros = digits.iter().take_while(|d| **d == 0).count() as i64;
+    if point - leading_zeros > 19 {
+        return None;
+    }
+    let digit = |i: i64| -> i64 {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i))
+            .map_or(0, |d| i64::from(*d))
+    };
+    let mut magnitude: i64 = 0;
+    for i in 0..point.max(0) {
+        magnitude = magnitude.checked_mul(10)?.checked_add(digit(i))?;
+    }
+    if digit(point) >= 5 && point >= 0 {
+        magnitude = magnitude.checked_add(1)?;
+    }
+    Some(if negative { -magnitude } else { magnitude })
 }

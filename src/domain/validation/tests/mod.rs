@@ -77,8 +77,8 @@ fn derived_event_id_uses_the_truncated_fraction_and_the_integer_customer_id() {
 fn details_name_the_field_and_what_was_wrong() {
     let detail = |text: &str| reject(text).detail;
     assert_eq!(
-        detail(r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":72.5}"#),
-        "heart_rate: expected a JSON integer, got 72.5"
+        detail(r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z","heart_rate":"72"}"#),
+        "heart_rate: expected a JSON number, got \"72\""
     );
     assert_eq!(
         detail(r#"{"customer_id":"CUST-1","timestamp":"2026-11-29T12:00:00Z"}"#),
@@ -229,4 +229,18 @@ fn configured_rules_are_honoured() {
 #[test]
 fn a_key_that_is_not_valid_unicode_is_malformed() {
     assert_eq!(reject(r#"{"\ud800":1}"#).reason, MalformedJson);
+}
+
+proptest::proptest! {
+    /// A heart rate given with three decimals, plain or with an exponent, rounds as integer
+    /// arithmetic says: halves away from zero.
+    #[test]
+    fn a_decimal_heart_rate_rounds_half_away_from_zero(thousandths in 0i64..1_000_000, negative: bool) {
+        let plain = format!("{}{}.{:03}", if negative { "-" } else { "" }, thousandths / 1000, thousandths % 1000);
+        let scaled = format!("{}{}e-3", if negative { "-" } else { "" }, thousandths);
+        let magnitude = (thousandths + 500) / 1000;
+        let want = if negative { -magnitude } else { magnitude };
+        proptest::prop_assert_eq!(super::validate::rounded(&plain), Some(want), "{}", plain);
+        proptest::prop_assert_eq!(super::validate::rounded(&scaled), Some(want), "{}", scaled);
+    }
 }
