@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::pg::PgConnection;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -35,7 +35,7 @@ use super::{ExitGuard, Stage};
 use crate::config::{AlertmanagerTarget, DatabaseSettings};
 use crate::db::queries::{
     count_pending_events, mark_done, note_delivered, open_activated_episodes, pending_events,
-    try_lead_delivery, OpenEpisode, PendingEvent,
+    try_lead_delivery, EpisodeColumns, PendingEvent,
 };
 use crate::db::{self, DbError};
 use crate::domain::classification::AnomalyKind;
@@ -339,31 +339,20 @@ impl Courier {
                 continue;
             }
             let receiver = &self.receivers[i];
-            let fired: Vec<Vec<(String, bool)>> = events
-                .iter()
-                .map(|e| {
-                    e.fired
-                        .iter()
-                        .cloned()
-                        .zip(e.fired_long_enough.iter().copied())
-                        .collect()
-                })
-                .collect();
             // Rows of a kind or event this build does not know are left alone.
             let (origin, outstanding): (Vec<usize>, Vec<Outstanding<'_>>) = events
                 .iter()
-                .zip(&fired)
                 .enumerate()
-                .filter_map(|(j, (e, fired))| {
+                .filter_map(|(j, e)| {
                     let o = Outstanding {
                         event: EventKind::from_name(&e.event)?,
                         episode: (
-                            e.customer_id.as_str(),
-                            AnomalyKind::from_name(&e.kind)?,
-                            e.opened_at,
+                            e.episode.customer_id.as_str(),
+                            AnomalyKind::from_name(&e.episode.kind)?,
+                            e.episode.opened_at,
                         ),
                         delivered: &e.delivered,
-                        fired,
+                        held_at: &e.held_at,
                     };
                     Some((j, o))
                 })
@@ -413,7 +402,13 @@ impl Courier {
     async fn send(&mut self, client: &awc::Client, i: usize, events: &[&PendingEvent]) -> Vec<i64> {
         let notices: Vec<(i64, EventKind, Notice)> = events
             .iter()
-            .filter_map(|e| Some((e.id, EventKind::from_name(&e.event)?, notice_of(e)?)))
+            .filter_map(|e| {
+                Some((
+                    e.id,
+                    EventKind::from_name(&e.event)?,
+                    notice(&e.episode, e.resolved_at)?,
+                ))
+            })
             .collect();
         let target = self.receivers[i].target.clone();
         let name = self.receivers[i].name.clone();
@@ -500,28 +495,14 @@ impl Courier {
     /// Sends every open activated episode to each Alertmanager that is not backing off, as
     /// firing with `endsAt` three intervals ahead.
     async fn resend(&mut self, client: &awc::Client) -> Result<(), DbError> {
-        let open: Vec<OpenEpisode> = self.db(open_activated_episodes).await?;
+        let open: Vec<EpisodeColumns> = self.db(open_activated_episodes).await?;
         if open.is_empty() {
             return Ok(());
         }
         let ends_at = self.firing_until();
         let alerts: Vec<serde_json::Value> = open
             .iter()
-            .filter_map(|e| {
-                Some(alertmanager_alert(
-                    &Notice {
-                        customer_id: e.customer_id.clone(),
-                        kind: AnomalyKind::from_name(&e.kind)?,
-                        opened_at: e.opened_at,
-                        activated_at: e.activated_at,
-                        resolved_at: None,
-                        last_seen_at: e.last_seen_at,
-                        readings: e.readings,
-                        peak_heart_rate: e.peak_heart_rate,
-                    },
-                    ends_at,
-                ))
-            })
+            .filter_map(|e| Some(alertmanager_alert(&notice(e, None)?, ends_at)))
             .collect();
         let now = Instant::now();
         for r in self.receivers.iter_mut().filter(|r| r.ready(now)) {
@@ -546,14 +527,15 @@ impl Courier {
     }
 }
 
-/// An outbox event as a notice; `None` for a kind this build does not know.
-fn notice_of(e: &PendingEvent) -> Option<Notice> {
+/// An episode (an outbox event's copy, or an open one) as a notice, resolved at `resolved_at`;
+/// `None` for a kind this build does not know.
+fn notice(e: &EpisodeColumns, resolved_at: Option<DateTime<Utc>>) -> Option<Notice> {
     Some(Notice {
         customer_id: e.customer_id.clone(),
         kind: AnomalyKind::from_name(&e.kind)?,
         opened_at: e.opened_at,
         activated_at: e.activated_at,
-        resolved_at: e.resolved_at,
+        resolved_at,
         last_seen_at: e.last_seen_at,
         readings: e.readings,
         peak_heart_rate: e.peak_heart_rate,

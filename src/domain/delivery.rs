@@ -142,9 +142,9 @@ pub struct Outstanding<'a> {
     pub episode: (&'a str, AnomalyKind, DateTime<Utc>),
     /// Receivers that acknowledged this event.
     pub delivered: &'a [String],
-    /// For a resolved event: receivers that acknowledged the activation, each with whether it
-    /// has been there at least `min_firing`.
-    pub fired: &'a [(String, bool)],
+    /// For a resolved event: receivers that acknowledged the activation less than `min_firing`
+    /// ago.
+    pub held_at: &'a [String],
 }
 
 /// Which of `events` (the outbox's undone events in id order) are due at `receiver` now, by
@@ -167,10 +167,7 @@ pub fn due(events: &[Outstanding<'_>], receiver: &str, hold_resolution: bool) ->
                 let activation_pending = events[..*i]
                     .iter()
                     .any(|a| a.event == EventKind::Activated && a.episode == e.episode && lacks(a));
-                let held = hold_resolution
-                    && e.fired
-                        .iter()
-                        .any(|(r, long_enough)| r == receiver && !long_enough);
+                let held = hold_resolution && e.held_at.iter().any(|r| r == receiver);
                 !activation_pending && !held
             }
         })
@@ -273,13 +270,13 @@ mod tests {
         let other = ("D", AnomalyKind::Spike, at(0));
         let none: Vec<String> = Vec::new();
         let kafka = vec!["kafka".to_owned()];
-        let fired_now = vec![("am".to_owned(), false)];
-        let fired_long = vec![("am".to_owned(), true)];
-        let ev = |event, episode, delivered, fired| Outstanding {
+        let held_at_am = vec!["am".to_owned()];
+        let nothing_held: Vec<String> = Vec::new();
+        let ev = |event, episode, delivered, held_at| Outstanding {
             event,
             episode,
             delivered,
-            fired,
+            held_at,
         };
         use EventKind::{Activated, Resolved};
         // Both pending: only the activation is due, at either receiver.
@@ -294,16 +291,16 @@ mod tests {
         // Activation done everywhere (no longer pending): the resolution waits at the
         // Alertmanager until the firing has been there min_firing.
         let held = [
-            ev(Resolved, ep, &none, &fired_now),
+            ev(Resolved, ep, &none, &held_at_am),
             ev(Activated, other, &none, &[]),
         ];
         assert_eq!(due(&held, "am", true), [1]);
         assert_eq!(due(&held, "kafka", false), [0, 1]);
-        let ripe = [ev(Resolved, ep, &none, &fired_long)];
+        let ripe = [ev(Resolved, ep, &none, &nothing_held)];
         assert_eq!(due(&ripe, "am", true), [0]);
         // An Alertmanager added after the activation was done: the resolution is not held.
-        let fired_at_kafka = vec![("kafka".to_owned(), false)];
-        let late = [ev(Resolved, ep, &kafka, &fired_at_kafka)];
+        let held_at_kafka = vec!["kafka".to_owned()];
+        let late = [ev(Resolved, ep, &kafka, &held_at_kafka)];
         assert_eq!(due(&late, "am-new", true), [0]);
         assert!(due(&late, "kafka", false).is_empty(), "delivered already");
     }

@@ -15,38 +15,44 @@ use crate::db::DbError;
 /// Key of the advisory lock held by the processor that delivers ("hbdeliv").
 const DELIVERY_LOCK_KEY: i64 = 0x0068_6264_656c_6976;
 
-/// An episode event as the outbox holds it, with what the receivers have of it.
+/// An activated episode as delivery tells of it: the columns an outbox event copies from the
+/// episode, and those of an open episode in `alerts` that is sent again.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
-pub struct PendingEvent {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
+pub struct EpisodeColumns {
     #[diesel(sql_type = Text)]
     pub customer_id: String,
     #[diesel(sql_type = Text)]
     pub kind: String,
     #[diesel(sql_type = Timestamptz)]
     pub opened_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
-    pub event: String,
     #[diesel(sql_type = Timestamptz)]
     pub activated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub resolved_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]
     pub last_seen_at: DateTime<Utc>,
     #[diesel(sql_type = Integer)]
     pub readings: i32,
     #[diesel(sql_type = Nullable<SmallInt>)]
     pub peak_heart_rate: Option<i16>,
+}
+
+/// An episode event as the outbox holds it, with what the receivers have of it.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct PendingEvent {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub event: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub resolved_at: Option<DateTime<Utc>>,
+    #[diesel(embed)]
+    pub episode: EpisodeColumns,
     /// The receivers that acknowledged this event.
     #[diesel(sql_type = Array<Text>)]
     pub delivered: Vec<String>,
-    /// For a resolved event: the receivers that acknowledged the episode's activation, and
-    /// whether it has been there at least `min_firing` (in the same order).
+    /// For a resolved event: the receivers that acknowledged the episode's activation less than
+    /// `min_firing` ago, where the resolution waits.
     #[diesel(sql_type = Array<Text>)]
-    pub fired: Vec<String>,
-    #[diesel(sql_type = Array<Bool>)]
-    pub fired_long_enough: Vec<bool>,
+    pub held_at: Vec<String>,
 }
 
 /// Takes the delivery lock on this session if no other session holds it; true when held (by
@@ -76,14 +82,12 @@ pub fn pending_events(
         "SELECT e.id, e.customer_id, e.kind, e.opened_at, e.event, e.activated_at, \
          e.resolved_at, e.last_seen_at, e.readings, e.peak_heart_rate, \
          ARRAY(SELECT d.receiver FROM alert_deliveries d WHERE d.event_id = e.id) AS delivered, \
-         COALESCE(f.receivers, '{}') AS fired, COALESCE(f.long_enough, '{}') AS fired_long_enough \
+         ARRAY(SELECT d.receiver FROM alert_events a \
+               JOIN alert_deliveries d ON d.event_id = a.id \
+               WHERE e.event = 'resolved' AND a.customer_id = e.customer_id \
+                 AND a.kind = e.kind AND a.opened_at = e.opened_at AND a.event = 'activated' \
+                 AND d.delivered_at > now() - make_interval(secs => $2)) AS held_at \
          FROM alert_events e \
-         LEFT JOIN LATERAL ( \
-           SELECT array_agg(d.receiver) AS receivers, \
-                  array_agg(d.delivered_at <= now() - make_interval(secs => $2)) AS long_enough \
-           FROM alert_events a JOIN alert_deliveries d ON d.event_id = a.id \
-           WHERE e.event = 'resolved' AND a.customer_id = e.customer_id AND a.kind = e.kind \
-             AND a.opened_at = e.opened_at AND a.event = 'activated') f ON true \
          WHERE e.done_at IS NULL ORDER BY e.id LIMIT $1",
     )
     .bind::<BigInt, _>(limit)
@@ -133,27 +137,8 @@ pub fn count_pending_events(conn: &mut PgConnection) -> Result<i64, DbError> {
         .map_err(DbError::query("count the alert events to deliver"))
 }
 
-/// An open activated episode, as the Alertmanagers get it again every resend interval.
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
-pub struct OpenEpisode {
-    #[diesel(sql_type = Text)]
-    pub customer_id: String,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Timestamptz)]
-    pub opened_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub activated_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen_at: DateTime<Utc>,
-    #[diesel(sql_type = Integer)]
-    pub readings: i32,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    pub peak_heart_rate: Option<i16>,
-}
-
 /// Every open activated episode (through the partial index `alerts_open_activated`).
-pub fn open_activated_episodes(conn: &mut PgConnection) -> Result<Vec<OpenEpisode>, DbError> {
+pub fn open_activated_episodes(conn: &mut PgConnection) -> Result<Vec<EpisodeColumns>, DbError> {
     sql_query(
         "SELECT customer_id, kind, opened_at, activated_at, last_seen_at, readings, \
          peak_heart_rate FROM alerts WHERE activated_at IS NOT NULL AND resolved_at IS NULL \

@@ -24,7 +24,7 @@ pub use batch::{persist_batch, BatchOutcome, BatchRows};
 pub use claims::{claim_partitions, Claimed};
 pub use events::{
     count_pending_events, mark_done, note_delivered, open_activated_episodes, pending_events,
-    try_lead_delivery, OpenEpisode, PendingEvent,
+    try_lead_delivery, EpisodeColumns, PendingEvent,
 };
 pub use outbox::{alerts_published, pending_alerts, PendingAlert};
 pub use partitions::{drop_expired_partitions, ensure_day_partitions, utc_day};
