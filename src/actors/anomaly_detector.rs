@@ -516,6 +516,7 @@ mod tests {
                 recorded_at: Utc::now(),
                 heart_rate: 70,
                 activity: None,
+                device_id: None,
             },
             partition,
             offset,

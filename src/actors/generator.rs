@@ -63,6 +63,7 @@ fn outgoing(record: SimRecord, at: DateTime<Utc>, with_activity: bool) -> Outgoi
                 recorded_at: at,
                 heart_rate,
                 activity: with_activity.then_some(activity),
+                device_id: None,
             };
             // Both headers or neither: a natural reading has no episode and no kinds.
             let injected = episode.and(injected_header(&injected));

@@ -72,6 +72,7 @@ impl From<&ValidationSettings> for ValidationRules {
         ValidationRules {
             max_message_bytes: v.max_message_bytes,
             max_future_skew_ms: millis(v.max_future_skew_ms),
+            max_age_days: v.max_age_days,
             min_heart_rate: i64::from(v.min_heart_rate),
             max_heart_rate: i64::from(v.max_heart_rate),
         }

@@ -145,6 +145,8 @@ pub struct ValidationSettings {
     pub max_message_bytes: usize,
     #[serde(with = "millis")]
     pub max_future_skew_ms: Duration,
+    /// How many days a reading's timestamp may be behind its Kafka record's; 0 = no bound.
+    pub max_age_days: u32,
     pub min_heart_rate: i16,
     pub max_heart_rate: i16,
 }
@@ -153,6 +155,8 @@ impl ValidationSettings {
     pub(super) const RULES: Rules = &[
         ("max_message_bytes", Rule::Integer(1..=100 * 1024 * 1024)),
         ("max_future_skew_ms", Rule::Integer(0..=I32_MAX)),
+        // Up to about 100 years; 0 = no bound.
+        ("max_age_days", Rule::Integer(0..=36_600)),
         // Heart rates are smallints.
         ("min_heart_rate", Rule::Integer(0..=32_767)),
         ("max_heart_rate", Rule::Integer(0..=32_767)),

@@ -67,6 +67,10 @@ pub struct Reading {
     /// not an activity).
     #[serde(default)]
     pub activity: Option<Activity>,
+    /// The device that measured it (SPEC section 4's `device_id`, FHIR's `device`); `None` when
+    /// the message did not say (or said something that is not a device id).
+    #[serde(default)]
+    pub device_id: Option<String>,
 }
 
 /// The canonical text of a timestamp: UTC RFC 3339 with exactly six fraction digits and `Z`.
@@ -94,6 +98,9 @@ impl Reading {
         });
         if let Some(activity) = self.activity {
             json["activity"] = activity.as_str().into();
+        }
+        if let Some(device_id) = &self.device_id {
+            json["device_id"] = device_id.as_str().into();
         }
         json.to_string()
     }
@@ -131,6 +138,7 @@ mod tests {
             recorded_at: Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap(),
             heart_rate: 72,
             activity: None,
+            device_id: None,
         };
         assert!(
             !reading.to_json().contains("activity"),

@@ -275,6 +275,7 @@ fn classified(
             recorded_at: at,
             heart_rate: 55,
             activity,
+            device_id: None,
         },
         class: HeartRateClass::Low,
         partition: 0,

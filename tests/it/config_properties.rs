@@ -197,6 +197,7 @@ fn build_values(s: &Settings, now: DateTime<Utc>) {
             recorded_at: at,
             heart_rate: rates[i as usize % rates.len()],
             activity: None,
+            device_id: None,
         };
         observe(&cfg, &mut state, &reading, None);
     }

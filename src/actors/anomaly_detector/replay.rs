@@ -77,6 +77,7 @@ impl AnomalyDetector {
                 recorded_at: r.recorded_at,
                 heart_rate: r.heart_rate,
                 activity: r.activity,
+                device_id: None,
             };
             // Its anomalies and alert rows were stored with it: only the state matters here.
             observe(

@@ -49,6 +49,11 @@ pub(super) fn fault_value(
             1 => return None,
             _ => object(&id_json, &ts_json, "72", r#","heart_rate":73"#),
         },
+        // A FHIR Observation of the respiratory rate: a well-formed observation, but not of a
+        // heart rate (LOINC 9279-1), though its unit `/min` is one a heart rate may have.
+        UnsupportedObservation => format!(
+            r#"{{"resourceType":"Observation","status":"final","code":{{"coding":[{{"system":"http://loinc.org","code":"9279-1"}}]}},"subject":{{"reference":"Patient/{id}"}},"effectiveDateTime":{ts_json},"valueQuantity":{{"value":16,"unit":"/min"}}}}"#
+        ),
         NotAnObject => match variant % 2 {
             0 => format!("[{}]", object(&id_json, &ts_json, "72", "")),
             _ => "72".to_owned(),
@@ -77,6 +82,18 @@ pub(super) fn fault_value(
             object(
                 &id_json,
                 &format!("\"{}\"", canonical_timestamp(&later)),
+                "72",
+                "",
+            )
+        }
+        // Far past the default `validation.max_age_days` (30).
+        StaleTimestamp => {
+            let earlier = now
+                .checked_sub_signed(TimeDelta::days(400))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            object(
+                &id_json,
+                &format!("\"{}\"", canonical_timestamp(&earlier)),
                 "72",
                 "",
             )

@@ -9,15 +9,17 @@ use crate::domain::reading::Reading;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IgnoredField {
     Activity,
+    DeviceId,
 }
 
 impl IgnoredField {
-    pub const ALL: [IgnoredField; 1] = [IgnoredField::Activity];
+    pub const ALL: [IgnoredField; 2] = [IgnoredField::Activity, IgnoredField::DeviceId];
 
     /// The field's name in the message: the `field` label of `heartbeat_ignored_values_total`.
     pub fn as_str(self) -> &'static str {
         match self {
             IgnoredField::Activity => "activity",
+            IgnoredField::DeviceId => "device_id",
         }
     }
 

@@ -43,6 +43,7 @@
 mod accepted;
 mod detail;
 mod fields;
+mod key;
 mod parse;
 mod rules;
 mod timestamp;
@@ -50,6 +51,7 @@ mod validate;
 
 pub use accepted::{IgnoredField, IgnoredFields, Validated};
 pub use fields::{customer_id_fault, CustomerIdFault};
+pub use key::customer_key;
 pub use rules::{RejectReason, Rejection, ValidationRules};
 pub use validate::validate;
 

@@ -10,6 +10,9 @@ pub struct ValidationRules {
     pub max_message_bytes: usize,
     /// How far the reading's timestamp may be ahead of the record's reference time.
     pub max_future_skew_ms: i64,
+    /// How many whole days the reading's timestamp may be behind the record's reference time;
+    /// 0 = no bound.
+    pub max_age_days: u32,
     /// The lowest plausible heart rate, inclusive.
     pub min_heart_rate: i64,
     /// The highest plausible heart rate, inclusive.
@@ -22,6 +25,7 @@ impl Default for ValidationRules {
         Self {
             max_message_bytes: 65_536,
             max_future_skew_ms: 300_000,
+            max_age_days: 30,
             min_heart_rate: 20,
             max_heart_rate: 250,
         }
@@ -35,28 +39,32 @@ pub enum RejectReason {
     InvalidUtf8,
     MalformedJson,
     NotAnObject,
+    UnsupportedObservation,
     MissingField,
     WrongType,
     InvalidCustomerId,
     InvalidEventId,
     InvalidTimestamp,
     FutureTimestamp,
+    StaleTimestamp,
     ImplausibleHeartRate,
 }
 
 impl RejectReason {
     /// Every reason, in the order in which they are checked (and the first one wins).
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::TooLarge,
         RejectReason::InvalidUtf8,
         RejectReason::MalformedJson,
         RejectReason::NotAnObject,
+        RejectReason::UnsupportedObservation,
         RejectReason::MissingField,
         RejectReason::WrongType,
         RejectReason::InvalidCustomerId,
         RejectReason::InvalidEventId,
         RejectReason::InvalidTimestamp,
         RejectReason::FutureTimestamp,
+        RejectReason::StaleTimestamp,
         RejectReason::ImplausibleHeartRate,
     ];
 
@@ -68,12 +76,14 @@ impl RejectReason {
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::MalformedJson => "malformed_json",
             RejectReason::NotAnObject => "not_an_object",
+            RejectReason::UnsupportedObservation => "unsupported_observation",
             RejectReason::MissingField => "missing_field",
             RejectReason::WrongType => "wrong_type",
             RejectReason::InvalidCustomerId => "invalid_customer_id",
             RejectReason::InvalidEventId => "invalid_event_id",
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::StaleTimestamp => "stale_timestamp",
             RejectReason::ImplausibleHeartRate => "implausible_heart_rate",
         }
     }

@@ -218,6 +218,7 @@ pub fn validate(
             recorded_at,
             heart_rate,
             activity,
+            device_id: None,
         },
         ignored,
     })

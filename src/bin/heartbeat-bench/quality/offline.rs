@@ -88,6 +88,7 @@ pub(super) fn run_seed(settings: &Settings, p: &Params, seed: u64, like: Option<
                 recorded_at: start,
                 heart_rate: 0,
                 activity: None,
+                device_id: None,
             },
             readings: 0,
             last_us: None,

@@ -35,6 +35,7 @@ fn reading(hr: i16, recorded_at: DateTime<Utc>) -> Reading {
         recorded_at,
         heart_rate: hr,
         activity: None,
+        device_id: None,
     }
 }
 

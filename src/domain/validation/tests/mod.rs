@@ -156,12 +156,14 @@ fn reasons_are_named_as_in_the_spec_and_listed_in_check_order() {
             "invalid_utf8",
             "malformed_json",
             "not_an_object",
+            "unsupported_observation",
             "missing_field",
             "wrong_type",
             "invalid_customer_id",
             "invalid_event_id",
             "invalid_timestamp",
             "future_timestamp",
+            "stale_timestamp",
             "implausible_heart_rate",
         ]
     );
@@ -175,6 +177,7 @@ fn default_rules_are_the_spec_defaults() {
         ValidationRules {
             max_message_bytes: 65_536,
             max_future_skew_ms: 300_000,
+            max_age_days: 30,
             min_heart_rate: 20,
             max_heart_rate: 250
         }
@@ -186,6 +189,7 @@ fn configured_rules_are_honoured() {
     let rules = ValidationRules {
         max_message_bytes: 1_000,
         max_future_skew_ms: 0,
+        max_age_days: 0,
         min_heart_rate: 30,
         max_heart_rate: 40,
     };

@@ -178,6 +178,7 @@ proptest! {
             recorded_at: DateTime::from_timestamp_micros(micros).unwrap(),
             heart_rate,
             activity,
+            device_id: None,
         };
         let json = reading.to_json();
         let validated = validate(Some(json.as_bytes()), Some(reference()), &ValidationRules::default());
