@@ -171,3 +171,20 @@ pub(super) fn activity(raw: Option<&RawValue>) -> Result<Option<Activity>, Ignor
         _ => Err(IgnoredField::Activity),
     }
 }
+
+/// The optional `device_id` (SPEC section 4): `Ok(None)` when absent or null, `Ok(Some(_))` for a
+/// string of 1-64 characters from the customer-id set, `Err` (ignored, so unknown) for anything
+/// else. Never a rejection.
+pub(super) fn device_id(raw: Option<&RawValue>) -> Result<Option<String>, IgnoredField> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    match Raw::classify(raw) {
+        Raw::Null => Ok(None),
+        Raw::String(quoted) => decode_string(quoted)
+            .filter(|text| customer_id_fault(text).is_none())
+            .map(|text| Some(text.into_owned()))
+            .ok_or(IgnoredField::DeviceId),
+        _ => Err(IgnoredField::DeviceId),
+    }
+}

@@ -15,6 +15,7 @@ pub(super) struct Fields<'a> {
     pub(super) heart_rate: Option<&'a RawValue>,
     pub(super) event_id: Option<&'a RawValue>,
     pub(super) activity: Option<&'a RawValue>,
+    pub(super) device_id: Option<&'a RawValue>,
 }
 
 pub(super) enum Parsed<'a> {
@@ -86,6 +87,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                 "heart_rate" => &mut fields.heart_rate,
                 "event_id" => &mut fields.event_id,
                 "activity" => &mut fields.activity,
+                "device_id" => &mut fields.device_id,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     others.push(key);

@@ -7,8 +7,8 @@ use serde_json::value::RawValue;
 use super::accepted::{IgnoredFields, Validated};
 use super::detail::Echo;
 use super::fields::{
-    activity, customer_id_from_integer, customer_id_from_string, decode_string, json_kind,
-    parse_hyphenated_uuid, CustomerId, Raw,
+    activity, customer_id_from_integer, customer_id_from_string, decode_string, device_id,
+    json_kind, parse_hyphenated_uuid, CustomerId, Raw,
 };
 use super::parse::{parse, Malformed, Parsed};
 use super::rules::{RejectReason, Rejection, ValidationRules};
@@ -184,6 +184,23 @@ pub fn validate(
         }
     }
 
+    // stale_timestamp: exactly at the bound is accepted; 0 days is no bound.
+    if let (Some(reference_time), days @ 1..) = (reference_time, rules.max_age_days) {
+        let behind_ns = instant_ns(&reference_time) - instant_ns(&recorded_at);
+        if behind_ns > i128::from(days) * NANOS_PER_DAY {
+            return Err(Rejection::new(
+                StaleTimestamp,
+                format!(
+                    "timestamp: {} is {} days behind the record time {}, over the limit of {} days",
+                    canonical_timestamp(&recorded_at),
+                    behind_ns / NANOS_PER_DAY,
+                    canonical_timestamp(&reference_time),
+                    days
+                ),
+            ));
+        }
+    }
+
     // implausible_heart_rate, on the number rounded to an integer, halves away from zero: a
     // number beyond i64 is out of any configurable range; a range configured wider than
     // `smallint` cannot be stored, so it is refused here too.
@@ -209,6 +226,10 @@ pub fn validate(
         ignored.insert(field);
         None
     });
+    let device_id = device_id(fields.device_id).unwrap_or_else(|field| {
+        ignored.insert(field);
+        None
+    });
 
     let event_id = given_event_id.unwrap_or_else(|| derive_event_id(&customer_id, &recorded_at));
     Ok(Validated {
@@ -218,7 +239,7 @@ pub fn validate(
             recorded_at,
             heart_rate,
             activity,
-            device_id: None,
+            device_id,
         },
         ignored,
     })
@@ -245,6 +266,8 @@ fn wrong_type(field: &str, expected: &str, raw: &RawValue) -> Rejection {
         format!("{field}: expected {expected}, got {}", Echo(raw.get())),
     )
 }
+
+const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
 /// An instant as nanoseconds since the epoch, wide enough for any `DateTime<Utc>`.
 fn instant_ns(at: &DateTime<Utc>) -> i128 {
