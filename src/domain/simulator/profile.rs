@@ -54,7 +54,7 @@ pub fn profile_report(cfg: &SimulatorConfig, records: u64) -> String {
     let mut fell_due = [0u64; 7];
     let mut episode_readings = [0u64; 7];
     let mut silent_turns = 0u64;
-    let mut faults = [0u64; 11];
+    let mut faults = [0u64; RejectReason::ALL.len()];
     let mut readings = 0u64;
     let mut injected = 0u64;
     let mut first_time = None;

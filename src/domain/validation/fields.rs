@@ -6,10 +6,8 @@ use std::borrow::Cow;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::accepted::IgnoredField;
 use super::detail::Echo;
 use super::rules::{RejectReason, Rejection};
-use crate::domain::reading::Activity;
 
 /// The longest string customer id (SPEC section 4).
 const MAX_CUSTOMER_ID_CHARS: usize = 64;
@@ -44,12 +42,6 @@ impl<'a> Raw<'a> {
     }
 }
 
-/// A customer id of the right type: a string literal or an integer literal, as written.
-pub(super) enum CustomerId<'a> {
-    Integer(&'a str),
-    String(&'a str),
-}
-
 /// What a well-formed JSON value is, for a not_an_object detail.
 pub(super) fn json_kind(raw: &str) -> &'static str {
     match raw.as_bytes().first() {
@@ -73,7 +65,11 @@ pub(super) fn decode_string(quoted: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
 }
 
-pub(super) fn customer_id_from_integer(digits: &str, raw: &RawValue) -> Result<String, Rejection> {
+pub(super) fn customer_id_from_integer(
+    path: &str,
+    digits: &str,
+    raw: &RawValue,
+) -> Result<String, Rejection> {
     // JSON forbids leading zeros, so the digits are already the canonical decimal string; `-0`
     // is the integer zero. u64 parsing is exact, so 2^64 is refused without rounding.
     let magnitude = digits.strip_prefix('-');
@@ -83,21 +79,42 @@ pub(super) fn customer_id_from_integer(digits: &str, raw: &RawValue) -> Result<S
         _ => Err(Rejection::new(
             RejectReason::InvalidCustomerId,
             format!(
-                "customer_id: integer outside 0..=18446744073709551615, got {}",
+                "{path}: integer outside 0..=18446744073709551615, got {}",
                 Echo(raw.get())
             ),
         )),
     }
 }
 
-pub(super) fn customer_id_from_string(quoted: &str, raw: &RawValue) -> Result<String, Rejection> {
+pub(super) fn customer_id_from_string(
+    path: &str,
+    quoted: &str,
+    raw: &RawValue,
+) -> Result<String, Rejection> {
+    let text = decode_string(quoted).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::InvalidCustomerId,
+            format!(
+                "{path}: not a valid unicode string, got {}",
+                Echo(raw.get())
+            ),
+        )
+    })?;
+    customer_id_checked(path, text, raw)
+}
+
+/// A customer id's text, by the customer-id rule; `raw` is what the detail quotes.
+pub(super) fn customer_id_checked(
+    path: &str,
+    text: Cow<'_, str>,
+    raw: &RawValue,
+) -> Result<String, Rejection> {
     let invalid = |what: &str| {
         Rejection::new(
             RejectReason::InvalidCustomerId,
-            format!("customer_id: {what}, got {}", Echo(raw.get())),
+            format!("{path}: {what}, got {}", Echo(raw.get())),
         )
     };
-    let text = decode_string(quoted).ok_or_else(|| invalid("not a valid unicode string"))?;
     match customer_id_fault(&text) {
         Some(CustomerIdFault::Empty) => Err(invalid("empty")),
         Some(CustomerIdFault::Character) => Err(invalid("only A-Z a-z 0-9 _ - . : are allowed")),
@@ -153,38 +170,8 @@ pub(super) fn parse_hyphenated_uuid(text: &str) -> Option<Uuid> {
     Uuid::try_parse(text).ok()
 }
 
-/// The optional `activity` (SPEC section 4): `Ok(None)` when absent or null (unknown, and nothing
-/// to count), `Ok(Some(_))` for one of the four words, `Err` (ignored, so unknown too) for any
-/// other string or any other type. Never a rejection. The string is compared decoded, as keys
-/// are, so `"\u0072est"` is `rest`; without escapes nothing is allocated.
-pub(super) fn activity(raw: Option<&RawValue>) -> Result<Option<Activity>, IgnoredField> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    match Raw::classify(raw) {
-        Raw::Null => Ok(None),
-        Raw::String(quoted) => decode_string(quoted)
-            .as_deref()
-            .and_then(Activity::from_word)
-            .map(Some)
-            .ok_or(IgnoredField::Activity),
-        _ => Err(IgnoredField::Activity),
-    }
-}
-
-/// The optional `device_id` (SPEC section 4): `Ok(None)` when absent or null, `Ok(Some(_))` for a
-/// string of 1-64 characters from the customer-id set, `Err` (ignored, so unknown) for anything
-/// else. Never a rejection.
-pub(super) fn device_id(raw: Option<&RawValue>) -> Result<Option<String>, IgnoredField> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    match Raw::classify(raw) {
-        Raw::Null => Ok(None),
-        Raw::String(quoted) => decode_string(quoted)
-            .filter(|text| customer_id_fault(text).is_none())
-            .map(|text| Some(text.into_owned()))
-            .ok_or(IgnoredField::DeviceId),
-        _ => Err(IgnoredField::DeviceId),
-    }
+/// A device id (SPEC section 4's `device_id`, FHIR's `Device/<id>`): 1-64 characters from the
+/// customer-id set, else `None`.
+pub(super) fn device_id_text(text: &str) -> Option<String> {
+    customer_id_fault(text).is_none().then(|| text.to_owned())
 }

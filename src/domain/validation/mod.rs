@@ -42,6 +42,7 @@
 
 mod accepted;
 mod detail;
+mod document;
 mod fields;
 mod key;
 mod parse;

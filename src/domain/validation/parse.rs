@@ -1,5 +1,7 @@
-//! Parsing the top level: one pass over the object with serde's map visitor, keeping the raw
-//! JSON text of the five fields read and only skipping over the rest.
+//! Parsing objects: one pass over an object with serde's map visitor, keeping the raw JSON text
+//! of the keys read and only skipping over the rest. The top level is walked once with every key
+//! any of the three formats reads; a nested object a format reads (FHIR's `subject`, Open
+//! mHealth's `header`) is walked the same way from its raw text.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -7,19 +9,73 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The five fields read, as raw JSON text borrowed from the value.
-#[derive(Default)]
-pub(super) struct Fields<'a> {
-    pub(super) customer_id: Option<&'a RawValue>,
-    pub(super) timestamp: Option<&'a RawValue>,
-    pub(super) heart_rate: Option<&'a RawValue>,
-    pub(super) event_id: Option<&'a RawValue>,
-    pub(super) activity: Option<&'a RawValue>,
-    pub(super) device_id: Option<&'a RawValue>,
+/// The top-level keys read, by any format: the native fields, the keys that tell the formats
+/// apart, and FHIR's fields (Open mHealth reads only `header` and `body` at the top).
+#[derive(Clone, Copy)]
+pub(super) enum Top {
+    CustomerId,
+    Timestamp,
+    HeartRate,
+    EventId,
+    Activity,
+    DeviceId,
+    ResourceType,
+    Header,
+    Body,
+    Id,
+    Status,
+    Code,
+    Subject,
+    Device,
+    EffectiveDateTime,
+    EffectiveInstant,
+    EffectivePeriod,
+    ValueQuantity,
 }
 
+/// The names of [`Top`]'s keys, in its order.
+const TOP_KEYS: [&str; 18] = [
+    "customer_id",
+    "timestamp",
+    "heart_rate",
+    "event_id",
+    "activity",
+    "device_id",
+    "resourceType",
+    "header",
+    "body",
+    "id",
+    "status",
+    "code",
+    "subject",
+    "device",
+    "effectiveDateTime",
+    "effectiveInstant",
+    "effectivePeriod",
+    "valueQuantity",
+];
+
+/// The raw JSON text of the keys of an object that were read (`None`: absent), in the order of
+/// the key list they were walked with.
+pub(super) struct Fields<'a, const N: usize>([Option<&'a RawValue>; N]);
+
+impl<'a, const N: usize> Fields<'a, N> {
+    pub(super) fn at(&self, index: usize) -> Option<&'a RawValue> {
+        self.0[index]
+    }
+}
+
+impl<'a> Fields<'a, 18> {
+    pub(super) fn get(&self, key: Top) -> Option<&'a RawValue> {
+        self.0[key as usize]
+    }
+}
+
+// The object is the usual case and lives on the stack for one record; boxing it would cost an
+// allocation per record to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Parsed<'a> {
-    Object(Fields<'a>),
+    Object(Fields<'a, 18>),
     /// The JSON literal `null`, which SPEC counts as malformed rather than as not an object.
     Null,
     /// Any other well-formed JSON value, as raw text.
@@ -49,8 +105,8 @@ pub(super) fn parse(text: &str) -> Result<Parsed<'_>, Malformed> {
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let walked =
-        de::Deserializer::deserialize_map(&mut de, ObjectVisitor).map_err(Malformed::Syntax)?;
+    let walked = de::Deserializer::deserialize_map(&mut de, ObjectVisitor { keys: &TOP_KEYS })
+        .map_err(Malformed::Syntax)?;
     de.end().map_err(Malformed::Syntax)?;
     if let Some(key) = walked.repeated {
         return Err(Malformed::RepeatedKey(key.into_owned()));
@@ -58,44 +114,59 @@ pub(super) fn parse(text: &str) -> Result<Parsed<'_>, Malformed> {
     Ok(Parsed::Object(walked.fields))
 }
 
-struct Walked<'a> {
-    fields: Fields<'a>,
+/// The keys `keys` of a nested value already known to be well-formed JSON: `Ok(None)` when it
+/// is not an object, `Err` with the key when the object repeats one (malformed, as at the top).
+pub(super) fn nested<'a, const N: usize>(
+    raw: &'a RawValue,
+    keys: &'static [&'static str; N],
+) -> Result<Option<Fields<'a, N>>, String> {
+    if !raw.get().starts_with('{') {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    // The text is one well-formed JSON object, so walking it again cannot fail; should it, the
+    // value is treated as not an object, which only ever makes a verdict stricter.
+    let Ok(walked) = de::Deserializer::deserialize_map(&mut de, ObjectVisitor { keys }) else {
+        return Ok(None);
+    };
+    match walked.repeated {
+        Some(key) => Err(key.into_owned()),
+        None => Ok(Some(walked.fields)),
+    }
+}
+
+struct Walked<'a, const N: usize> {
+    fields: Fields<'a, N>,
     /// The first repeated key seen. Reported only once the whole value is known to be
     /// well-formed JSON, so a syntax error later in the value is reported as such.
     repeated: Option<Cow<'a, str>>,
 }
 
-struct ObjectVisitor;
+struct ObjectVisitor<const N: usize> {
+    keys: &'static [&'static str; N],
+}
 
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Walked<'de>;
+impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
+    type Value = Walked<'de, N>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Fields::default();
+        let mut fields = Fields([None; N]);
         let mut repeated = None;
-        // Keys this module does not read, kept only to find repeats among them. Usually there
-        // are none, and then nothing is allocated.
+        // Keys not read, kept only to find repeats among them. Usually there are none, and then
+        // nothing is allocated.
         let mut others: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Key(key)) = map.next_key()? {
-            let slot = match key.as_ref() {
-                "customer_id" => &mut fields.customer_id,
-                "timestamp" => &mut fields.timestamp,
-                "heart_rate" => &mut fields.heart_rate,
-                "event_id" => &mut fields.event_id,
-                "activity" => &mut fields.activity,
-                "device_id" => &mut fields.device_id,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    others.push(key);
-                    continue;
-                }
+            let Some(slot) = self.keys.iter().position(|k| *k == key.as_ref()) else {
+                map.next_value::<IgnoredAny>()?;
+                others.push(key);
+                continue;
             };
             let raw: &'de RawValue = map.next_value()?;
-            if slot.replace(raw).is_some() && repeated.is_none() {
+            if fields.0[slot].replace(raw).is_some() && repeated.is_none() {
                 repeated = Some(key);
             }
         }

@@ -6,9 +6,10 @@ use serde_json::value::RawValue;
 
 use super::accepted::{IgnoredFields, Validated};
 use super::detail::Echo;
+use super::document::{CustomerRule, Document, EventIdRule, Part};
 use super::fields::{
-    activity, customer_id_from_integer, customer_id_from_string, decode_string, device_id,
-    json_kind, parse_hyphenated_uuid, CustomerId, Raw,
+    customer_id_checked, customer_id_from_integer, customer_id_from_string, decode_string,
+    json_kind, parse_hyphenated_uuid, Raw,
 };
 use super::parse::{parse, Malformed, Parsed};
 use super::rules::{RejectReason, Rejection, ValidationRules};
@@ -94,74 +95,89 @@ pub fn validate(
         }
     };
 
-    // missing_field: a JSON null counts as missing.
-    let customer_raw = required("customer_id", fields.customer_id)?;
-    let timestamp_raw = required("timestamp", fields.timestamp)?;
-    let heart_rate_raw = required("heart_rate", fields.heart_rate)?;
+    let document = Document::new(&fields)
+        .map_err(|key| Rejection::new(MalformedJson, format!("repeated key \"{}\"", Echo(&key))))?;
+    judge(&document, reference_time, rules)
+}
 
-    // wrong_type.
-    let customer = match Raw::classify(customer_raw) {
-        Raw::Integer(digits) => CustomerId::Integer(digits),
-        Raw::String(quoted) => CustomerId::String(quoted),
-        _ => {
-            return Err(wrong_type(
-                "customer_id",
-                "a string or a JSON integer",
-                customer_raw,
-            ))
+/// The checks after the parse, reason by reason, over the parts of a document.
+fn judge(
+    document: &Document<'_>,
+    reference_time: Option<DateTime<Utc>>,
+    rules: &ValidationRules,
+) -> Result<Validated, Rejection> {
+    use RejectReason::*;
+
+    // unsupported_observation: a FHIR or Open mHealth record that is not of a heart rate.
+    if let Some(detail) = &document.unsupported {
+        return Err(Rejection::new(UnsupportedObservation, detail.clone()));
+    }
+
+    // missing_field: a JSON null counts as missing.
+    for (part, _, required) in document.parts() {
+        if let (Part::Missing { path, null, also }, true) = (part, required) {
+            let what = if null { "null" } else { "missing" };
+            return Err(Rejection::new(
+                MissingField,
+                format!("{path}: required field is {what}{also}{}", document.hint),
+            ));
         }
-    };
-    let Raw::String(timestamp_quoted) = Raw::classify(timestamp_raw) else {
-        return Err(wrong_type("timestamp", "a string", timestamp_raw));
-    };
-    let heart_rate_digits = match Raw::classify(heart_rate_raw) {
-        Raw::Integer(_) | Raw::Float => heart_rate_raw.get(),
-        _ => return Err(wrong_type("heart_rate", "a JSON number", heart_rate_raw)),
-    };
-    // event_id is optional, and null is the same as absent.
-    let event = match fields.event_id {
-        None => None,
-        Some(raw) => match Raw::classify(raw) {
-            Raw::Null => None,
-            Raw::String(quoted) => Some((quoted, raw)),
-            _ => return Err(wrong_type("event_id", "a string", raw)),
-        },
-    };
+    }
+
+    // wrong_type: of each part there, and of what encloses it.
+    for (part, kind, _) in document.parts() {
+        match part {
+            Part::NotAnObject { path, raw } => {
+                return Err(wrong_type(path, "an object", raw));
+            }
+            Part::Found { path, raw } if !kind.admits(raw) => {
+                return Err(wrong_type(path, kind.expected(), raw));
+            }
+            _ => {}
+        }
+    }
+    // Every required part is there, of its type, from here on.
+    let (customer_path, customer_raw) = found(document.customer)?;
+    let (timestamp_path, timestamp_raw) = found(document.timestamp)?;
+    let (heart_rate_path, heart_rate_raw) = found(document.heart_rate)?;
 
     // invalid_customer_id.
-    let customer_id = match customer {
-        CustomerId::Integer(digits) => customer_id_from_integer(digits, customer_raw)?,
-        CustomerId::String(quoted) => customer_id_from_string(quoted, customer_raw)?,
-    };
+    let customer_id = customer_id(document.customer_rule, customer_path, customer_raw)?;
 
     // invalid_event_id.
-    let given_event_id = match event {
-        Some((quoted, event_raw)) => Some(
-            decode_string(quoted)
-                .as_deref()
-                .and_then(parse_hyphenated_uuid)
-                .ok_or_else(|| {
-                    Rejection::new(
+    let given_event_id = match (document.event_id, document.event_id_rule) {
+        (Part::Found { path, raw }, rule) => {
+            let uuid = string_of(raw).as_deref().and_then(parse_hyphenated_uuid);
+            match (uuid, rule) {
+                (Some(uuid), _) => Some(uuid),
+                // A FHIR id that is not a UUID is the server's name for the resource, not the
+                // reading's identity: the identity is derived.
+                (None, EventIdRule::IfUuid) => None,
+                (None, _) => {
+                    return Err(Rejection::new(
                         InvalidEventId,
                         format!(
-                            "event_id: expected a uuid in the hyphenated \
-                             8-4-4-4-12 form, got {}",
-                            Echo(event_raw.get())
+                            "{path}: expected a uuid in the hyphenated 8-4-4-4-12 form, got {}",
+                            Echo(raw.get())
                         ),
-                    )
-                })?,
-        ),
-        None => None,
+                    ))
+                }
+            }
+        }
+        _ => None,
     };
 
     // invalid_timestamp.
-    let recorded_at = decode_string(timestamp_quoted)
+    let recorded_at = string_of(timestamp_raw)
         .ok_or("not a valid unicode string")
         .and_then(|text| parse_timestamp(&text))
         .map_err(|what| {
             Rejection::new(
                 InvalidTimestamp,
-                format!("timestamp: {what}, got {}", Echo(timestamp_raw.get())),
+                format!(
+                    "{timestamp_path}: {what}, got {}",
+                    Echo(timestamp_raw.get())
+                ),
             )
         })?;
 
@@ -174,7 +190,8 @@ pub fn validate(
             return Err(Rejection::new(
                 FutureTimestamp,
                 format!(
-                    "timestamp: {} is {} ms ahead of the record time {}, over the limit of {} ms",
+                    "{timestamp_path}: {} is {} ms ahead of the record time {}, over the limit \
+                     of {} ms",
                     canonical_timestamp(&recorded_at),
                     ahead_ns / 1_000_000,
                     canonical_timestamp(&reference_time),
@@ -191,7 +208,8 @@ pub fn validate(
             return Err(Rejection::new(
                 StaleTimestamp,
                 format!(
-                    "timestamp: {} is {} days behind the record time {}, over the limit of {} days",
+                    "{timestamp_path}: {} is {} days behind the record time {}, over the limit \
+                     of {} days",
                     canonical_timestamp(&recorded_at),
                     behind_ns / NANOS_PER_DAY,
                     canonical_timestamp(&reference_time),
@@ -204,29 +222,29 @@ pub fn validate(
     // implausible_heart_rate, on the number rounded to an integer, halves away from zero: a
     // number beyond i64 is out of any configurable range; a range configured wider than
     // `smallint` cannot be stored, so it is refused here too.
-    let heart_rate = rounded(heart_rate_digits)
+    let heart_rate = rounded(heart_rate_raw.get())
         .filter(|bpm| (rules.min_heart_rate..=rules.max_heart_rate).contains(bpm))
         .and_then(|bpm| i16::try_from(bpm).ok())
         .ok_or_else(|| {
             Rejection::new(
                 ImplausibleHeartRate,
                 format!(
-                    "heart_rate: {} is outside {}..={}",
-                    Echo(heart_rate_digits),
+                    "{heart_rate_path}: {} is outside {}..={}",
+                    Echo(heart_rate_raw.get()),
                     rules.min_heart_rate,
                     rules.max_heart_rate
                 ),
             )
         })?;
 
-    // The optional context: never a reason to reject, so looked at only once the record is
-    // accepted; a value that is not one of its own is unknown, and noted as ignored.
+    // The optional context: never a reason to reject; a value that is not one of its own is
+    // unknown, and noted as ignored.
     let mut ignored = IgnoredFields::default();
-    let activity = activity(fields.activity).unwrap_or_else(|field| {
+    let activity = document.activity.unwrap_or_else(|field| {
         ignored.insert(field);
         None
     });
-    let device_id = device_id(fields.device_id).unwrap_or_else(|field| {
+    let device_id = document.device.clone().unwrap_or_else(|field| {
         ignored.insert(field);
         None
     });
@@ -245,25 +263,73 @@ pub fn validate(
     })
 }
 
-/// The raw text of a required field, or missing_field when it is absent or null.
-fn required<'a>(name: &str, raw: Option<&'a RawValue>) -> Result<&'a RawValue, Rejection> {
-    match raw {
-        None => Err(Rejection::new(
+/// The path and raw text of a required part, known to be found once missing_field and
+/// wrong_type have passed; should it not be, it is missing, rather than a panic.
+fn found(part: Part<'_>) -> Result<(&'static str, &RawValue), Rejection> {
+    match part {
+        Part::Found { path, raw } => Ok((path, raw)),
+        Part::Missing { path, .. } | Part::NotAnObject { path, .. } => Err(Rejection::new(
             RejectReason::MissingField,
-            format!("{name}: required field is missing"),
+            format!("{path}: required field is missing"),
         )),
-        Some(raw) if raw.get() == "null" => Err(Rejection::new(
-            RejectReason::MissingField,
-            format!("{name}: required field is null"),
-        )),
-        Some(raw) => Ok(raw),
     }
 }
 
-fn wrong_type(field: &str, expected: &str, raw: &RawValue) -> Rejection {
+/// The customer id of a customer part that has its type.
+pub(super) fn customer_id(
+    rule: CustomerRule,
+    path: &'static str,
+    raw: &RawValue,
+) -> Result<String, Rejection> {
+    match (rule, Raw::classify(raw)) {
+        (CustomerRule::Direct, Raw::Integer(digits)) => customer_id_from_integer(path, digits, raw),
+        (CustomerRule::PatientReference, Raw::String(quoted)) => {
+            let reference = decode_string(quoted).unwrap_or_default();
+            let id = patient_id(&reference).ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::InvalidCustomerId,
+                    format!(
+                        "{path}: expected a reference Patient/<id>, got {}",
+                        Echo(raw.get())
+                    ),
+                )
+            })?;
+            customer_id_checked(path, id.into(), raw)
+        }
+        (_, Raw::String(quoted)) => customer_id_from_string(path, quoted, raw),
+        _ => Err(wrong_type(path, "a string or a JSON integer", raw)),
+    }
+}
+
+/// The id of a FHIR reference to a patient: `Patient/<id>`, or an absolute URL ending in
+/// `/Patient/<id>`, either with a version `/_history/<v>` after it that is dropped. Any other
+/// reference (`Group/1`, `#contained`, `urn:uuid:...`, a conditional `Patient?identifier=...`)
+/// names no patient id.
+fn patient_id(reference: &str) -> Option<&str> {
+    let unversioned = match reference.find("/_history/") {
+        Some(at) => &reference[..at],
+        None => reference,
+    };
+    let id = match unversioned.strip_prefix("Patient/") {
+        Some(id) => id,
+        None if unversioned.contains("://") => unversioned.rsplit_once("/Patient/")?.1,
+        None => return None,
+    };
+    (!id.is_empty() && !id.contains(['/', '?', '#'])).then_some(id)
+}
+
+/// The text of a JSON string, decoded.
+fn string_of(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    match Raw::classify(raw) {
+        Raw::String(quoted) => decode_string(quoted),
+        _ => None,
+    }
+}
+
+fn wrong_type(path: &str, expected: &str, raw: &RawValue) -> Rejection {
     Rejection::new(
         RejectReason::WrongType,
-        format!("{field}: expected {expected}, got {}", Echo(raw.get())),
+        format!("{path}: expected {expected}, got {}", Echo(raw.get())),
     )
 }
 

@@ -171,24 +171,27 @@ proptest! {
         heart_rate in 20i16..=250,
         event_id in any::<u128>(),
         activity in prop::option::of(prop::sample::select(Activity::ALL.to_vec())),
+        device_id in prop::option::of("[A-Za-z0-9_.:-]{1,64}"),
     ) {
+        // Readings of any age: the age bound has its own cases.
+        let rules = ValidationRules { max_age_days: 0, ..ValidationRules::default() };
         let reading = Reading {
             event_id: Uuid::from_u128(event_id),
             customer_id,
             recorded_at: DateTime::from_timestamp_micros(micros).unwrap(),
             heart_rate,
             activity,
-            device_id: None,
+            device_id,
         };
         let json = reading.to_json();
-        let validated = validate(Some(json.as_bytes()), Some(reference()), &ValidationRules::default());
+        let validated = validate(Some(json.as_bytes()), Some(reference()), &rules);
         prop_assert_eq!(validated, Ok(Validated { reading: reading.clone(), ignored: IgnoredFields::default() }));
 
         // Without its event id, the same reading gets the derived one.
         let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
         object.remove("event_id");
         let bare = serde_json::to_string(&object).unwrap();
-        let derived = validate(Some(bare.as_bytes()), Some(reference()), &ValidationRules::default()).unwrap().reading;
+        let derived = validate(Some(bare.as_bytes()), Some(reference()), &rules).unwrap().reading;
         prop_assert_eq!(derived.event_id, derive_event_id(&reading.customer_id, &reading.recorded_at));
         prop_assert_eq!(Reading { event_id: reading.event_id, ..derived }, reading);
     }

@@ -138,10 +138,14 @@ fn cases() -> Vec<(&'static str, Option<Vec<u8>>, Expect)> {
         ("month 13 is invalid", ts("2026-13-01T12:00:00Z"), Reject(InvalidTimestamp)),
         ("february 30 is invalid", ts("2026-02-30T12:00:00Z"), Reject(InvalidTimestamp)),
         ("february 29 of a common year is invalid", ts("2025-02-29T12:00:00Z"), Reject(InvalidTimestamp)),
-        ("february 29 of a leap year is accepted", ts("2024-02-29T12:00:00Z"), ok("CUST-1", "2024-02-29T12:00:00.000000Z", 72)),
+        // unsupported_observation: the FHIR and Open mHealth cases are in formats.rs.
+        ("a fhir respiratory rate is unsupported", v(r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"9279-1"}]},"subject":{"reference":"Patient/CUST-1"},"effectiveDateTime":"2026-11-29T12:00:00Z","valueQuantity":{"value":16,"unit":"/min"}}"#), Reject(UnsupportedObservation)),
+        ("a fhir heart rate is accepted", v(r#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/CUST-1"},"effectiveDateTime":"2026-11-29T12:00:00Z","valueQuantity":{"value":72,"unit":"/min"}}"#), ok("CUST-1", NOON, 72)),
+        ("an open mhealth heart rate is accepted", v(r#"{"header":{"id":"1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b","user_id":"CUST-1"},"body":{"heart_rate":{"value":72,"unit":"beats/min"},"effective_time_frame":{"date_time":"2026-11-29T12:00:00Z"}}}"#), ok_id("CUST-1", NOON, 72, "1b4e28ba-2fa1-4d3b-a3f5-ef19b5a7633b")),
         ("year 1969 is invalid", ts("1969-12-31T23:59:59Z"), Reject(InvalidTimestamp)),
-        ("the epoch is accepted", ts("1970-01-01T00:00:00Z"), ok("CUST-1", "1970-01-01T00:00:00.000000Z", 72)),
-        ("year 1970 as written is accepted before the epoch in utc", ts("1970-01-01T00:30:00+01:00"), ok("CUST-1", "1969-12-31T23:30:00.000000Z", 72)),
+        // The dates far from the record time are held to no age bound below (untimed_cases).
+        ("february 29 of the leap year 2028 is a date, in the future here", ts("2028-02-29T12:00:00Z"), Reject(FutureTimestamp)),
+        ("february 29 of a year that is no leap year is invalid", ts("2026-02-29T12:00:00Z"), Reject(InvalidTimestamp)),
         ("a space for t is invalid", ts("2026-11-29 12:00:00Z"), Reject(InvalidTimestamp)),
         ("offset without colon is invalid", ts("2026-11-29T12:00:00+0200"), Reject(InvalidTimestamp)),
         ("offset hour 24 is invalid", ts("2026-11-29T12:00:00+24:00"), Reject(InvalidTimestamp)),
@@ -158,6 +162,14 @@ fn cases() -> Vec<(&'static str, Option<Vec<u8>>, Expect)> {
         ("nanoseconds past the bound are truncated away", ts("2026-11-29T13:05:00.000000999Z"), ok("CUST-1", "2026-11-29T13:05:00.000000Z", 72)),
         ("offset timestamp past the bound is in the future", ts("2026-11-29T15:05:01+02:00"), Reject(FutureTimestamp)),
         ("far future year is in the future", ts("9999-12-31T23:59:59-23:59"), Reject(FutureTimestamp)),
+        // stale_timestamp: at most validation.max_age_days (30) behind the record time.
+        ("timestamp exactly 30 days behind is accepted", ts("2026-10-30T13:00:00Z"), ok("CUST-1", "2026-10-30T13:00:00.000000Z", 72)),
+        ("timestamp a microsecond over 30 days behind is stale", ts("2026-10-30T12:59:59.999999Z"), Reject(StaleTimestamp)),
+        ("offset timestamp over the bound is stale", ts("2026-10-30T14:59:59+02:00"), Reject(StaleTimestamp)),
+        ("offset timestamp at the bound is accepted", ts("2026-10-30T15:00:00+02:00"), ok("CUST-1", "2026-10-30T13:00:00.000000Z", 72)),
+        ("the epoch is stale", ts("1970-01-01T00:00:00Z"), Reject(StaleTimestamp)),
+        ("a stale timestamp beats an implausible heart rate", msg(r#""CUST-1""#, r#""2020-01-01T00:00:00Z""#, "500"), Reject(StaleTimestamp)),
+        ("an invalid timestamp beats a stale one", ts("2020-01-01T00:00:00"), Reject(InvalidTimestamp)),
         // Customer ids.
         ("64 character customer id is accepted", cid(&format!("\"{ID_64}\"")), ok(ID_64, NOON, 72)),
         ("65 character customer id is invalid", cid(&format!("\"{ID_64}.\"")), Reject(InvalidCustomerId)),
@@ -298,6 +310,16 @@ fn untimed_cases() -> Vec<(&'static str, Option<Vec<u8>>, Expect)> {
             "no kafka timestamp and a reading just past any skew is accepted",
             ts("2026-11-29T13:05:00.000001Z"),
             ok("CUST-1", "2026-11-29T13:05:00.000001Z", 72),
+        ),
+        (
+            "no kafka timestamp and february 29 of a leap year is accepted",
+            ts("2024-02-29T12:00:00Z"),
+            ok("CUST-1", "2024-02-29T12:00:00.000000Z", 72),
+        ),
+        (
+            "no kafka timestamp and year 1970 as written is accepted before the epoch in utc",
+            ts("1970-01-01T00:30:00+01:00"),
+            ok("CUST-1", "1969-12-31T23:30:00.000000Z", 72),
         ),
         (
             "no kafka timestamp and the epoch is accepted",
