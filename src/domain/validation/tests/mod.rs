@@ -8,6 +8,7 @@ use crate::domain::reading::Reading;
 
 use RejectReason::*;
 
+mod examples;
 mod formats;
 mod properties;
 mod table;
