@@ -58,6 +58,7 @@ fn defaults_load_and_match_the_spec() {
     assert_eq!(s.http.bind, "127.0.0.1:9898");
     assert_eq!(s.validation.max_message_bytes, 65536);
     assert_eq!(s.validation.max_future_skew_ms, ms(300000));
+    assert_eq!(s.validation.max_age_days, 30);
     assert_eq!(
         (s.validation.min_heart_rate, s.validation.max_heart_rate),
         (20, 250)
@@ -426,6 +427,23 @@ fn every_numeric_key_of_the_schema_has_a_range_and_its_default_is_in_it() {
     assert_eq!(numbers, schema_keys(Kind::Float));
     // The defaults load, so each is in its range.
     assert!(Settings::load_from(None, Vec::<(String, String)>::new()).is_ok());
+}
+
+#[test]
+fn max_age_days_is_zero_for_no_bound_up_to_a_century_and_refused_beyond_or_below() {
+    let s = load_with("[validation]\nmax_age_days = 0\n", vec![]).unwrap();
+    assert_eq!(s.validation.max_age_days, 0);
+    let s = load_with("", vec![("HEARTBEAT__VALIDATION__MAX_AGE_DAYS", "36600")]).unwrap();
+    assert_eq!(s.validation.max_age_days, 36_600);
+    for bad in ["-1", "36601"] {
+        let err = load_with(&format!("[validation]\nmax_age_days = {bad}\n"), vec![]).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![format!(
+                "validation.max_age_days: {bad} is out of range 0..=36600"
+            )]
+        );
+    }
 }
 
 #[test]

@@ -70,6 +70,9 @@ fn poison(now: i64) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("invalid_event_id", Some(br#"{"event_id":"not-a-uuid","customer_id":"C1","timestamp":"2026-11-29T13:00:00Z","heart_rate":72}"#.to_vec())),
         ("invalid_timestamp", Some(br#"{"customer_id":"C1","timestamp":"2026-13-01T00:00:00Z","heart_rate":72}"#.to_vec())),
         ("future_timestamp", Some(reading("C1", &future, 72))),
+        // Over the tests' ten-year age bound (tests/it/helpers/daemon.rs).
+        ("stale_timestamp", Some(reading("C1", "2000-01-01T00:00:00Z", 72))),
+        ("unsupported_observation", Some(br#"{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"9279-1"}]},"subject":{"reference":"Patient/C1"},"effectiveDateTime":"2026-11-29T13:00:00Z","valueQuantity":{"value":16,"unit":"/min"}}"#.to_vec())),
         ("implausible_heart_rate", Some(reading("C1", "2026-11-29T13:00:00Z", 251))),
     ]
 }

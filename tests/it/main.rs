@@ -16,6 +16,7 @@ mod contract;
 mod delivery;
 mod detection;
 mod faults;
+mod formats;
 mod helpers;
 mod ops;
 mod rules;

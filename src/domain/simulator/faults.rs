@@ -86,10 +86,11 @@ pub(super) fn fault_value(
                 "",
             )
         }
-        // Far past the default `validation.max_age_days` (30).
+        // Twenty years old: far past the default `validation.max_age_days` (30), and the ten
+        // years the integration tests allow.
         StaleTimestamp => {
             let earlier = now
-                .checked_sub_signed(TimeDelta::days(400))
+                .checked_sub_signed(TimeDelta::days(7_300))
                 .unwrap_or(DateTime::<Utc>::MIN_UTC);
             object(
                 &id_json,

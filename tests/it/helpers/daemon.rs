@@ -71,6 +71,10 @@ impl Setup {
             ("HEARTBEAT__LOG__FORMAT", "json".to_owned()),
             ("HEARTBEAT__LOG__LEVEL", "info".to_owned()),
             ("HEARTBEAT__GENERATOR__ENABLED", "false".to_owned()),
+            // Tests send readings of fixed dates (late 2026) with Kafka timestamps of now: an
+            // age bound of ten years keeps them readings whenever the suite runs, and still
+            // lets a test send a stale one (2000 is). Tests of the bound itself set their own.
+            ("HEARTBEAT__VALIDATION__MAX_AGE_DAYS", "3650".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
