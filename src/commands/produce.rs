@@ -200,14 +200,14 @@ struct Feed {
     refused: u64,
 }
 
-/// Reads `input` line by line and queues each line as a record on `topic`, until its end, a
-/// stop, or a delivery failure that halts the feed. Blocking.
+/// Reads `input` line by line and queues each line as a record on `topic`, until its end
+/// (`true`), a stop or a delivery failure that halts the feed (`false`). Blocking.
 fn feed(
     input: Input,
     producer: &FeedProducer,
     topic: &str,
     state: &Mutex<Feed>,
-) -> Result<(), InputError> {
+) -> Result<bool, InputError> {
     let mut reader = BufReader::with_capacity(READ_BUFFER, input.reader);
     let mut buf = Vec::new();
     let mut line_no: u64 = 0;
@@ -221,7 +221,7 @@ fn feed(
                 source,
             })?;
         if read == 0 {
-            return Ok(());
+            return Ok(true);
         }
         line_no += 1;
         let mut value = buf.as_slice();
@@ -232,10 +232,10 @@ fn feed(
         loop {
             // The lock is held from the stop check to the count, never while waiting.
             let Ok(mut state) = state.lock() else {
-                return Ok(());
+                return Ok(false);
             };
             if state.stopped || producer.context().halt.load(Ordering::SeqCst) {
-                return Ok(());
+                return Ok(false);
             }
             // Line numbers fit a usize on every target this builds for (64-bit).
             let mut record: BaseRecord<'_, str, [u8], usize> =
@@ -398,13 +398,13 @@ pub async fn produce(settings: Settings, args: ProduceArgs, log: Logger) -> i32 
                 s.stopped = true;
             }
             signalled = true;
-            Ok(Ok(()))
+            Ok(Ok(false))
         }
     };
-    let read_error = match ended {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(e) => Some(format!("reading {name} failed: {e}")),
+    let (read_error, whole) = match ended {
+        Ok(Ok(whole)) => (None, whole),
+        Ok(Err(e)) => (Some(e.to_string()), false),
+        Err(e) => (Some(format!("reading {name} failed: {e}")), false),
     };
 
     // Every queued record gets its delivery report within the delivery timeout.
@@ -441,9 +441,9 @@ pub async fn produce(settings: Settings, args: ProduceArgs, log: Logger) -> i32 
     }
     if let Some(e) = &read_error {
         eprintln!("error: {e}; the rest of {name} was not sent");
-    } else if halted {
+    } else if halted && !whole {
         eprintln!("error: stopped reading {name} after line {lines}: the rest was not sent");
-    } else if signalled {
+    } else if signalled && !whole {
         eprintln!("stopped by a signal after line {lines} of {name}: the rest was not sent");
     }
     if not_acknowledged == 0 && read_error.is_none() && !halted {

@@ -18,5 +18,6 @@ mod detection;
 mod faults;
 mod helpers;
 mod ops;
+mod produce;
 mod rules;
 mod security;
