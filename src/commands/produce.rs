@@ -38,6 +38,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use slog::{error, info, warn, Logger};
+use tokio::sync::oneshot;
 
 use super::{exit, stopped};
 use crate::config::{KafkaSettings, Settings};
@@ -119,7 +120,7 @@ struct FeedContext {
     settings: KafkaSettings,
     acknowledged: AtomicU64,
     failed: AtomicU64,
-    /// The first record that failed: its line and librdkafka's reason.
+    /// The earliest line that failed, and librdkafka's reason.
     first_failure: Mutex<Option<(u64, String)>>,
     /// Set by a failure that is not the record's own (a timeout, a broker gone, a fatal
     /// producer error): what would follow would fail the same way, so reading stops.
@@ -131,7 +132,12 @@ struct FeedContext {
 impl FeedContext {
     fn note_failure(&self, line: u64, reason: String) {
         if let Ok(mut first) = self.first_failure.lock() {
-            first.get_or_insert((line, reason));
+            if !first
+                .as_ref()
+                .is_some_and(|(earliest, _)| *earliest <= line)
+            {
+                *first = Some((line, reason));
+            }
         }
     }
 }
@@ -200,6 +206,14 @@ struct Feed {
     refused: u64,
 }
 
+/// The line's bytes without its terminator, `\n` or `\r\n`. A `\r` elsewhere is data.
+fn without_terminator(line: &[u8]) -> &[u8] {
+    match line.strip_suffix(b"\n") {
+        Some(rest) => rest.strip_suffix(b"\r").unwrap_or(rest),
+        None => line,
+    }
+}
+
 /// Reads `input` line by line and queues each line as a record on `topic`, until its end
 /// (`true`), a stop or a delivery failure that halts the feed (`false`). Blocking.
 fn feed(
@@ -224,10 +238,7 @@ fn feed(
             return Ok(true);
         }
         line_no += 1;
-        let mut value = buf.as_slice();
-        if let Some(rest) = value.strip_suffix(b"\n") {
-            value = rest.strip_suffix(b"\r").unwrap_or(rest);
-        }
+        let value = without_terminator(&buf);
         let key = customer_key(value);
         loop {
             // The lock is held from the stop check to the count, never while waiting.
@@ -384,10 +395,21 @@ pub async fn produce(settings: Settings, args: ProduceArgs, log: Logger) -> i32 
     info!(log, "producing"; "topic" => &topic, "input" => &name);
 
     let state = Arc::new(Mutex::new(Feed::default()));
-    let mut feeding = {
+    // A thread of its own, not `spawn_blocking`: the runtime waits for its blocking tasks when
+    // it ends, and a read blocked on a quiet pipe would then hold up the exit after a signal.
+    let (ended_tx, mut feeding) = oneshot::channel();
+    {
         let (producer, topic, state) = (producer.clone(), topic.clone(), state.clone());
-        tokio::task::spawn_blocking(move || feed(input, &producer, &topic, &state))
-    };
+        let spawned = std::thread::Builder::new()
+            .name("produce-reader".to_owned())
+            .spawn(move || {
+                let _ = ended_tx.send(feed(input, &producer, &topic, &state));
+            });
+        if let Err(e) = spawned {
+            eprintln!("error: cannot start reading {name}: {e}; nothing was sent");
+            return exit::FAILURE;
+        }
+    }
     let mut signalled = false;
     let ended = tokio::select! {
         ended = &mut feeding => ended,
@@ -404,7 +426,8 @@ pub async fn produce(settings: Settings, args: ProduceArgs, log: Logger) -> i32 
     let (read_error, whole) = match ended {
         Ok(Ok(whole)) => (None, whole),
         Ok(Err(e)) => (Some(e.to_string()), false),
-        Err(e) => (Some(format!("reading {name} failed: {e}")), false),
+        // The reader ended without a word: it panicked.
+        Err(_) => (Some(format!("reading {name} failed")), false),
     };
 
     // Every queued record gets its delivery report within the delivery timeout.
@@ -450,5 +473,57 @@ pub async fn produce(settings: Settings, args: ProduceArgs, log: Logger) -> i32 
         exit::OK
     } else {
         exit::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_terminator_is_taken_off_a_line() {
+        for (line, value) in [
+            (&b"{}\n"[..], &b"{}"[..]),
+            (b"{}\r\n", b"{}"),
+            (b"{}", b"{}"),
+            (b"\n", b""),
+            (b"\r\n", b""),
+            (b"{}\r", b"{}\r"),
+            (b"{}\r\r\n", b"{}\r"),
+            (b" {} \n", b" {} "),
+        ] {
+            assert_eq!(
+                without_terminator(line),
+                value,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn standard_input_is_absent_or_a_dash_and_a_file_is_named() {
+        assert_eq!(open(None).unwrap().name, "standard input");
+        assert_eq!(open(Some(Path::new("-"))).unwrap().name, "standard input");
+        let e = open(Some(Path::new("/nonexistent/x.jsonl"))).err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("cannot open /nonexistent/x.jsonl: "),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(Some(dir.path())).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("cannot read {}: it is a directory", dir.path().display())
+        );
+    }
+
+    #[test]
+    fn only_a_record_s_own_refusal_lets_the_feed_go_on() {
+        let own = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let gone = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert!(refused_on_its_own(&own));
+        assert!(!refused_on_its_own(&gone));
     }
 }

@@ -400,7 +400,7 @@ fn a_broker_that_goes_away_midway_stops_the_reading_and_counts_what_was_not_ackn
     );
     assert!(
         stderr.contains(&format!(
-            "{} of {sent} records were not acknowledged; the first was line 4",
+            "{} of {sent} records were not acknowledged; the first was line 4:",
             sent - 3
         )),
         "{stderr}"
@@ -410,6 +410,43 @@ fn a_broker_that_goes_away_midway_stops_the_reading_and_counts_what_was_not_ackn
             "stopped reading standard input after line {sent}: the rest was not sent"
         )),
         "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_reading_and_exits_0_once_what_was_sent_is_acknowledged() {
+    let setup = without_db();
+    let mut child = setup
+        .command(&["produce", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The pipe stays open: produce waits for a third line when the signal comes.
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 1..=2 {
+        writeln!(stdin, r#"{{"customer_id":"SIG-{i}"}}"#).unwrap();
+    }
+    stdin.flush().unwrap();
+    assert_eq!(records_at(&brokers(), &setup.topic, 2).len(), 2);
+    // SAFETY: a signal to the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = wait_for("produce to stop", DEADLINE, || child.try_wait().unwrap());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(": 2 acknowledged, 0 not acknowledged"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("stopped by a signal after line 2 of standard input"),
+        "{}",
+        stderr(&out)
     );
 }
 
