@@ -482,11 +482,23 @@ fn a_line_too_large_for_the_producer_is_counted_and_the_others_still_go() {
 }
 
 #[test]
-fn a_bad_flag_or_an_empty_topic_exits_2() {
+fn a_bad_flag_an_empty_topic_or_an_invalid_config_exits_2() {
     for args in [&["produce", "--bogus"][..], &["produce", "--topic", ""][..]] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
+    // An invalid configuration is exit 2 too, before anything is read or sent.
+    let out = without_db()
+        .with("HEARTBEAT__KAFKA__TOPICS__PARTITIONS", "0")
+        .command(&["produce", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kafka.topics.partitions"),
+        "{}",
+        stderr(&out)
+    );
     let out = Command::new(BIN)
         .args(["produce", "--version"])
         .output()
