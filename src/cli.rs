@@ -44,6 +44,16 @@ pub enum Command {
         #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100000")]
         profile: Option<u64>,
     },
+    /// Publish each line of FILE (standard input when absent or `-`) as one record, as it is,
+    /// keyed by the customer id it names; exit once all are acknowledged.
+    Produce {
+        /// Topic to send to. Default: kafka.topics.readings.
+        #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        topic: Option<String>,
+        /// JSON lines to send, one record per line; `-` or absent = standard input.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Validate the effective configuration and print it, secrets redacted.

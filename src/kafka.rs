@@ -160,6 +160,26 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     apply_overrides(c, settings)
 }
 
+/// How long `produce` lets a record wait for the broker's acknowledgement before it counts as
+/// not acknowledged (librdkafka's `message.timeout.ms`), unless `kafka.librdkafka` sets it. The
+/// publisher's 300 s rides out a broker restart unattended; a person feeding a file is waiting
+/// for an answer, and 30 s is ten of librdkafka's reconnect backoffs (2 s, above) plus a leader
+/// election on a real cluster.
+pub const FEED_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `produce`'s producer: the publisher's (idempotent, `acks=all`, `murmur2_random`, lz4), with
+/// [`FEED_DELIVERY_TIMEOUT`] unless the escape hatch names `message.timeout.ms`.
+pub fn feed_producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut c = producer_config(settings);
+    if !settings.librdkafka.contains_key("message.timeout.ms") {
+        c.set(
+            "message.timeout.ms",
+            FEED_DELIVERY_TIMEOUT.as_millis().to_string(),
+        );
+    }
+    c
+}
+
 /// Problems librdkafka finds in the properties this program would set, the raw
 /// `kafka.librdkafka` ones included (an unknown name, a bad value), each naming the key, so a
 /// typo there exits 2 at start like any other configuration error instead of failing later.

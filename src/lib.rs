@@ -24,7 +24,7 @@
 //!   actor gets its downstream (`Downstream`) from its constructor, never importing another.
 //! - [`pipeline`]: wiring of the actor groups from `Settings`.
 //! - [`cli`]: the command line; [`commands`]: one module per command (`run`, `generate`,
-//!   `migrate`, `inspect`, `tail`, `rules`; `check-config` lives in `main`).
+//!   `produce`, `migrate`, `inspect`, `tail`, `rules`; `check-config` lives in `main`).
 
 pub mod actors;
 pub mod cli;

@@ -4,7 +4,7 @@
 use clap::Parser;
 
 use heartbeat_pipeline::cli::{Cli, Command};
-use heartbeat_pipeline::commands::{self, exit, generate::GenerateArgs};
+use heartbeat_pipeline::commands::{self, exit, generate::GenerateArgs, produce::ProduceArgs};
 use heartbeat_pipeline::config::{ConfigError, Settings};
 use heartbeat_pipeline::telemetry;
 
@@ -63,6 +63,9 @@ fn main() {
             },
             log.clone(),
         )),
+        Command::Produce { topic, file } => actix::System::new().block_on(
+            commands::produce::produce(settings, ProduceArgs { topic, file }, log.clone()),
+        ),
         Command::Tail {
             topic,
             from_beginning,
@@ -108,8 +111,8 @@ fn install_panic_hook(log: slog::Logger) {
 
 /// The commands whose output is for a reader (`inspect | head`, `tail | grep -m1`): when the
 /// reader goes away they end as `cat` does, killed by SIGPIPE, instead of panicking in
-/// `println!` with a trace. Not `run` and `generate`, which hold records in flight and must
-/// drain them whatever becomes of their output.
+/// `println!` with a trace. Not `run`, `generate` and `produce`, which hold records in flight
+/// and must drain them whatever becomes of their output.
 fn prints_for_a_reader(command: &Command) -> bool {
     matches!(
         command,

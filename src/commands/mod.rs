@@ -4,6 +4,7 @@
 pub mod generate;
 pub mod inspect;
 pub mod migrate;
+pub mod produce;
 pub mod rules;
 pub mod run;
 pub mod tail;

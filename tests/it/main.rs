@@ -19,5 +19,6 @@ mod faults;
 mod formats;
 mod helpers;
 mod ops;
+mod produce;
 mod rules;
 mod security;
