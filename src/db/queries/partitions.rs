@@ -18,9 +18,9 @@ pub fn utc_day(at: &DateTime<Utc>) -> NaiveDate {
 /// Missing days per creating statement. Each partition made holds an ACCESS EXCLUSIVE lock on
 /// `readings` (every reader and writer of the table waits) and about six entries of the shared
 /// lock table (64 per connection by default) until its transaction commits. Measured here a
-/// partition takes 5-30 ms to create: 32 bound a statement to well under a second of locks and
-/// 200 lock entries, while the commit and the round trip (a few ms) are paid once per 32 days
-/// instead of once per day.
+/// partition takes 10-40 ms to create (two fsyncs, see migration 000027): 32 bound a statement to
+/// about a second of locks at worst and 200 lock entries, while the commit and the round trip (a
+/// few ms each on a busy disk) are paid once per 32 days instead of once per day.
 const DAYS_PER_STATEMENT: usize = 32;
 
 #[derive(Debug, QueryableByName)]
