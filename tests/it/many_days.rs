@@ -113,5 +113,10 @@ fn with_no_age_bound_readings_on_thousands_of_days_are_stored_one_partition_per_
         db.count("SELECT count(DISTINCT tableoid) AS n FROM readings"),
         DAYS
     );
+    // Made without a TOAST table (and its index build): the text columns are STORAGE PLAIN.
+    assert_eq!(
+        db.count(&OLD_PARTITIONS.replace("WHERE", "WHERE c.reltoastrelid <> 0 AND")),
+        0
+    );
     assert_eq!(daemon.stop(), 0);
 }
