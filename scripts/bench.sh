@@ -9,6 +9,7 @@
 #        scripts/bench.sh delivery [--rate R] [--seconds S] [--triggers T]
 #        scripts/bench.sh delivery --throughput [--records N] [--rounds K] [--storm]
 #        scripts/bench.sh chaos [--records N] [--seeds S1,S2,...]
+#        scripts/bench.sh many-days [--days D]
 #
 # Builds the release binaries, starts the local services (scripts/services.sh up) and
 # runs target/release/heartbeat-bench with the given arguments. Figures go to stdout.

@@ -25,6 +25,9 @@ macro_rules! new_reading {
             /// `Activity::as_str`, or `None` (null) when unknown: a static word, nothing to
             /// allocate per row.
             pub activity: Option<&'static str>,
+            /// The device that measured it (`Reading::device_id`), `None` (null) when unknown;
+            /// borrowed from the reading like `customer_id`.
+            pub device_id: Option<&'a str>,
         }
     };
 }
@@ -42,6 +45,7 @@ impl<'a> From<&NewReading<'a>> for StagedReading<'a> {
             kafka_partition: r.kafka_partition,
             kafka_offset: r.kafka_offset,
             activity: r.activity,
+            device_id: r.device_id,
         }
     }
 }

@@ -112,6 +112,7 @@ diesel::table! {
         kafka_offset -> Int8,
         ingested_at -> Timestamptz,
         activity -> Nullable<Text>,
+        device_id -> Nullable<Text>,
     }
 }
 

@@ -25,6 +25,7 @@ diesel::table! {
         kafka_partition -> Int4,
         kafka_offset -> Int8,
         activity -> Nullable<Text>,
+        device_id -> Nullable<Text>,
     }
 }
 
@@ -45,7 +46,7 @@ pub const CREATE_STAGING: [&str; 2] = [
     "CREATE TEMPORARY TABLE IF NOT EXISTS readings_stage (\
      event_id uuid NOT NULL, customer_id text NOT NULL, recorded_at timestamptz NOT NULL, \
      heart_rate smallint NOT NULL, class text NOT NULL, kafka_partition int NOT NULL, \
-     kafka_offset bigint NOT NULL, activity text) ON COMMIT DELETE ROWS",
+     kafka_offset bigint NOT NULL, activity text, device_id text) ON COMMIT DELETE ROWS",
     "CREATE TEMPORARY TABLE IF NOT EXISTS anomalies_stage (\
      event_id uuid, customer_id text NOT NULL, kind text NOT NULL, heart_rate smallint, \
      recorded_at timestamptz NOT NULL, details jsonb NOT NULL) ON COMMIT DELETE ROWS",
@@ -65,9 +66,9 @@ pub const MOVE_STAGED_ANOMALIES: &str = "WITH stored AS (\
 /// Moves the staged readings that are new into `readings`, reporting which those were.
 pub const MOVE_STAGED: &str = "INSERT INTO readings \
      (event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset, \
-     activity) \
+     activity, device_id) \
      SELECT event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset, \
-     activity FROM readings_stage ON CONFLICT DO NOTHING RETURNING event_id, recorded_at";
+     activity, device_id FROM readings_stage ON CONFLICT DO NOTHING RETURNING event_id, recorded_at";
 
 /// Creates the staging table on every new pooled connection.
 #[derive(Debug, Clone, Copy)]

@@ -36,11 +36,18 @@
 //! throughput pass with Alertmanager delivery off and on in alternation, and the ratio
 //! (`--storm`: readings that activate spike episodes all the time).
 //!
+//! `heartbeat-bench many-days [--days D]` preloads one customer's readings on D distinct past
+//! days (default 3,000, the newest 3,100 days old, stamped now by Kafka) and runs the processor
+//! over them twice: with the default configuration (all `stale_timestamp`, no partition made) and
+//! with `validation.max_age_days = 0` (all stored, a day partition each), printing the seconds
+//! and readings/s of each.
+//!
 //! Needs the local services (`scripts/services.sh up`) or `HEARTBEAT_BENCH_DATABASE_URL` (an
 //! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
 //!
 //! # Parts
-//! - `poison.rs`, `throughput.rs`, `latency.rs`, `delivery.rs`, `quality/`: one subcommand each.
+//! - `poison.rs`, `throughput.rs`, `latency.rs`, `delivery.rs`, `quality/`, `many_days.rs`: one
+//!   subcommand each.
 //! - `alertmanager.rs`: a private Alertmanager and the webhook recorder it notifies.
 //! - `load.rs`: what goes into the topics.
 //! - `processors.rs`: runs of the real processor, timed.
@@ -50,6 +57,7 @@ mod alertmanager;
 mod delivery;
 mod latency;
 mod load;
+mod many_days;
 mod poison;
 mod processors;
 mod quality;
@@ -60,6 +68,7 @@ use clap::{Parser, Subcommand};
 
 use crate::delivery::{delivery_latency, delivery_throughput};
 use crate::latency::latency;
+use crate::many_days::many_days;
 use crate::poison::poison;
 use crate::quality::{parse_seeds, quality, Mode, Params};
 use crate::throughput::throughput;
@@ -133,6 +142,12 @@ enum Bench {
         /// simulator's.
         #[arg(long)]
         storm: bool,
+    },
+    /// Readings on many distinct past days (a producer's clock gone wrong): all stale by
+    /// default, all stored with `validation.max_age_days = 0`.
+    ManyDays {
+        #[arg(long, default_value_t = 3_000)]
+        days: u64,
     },
     /// Event-level precision, recall, false-alert burden and delay of the activated alerts.
     Quality {
@@ -242,5 +257,6 @@ fn main() -> anyhow::Result<()> {
             triggers,
             ..
         } => delivery_latency(rate.max(1), seconds.max(1), triggers.max(1)),
+        Bench::ManyDays { days } => many_days(days.max(1)),
     }
 }

@@ -70,6 +70,17 @@ pub(super) fn run_processors(
     url: &str,
     replicas: u32,
 ) -> anyhow::Result<Pass> {
+    run_processors_with(topic, records, url, replicas, &[])
+}
+
+/// [`run_processors`] with `env` (configuration by environment variable) over the defaults.
+pub(super) fn run_processors_with(
+    topic: &str,
+    records: u64,
+    url: &str,
+    replicas: u32,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Pass> {
     let bin = pipeline_binary()?;
     let group = unique("hb_bench");
     let mut children: Vec<Child> = Vec::new();
@@ -77,6 +88,7 @@ pub(super) fn run_processors(
     for _ in 0..replicas {
         let mut cmd = Command::new(&bin);
         pipeline_env(&mut cmd, topic, url, &group);
+        cmd.envs(env.iter().copied());
         let addr = format!("127.0.0.1:{}", free_port()?);
         cmd.env("HEARTBEAT__HTTP__BIND", &addr);
         http.push(addr);

@@ -100,6 +100,7 @@ pub fn persist_batch(
             kafka_partition: r.partition,
             kafka_offset: r.offset,
             activity: r.reading.activity.map(Activity::as_str),
+            device_id: r.reading.device_id.as_deref(),
         })
         .collect();
     let rejects: Vec<NewRejected<'_>> = rejects_in

@@ -1,0 +1,13 @@
+-- The device that measured a reading (SPEC sections 4 and 5): the native format's optional
+-- `device_id` (1-64 characters of the customer-id set), FHIR's `device.reference` "Device/<id>";
+-- null when unknown (absent, null, or a value that breaks the rule, which the processor counts in
+-- heartbeat_ignored_values_total{field="device_id"}).
+--
+-- As with `activity` (migration 000022): added to the partitioned parent, the column reaches every
+-- day partition and the ones made later (PARTITION OF takes the parent's columns); nullable and
+-- without a default, it changes the catalog only, so no partition is rewritten. Retention drops
+-- whole partitions and the roles of migration 000007 are granted on the table: neither changes.
+--
+-- No CHECK of the rule: the processor writes only values that meet it, and a check on every row of
+-- the hot COPY path would buy nothing the validator does not already guarantee.
+ALTER TABLE readings ADD COLUMN device_id text;
