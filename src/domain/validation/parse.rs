@@ -76,7 +76,7 @@ impl<'a> Fields<'a, 18> {
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Parsed<'a> {
     Object(Fields<'a, 18>),
-    /// The JSON literal `null`, which SPEC counts as malformed rather than as not an object.
+    /// The JSON literal `null`: well-formed JSON, not an object (a Kafka null value is no text).
     Null,
     /// Any other well-formed JSON value, as raw text.
     Other(&'a str),

@@ -61,10 +61,11 @@ pub fn validate(
     // malformed_json and not_an_object: one parse of the whole value.
     let fields = match parse(text) {
         Ok(Parsed::Object(fields)) => fields,
+        // SPEC: the JSON text `null` is valid JSON, so not_an_object (unlike a Kafka null value).
         Ok(Parsed::Null) => {
             return Err(Rejection::new(
-                MalformedJson,
-                "value is the JSON literal null".to_owned(),
+                NotAnObject,
+                "expected a JSON object, got null".to_owned(),
             ))
         }
         Ok(Parsed::Other(raw)) => {
