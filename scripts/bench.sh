@@ -4,6 +4,7 @@
 # Usage: scripts/bench.sh throughput [--records N] [--replicas R] [--peer]
 #        scripts/bench.sh latency [--rate R] [--seconds S] [--linger-ms L]
 #        scripts/bench.sh poison [--records N] [--poison-percent P] [--rounds R]
+#        scripts/bench.sh formats [--records N] [--rounds R]
 #        scripts/bench.sh quality [--offline | --compare] [--seeds 1-10] [--customers C]
 #            [--interval-s S] [--days D | --minutes M] [--activity on|off] [--config FILE] [--threads T]
 #        scripts/bench.sh delivery [--rate R] [--seconds S] [--triggers T]

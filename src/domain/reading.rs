@@ -104,6 +104,72 @@ impl Reading {
         }
         json.to_string()
     }
+
+    /// The reading as a FHIR R4 heart-rate `Observation` (SPEC section 4): `id` is the
+    /// `event_id`, the LOINC code 8867-4 in the vital-signs category, the customer as
+    /// `Patient/<id>`, the device as `Device/<id>` when known, the rate in UCUM `/min`. FHIR has
+    /// no activity, so it is left out; the validator reads this back as the same reading.
+    pub fn to_fhir_json(&self) -> String {
+        let mut json = serde_json::json!({
+            "resourceType": "Observation",
+            "id": self.event_id.to_string(),
+            "status": "final",
+            "category": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "vital-signs",
+            }]}],
+            "code": {"coding": [{
+                "system": "http://loinc.org",
+                "code": "8867-4",
+                "display": "Heart rate",
+            }]},
+            "subject": {"reference": format!("Patient/{}", self.customer_id)},
+            "effectiveDateTime": canonical_timestamp(&self.recorded_at),
+            "valueQuantity": {
+                "value": self.heart_rate,
+                "unit": "beats/minute",
+                "system": "http://unitsofmeasure.org",
+                "code": "/min",
+            },
+        });
+        if let Some(device_id) = &self.device_id {
+            json["device"] = serde_json::json!({"reference": format!("Device/{device_id}")});
+        }
+        json.to_string()
+    }
+
+    /// The reading as an Open mHealth `omh:heart-rate` 2.0 data point (SPEC section 4): the
+    /// header's `id` is the `event_id` and its `creation_date_time` the measurement time, the
+    /// activity as OMH's temporal relationship (sleep is `during sleep` to sleep; rest, active and
+    /// exercise are `at rest`, `active` and `during exercise` to physical activity). OMH has no
+    /// device, so it is left out.
+    pub fn to_omh_json(&self) -> String {
+        let timestamp = canonical_timestamp(&self.recorded_at);
+        let mut json = serde_json::json!({
+            "header": {
+                "id": self.event_id.to_string(),
+                "creation_date_time": timestamp,
+                "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"},
+                "user_id": self.customer_id,
+            },
+            "body": {
+                "heart_rate": {"value": self.heart_rate, "unit": "beats/min"},
+                "effective_time_frame": {"date_time": timestamp},
+            },
+        });
+        let (key, word) = match self.activity {
+            None => return json.to_string(),
+            Some(Activity::Sleep) => ("temporal_relationship_to_sleep", "during sleep"),
+            Some(Activity::Rest) => ("temporal_relationship_to_physical_activity", "at rest"),
+            Some(Activity::Active) => ("temporal_relationship_to_physical_activity", "active"),
+            Some(Activity::Exercise) => (
+                "temporal_relationship_to_physical_activity",
+                "during exercise",
+            ),
+        };
+        json["body"][key] = word.into();
+        json.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +214,124 @@ mod tests {
         reading.activity = Some(Activity::Sleep);
         let json: serde_json::Value = serde_json::from_str(&reading.to_json()).unwrap();
         assert_eq!(json["activity"], "sleep");
+    }
+
+    /// The reading of docs/MESSAGES.md's examples (formats-decisions: the same in all three).
+    fn example_reading() -> Reading {
+        Reading {
+            event_id: Uuid::parse_str("6f1c9a34-0d43-4c6e-9a4b-2a3f3cbd2a11").unwrap(),
+            customer_id: "CUST-00042".to_owned(),
+            recorded_at: Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap()
+                + chrono::Duration::milliseconds(250),
+            heart_rate: 72,
+            activity: Some(Activity::Rest),
+            device_id: Some("watch-7".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_fhir_json_is_a_heart_rate_observation_of_the_reading() {
+        let reading = example_reading();
+        let json: serde_json::Value = serde_json::from_str(&reading.to_fhir_json()).unwrap();
+        assert_eq!(json["resourceType"], "Observation");
+        assert_eq!(json["id"], "6f1c9a34-0d43-4c6e-9a4b-2a3f3cbd2a11");
+        assert_eq!(json["status"], "final");
+        assert_eq!(
+            json["category"][0]["coding"][0],
+            serde_json::json!({
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "vital-signs",
+            })
+        );
+        assert_eq!(json["code"]["coding"][0]["system"], "http://loinc.org");
+        assert_eq!(json["code"]["coding"][0]["code"], "8867-4");
+        assert_eq!(json["subject"]["reference"], "Patient/CUST-00042");
+        assert_eq!(json["device"]["reference"], "Device/watch-7");
+        assert_eq!(json["effectiveDateTime"], "2026-11-29T13:00:00.250000Z");
+        assert_eq!(
+            json["valueQuantity"],
+            serde_json::json!({
+                "value": 72,
+                "unit": "beats/minute",
+                "system": "http://unitsofmeasure.org",
+                "code": "/min",
+            })
+        );
+        assert!(json.get("activity").is_none(), "{json}");
+    }
+
+    #[test]
+    fn the_fhir_json_names_a_device_only_when_it_is_known() {
+        let reading = Reading {
+            device_id: None,
+            ..example_reading()
+        };
+        let json: serde_json::Value = serde_json::from_str(&reading.to_fhir_json()).unwrap();
+        assert!(json.get("device").is_none(), "{json}");
+    }
+
+    #[test]
+    fn the_omh_json_is_a_heart_rate_data_point_of_the_reading() {
+        let reading = example_reading();
+        let json: serde_json::Value = serde_json::from_str(&reading.to_omh_json()).unwrap();
+        assert_eq!(
+            json["header"],
+            serde_json::json!({
+                "id": "6f1c9a34-0d43-4c6e-9a4b-2a3f3cbd2a11",
+                "creation_date_time": "2026-11-29T13:00:00.250000Z",
+                "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"},
+                "user_id": "CUST-00042",
+            })
+        );
+        assert_eq!(
+            json["body"],
+            serde_json::json!({
+                "heart_rate": {"value": 72, "unit": "beats/min"},
+                "effective_time_frame": {"date_time": "2026-11-29T13:00:00.250000Z"},
+                "temporal_relationship_to_physical_activity": "at rest",
+            })
+        );
+    }
+
+    #[test]
+    fn the_omh_json_says_each_activity_as_omh_does_and_nothing_when_unknown() {
+        let cases = [
+            (
+                Some(Activity::Sleep),
+                "temporal_relationship_to_sleep",
+                "during sleep",
+            ),
+            (
+                Some(Activity::Rest),
+                "temporal_relationship_to_physical_activity",
+                "at rest",
+            ),
+            (
+                Some(Activity::Active),
+                "temporal_relationship_to_physical_activity",
+                "active",
+            ),
+            (
+                Some(Activity::Exercise),
+                "temporal_relationship_to_physical_activity",
+                "during exercise",
+            ),
+        ];
+        for (activity, key, word) in cases {
+            let reading = Reading {
+                activity,
+                ..example_reading()
+            };
+            let json: serde_json::Value = serde_json::from_str(&reading.to_omh_json()).unwrap();
+            let body = json["body"].as_object().unwrap();
+            assert_eq!(body[key], word, "{activity:?}");
+            assert_eq!(body.len(), 3, "{activity:?}: one relationship only: {json}");
+        }
+        let reading = Reading {
+            activity: None,
+            ..example_reading()
+        };
+        let json: serde_json::Value = serde_json::from_str(&reading.to_omh_json()).unwrap();
+        assert_eq!(json["body"].as_object().unwrap().len(), 2, "{json}");
     }
 }

@@ -1,5 +1,6 @@
-//! What goes into the topics: preloaded records (clean or with poison), the generator's
-//! stream, and readings published at a steady rate.
+//! What goes into the topics: preloaded records (clean or with poison), the same simulated
+//! readings in one format and in three, the generator's stream, and readings published at a
+//! steady rate.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -8,6 +9,10 @@ use anyhow::bail;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
+
+use heartbeat_pipeline::config::Settings;
+use heartbeat_pipeline::domain::reading::{derive_event_id, Reading};
+use heartbeat_pipeline::domain::simulator::{SimRecord, Simulator};
 
 use crate::services::{brokers, pipeline_binary, pipeline_env};
 
@@ -43,15 +48,20 @@ pub(super) fn poison_value(i: u64) -> Option<Vec<u8>> {
     Some(v.to_vec())
 }
 
-/// Fills `topic` with `records` records, `poison_percent` of them poison, spread evenly.
-pub(super) fn preload(topic: &str, records: u64, poison_percent: u64) -> anyhow::Result<()> {
-    let producer: BaseProducer = ClientConfig::new()
+/// The producer the preloads use: lz4 batches of up to 10,000 records.
+fn preload_producer() -> anyhow::Result<BaseProducer> {
+    Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("compression.type", "lz4")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
-        .create()?;
+        .create()?)
+}
+
+/// Fills `topic` with `records` records, `poison_percent` of them poison, spread evenly.
+pub(super) fn preload(topic: &str, records: u64, poison_percent: u64) -> anyhow::Result<()> {
+    let producer = preload_producer()?;
     let base = chrono::Utc::now() - chrono::Duration::hours(1);
     let mut poison_sent = 0u64;
     for i in 0..records {
@@ -75,6 +85,62 @@ pub(super) fn preload(topic: &str, records: u64, poison_percent: u64) -> anyhow:
             record = record.payload(v);
         }
         queue(&producer, record);
+    }
+    producer.flush(Timeout::After(Duration::from_secs(120)))?;
+    Ok(())
+}
+
+/// Fills `native` and `mixed` with the same `records` readings of the project's simulator
+/// (seed 1, [`BENCH_CUSTOMERS`] customers, each with its activity and a device): in `native`
+/// all in the native format, in `mixed` a third each native, FHIR and OMH, in turn (SPEC
+/// section 4, `Reading::to_json`, `to_fhir_json`, `to_omh_json`). Stamped like `preload`'s: from
+/// an hour ago a microsecond apart, so no time bound rejects them.
+pub(super) fn preload_formats(native: &str, mixed: &str, records: u64) -> anyhow::Result<()> {
+    let producer = preload_producer()?;
+    let mut sim_cfg = Settings::load(None)?.simulator_config(1);
+    sim_cfg.customers = BENCH_CUSTOMERS as usize;
+    sim_cfg.fault_rate = 0.0;
+    let mut sim = Simulator::new(sim_cfg);
+    let base = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut i = 0u64;
+    while i < records {
+        let at = base + chrono::Duration::microseconds(i as i64);
+        // With no faults the simulator only makes readings.
+        let SimRecord::Reading {
+            customer_id,
+            heart_rate,
+            activity,
+            ..
+        } = sim.next_record(at)
+        else {
+            continue;
+        };
+        let reading = Reading {
+            event_id: derive_event_id(&customer_id, &at),
+            device_id: Some(format!("{customer_id}-watch")),
+            customer_id,
+            recorded_at: at,
+            heart_rate,
+            activity: Some(activity),
+        };
+        let native_value = reading.to_json();
+        let mixed_value = match i % 3 {
+            0 => reading.to_json(),
+            1 => reading.to_fhir_json(),
+            _ => reading.to_omh_json(),
+        };
+        let key = reading.customer_id.as_str();
+        queue(
+            &producer,
+            BaseRecord::to(native)
+                .key(key)
+                .payload(native_value.as_str()),
+        );
+        queue(
+            &producer,
+            BaseRecord::to(mixed).key(key).payload(mixed_value.as_str()),
+        );
+        i += 1;
     }
     producer.flush(Timeout::After(Duration::from_secs(120)))?;
     Ok(())

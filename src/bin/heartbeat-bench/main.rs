@@ -7,6 +7,11 @@
 //! poisoned/clean. Timing runs from the first stored row to the last, so the consumer group's
 //! join time does not count.
 //!
+//! `heartbeat-bench formats [--records N] [--rounds R]` preloads two fresh topics with the same
+//! N simulated readings, one all native and one a third each native, FHIR and Open mHealth, runs
+//! the processor over each in alternation like `poison` and prints readings per second and the
+//! ratio mixed/native.
+//!
 //! `heartbeat-bench throughput [--records N] [--replicas R]` preloads N clean readings (default
 //! 1,000,000; 10,000 customers, about a third anomalous by the bands) into a fresh topic, runs R
 //! processors in one consumer group from the start until every row is stored, and reports
@@ -46,8 +51,8 @@
 //! admin URL) and `HEARTBEAT_BENCH_BROKERS`. Use the release build (`scripts/bench.sh`).
 //!
 //! # Parts
-//! - `poison.rs`, `throughput.rs`, `latency.rs`, `delivery.rs`, `quality/`, `many_days.rs`: one
-//!   subcommand each.
+//! - `poison.rs`, `formats.rs`, `throughput.rs`, `latency.rs`, `delivery.rs`, `quality/`,
+//!   `many_days.rs`: one subcommand each.
 //! - `alertmanager.rs`: a private Alertmanager and the webhook recorder it notifies.
 //! - `load.rs`: what goes into the topics.
 //! - `processors.rs`: runs of the real processor, timed.
@@ -55,6 +60,7 @@
 
 mod alertmanager;
 mod delivery;
+mod formats;
 mod latency;
 mod load;
 mod many_days;
@@ -67,6 +73,7 @@ mod throughput;
 use clap::{Parser, Subcommand};
 
 use crate::delivery::{delivery_latency, delivery_throughput};
+use crate::formats::formats;
 use crate::latency::latency;
 use crate::many_days::many_days;
 use crate::poison::poison;
@@ -93,6 +100,14 @@ enum Bench {
         poison_percent: u64,
         /// Passes over each topic, alternating; the best of each is compared.
         #[arg(long, default_value_t = 2)]
+        rounds: u32,
+    },
+    /// Throughput of the same readings in the three formats (a third each) against native only.
+    Formats {
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Passes over each topic, alternating; the best of each is compared.
+        #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
     /// Readings per second end to end against PostgreSQL's own COPY of the same rows.
@@ -234,6 +249,7 @@ fn main() -> anyhow::Result<()> {
             poison_percent,
             rounds,
         } => poison(records, poison_percent.min(100), rounds),
+        Bench::Formats { records, rounds } => formats(records.max(1), rounds.max(1)),
         Bench::Throughput {
             records,
             replicas,
