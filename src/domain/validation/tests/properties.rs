@@ -5,7 +5,7 @@ use proptest::test_runner::Config as ProptestConfig;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::reading::{derive_event_id, Activity};
+use crate::domain::reading::{derive_event_id, Activity, Reading};
 use crate::domain::validation::fields::is_customer_id_byte;
 
 /// The raw-bytes property runs 10 000 cases unless `PROPTEST_CASES` says otherwise (proptest's
@@ -95,7 +95,8 @@ fn fragment() -> impl Strategy<Value = String> {
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop_oneof![Just("customer_id"), Just("timestamp"), Just("heart_rate"), Just("event_id"), Just("activity")].prop_map(str::to_owned),
+        4 => prop_oneof![Just("customer_id"), Just("timestamp"), Just("heart_rate"), Just("event_id"), Just("activity"), Just("device_id")].prop_map(str::to_owned),
+        1 => prop_oneof![Just("resourceType"), Just("header"), Just("body"), Just("subject"), Just("valueQuantity"), Just("code"), Just("effectiveDateTime")].prop_map(str::to_owned),
         1 => "[a-z_]{1,10}",
         1 => Just(r"heart\u005frate".to_owned()),
     ]
@@ -210,5 +211,149 @@ proptest! {
         let expected = word.as_deref().and_then(Activity::from_word);
         prop_assert_eq!(with.reading.activity, expected);
         prop_assert_eq!(with.ignored.contains(IgnoredField::Activity), value != "null" && expected.is_none());
+    }
+}
+
+/// The paths a detail of a FHIR or Open mHealth message may begin with.
+const FORMAT_PATHS: [&str; 22] = [
+    "subject",
+    "effectiveDateTime",
+    "effectiveInstant",
+    "effectivePeriod",
+    "valueQuantity",
+    "code",
+    "status",
+    "id",
+    "header.user_id",
+    "header.id",
+    "header.schema_id.name",
+    "body.heart_rate",
+    "body.effective_time_frame",
+    "body.descriptive_statistic",
+    "repeated key",
+    "customer_id",
+    "timestamp",
+    "heart_rate",
+    "event_id",
+    "value is",
+    "expected a JSON object",
+    "invalid json",
+];
+
+/// A valid reading of any customer, time (1970 to 2026), rate, activity and device.
+fn reading() -> impl Strategy<Value = Reading> {
+    (
+        "[A-Za-z0-9_.:-]{1,64}",
+        0i64..=1_795_000_000_000_000,
+        20i16..=250,
+        any::<u128>(),
+        prop::option::of(prop::sample::select(Activity::ALL.to_vec())),
+        prop::option::of("[A-Za-z0-9_.:-]{1,64}"),
+    )
+        .prop_map(
+            |(customer_id, micros, heart_rate, id, activity, device_id)| Reading {
+                event_id: Uuid::from_u128(id),
+                customer_id,
+                recorded_at: DateTime::from_timestamp_micros(micros).unwrap(),
+                heart_rate,
+                activity,
+                device_id,
+            },
+        )
+}
+
+/// `json` with the member at the dotted `path` replaced by the raw JSON `fragment` (removed
+/// when `None`). Spliced in as text, so fragments serde_json would not build (a lone surrogate,
+/// a number beyond an f64) go in as written.
+fn replaced(json: &str, path: &str, fragment: Option<&str>) -> String {
+    const MARKER: &str = "__fragment__";
+    let mut doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    let (parents, leaf) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut node = &mut doc;
+    for key in parents.split('.').filter(|k| !k.is_empty()) {
+        node = &mut node[key];
+    }
+    let object = node
+        .as_object_mut()
+        .expect("the parents of a path are objects");
+    object.remove(leaf);
+    if fragment.is_some() {
+        object.insert(MARKER.to_owned(), 0.into());
+    }
+    let text = doc.to_string();
+    match fragment {
+        Some(fragment) => text.replace(
+            &format!("\"{MARKER}\":0"),
+            &format!("\"{leaf}\":{fragment}"),
+        ),
+        None => text,
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_valid_reading_round_trips_through_fhir_and_open_mhealth(reading in reading()) {
+        let rules = ValidationRules { max_age_days: 0, ..ValidationRules::default() };
+        let check = |json: String| validate(Some(json.as_bytes()), Some(reference()), &rules).map(|v| v.reading);
+        // FHIR carries the device and no activity; Open mHealth the activity and no device.
+        prop_assert_eq!(check(reading.to_fhir_json()), Ok(Reading { activity: None, ..reading.clone() }));
+        prop_assert_eq!(check(reading.to_omh_json()), Ok(Reading { device_id: None, ..reading.clone() }));
+        // The key `produce` gives each is the customer.
+        for json in [reading.to_json(), reading.to_fhir_json(), reading.to_omh_json()] {
+            prop_assert_eq!(customer_key(json.as_bytes()), Some(reading.customer_id.clone()));
+        }
+    }
+
+    #[test]
+    fn a_fractional_rate_is_rounded_alike_in_every_format(whole in 19i64..252, frac in "[0-9]{1,20}") {
+        let literal = format!("{whole}.{frac}");
+        // Halves away from zero, on the decimal digits.
+        let expected = whole + i64::from(frac.as_bytes()[0] >= b'5');
+        let rules = ValidationRules::default();
+        let base = Reading {
+            event_id: Uuid::from_u128(7),
+            customer_id: "CUST-1".to_owned(),
+            recorded_at: reference(),
+            heart_rate: 72,
+            activity: None,
+            device_id: None,
+        };
+        let forms = [
+            replaced(&base.to_json(), "heart_rate", Some(&literal)),
+            replaced(&base.to_fhir_json(), "valueQuantity.value", Some(&literal)),
+            replaced(&base.to_omh_json(), "body.heart_rate.value", Some(&literal)),
+        ];
+        for json in forms {
+            let got = validate(Some(json.as_bytes()), Some(reference()), &rules);
+            if (20..=250).contains(&expected) {
+                prop_assert_eq!(got.map(|v| i64::from(v.reading.heart_rate)), Ok(expected), "{}", json);
+            } else {
+                prop_assert_eq!(got.map_err(|r| r.reason), Err(ImplausibleHeartRate), "{}", json);
+            }
+        }
+    }
+
+    #[test]
+    fn any_part_of_a_fhir_or_open_mhealth_message_replaced_gets_a_verdict_naming_a_path(
+        reading in reading(),
+        omh in any::<bool>(),
+        at in 0usize..12,
+        fragment in prop::option::of(fragment()),
+    ) {
+        let paths: &[&str] = if omh {
+            &["header", "header.id", "header.user_id", "header.schema_id", "body", "body.heart_rate", "body.heart_rate.value", "body.heart_rate.unit", "body.effective_time_frame", "body.effective_time_frame.date_time", "body.descriptive_statistic", "body.temporal_relationship_to_sleep"]
+        } else {
+            &["subject", "subject.reference", "code", "code.coding", "status", "id", "device", "effectiveDateTime", "effectivePeriod", "valueQuantity", "valueQuantity.value", "valueQuantity.unit"]
+        };
+        let json = if omh { reading.to_omh_json() } else { reading.to_fhir_json() };
+        let json = replaced(&json, paths[at], fragment.as_deref());
+        let rules = ValidationRules::default();
+        match validate(Some(json.as_bytes()), Some(reference()), &rules) {
+            Ok(validated) => assert_within_contract(&validated, &rules),
+            Err(rejection) => prop_assert!(
+                FORMAT_PATHS.iter().any(|p| rejection.detail.starts_with(p)),
+                "{}: {}", json, rejection
+            ),
+        }
     }
 }
