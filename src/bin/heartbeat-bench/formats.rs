@@ -7,6 +7,12 @@
 //! `rounds` rounds; the best pass of each is compared, so a noisy neighbour in one pass does not
 //! decide the ratio (issue 19's target: mixed at least 0.9 of native).
 
+use std::time::Instant;
+
+use chrono::{TimeDelta, Utc};
+use heartbeat_pipeline::domain::reading::{derive_event_id, Activity, Reading};
+use heartbeat_pipeline::domain::validation::{validate, ValidationRules};
+
 use crate::load::preload_formats;
 use crate::processors::pass;
 use crate::services::{create_topics, unique};
@@ -20,6 +26,7 @@ pub(super) fn formats(records: u64, rounds: u32) -> anyhow::Result<()> {
          FHIR and OMH ..."
     );
     preload_formats(&native, &mixed, records)?;
+    validator_cost(records.min(200_000));
     let (mut best_native, mut best_mixed) = (0f64, 0f64);
     for round in 1..=rounds {
         for (name, topic, best) in [
@@ -40,4 +47,45 @@ pub(super) fn formats(records: u64, rounds: u32) -> anyhow::Result<()> {
         best_mixed / best_native
     );
     Ok(())
+}
+
+/// The validator alone, in this process: nanoseconds per record of each format, over `n`
+/// readings encoded each way (the part of a pass that the format changes; the rest is the same
+/// readings through the same detector and writer).
+fn validator_cost(n: u64) {
+    let now = Utc::now();
+    let readings: Vec<Reading> = (0..n)
+        .map(|i| {
+            let customer_id = format!("CUST-{:05}", i % 10_000);
+            let recorded_at = now - TimeDelta::milliseconds(i as i64);
+            Reading {
+                event_id: derive_event_id(&customer_id, &recorded_at),
+                customer_id,
+                recorded_at,
+                heart_rate: 60 + (i % 40) as i16,
+                activity: Some(Activity::ALL[i as usize % Activity::ALL.len()]),
+                device_id: Some(format!("DEV-{:05}", i % 10_000)),
+            }
+        })
+        .collect();
+    let rules = ValidationRules::default();
+    let mut line = String::from("validator alone, ns/record:");
+    for (name, encode) in [
+        ("native", Reading::to_json as fn(&Reading) -> String),
+        ("fhir", Reading::to_fhir_json),
+        ("omh", Reading::to_omh_json),
+    ] {
+        let values: Vec<String> = readings.iter().map(encode).collect();
+        let started = Instant::now();
+        let accepted = values
+            .iter()
+            .filter(|v| validate(Some(v.as_bytes()), Some(now), &rules).is_ok())
+            .count();
+        let ns = started.elapsed().as_nanos() as f64 / values.len().max(1) as f64;
+        let bytes = values.iter().map(String::len).sum::<usize>() / values.len().max(1);
+        line.push_str(&format!(
+            " {name} {ns:.0} ({bytes} bytes, {accepted} accepted)"
+        ));
+    }
+    println!("{line}");
 }
