@@ -1,5 +1,6 @@
-//! Validation: turns the raw value of a `heartbeats` Kafka record into a [`Reading`] or a
-//! [`Rejection`], exactly per SPEC section 4.
+//! Validation: turns the raw value of a `heartbeats` Kafka record, in any of the three formats
+//! of SPEC section 4 (native, FHIR R4 Observation, Open mHealth heart-rate data point), into a
+//! [`Reading`] or a [`Rejection`], exactly per SPEC section 4.
 //!
 //! Owns the rules of the reading message: which fields are read, their types and ranges, the
 //! timestamp grammar, the derived `event_id`, and the order in which rejection reasons win.
@@ -7,7 +8,7 @@
 //! (its Kafka timestamp; `None` when it has none, and then no time bound applies) and the
 //! configured [`ValidationRules`]. Nothing here reads the clock, so a re-read of a record always
 //! gets the same verdict. Emits `Ok(Validated)` (the [`Reading`] and the optional fields whose
-//! value was ignored) or `Err(Rejection)` with one of the eleven [`RejectReason`]s and a short
+//! value was ignored) or `Err(Rejection)` with one of the thirteen [`RejectReason`]s and a short
 //! lowercase detail that echoes at most 100 bytes of the input. It never fails otherwise and
 //! never panics: bad input is data, not an error. An optional field's value that is not one of
 //! its own (`"activity":"dancing"`) never rejects: the field is unknown, and [`IgnoredFields`]
@@ -15,12 +16,13 @@
 //!
 //! The checks run reason by reason, each across all fields, and the first reason that applies
 //! wins, so the verdict does not depend on the order of the fields in the object. Within one
-//! reason the detail names the first failing field in the order `customer_id`, `timestamp`,
-//! `heart_rate`, `event_id`.
+//! reason the detail names the first failing part, by its path in the message, in the order
+//! customer, timestamp, heart rate, event id, then the format's own parts.
 //!
 //! One parse pass: the top-level object is walked with serde's map visitor, keeping the raw JSON
-//! text of the five fields read (serde_json's `RawValue`, which needs serde_json's `raw_value`
-//! feature) and only skipping over the rest. The raw text is what lets us round a heart rate
+//! text of the keys any format reads (serde_json's `RawValue`, which needs serde_json's
+//! `raw_value` feature) and only skipping over the rest; the nested objects a FHIR or Open
+//! mHealth message is read from are walked the same way, from their raw text. The raw text is what lets us round a heart rate
 //! exactly from its decimal digits (`72.5` is 73, `72.49999999999999999` is 72, where an `f64`
 //! would say 72.5), and compare a 20-digit customer id exactly; serde_json's
 //! `Value` would turn both into an `f64` and would also silently keep the last of two repeated
@@ -29,14 +31,18 @@
 //! # Parts
 //! - `rules.rs`: [`ValidationRules`], the [`RejectReason`]s in check order, [`Rejection`].
 //! - `accepted.rs`: [`Validated`], the [`IgnoredFields`] of an accepted record.
-//! - `validate.rs`: [`validate`], the checks reason by reason.
-//! - `parse.rs`: the one pass over the top-level object.
-//! - `fields.rs`: the raw text of a field, classified, and the customer id, event id and activity
-//!   rules.
+//! - `validate.rs`: [`validate`], the checks reason by reason over a document's parts.
+//! - `parse.rs`: the pass over an object, for the keys read.
+//! - `document.rs`: the three formats told apart and mapped onto the same parts (each with its
+//!   path), and what makes a FHIR or Open mHealth record `unsupported_observation`.
+//! - `key.rs`: [`customer_key`], the customer a record names in any format (for `produce`).
+//! - `fields.rs`: the raw text of a field, classified, and the customer id, event id and device
+//!   id rules.
 //! - `timestamp.rs`: the timestamp grammar.
 //! - `detail.rs`: input quoted into a detail.
-//! - `tests/`: the table of cases (`table.rs`), examples (`mod.rs`) and properties
-//!   (`properties.rs`).
+//! - `tests/`: the table of native cases (`table.rs`), of FHIR and Open mHealth cases
+//!   (`formats.rs`), the standards' own examples (`examples.rs`, files in tests/data/formats/),
+//!   examples (`mod.rs`) and properties (`properties.rs`).
 //!
 //! [`Reading`]: crate::domain::reading::Reading
 
