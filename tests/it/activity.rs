@@ -289,40 +289,12 @@ fn classified(
 /// they are driven here through the library against the real, migrated database.
 #[test]
 fn the_staged_path_stores_the_activity_and_a_replayed_tail_carries_it() {
-    use heartbeat_pipeline::db::queries::{load_tails, persist_batch, BatchRows};
+    use heartbeat_pipeline::db::queries::load_tails;
 
-    let db = TestDb::new();
-    let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    db.execute("SELECT heartbeat_ensure_day_partition(now())");
+    let (db, mut conn) = writer_db();
     let at = Utc::now();
     let second = chrono::TimeDelta::seconds(1);
-    let mut conn = db.conn();
-    // As the writer's pool does for each of its connections.
-    for sql in heartbeat_pipeline::db::staging::CREATE_STAGING {
-        diesel::sql_query(sql).execute(&mut conn).expect(sql);
-    }
-    let write = |conn: &mut PgConnection, readings: &[ClassifiedReading]| {
-        persist_batch(
-            conn,
-            BatchRows {
-                readings,
-                rejects: &[],
-                anomalies: &[],
-                alerts: &[],
-                events: &[],
-                states: &[],
-                checkpoints: &[],
-                fence: &[],
-            },
-        )
-        .expect("persist the batch")
-    };
+    let write = persist_readings;
     let first = write(&mut conn, &[classified("C", at, 0, Some(Activity::Sleep))]);
     assert_eq!(first.stored, 1);
     // The first reading again (not known to be a duplicate): the direct COPY conflicts, and the

@@ -221,3 +221,47 @@ impl Drop for PrivatePostgres {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A migrated database (by the real binary) with today's day partition, and a connection with
+/// the writer's staging tables, as the writer's pool makes for each of its connections: for
+/// driving the writer's batch path through the library where the binary cannot force it.
+pub fn writer_db() -> (TestDb, PgConnection) {
+    let db = TestDb::new();
+    let migrate = super::Setup::new(&db)
+        .command(&["migrate"])
+        .output()
+        .expect("run migrate");
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    db.execute("SELECT heartbeat_ensure_day_partition(now())");
+    let mut conn = db.conn();
+    for sql in heartbeat_pipeline::db::staging::CREATE_STAGING {
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
+    (db, conn)
+}
+
+/// Persists a batch of readings alone, as the writer does.
+pub fn persist_readings(
+    conn: &mut PgConnection,
+    readings: &[heartbeat_pipeline::domain::record::ClassifiedReading],
+) -> heartbeat_pipeline::db::queries::BatchOutcome {
+    use heartbeat_pipeline::db::queries::{persist_batch, BatchRows};
+    persist_batch(
+        conn,
+        BatchRows {
+            readings,
+            rejects: &[],
+            anomalies: &[],
+            alerts: &[],
+            events: &[],
+            states: &[],
+            checkpoints: &[],
+            fence: &[],
+        },
+    )
+    .expect("persist the batch")
+}

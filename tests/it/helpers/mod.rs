@@ -21,7 +21,7 @@ mod kafka;
 
 pub use alertmanager::{http_post, Alertmanager, NotifiedAlert, Routing, WebhookRecorder};
 pub use daemon::{replay_in_a_new_group, Daemon, Setup};
-pub use db::{accounted, count_at, PrivatePostgres, TestDb};
+pub use db::{accounted, count_at, persist_readings, writer_db, PrivatePostgres, TestDb};
 pub use kafka::{
     committed_offsets, committed_offsets_at, committed_total, group_state, header, producer,
     producer_at, queue_keyed, read_topic,
