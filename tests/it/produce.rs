@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Nullable, Text};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::broker::PrivateBroker;
 use crate::helpers::*;
@@ -63,18 +60,7 @@ fn ago(seconds_ago: i64) -> String {
 /// Every record on `topic` at `brokers` as (key, value), from the beginning, once `expected`
 /// have arrived (and a little longer, so an extra one would show).
 fn records_at(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<String>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("hb_reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader_at(brokers, topic);
     let mut out = Vec::new();
     let take = |out: &mut Vec<_>, wait: Duration| {
         while let Some(Ok(m)) = consumer.poll(wait) {

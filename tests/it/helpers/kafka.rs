@@ -108,10 +108,11 @@ pub fn committed_total(group: &str, topic: &str) -> i64 {
     committed_offsets(group, topic).values().sum()
 }
 
-/// Every record of `topic`, from the beginning, until `expected` have arrived.
-pub fn read_topic(topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
+/// A consumer of every partition of `topic` at `brokers`, from the beginning, in a group of its
+/// own that commits nothing.
+pub fn reader_at(brokers: &str, topic: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("hb_reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -122,6 +123,12 @@ pub fn read_topic(topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMe
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// Every record of `topic`, from the beginning, until `expected` have arrived.
+pub fn read_topic(topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer = reader_at(&brokers(), topic);
     let mut out = Vec::new();
     wait_for(
         &format!("{expected} records on {topic}"),
