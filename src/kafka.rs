@@ -118,9 +118,13 @@ pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
         // A group with no committed offset starts from the earliest record (SPEC section 3).
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // What librdkafka prefetches ahead of the pipeline: 16 MiB is ample at 100k readings/s
-        // (its default, 64 MiB, would sit in memory beside the batches in the mailboxes).
-        .set("queued.max.messages.kbytes", "16384")
+        // What librdkafka prefetches ahead of the pipeline is bounded by messages (its
+        // `queued.min.messages`, 100,000: under a second of work) before bytes. With 16 MiB
+        // the byte bound came first for readings twice or three times native size (Open mHealth,
+        // FHIR): the queue held half as many and the pipeline stalled on fetches, so a third of
+        // each format ran at 0.52-0.55 of native only; with 64 MiB (librdkafka's default)
+        // 0.87-0.90 (docs/PERFORMANCE.md, "Formats"). Native readings fill 18 MB of it.
+        .set("queued.max.messages.kbytes", "65536")
         // How long the broker may hold a fetch while it has nothing new. Apache Kafka answers a
         // waiting fetch as soon as a record arrives; tansu (the local broker) held it for most
         // of librdkafka's default 500 ms: record-to-consumer latency p50 115 ms, with 100 ms

@@ -154,20 +154,25 @@ pub(super) fn is_customer_id_byte(b: u8) -> bool {
 }
 
 /// A UUID in the 36-character hyphenated form only, any case. `Uuid::parse_str` alone would
-/// also take the simple, braced and `urn:uuid:` forms, which SPEC does not.
+/// also take the simple, braced and `urn:uuid:` forms, which SPEC does not. One pass over the
+/// bytes, shape and value together.
 pub(super) fn parse_hyphenated_uuid(text: &str) -> Option<Uuid> {
     let bytes = text.as_bytes();
     if bytes.len() != 36 {
         return None;
     }
-    let shape_ok = bytes.iter().enumerate().all(|(at, b)| match at {
-        8 | 13 | 18 | 23 => *b == b'-',
-        _ => b.is_ascii_hexdigit(),
-    });
-    if !shape_ok {
-        return None;
+    let mut value: u128 = 0;
+    for (at, b) in bytes.iter().enumerate() {
+        if matches!(at, 8 | 13 | 18 | 23) {
+            if *b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = char::from(*b).to_digit(16)?;
+        value = (value << 4) | u128::from(digit);
     }
-    Uuid::try_parse(text).ok()
+    Some(Uuid::from_u128(value))
 }
 
 /// A device id (SPEC section 4's `device_id`, FHIR's `Device/<id>`): 1-64 characters from the

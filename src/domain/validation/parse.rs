@@ -105,8 +105,14 @@ pub(super) fn parse(text: &str) -> Result<Parsed<'_>, Malformed> {
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let walked = de::Deserializer::deserialize_map(&mut de, ObjectVisitor { keys: &TOP_KEYS })
-        .map_err(Malformed::Syntax)?;
+    let walked = de::Deserializer::deserialize_map(
+        &mut de,
+        ObjectVisitor {
+            keys: &TOP_KEYS,
+            top: true,
+        },
+    )
+    .map_err(Malformed::Syntax)?;
     de.end().map_err(Malformed::Syntax)?;
     if let Some(key) = walked.repeated {
         return Err(Malformed::RepeatedKey(key.into_owned()));
@@ -126,7 +132,8 @@ pub(super) fn nested<'a, const N: usize>(
     let mut de = serde_json::Deserializer::from_str(raw.get());
     // The text is one well-formed JSON object, so walking it again cannot fail; should it, the
     // value is treated as not an object, which only ever makes a verdict stricter.
-    let Ok(walked) = de::Deserializer::deserialize_map(&mut de, ObjectVisitor { keys }) else {
+    let Ok(walked) = de::Deserializer::deserialize_map(&mut de, ObjectVisitor { keys, top: false })
+    else {
         return Ok(None);
     };
     match walked.repeated {
@@ -144,6 +151,46 @@ struct Walked<'a, const N: usize> {
 
 struct ObjectVisitor<const N: usize> {
     keys: &'static [&'static str; N],
+    /// The top level, whose keys are [`TOP_KEYS`].
+    top: bool,
+}
+
+impl<const N: usize> ObjectVisitor<N> {
+    /// Where the value of `key` goes, `None` for a key not read. The top level's eighteen keys
+    /// are matched by a `match` (a jump on the length, then one comparison), the few keys of a
+    /// nested object by a scan.
+    fn slot(&self, key: &str) -> Option<usize> {
+        if self.top {
+            return top_slot(key);
+        }
+        self.keys.iter().position(|k| *k == key)
+    }
+}
+
+/// The [`Top`] index of a top-level key.
+fn top_slot(key: &str) -> Option<usize> {
+    let top = match key {
+        "customer_id" => Top::CustomerId,
+        "timestamp" => Top::Timestamp,
+        "heart_rate" => Top::HeartRate,
+        "event_id" => Top::EventId,
+        "activity" => Top::Activity,
+        "device_id" => Top::DeviceId,
+        "resourceType" => Top::ResourceType,
+        "header" => Top::Header,
+        "body" => Top::Body,
+        "id" => Top::Id,
+        "status" => Top::Status,
+        "code" => Top::Code,
+        "subject" => Top::Subject,
+        "device" => Top::Device,
+        "effectiveDateTime" => Top::EffectiveDateTime,
+        "effectiveInstant" => Top::EffectiveInstant,
+        "effectivePeriod" => Top::EffectivePeriod,
+        "valueQuantity" => Top::ValueQuantity,
+        _ => return None,
+    };
+    Some(top as usize)
 }
 
 impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
@@ -156,13 +203,18 @@ impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = Fields([None; N]);
         let mut repeated = None;
-        // Keys not read, kept only to find repeats among them. Usually there are none, and then
-        // nothing is allocated.
+        // Keys not read, kept only to find repeats among them: the first one alone, the rest in
+        // a vector, so an object with one key not read (the usual FHIR or Open mHealth object)
+        // allocates nothing.
+        let mut first_other: Option<Cow<'de, str>> = None;
         let mut others: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Key(key)) = map.next_key()? {
-            let Some(slot) = self.keys.iter().position(|k| *k == key.as_ref()) else {
+            let Some(slot) = self.slot(&key) else {
                 map.next_value::<IgnoredAny>()?;
-                others.push(key);
+                match first_other {
+                    None => first_other = Some(key),
+                    Some(_) => others.push(key),
+                }
                 continue;
             };
             let raw: &'de RawValue = map.next_value()?;
@@ -170,7 +222,8 @@ impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
                 repeated = Some(key);
             }
         }
-        if repeated.is_none() {
+        if repeated.is_none() && !others.is_empty() {
+            others.extend(first_other);
             repeated = first_repeat(others);
         }
         Ok(Walked { fields, repeated })
@@ -218,5 +271,19 @@ impl<'de> Visitor<'de> for KeyVisitor {
 
     fn visit_string<E: de::Error>(self, key: String) -> Result<Self::Value, E> {
         Ok(Key(Cow::Owned(key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_top_level_match_places_each_key_where_the_key_list_does() {
+        for (index, key) in TOP_KEYS.iter().enumerate() {
+            assert_eq!(top_slot(key), Some(index), "{key}");
+        }
+        assert_eq!(top_slot("customer"), None);
+        assert_eq!(top_slot("Customer_id"), None);
     }
 }

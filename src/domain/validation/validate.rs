@@ -307,7 +307,13 @@ pub(super) fn customer_id(
 /// reference (`Group/1`, `#contained`, `urn:uuid:...`, a conditional `Patient?identifier=...`)
 /// names no patient id.
 fn patient_id(reference: &str) -> Option<&str> {
-    let unversioned = match reference.find("/_history/") {
+    // A reference without a `_` (the usual one: a FHIR id has none) has no `/_history/`: a byte
+    // search spares it the substring search.
+    let unversioned = match reference
+        .contains('_')
+        .then(|| reference.find("/_history/"))
+        .flatten()
+    {
         Some(at) => &reference[..at],
         None => reference,
     };
