@@ -4,8 +4,9 @@
 //! Both topics hold the same simulated readings; only their encoding differs (a FHIR
 //! Observation takes about three times the bytes of the native reading, an OMH data point
 //! twice). The processor runs over each in alternation, a fresh database each time, for
-//! `rounds` rounds; the best pass of each is compared, so a noisy neighbour in one pass does not
-//! decide the ratio (issue 19's target: mixed at least 0.9 of native).
+//! `rounds` rounds; each round's pair gives a ratio, and the median of those is the figure, so
+//! one pass slowed (or sped) by a noisy neighbour does not decide it (issue 19's target: mixed
+//! at least 0.9 of native). The best pass of each is printed too.
 
 use std::time::Instant;
 
@@ -28,23 +29,35 @@ pub(super) fn formats(records: u64, rounds: u32) -> anyhow::Result<()> {
     preload_formats(&native, &mixed, records)?;
     validator_cost(records.min(200_000));
     let (mut best_native, mut best_mixed) = (0f64, 0f64);
+    let mut ratios = Vec::new();
     for round in 1..=rounds {
-        for (name, topic, best) in [
-            ("native", &native, &mut best_native),
-            ("mixed", &mixed, &mut best_mixed),
-        ] {
+        let mut rates = [0f64; 2];
+        for (i, (name, topic)) in [("native", &native), ("mixed", &mixed)]
+            .into_iter()
+            .enumerate()
+        {
             let p = pass(topic, records)?;
             println!(
                 "round {round} {name:<6} {:>10.0} readings/s ({:.2} s)",
                 p.rate, p.seconds
             );
-            *best = best.max(p.rate);
+            rates[i] = p.rate;
         }
+        best_native = best_native.max(rates[0]);
+        best_mixed = best_mixed.max(rates[1]);
+        println!("round {round} ratio  {:.3}", rates[1] / rates[0]);
+        ratios.push(rates[1] / rates[0]);
     }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
     println!(
         "best: native {best_native:.0} readings/s, mixed formats {best_mixed:.0} readings/s, \
-         ratio {:.3} (target >= 0.90)",
+         ratio of the bests {:.3}",
         best_mixed / best_native
+    );
+    println!(
+        "median of the {} rounds' ratios mixed/native: {median:.3} (target >= 0.90)",
+        ratios.len()
     );
     Ok(())
 }

@@ -123,12 +123,27 @@ pub(super) fn preload_formats(native: &str, mixed: &str, records: u64) -> anyhow
             heart_rate,
             activity: Some(activity),
         };
-        let native_value = reading.to_json();
-        let mixed_value = match i % 3 {
-            0 => reading.to_json(),
-            1 => reading.to_fhir_json(),
-            _ => reading.to_omh_json(),
+        // FHIR carries no activity and Open mHealth no device: the native copy leaves out what
+        // its mixed twin cannot carry, so both topics decode to the same readings and the
+        // detector and the writer do the same work for each; only the encoding differs.
+        let (decoded, mixed_value) = match i % 3 {
+            0 => (reading.clone(), reading.to_json()),
+            1 => (
+                Reading {
+                    activity: None,
+                    ..reading.clone()
+                },
+                reading.to_fhir_json(),
+            ),
+            _ => (
+                Reading {
+                    device_id: None,
+                    ..reading.clone()
+                },
+                reading.to_omh_json(),
+            ),
         };
+        let native_value = decoded.to_json();
         let key = reading.customer_id.as_str();
         queue(
             &producer,
