@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::accepted::IgnoredField;
 use super::detail::Echo;
-use super::fields::{decode_string, device_id_text, Raw};
+use super::fields::{device_id_text, string_text, Raw};
 use super::parse::{nested, Fields, Top};
 use crate::domain::reading::Activity;
 
@@ -228,13 +228,7 @@ impl<'a> Document<'a> {
                 .get(key)
                 .is_some_and(|raw| raw.get().starts_with('{'))
         };
-        let resource_type =
-            fields
-                .get(Top::ResourceType)
-                .and_then(|raw| match Raw::classify(raw) {
-                    Raw::String(quoted) => decode_string(quoted),
-                    _ => None,
-                });
+        let resource_type = fields.get(Top::ResourceType).and_then(string_text);
         if resource_type.as_deref() == Some("Observation") {
             fhir(fields)
         } else if is_object(Top::Header) && is_object(Top::Body) {
@@ -284,8 +278,16 @@ fn native<'a>(fields: &Fields<'a, 18>, hint: &'static str) -> Document<'a> {
         event_id: Part::top(fields.get(Top::EventId), "event_id"),
         event_id_rule: EventIdRule::Optional,
         others: [None, None],
-        activity: native_activity(fields.get(Top::Activity)),
-        device: device_id(fields.get(Top::DeviceId)),
+        activity: optional(
+            fields.get(Top::Activity),
+            IgnoredField::Activity,
+            Activity::from_word,
+        ),
+        device: optional(
+            fields.get(Top::DeviceId),
+            IgnoredField::DeviceId,
+            device_id_text,
+        ),
         hint,
     }
 }
@@ -388,20 +390,12 @@ fn has_heart_rate_coding(raw: &RawValue) -> Result<bool, String> {
 
 /// Whether `raw` is a JSON string whose text is `expected`.
 fn string_is(raw: Option<&RawValue>, expected: &str) -> bool {
-    string_text(raw).as_deref() == Some(expected)
-}
-
-/// The text of `raw` when it is a JSON string.
-fn string_text(raw: Option<&RawValue>) -> Option<std::borrow::Cow<'_, str>> {
-    match Raw::classify(raw?) {
-        Raw::String(quoted) => decode_string(quoted),
-        _ => None,
-    }
+    raw.and_then(string_text).as_deref() == Some(expected)
 }
 
 fn fhir_status_unsupported(status: Part<'_>) -> Option<String> {
     let raw = status.found()?;
-    match string_text(Some(raw)).as_deref() {
+    match string_text(raw).as_deref() {
         Some(status @ ("cancelled" | "entered-in-error")) => Some(format!(
             "status: an observation that is {status} is not a reading"
         )),
@@ -416,7 +410,10 @@ fn fhir_unit_unsupported(quantity: &Node<'_, 3>) -> Option<String> {
         return None;
     };
     let (unit, code) = (quantity.member(1), quantity.member(2));
-    let is_rate = |raw| string_text(raw).is_some_and(|text| FHIR_UNITS.contains(&text.as_ref()));
+    let is_rate = |raw: Option<&RawValue>| {
+        raw.and_then(string_text)
+            .is_some_and(|text| FHIR_UNITS.contains(&text.as_ref()))
+    };
     if is_rate(unit) || is_rate(code) {
         return None;
     }
@@ -434,7 +431,9 @@ fn fhir_device(device: &Node<'_, 1>) -> Result<Option<String>, IgnoredField> {
     match device {
         Node::Missing => Ok(None),
         Node::NotAnObject { .. } => Err(IgnoredField::DeviceId),
-        Node::Object(_) => string_text(device.member(0))
+        Node::Object(_) => device
+            .member(0)
+            .and_then(string_text)
             .as_deref()
             .and_then(|reference| reference.strip_prefix("Device/"))
             .and_then(device_id_text)
@@ -467,7 +466,7 @@ fn omh<'a>(fields: &Fields<'a, 18>) -> Result<Document<'a>, String> {
     let interval = frame.child(1, "body.effective_time_frame.time_interval", &INTERVAL_KEYS)?;
     let unit = heart_rate.part(1, "body.heart_rate.unit");
 
-    let unsupported = string_text(schema.member(0))
+    let unsupported = schema.member(0).and_then(string_text)
         .filter(|name| name != "heart-rate")
         .map(|name| {
             format!(
@@ -476,7 +475,7 @@ fn omh<'a>(fields: &Fields<'a, 18>) -> Result<Document<'a>, String> {
             )
         })
         .or_else(|| {
-            string_text(unit.found())
+            unit.found().and_then(string_text)
                 .filter(|text| text != OMH_UNIT)
                 .map(|_| {
                     format!(
@@ -528,7 +527,7 @@ fn omh_activity(
     sleep: Option<&RawValue>,
     physical: Option<&RawValue>,
 ) -> Result<Option<Activity>, IgnoredField> {
-    match sleep.map(|raw| string_text(Some(raw))) {
+    match sleep.map(string_text) {
         Some(Some(text)) if text == "during sleep" => return Ok(Some(Activity::Sleep)),
         Some(Some(text)) if text == "on waking" || text == "before sleeping" => {}
         Some(_) => return Err(IgnoredField::Activity),
@@ -537,7 +536,7 @@ fn omh_activity(
     let Some(raw) = physical else {
         return Ok(None);
     };
-    match string_text(Some(raw)).as_deref() {
+    match string_text(raw).as_deref() {
         Some("at rest" | "before exercise") => Ok(Some(Activity::Rest)),
         Some("active" | "after exercise") => Ok(Some(Activity::Active)),
         Some("during exercise") => Ok(Some(Activity::Exercise)),
@@ -545,29 +544,21 @@ fn omh_activity(
     }
 }
 
-/// The optional native `activity`: `Ok(None)` when absent or null (unknown, and nothing to
-/// count), one of the four words, or `Err` (ignored, so unknown too) for any other string or
-/// type. The string is compared decoded, as keys are, so `"\u0072est"` is `rest`.
-fn native_activity(raw: Option<&RawValue>) -> Result<Option<Activity>, IgnoredField> {
+/// An optional native field (`activity`, `device_id`): `Ok(None)` when absent or null (unknown,
+/// and nothing to count), `Ok(Some(_))` for a string `read` understands, `Err(field)` (ignored,
+/// so unknown too) for any other string or type. The string is compared decoded, as keys are,
+/// so `"\u0072est"` is `rest`.
+fn optional<T>(
+    raw: Option<&RawValue>,
+    field: IgnoredField,
+    read: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, IgnoredField> {
     let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
         return Ok(None);
     };
-    string_text(Some(raw))
+    string_text(raw)
         .as_deref()
-        .and_then(Activity::from_word)
+        .and_then(read)
         .map(Some)
-        .ok_or(IgnoredField::Activity)
-}
-
-/// The optional native `device_id`: as for the activity, a string of 1-64 characters from the
-/// customer-id set.
-fn device_id(raw: Option<&RawValue>) -> Result<Option<String>, IgnoredField> {
-    let Some(raw) = raw.filter(|raw| raw.get() != "null") else {
-        return Ok(None);
-    };
-    string_text(Some(raw))
-        .as_deref()
-        .and_then(device_id_text)
-        .map(Some)
-        .ok_or(IgnoredField::DeviceId)
+        .ok_or(field)
 }

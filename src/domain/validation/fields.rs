@@ -65,6 +65,14 @@ pub(super) fn decode_string(quoted: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
 }
 
+/// The text of `raw` when it is a JSON string, decoded.
+pub(super) fn string_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match Raw::classify(raw) {
+        Raw::String(quoted) => decode_string(quoted),
+        _ => None,
+    }
+}
+
 pub(super) fn customer_id_from_integer(
     path: &str,
     digits: &str,

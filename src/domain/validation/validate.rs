@@ -9,7 +9,7 @@ use super::detail::Echo;
 use super::document::{CustomerRule, Document, EventIdRule, Part};
 use super::fields::{
     customer_id_checked, customer_id_from_integer, customer_id_from_string, decode_string,
-    json_kind, parse_hyphenated_uuid, Raw,
+    json_kind, parse_hyphenated_uuid, string_text, Raw,
 };
 use super::parse::{parse, Malformed, Parsed};
 use super::rules::{RejectReason, Rejection, ValidationRules};
@@ -148,7 +148,7 @@ fn judge(
     // invalid_event_id.
     let given_event_id = match (document.event_id, document.event_id_rule) {
         (Part::Found { path, raw }, rule) => {
-            let uuid = string_of(raw).as_deref().and_then(parse_hyphenated_uuid);
+            let uuid = string_text(raw).as_deref().and_then(parse_hyphenated_uuid);
             match (uuid, rule) {
                 (Some(uuid), _) => Some(uuid),
                 // A FHIR id that is not a UUID is the server's name for the resource, not the
@@ -169,7 +169,7 @@ fn judge(
     };
 
     // invalid_timestamp.
-    let recorded_at = string_of(timestamp_raw)
+    let recorded_at = string_text(timestamp_raw)
         .ok_or("not a valid unicode string")
         .and_then(|text| parse_timestamp(&text))
         .map_err(|what| {
@@ -323,14 +323,6 @@ fn patient_id(reference: &str) -> Option<&str> {
         None => return None,
     };
     (!id.is_empty() && !id.contains(['/', '?', '#'])).then_some(id)
-}
-
-/// The text of a JSON string, decoded.
-fn string_of(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
-    match Raw::classify(raw) {
-        Raw::String(quoted) => decode_string(quoted),
-        _ => None,
-    }
 }
 
 fn wrong_type(path: &str, expected: &str, raw: &RawValue) -> Rejection {
