@@ -199,6 +199,16 @@ pub(super) enum CustomerRule {
     PatientReference,
 }
 
+impl CustomerRule {
+    /// The JSON type the customer part must have.
+    pub(super) fn kind(self) -> Kind {
+        match self {
+            CustomerRule::Direct => Kind::StringOrInteger,
+            CustomerRule::PatientReference => Kind::String,
+        }
+    }
+}
+
 /// A record's parts, found by its format's rules.
 pub(super) struct Document<'a> {
     /// Why the observation is not one of a heart rate, when it is not: the detail of
@@ -248,12 +258,8 @@ impl<'a> Document<'a> {
 
     /// The parts in detail order, each with its kind and whether it is required.
     pub(super) fn parts(&self) -> impl Iterator<Item = (Part<'a>, Kind, bool)> + '_ {
-        let customer_kind = match self.customer_rule {
-            CustomerRule::Direct => Kind::StringOrInteger,
-            CustomerRule::PatientReference => Kind::String,
-        };
         [
-            Some((self.customer, customer_kind, true)),
+            Some((self.customer, self.customer_rule.kind(), true)),
             Some((self.timestamp, Kind::String, true)),
             Some((self.heart_rate, Kind::Number, true)),
             Some((

@@ -98,20 +98,21 @@ pub fn validate(
 
     let document = Document::new(&fields)
         .map_err(|key| Rejection::new(MalformedJson, format!("repeated key \"{}\"", Echo(&key))))?;
-    judge(&document, reference_time, rules)
+    judge(document, reference_time, rules)
 }
 
-/// The checks after the parse, reason by reason, over the parts of a document.
+/// The checks after the parse, reason by reason, over the parts of a document (taken, so that an
+/// accepted reading keeps the device id found, and a rejection the detail, without a copy).
 fn judge(
-    document: &Document<'_>,
+    document: Document<'_>,
     reference_time: Option<DateTime<Utc>>,
     rules: &ValidationRules,
 ) -> Result<Validated, Rejection> {
     use RejectReason::*;
 
     // unsupported_observation: a FHIR or Open mHealth record that is not of a heart rate.
-    if let Some(detail) = &document.unsupported {
-        return Err(Rejection::new(UnsupportedObservation, detail.clone()));
+    if let Some(detail) = document.unsupported {
+        return Err(Rejection::new(UnsupportedObservation, detail));
     }
 
     // missing_field: a JSON null counts as missing.
@@ -245,7 +246,7 @@ fn judge(
         ignored.insert(field);
         None
     });
-    let device_id = document.device.clone().unwrap_or_else(|field| {
+    let device_id = document.device.unwrap_or_else(|field| {
         ignored.insert(field);
         None
     });
@@ -298,7 +299,7 @@ pub(super) fn customer_id(
             customer_id_checked(path, id.into(), raw)
         }
         (_, Raw::String(quoted)) => customer_id_from_string(path, quoted, raw),
-        _ => Err(wrong_type(path, "a string or a JSON integer", raw)),
+        _ => Err(wrong_type(path, rule.kind().expected(), raw)),
     }
 }
 
