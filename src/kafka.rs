@@ -122,8 +122,9 @@ pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
         // `queued.min.messages`, 100,000: under a second of work) before bytes. With 16 MiB
         // the byte bound came first for readings twice or three times native size (Open mHealth,
         // FHIR): the queue held half as many and the pipeline stalled on fetches, so a third of
-        // each format ran at 0.52-0.55 of native only; with 64 MiB (librdkafka's default)
-        // 0.87-0.90 (docs/PERFORMANCE.md, "Formats"). Native readings fill 18 MB of it.
+        // each format ran at 0.52-0.55 of native only; with 64 MiB (librdkafka's default) the
+        // median of five rounds is 0.947 (docs/PERFORMANCE.md, "Formats"). Native readings fill
+        // 18 MB of it.
         .set("queued.max.messages.kbytes", "65536")
         // How long the broker may hold a fetch while it has nothing new. Apache Kafka answers a
         // waiting fetch as soon as a record arrives; tansu (the local broker) held it for most
