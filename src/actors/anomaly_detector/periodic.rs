@@ -27,7 +27,7 @@ fn checkpoint_period(partition: i32, every: Duration) -> Duration {
 
 /// The state of `customer` to save.
 fn snapshot(customer: &str, t: &mut Tracked) -> Option<CustomerSnapshot> {
-    let state = serde_json::to_value(&t.state).ok()?;
+    let state = serde_json::to_string(&t.state).ok()?;
     t.dirty = false;
     Some(CustomerSnapshot {
         customer_id: customer.to_owned(),

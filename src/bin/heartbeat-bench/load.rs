@@ -167,11 +167,16 @@ pub(super) const BENCH_CUSTOMERS: u64 = 10_000;
 /// Publishes `records` readings of the project's own simulator (`heartbeat-pipeline generate`,
 /// seed 1, as fast as the broker takes them) to `topic`.
 pub(super) fn generate(topic: &str, records: u64) -> anyhow::Result<()> {
+    generate_customers(topic, records, BENCH_CUSTOMERS)
+}
+
+/// [`generate`] with `customers` distinct customers.
+pub(super) fn generate_customers(topic: &str, records: u64, customers: u64) -> anyhow::Result<()> {
     let mut cmd = Command::new(pipeline_binary()?);
     pipeline_env(&mut cmd, topic, "postgres://unused", "unused");
     let status = cmd
         .args(["generate", "--count", &records.to_string(), "--rate", "0"])
-        .args(["--customers", &BENCH_CUSTOMERS.to_string(), "--seed", "1"])
+        .args(["--customers", &customers.to_string(), "--seed", "1"])
         .status()?;
     if !status.success() {
         bail!("heartbeat-pipeline generate failed: {status}");

@@ -78,6 +78,7 @@ use crate::latency::latency;
 use crate::many_days::many_days;
 use crate::poison::poison;
 use crate::quality::{parse_seeds, quality, Mode, Params};
+use crate::load::BENCH_CUSTOMERS;
 use crate::throughput::throughput;
 
 #[derive(Parser)]
@@ -117,6 +118,9 @@ enum Bench {
         /// Processors in one consumer group.
         #[arg(long, default_value_t = 1)]
         replicas: u32,
+        /// Distinct customers among the readings (the simulator's `--customers`).
+        #[arg(long, default_value_t = BENCH_CUSTOMERS)]
+        customers: u64,
         /// Also time the Python consumer built like the best peers (scripts/peer-consumer.py)
         /// over the same topic into a fresh database.
         #[arg(long)]
@@ -253,8 +257,9 @@ fn main() -> anyhow::Result<()> {
         Bench::Throughput {
             records,
             replicas,
+            customers,
             peer,
-        } => throughput(records, replicas.max(1), peer),
+        } => throughput(records, replicas.max(1), customers.max(1), peer),
         Bench::Latency {
             rate,
             seconds,

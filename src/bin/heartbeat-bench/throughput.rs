@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use diesel::prelude::*;
 
-use crate::load::{generate, BENCH_CUSTOMERS};
+use crate::load::generate_customers;
 use crate::processors::run_processors;
 use crate::services::{
     brokers, count, create_topics, fresh_database, migrate, psql, unique, PARTITIONS,
@@ -106,15 +106,60 @@ pub(super) fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
     result
 }
 
-pub(super) fn throughput(records: u64, replicas: u32, peer: bool) -> anyhow::Result<()> {
+/// How many detector states the processors wrote into the database at `url` (inserts and updates
+/// of `detector_state`, from PostgreSQL's statistics once their sessions have ended) and the
+/// mean size of a stored state in bytes (`pg_column_size`, after PostgreSQL's compression).
+pub(super) fn state_writes(url: &str) -> anyhow::Result<(i64, f64)> {
+    #[derive(QueryableByName)]
+    struct Writes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        writes: i64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        mean_bytes: f64,
+    }
+    let mut conn = PgConnection::establish(url)?;
+    // The processors' sessions report their counts as they end; wait until every one has.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while Instant::now() < deadline {
+        #[derive(QueryableByName)]
+        struct Others {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let others: Others = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .get_result(&mut conn)?;
+        if others.n == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let w: Writes = diesel::sql_query(
+        "SELECT (SELECT coalesce(n_tup_ins + n_tup_upd, 0) FROM pg_stat_user_tables \
+                 WHERE relname = 'detector_state')::bigint AS writes, \
+                (SELECT coalesce(avg(pg_column_size(state)), 0) FROM detector_state)::float8 \
+                 AS mean_bytes",
+    )
+    .get_result(&mut conn)?;
+    Ok((w.writes, w.mean_bytes))
+}
+
+pub(super) fn throughput(
+    records: u64,
+    replicas: u32,
+    customers: u64,
+    peer: bool,
+) -> anyhow::Result<()> {
     let topic = unique("bench_throughput");
     create_topics(&[&topic])?;
     println!(
-        "preloading {records} simulated readings of {BENCH_CUSTOMERS} customers into {topic} \
+        "preloading {records} simulated readings of {customers} customers into {topic} \
          ({PARTITIONS} partitions) ..."
     );
     let t = Instant::now();
-    generate(&topic, records)?;
+    generate_customers(&topic, records, customers)?;
     println!("preloaded in {:.1} s", t.elapsed().as_secs_f64());
     let (db, url, mut admin) = fresh_database("hb_bench")?;
     let result = (|| {
@@ -135,6 +180,14 @@ pub(super) fn throughput(records: u64, replicas: u32, peer: bool) -> anyhow::Res
         println!(
             "peak RSS per processor: {} (target <= 256 MiB)",
             rss.join(", ")
+        );
+        let (writes, mean_bytes) = state_writes(&url)?;
+        println!(
+            "detector states written: {writes} ({:.3} per reading, about {:.0} bytes each: \
+             {:.1} state bytes per reading)",
+            writes as f64 / records as f64,
+            mean_bytes,
+            writes as f64 * mean_bytes / records as f64
         );
         let (rows, seconds) = copy_baseline(&url)?;
         let copy_rate = rows as f64 / seconds;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use uuid::Uuid;
 
 use super::claims::check_fence;
@@ -425,6 +425,10 @@ const NOTE_EVENTS: &str = "INSERT INTO alert_events \
      ORDER BY n \
      ON CONFLICT (customer_id, kind, opened_at, event) DO NOTHING";
 
+/// States per statement: bounds the statement's buffers (a state's JSON is some 350 bytes, and a
+/// checkpoint of a large fleet saves tens of thousands at once).
+const STATES_PER_STATEMENT: usize = 4_000;
+
 /// Saves each customer's detector state (the last one given wins).
 fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(), DbError> {
     if states.is_empty() {
@@ -434,23 +438,29 @@ fn save_states(conn: &mut PgConnection, states: &[CustomerSnapshot]) -> Result<(
     for s in states {
         latest.insert(s.customer_id.as_str(), s);
     }
-    let rows: Vec<&CustomerSnapshot> = latest.into_values().collect();
-    diesel::sql_query(UPSERT_STATES)
-        .bind::<Array<Text>, _>(
-            rows.iter()
-                .map(|s| s.customer_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Integer>, _>(rows.iter().map(|s| s.partition).collect::<Vec<_>>())
-        .bind::<Array<Jsonb>, _>(rows.iter().map(|s| &s.state).collect::<Vec<_>>())
-        .execute(conn)
-        .map_err(DbError::query("save detector state"))?;
+    let mut rows: Vec<&CustomerSnapshot> = latest.into_values().collect();
+    // In key order across the statements too, as the writers' other upserts.
+    rows.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    for chunk in rows.chunks(STATES_PER_STATEMENT) {
+        diesel::sql_query(UPSERT_STATES)
+            .bind::<Array<Text>, _>(
+                chunk
+                    .iter()
+                    .map(|s| s.customer_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Integer>, _>(chunk.iter().map(|s| s.partition).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(chunk.iter().map(|s| s.state.as_str()).collect::<Vec<_>>())
+            .execute(conn)
+            .map_err(DbError::query("save detector state"))?;
+    }
     Ok(())
 }
 
-/// Writes the detector states given as arrays over the saved ones, in key order.
+/// Writes the detector states given as arrays (the states as JSON text) over the saved ones, in
+/// key order.
 const UPSERT_STATES: &str = "INSERT INTO detector_state (customer_id, kafka_partition, state) \
-     SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[]) \
+     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]::jsonb[]) \
      AS t (customer_id, kafka_partition, state) ORDER BY customer_id \
      ON CONFLICT (customer_id) DO UPDATE SET kafka_partition = excluded.kafka_partition, \
      state = excluded.state, updated_at = now()";
