@@ -115,6 +115,14 @@ pub struct Metrics {
     pub publish_failures: IntCounter,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
+    /// Customers whose detector state is in memory (SPEC section 5; `detector.max_resident_customers`).
+    pub detector_customers: IntGauge,
+    /// Customers' states dropped from memory for the budget (saved first), to be loaded again at
+    /// their next reading.
+    pub detector_evictions: IntCounter,
+    /// Detector states handed to the writers to save, and their JSON bytes.
+    pub detector_states_saved: IntCounter,
+    pub detector_state_bytes_saved: IntCounter,
 }
 
 impl Metrics {
@@ -279,6 +287,30 @@ impl Metrics {
                 &registry,
                 IntGauge::new("heartbeat_ready", "1 while /readyz answers 200.")
                     .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
+            detector_customers: reg(
+                &registry,
+                IntGauge::new(
+                    "heartbeat_detector_customers",
+                    "Customers whose detector state this process holds in memory.",
+                )
+                .unwrap_or_else(|e| unreachable!("{e}")),
+            ),
+            detector_evictions: counter(
+                &registry,
+                "heartbeat_detector_evictions_total",
+                "Customers' detector states saved and dropped from memory to stay within \
+                 detector.max_resident_customers; loaded again at their next reading.",
+            ),
+            detector_states_saved: counter(
+                &registry,
+                "heartbeat_detector_states_saved_total",
+                "Detector states handed to the writers to save (checkpoints, silences, evictions).",
+            ),
+            detector_state_bytes_saved: counter(
+                &registry,
+                "heartbeat_detector_state_bytes_saved_total",
+                "JSON bytes of the detector states handed to the writers to save.",
             ),
             registry,
         };

@@ -137,6 +137,12 @@ impl OffsetLedger {
             .collect()
     }
 
+    /// The last batch that is finished with every batch before it (0 before the first): whatever
+    /// those batches saved is committed, or was fenced out with its partition.
+    pub fn stored_through(&self) -> BatchId {
+        self.lock().next_to_store - 1
+    }
+
     /// Never store `partition`'s offsets again in this incarnation.
     pub fn poison(&self, partition: i32) {
         self.lock().poisoned.insert(partition);

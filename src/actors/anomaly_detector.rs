@@ -60,6 +60,7 @@ use uuid::Uuid;
 
 mod alert_metrics;
 mod claim;
+mod evict;
 mod periodic;
 mod recent;
 mod replay;
@@ -80,7 +81,7 @@ use crate::domain::record::{
     RejectedRecord, SourcedReading,
 };
 use crate::health::{ActorState, Health};
-use crate::messages::{Persist, ReadingsValidated};
+use crate::messages::{BatchId, Persist, ReadingsValidated};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetLedger;
 use crate::progress::PartitionProgress;
@@ -111,6 +112,9 @@ struct Tracked {
     last_consumed: Instant,
     /// Changed since it was last handed to a writer to save.
     dirty: bool,
+    /// The batch that carried its last saved state (0: none yet): once that batch is stored, the
+    /// saved row is this state, and it may leave memory (`evict.rs`).
+    saved_in: BatchId,
 }
 
 impl Tracked {
@@ -120,6 +124,7 @@ impl Tracked {
             partition,
             last_consumed: now,
             dirty: false,
+            saved_in: 0,
         }
     }
 }
@@ -133,7 +138,13 @@ struct Owned {
     epoch: i64,
     /// The last offset observed or passed over; `None` before the first.
     position: Option<i64>,
+    /// When the next checkpoint may be taken (`detector.checkpoint_interval_ms` after the last).
     next_checkpoint: Instant,
+    /// When it must be taken, however few readings the changed states hold
+    /// ([`periodic::CHECKPOINT_STRETCH`] intervals after the last).
+    checkpoint_deadline: Instant,
+    /// Readings observed since the last checkpoint.
+    observed: u64,
 }
 
 /// What the periodic work found to store.
@@ -173,6 +184,11 @@ pub struct AnomalyDetector {
     /// times faster than std's SipHash on these short keys and still seeded against crafted ids,
     /// and `entry_ref` copies a key only when it inserts it.
     customers: hashbrown::HashMap<String, Tracked>,
+    /// `detector.max_resident_customers`: the most customers kept in `customers`.
+    max_resident: usize,
+    /// Customers evicted for the budget whose saving batch may not be stored yet, with that
+    /// batch: their next reading takes them back from here, not from PostgreSQL (`evict.rs`).
+    evicted: hashbrown::HashMap<String, (BatchId, Tracked)>,
     /// The partitions this detector holds.
     owned: BTreeMap<i32, Owned>,
     recent: RecentIdentities,
@@ -218,6 +234,8 @@ impl AnomalyDetector {
             forget_after: settings.forget_after_ms,
             checkpoint_every: settings.checkpoint_interval_ms,
             customers: hashbrown::HashMap::new(),
+            max_resident: settings.max_resident_customers,
+            evicted: hashbrown::HashMap::new(),
             owned: BTreeMap::new(),
             recent: RecentIdentities::new(
                 RECENT_IDENTITIES_MIN.max(BATCHES_IN_FLIGHT_BOUND * batch_size),
@@ -325,7 +343,8 @@ impl AnomalyDetector {
         }
 
         // 2. The saved states of customers seen for the first time (since start, or since they
-        //    were forgotten).
+        //    were forgotten or evicted).
+        self.prune_evicted();
         self.load_unknown(
             readings.iter().map(|r| &r.reading.customer_id),
             Instant::now(),
@@ -384,6 +403,9 @@ impl AnomalyDetector {
                 classify(r.reading.heart_rate, &self.cfg.bands)
             } else {
                 self.recent.insert(id, partition);
+                if let Some(o) = self.owned.get_mut(&partition) {
+                    o.observed += 1;
+                }
                 tracked.partition = partition;
                 tracked.last_consumed = now;
                 tracked.dirty = true;
@@ -418,6 +440,12 @@ impl AnomalyDetector {
         alerts.extend(found.alerts);
         events.extend(found.events);
         self.ledger.note_checkpoints(id, found.checkpoints);
+
+        // 6. Within the memory budget: the least recently seen customers saved and evicted.
+        let mut states = found.states;
+        self.note_saved(&states, id);
+        self.evict(id, &mut states);
+        self.count_saved(&states);
         Persist {
             id,
             readings: out,
@@ -425,7 +453,7 @@ impl AnomalyDetector {
             anomalies,
             alerts,
             events,
-            states: found.states,
+            states,
             positions,
             parts: 1,
             fence: self.fence(),

@@ -196,6 +196,9 @@ pub struct DetectorSettings {
     /// How often each partition is checkpointed; zero = with every batch.
     #[serde(with = "millis")]
     pub checkpoint_interval_ms: Duration,
+    /// Customers whose state the detector keeps in memory at most; beyond it, the least
+    /// recently seen are saved and evicted, and loaded again at their next reading.
+    pub max_resident_customers: usize,
     pub bands: BandSettings,
 }
 
@@ -219,6 +222,8 @@ impl DetectorSettings {
         ("forget_after_ms", Rule::Integer(1..=YEAR_MS)),
         ("resolve_after_readings", Rule::Integer(1..=1_000_000)),
         ("checkpoint_interval_ms", Rule::Integer(0..=600_000)),
+        // A hundred million customers' states would take some 60 GiB of memory.
+        ("max_resident_customers", Rule::Integer(1..=100_000_000)),
     ];
 }
 

@@ -148,7 +148,7 @@ fn a_customer_seen_early_in_a_long_backlog_is_saved_while_the_backlog_lasts() {
 
 /// A clean run of `records` already on `clean`'s topic into its database: the tables a faulty
 /// run must equal.
-fn clean_run(clean: &Setup, db: &TestDb, records: i64) -> crate::chaos::Tables {
+pub(crate) fn clean_run(clean: &Setup, db: &TestDb, records: i64) -> crate::chaos::Tables {
     let mut daemon = clean.spawn_run();
     wait_for("the clean run to store everything", DEADLINE, || {
         (accounted(&db.url) == records).then_some(())
@@ -182,7 +182,12 @@ fn generate(setup: &Setup, n: u64, seed: u64) -> i64 {
 
 /// Waits until `db` holds every record and every saved state holds its readings, then compares
 /// with `clean`.
-fn assert_equals_clean(db_url: &str, records: i64, clean: &crate::chaos::Tables, what: &str) {
+pub(crate) fn assert_equals_clean(
+    db_url: &str,
+    records: i64,
+    clean: &crate::chaos::Tables,
+    what: &str,
+) {
     wait_for("every record stored", DEADLINE, || {
         (accounted(db_url) == records).then_some(())
     });

@@ -8,6 +8,7 @@ mod alert_delivery;
 mod alert_state;
 mod alertmanager_parts;
 mod broker;
+mod budget;
 mod burden;
 mod chaos;
 mod cli;

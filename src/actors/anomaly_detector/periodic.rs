@@ -2,6 +2,7 @@
 //! per-customer alert rules again. It runs with every batch and, when no batch comes, on the
 //! detector's timer.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::db::queries::database_clock;
@@ -11,12 +12,25 @@ use crate::domain::record::{BatchPositions, CustomerSnapshot, PartitionCheckpoin
 use crate::messages::Persist;
 
 use super::alert_metrics::count_transitions;
+use super::evict::settled;
 use super::{AnomalyDetector, Found, Tracked, TICK};
 
 /// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
 /// a little (an NTP correction) between the checkpoint and a later transaction. A step back by
 /// more than this could leave a reading out of a replay; it only widens the scan of a load.
 const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// The readings a partition's changed states must hold on average (readings observed since its
+/// last checkpoint, per changed state) before a checkpoint saves them, once the interval has
+/// passed: at most one state written per this many readings, where states outnumber what an
+/// interval brings (a fleet of 100,000 customers at 100,000 readings/s sends one reading per
+/// customer a second). A state is some 350 bytes of JSON, twice a reading's row.
+pub(super) const READINGS_PER_SAVED_STATE: u64 = 8;
+
+/// However few readings the changed states hold, a partition is checkpointed this many intervals
+/// after its last checkpoint: what a new owner replays stays within this many intervals of
+/// readings (30 s at the default 5 s).
+pub(super) const CHECKPOINT_STRETCH: u32 = 6;
 
 /// How often `partition` is checkpointed: between half the checkpoint interval and all of it, by
 /// a hash of the partition, so that partitions claimed together do not all fall due together.
@@ -26,7 +40,7 @@ fn checkpoint_period(partition: i32, every: Duration) -> Duration {
 }
 
 /// The state of `customer` to save.
-fn snapshot(customer: &str, t: &mut Tracked) -> Option<CustomerSnapshot> {
+pub(super) fn snapshot(customer: &str, t: &mut Tracked) -> Option<CustomerSnapshot> {
     let state = serde_json::to_string(&t.state).ok()?;
     t.dirty = false;
     Some(CustomerSnapshot {
@@ -70,10 +84,12 @@ impl AnomalyDetector {
         let owned = &self.owned;
         let (silence_after, forget_after) = (self.silence_after, self.forget_after);
         let (cfg, rules, metrics) = (&self.cfg, &self.rules, &self.metrics);
+        let stored_through = self.ledger.stored_through();
         self.customers.retain(|customer, t| {
             let quiet = now.saturating_duration_since(t.last_consumed);
-            // Only once saved: a forgotten customer is loaded again from its saved state.
-            if quiet >= forget_after && !t.dirty {
+            // Only once saved, and that save stored: a forgotten customer is loaded again from
+            // its saved state.
+            if quiet >= forget_after && settled(t, stored_through) {
                 return false;
             }
             if quiet >= silence_after
@@ -99,12 +115,40 @@ impl AnomalyDetector {
 
     /// Takes the checkpoints that are due: saves every changed state of the partition with this
     /// batch, and notes where the partition stands, valid once this batch is stored.
+    ///
+    /// A partition is due once `detector.checkpoint_interval_ms` has passed since its last
+    /// checkpoint and its changed states hold at least [`READINGS_PER_SAVED_STATE`] observed
+    /// readings each on average, or [`CHECKPOINT_STRETCH`] intervals have passed. With a few
+    /// customers (many readings each per interval) that is every interval, as before; with a
+    /// large fleet, where a customer sends a reading or two per interval, saving every changed
+    /// state each interval would write more state than readings.
     fn checkpoints(&mut self, now: Instant, found: &mut Found) {
-        let due: Vec<i32> = self
+        let ready: Vec<i32> = self
             .owned
             .iter()
             .filter(|(_, o)| now >= o.next_checkpoint)
             .map(|(p, _)| *p)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let mut changed: HashMap<i32, u64> = HashMap::new();
+        if ready
+            .iter()
+            .any(|p| now < self.owned[p].checkpoint_deadline)
+        {
+            for t in self.customers.values().filter(|t| t.dirty) {
+                *changed.entry(t.partition).or_default() += 1;
+            }
+        }
+        let due: Vec<i32> = ready
+            .into_iter()
+            .filter(|p| {
+                let o = &self.owned[p];
+                let states = changed.get(p).copied().unwrap_or(0);
+                now >= o.checkpoint_deadline
+                    || states.saturating_mul(READINGS_PER_SAVED_STATE) <= o.observed
+            })
             .collect();
         if due.is_empty() {
             return;
@@ -131,7 +175,10 @@ impl AnomalyDetector {
                     offset: o.position,
                     replay_from: clock,
                 });
-                o.next_checkpoint = now + checkpoint_period(p, every);
+                let period = checkpoint_period(p, every);
+                o.next_checkpoint = now + period;
+                o.checkpoint_deadline = now + period * CHECKPOINT_STRETCH;
+                o.observed = 0;
             }
         }
     }
@@ -147,6 +194,8 @@ impl AnomalyDetector {
         }
         let id = self.ledger.begin_internal();
         self.ledger.note_checkpoints(id, found.checkpoints);
+        self.note_saved(&found.states, id);
+        self.count_saved(&found.states);
         Some(Persist {
             anomalies: found.anomalies,
             alerts: found.alerts,

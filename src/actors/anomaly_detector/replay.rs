@@ -35,16 +35,18 @@ impl AnomalyDetector {
                     position: c.checkpoint_offset,
                     // Due at once: what the replay rebuilds is saved with the first batch.
                     next_checkpoint: now,
+                    checkpoint_deadline: now,
+                    observed: 0,
                 },
             );
             self.progress
                 .set_epoch(c.kafka_partition, Some((generation, c.epoch)));
         }
         let partitions: Vec<i32> = claimed.iter().map(|c| c.kafka_partition).collect();
-        let forget_after = self.forget_after;
+        let (forget_after, room) = (self.forget_after, self.max_resident);
         let rows = self.with_db(
             "load the saved detector states of claimed partitions",
-            |c| load_partition_states(c, &partitions, forget_after),
+            |c| load_partition_states(c, &partitions, forget_after, room),
         );
         let loaded = self.adopt(rows, now);
         let bounds: Vec<(i32, Option<DateTime<Utc>>)> = claimed
@@ -111,6 +113,7 @@ impl AnomalyDetector {
             .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
+            .filter(|c| !self.revive(c, now))
             .collect();
         if !unknown.is_empty() {
             let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
@@ -123,7 +126,8 @@ impl AnomalyDetector {
     fn adopt(&mut self, rows: Vec<SavedState>, now: Instant) -> usize {
         let mut adopted = 0;
         for row in rows {
-            if self.customers.contains_key(&row.customer_id) {
+            // An evicted state whose save is not stored yet is newer than the row.
+            if self.customers.contains_key(&row.customer_id) || self.revive(&row.customer_id, now) {
                 continue;
             }
             match serde_json::from_value::<CustomerState>(row.state) {

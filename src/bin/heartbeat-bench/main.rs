@@ -75,10 +75,10 @@ use clap::{Parser, Subcommand};
 use crate::delivery::{delivery_latency, delivery_throughput};
 use crate::formats::formats;
 use crate::latency::latency;
+use crate::load::BENCH_CUSTOMERS;
 use crate::many_days::many_days;
 use crate::poison::poison;
 use crate::quality::{parse_seeds, quality, Mode, Params};
-use crate::load::BENCH_CUSTOMERS;
 use crate::throughput::throughput;
 
 #[derive(Parser)]

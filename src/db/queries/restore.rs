@@ -39,16 +39,20 @@ fn look_back(at: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
 
 /// The saved detector states of the customers of `partitions` that were active within the last
 /// `active_within` (those quiet for longer are forgotten, SPEC section 5, and loaded again by
-/// [`load_states`] when they send).
+/// [`load_states`] when they send), at most `limit` of them, the most recently saved first (the
+/// detector's memory budget; the others are loaded when they send).
 pub fn load_partition_states(
     conn: &mut PgConnection,
     partitions: &[i32],
     active_within: std::time::Duration,
+    limit: usize,
 ) -> Result<Vec<SavedState>, DbError> {
     let since = look_back(Utc::now(), active_within);
     detector_state::table
         .filter(detector_state::kafka_partition.eq_any(partitions))
         .filter(detector_state::updated_at.gt(since))
+        .order(detector_state::updated_at.desc())
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
         .select(SavedState::as_select())
         .load(conn)
         .map_err(DbError::query("load detector state of partitions"))
