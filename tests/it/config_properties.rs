@@ -211,6 +211,10 @@ fn build_values(s: &Settings, now: DateTime<Utc>) {
     let every = s.detector.checkpoint_interval_ms;
     let period = every - every.mul_f64(1023.0 / 2048.0);
     let _ = Instant::now() + period;
+    // periodic.rs checkpoints: the deadline, CHECKPOINT_STRETCH (6) periods on.
+    let _ = Instant::now() + period * 6;
+    // evict.rs evict: the low water of the budget.
+    let _ = (s.detector.max_resident_customers * 15 / 16).max(1);
 
     // The validator.
     let rules = ValidationRules::from(&s.validation);
