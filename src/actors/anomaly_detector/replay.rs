@@ -130,7 +130,7 @@ impl AnomalyDetector {
             if self.customers.contains_key(&row.customer_id) || self.revive(&row.customer_id, now) {
                 continue;
             }
-            match serde_json::from_value::<CustomerState>(row.state) {
+            match serde_json::from_str::<CustomerState>(&row.state) {
                 Ok(state) => {
                     let tracked = Tracked::new(state, row.kafka_partition, now);
                     self.customers.insert(row.customer_id, tracked);

@@ -172,11 +172,26 @@ pub(super) fn generate(topic: &str, records: u64) -> anyhow::Result<()> {
 
 /// [`generate`] with `customers` distinct customers.
 pub(super) fn generate_customers(topic: &str, records: u64, customers: u64) -> anyhow::Result<()> {
+    generate_seeded(topic, records, customers, 1)
+}
+
+/// [`generate_customers`] with the simulator seeded with `seed`.
+pub(super) fn generate_seeded(
+    topic: &str,
+    records: u64,
+    customers: u64,
+    seed: u64,
+) -> anyhow::Result<()> {
     let mut cmd = Command::new(pipeline_binary()?);
     pipeline_env(&mut cmd, topic, "postgres://unused", "unused");
     let status = cmd
         .args(["generate", "--count", &records.to_string(), "--rate", "0"])
-        .args(["--customers", &customers.to_string(), "--seed", "1"])
+        .args([
+            "--customers",
+            &customers.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .status()?;
     if !status.success() {
         bail!("heartbeat-pipeline generate failed: {status}");

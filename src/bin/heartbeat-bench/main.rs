@@ -67,6 +67,7 @@ mod many_days;
 mod poison;
 mod processors;
 mod quality;
+mod restart;
 mod services;
 mod throughput;
 
@@ -79,6 +80,7 @@ use crate::load::BENCH_CUSTOMERS;
 use crate::many_days::many_days;
 use crate::poison::poison;
 use crate::quality::{parse_seeds, quality, Mode, Params};
+use crate::restart::restart;
 use crate::throughput::throughput;
 
 #[derive(Parser)]
@@ -125,6 +127,14 @@ enum Bench {
         /// over the same topic into a fresh database.
         #[arg(long)]
         peer: bool,
+    },
+    /// A processor taking over a fleet's saved detector state: time to its first commit and to
+    /// full speed.
+    Restart {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
     },
     /// Publish-to-commit latency at a steady rate.
     Latency {
@@ -279,5 +289,6 @@ fn main() -> anyhow::Result<()> {
             ..
         } => delivery_latency(rate.max(1), seconds.max(1), triggers.max(1)),
         Bench::ManyDays { days } => many_days(days.max(1)),
+        Bench::Restart { records, customers } => restart(records.max(2), customers.max(1)),
     }
 }

@@ -1,0 +1,215 @@
+//! `heartbeat-bench restart`: how soon a processor that takes over a fleet's saved detector
+//! state commits, and how soon it runs at full speed.
+//!
+//! Preloads N/2 readings of C customers (the simulator, seed 1) and runs processor A over them
+//! into a fresh database until every one is stored and every customer's state is saved (A's
+//! checkpoints), measuring A's speed in one-second windows. Then SIGKILLs A, preloads N/2 more
+//! (seed 2: the same customers, later readings) and starts processor B in the same group. B
+//! claims the partitions, loads the saved states and replays what they miss. Reported: from B's
+//! start, the first committed reading, and the first one-second window at 90% or more of A's
+//! median speed; then B's speed over its whole half, and each processor's peak RSS.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use diesel::prelude::*;
+
+use crate::load::generate_seeded;
+use crate::processors::{peak_rss_kib, scrape, PASS_DEADLINE};
+use crate::services::{
+    count, create_topics, free_port, fresh_database, pipeline_binary, pipeline_env, unique,
+};
+
+/// The share of A's median one-second speed that counts as full speed.
+const FULL_SPEED: f64 = 0.9;
+/// How often the processors' counters are read.
+const SAMPLE: Duration = Duration::from_millis(100);
+
+struct Processor {
+    child: Child,
+    addr: String,
+    started: Instant,
+}
+
+impl Processor {
+    /// Starts a processor; with `log`, its log at level info goes to that file.
+    fn start(
+        topic: &str,
+        url: &str,
+        group: &str,
+        log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Processor> {
+        let bin = pipeline_binary()?;
+        let mut cmd = Command::new(&bin);
+        pipeline_env(&mut cmd, topic, url, group);
+        if let Some(path) = log {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("create {}", path.display()))?;
+            cmd.env("HEARTBEAT__LOG__LEVEL", "info")
+                .stdout(file.try_clone()?)
+                .stderr(file);
+        }
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        cmd.env("HEARTBEAT__HTTP__BIND", &addr);
+        let child = cmd
+            .arg("run")
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
+        Ok(Processor {
+            child,
+            addr,
+            started: Instant::now(),
+        })
+    }
+
+    /// Readings this processor has stored (`heartbeat_readings_stored_total`); 0 while it does
+    /// not answer.
+    fn stored(&self) -> f64 {
+        scrape(&self.addr)
+            .lines()
+            .find_map(|l| l.strip_prefix("heartbeat_readings_stored_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn kill(&mut self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples `p`'s stored readings until `goal`, as (seconds since its start, stored), calling
+/// `each` with the time of every sample.
+fn follow(p: &Processor, goal: f64, mut each: impl FnMut(f64)) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut samples = Vec::new();
+    loop {
+        let n = p.stored();
+        let t = p.started.elapsed().as_secs_f64();
+        each(t);
+        samples.push((t, n));
+        if n >= goal {
+            return Ok(samples);
+        }
+        if p.started.elapsed() > PASS_DEADLINE {
+            bail!("only {n} of {goal} readings stored after {PASS_DEADLINE:?}");
+        }
+        std::thread::sleep(SAMPLE);
+    }
+}
+
+/// The speed of each trailing one-second window of `samples`, with the time it ends.
+fn windows(samples: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for (i, &(t, n)) in samples.iter().enumerate() {
+        while samples[from].0 < t - 1.0 {
+            from += 1;
+        }
+        let (t0, n0) = samples[from.saturating_sub(1).min(i)];
+        if t - t0 >= 0.9 && n0 > 0.0 {
+            out.push((t, (n - n0) / (t - t0)));
+        }
+    }
+    out
+}
+
+fn saved_states(url: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    PgConnection::establish(url)
+        .ok()
+        .and_then(|mut c| {
+            diesel::sql_query("SELECT count(*) AS n FROM detector_state")
+                .get_result::<N>(&mut c)
+                .ok()
+        })
+        .map_or(0, |n| n.n)
+}
+
+pub(super) fn restart(records: u64, customers: u64) -> anyhow::Result<()> {
+    let half = records / 2;
+    let topic = unique("bench_restart");
+    create_topics(&[&topic])?;
+    println!("preloading {half} simulated readings of {customers} customers into {topic} ...");
+    generate_seeded(&topic, half, customers, 1)?;
+    let (db, url, mut admin) = fresh_database("hb_restart")?;
+    let result = (|| {
+        let group = unique("hb_restart");
+        let mut a = Processor::start(&topic, &url, &group, None)?;
+        let a_samples = follow(&a, half as f64, |_| {})?;
+        let mut a_speeds: Vec<f64> = windows(&a_samples).into_iter().map(|w| w.1).collect();
+        a_speeds.sort_by(f64::total_cmp);
+        let a_median = a_speeds.get(a_speeds.len() / 2).copied().unwrap_or(0.0);
+        let waited = Instant::now();
+        while saved_states(&url) < customers as i64 {
+            if waited.elapsed() > Duration::from_secs(120) {
+                bail!("only {} of {customers} states saved", saved_states(&url));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let a_rss = peak_rss_kib(a.child.id());
+        println!(
+            "processor A: {half} readings, median one-second speed {a_median:.0} readings/s; \
+             {customers} states saved {:.1} s after its last reading; peak RSS {:.0} MiB",
+            waited.elapsed().as_secs_f64(),
+            a_rss as f64 / 1024.0
+        );
+        // A restart: a processor stopped leaves the group at once. (A SIGKILLed one holds its
+        // partitions until its session times out, `kafka.session_timeout_ms`, before the group
+        // gives them to anyone.)
+        a.kill("-TERM");
+        println!("processor A stopped (SIGTERM); preloading {half} more readings (seed 2) ...");
+        generate_seeded(&topic, half, customers, 2)?;
+        let log =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/bench-restart-b.log");
+        let b = Processor::start(&topic, &url, &group, Some(&log))?;
+        let mut assigned = None;
+        let b_samples = follow(&b, half as f64, |t| {
+            if assigned.is_none()
+                && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("partitions assigned"))
+            {
+                assigned = Some(t);
+            }
+        })?;
+        let first = b_samples.iter().find(|s| s.1 > 0.0).map(|s| s.0);
+        let full = windows(&b_samples)
+            .into_iter()
+            .find(|w| w.1 >= FULL_SPEED * a_median);
+        let (t_end, _) = *b_samples.last().unwrap_or(&(0.0, 0.0));
+        let t_first = first.unwrap_or(t_end);
+        let b_rss = peak_rss_kib(b.child.id());
+        let mut b = b;
+        b.kill("-TERM");
+        let mut conn = PgConnection::establish(&url)?;
+        let rows = count(&mut conn);
+        println!(
+            "processor B, from its start: partitions assigned {}; first commit {t_first:.1} s; \
+             full speed (a one-second window >= {:.0}% of A's median) {}; {half} readings by \
+             {t_end:.1} s ({:.0} readings/s from the first commit); peak RSS {:.0} MiB",
+            assigned.map_or("?".to_owned(), |t| format!("{t:.1} s")),
+            FULL_SPEED * 100.0,
+            full.map_or("never".to_owned(), |(t, r)| format!(
+                "{t:.1} s ({r:.0} readings/s)"
+            )),
+            half as f64 / (t_end - t_first).max(1e-3),
+            b_rss as f64 / 1024.0
+        );
+        if rows != 2 * half as i64 {
+            bail!("the tables hold {rows} rows, not {}", 2 * half);
+        }
+        println!(
+            "target: full speed within 30 s (processor B's log: {})",
+            log.display()
+        );
+        Ok(())
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
