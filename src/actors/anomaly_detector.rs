@@ -118,14 +118,16 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn new(state: CustomerState, partition: i32, now: Instant) -> Self {
-        Tracked {
+    /// Boxed: the maps' slots stay a pointer wide, so growing a map of 100,000 customers moves
+    /// (and holds twice, while it grows) 3 MiB instead of 21 MiB.
+    fn new(state: CustomerState, partition: i32, now: Instant) -> Box<Self> {
+        Box::new(Tracked {
             state,
             partition,
             last_consumed: now,
             dirty: false,
             saved_in: 0,
-        }
+        })
     }
 }
 
@@ -183,12 +185,12 @@ pub struct AnomalyDetector {
     /// Keyed by customer id. hashbrown's map: its hasher (foldhash, seeded per map) is several
     /// times faster than std's SipHash on these short keys and still seeded against crafted ids,
     /// and `entry_ref` copies a key only when it inserts it.
-    customers: hashbrown::HashMap<String, Tracked>,
+    customers: hashbrown::HashMap<String, Box<Tracked>>,
     /// `detector.max_resident_customers`: the most customers kept in `customers`.
     max_resident: usize,
     /// Customers evicted for the budget whose saving batch may not be stored yet, with that
     /// batch: their next reading takes them back from here, not from PostgreSQL (`evict.rs`).
-    evicted: hashbrown::HashMap<String, (BatchId, Tracked)>,
+    evicted: hashbrown::HashMap<String, (BatchId, Box<Tracked>)>,
     /// The partitions this detector holds.
     owned: BTreeMap<i32, Owned>,
     recent: RecentIdentities,

@@ -156,12 +156,11 @@ impl AnomalyDetector {
         // Read before this batch is handed on: every later batch's transactions start after it.
         let clock = self.with_db("read the database clock", database_clock) - CLOCK_MARGIN;
         for (customer, t) in self.customers.iter_mut() {
-            let touches = |p: &i32| due.contains(p);
             let in_due = due.contains(&t.partition)
                 || t.state
                     .positions
                     .as_ref()
-                    .is_some_and(|ps| ps.keys().any(touches));
+                    .is_some_and(|ps| ps.partitions().any(|p| due.contains(&p)));
             if t.dirty && in_due {
                 found.states.extend(snapshot(customer, t));
             }

@@ -136,6 +136,28 @@ pub(super) fn state_writes(url: &str) -> anyhow::Result<(i64, f64)> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    #[derive(QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows: i64,
+    }
+    // Partitions of a table count as the table.
+    let tables: Vec<Table> = diesel::sql_query(
+        "SELECT coalesce(p.relname, s.relname)::text AS name, \
+                sum(s.n_tup_ins + s.n_tup_upd)::bigint AS rows \
+         FROM pg_stat_user_tables s \
+         LEFT JOIN pg_inherits i ON i.inhrelid = s.relid \
+         LEFT JOIN pg_class p ON p.oid = i.inhparent \
+         GROUP BY 1 HAVING sum(s.n_tup_ins + s.n_tup_upd) > 0 ORDER BY 2 DESC",
+    )
+    .load(&mut conn)?;
+    let written: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{} {}", t.name, t.rows))
+        .collect();
+    println!("rows inserted or updated, by table: {}", written.join(", "));
     let w: Writes = diesel::sql_query(
         "SELECT (SELECT coalesce(n_tup_ins + n_tup_upd, 0) FROM pg_stat_user_tables \
                  WHERE relname = 'detector_state')::bigint AS writes, \

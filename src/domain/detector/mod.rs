@@ -120,7 +120,7 @@ pub use config::{CustomerRules, DetectorConfig, Sustain};
 pub use observe::{observe, silence};
 pub use state::{
     episode_events, AlertRow, CustomerState, Episode, EpisodeEvent, EventKind, Observation,
-    Suppressed,
+    Positions, Suppressed,
 };
 
 #[cfg(test)]

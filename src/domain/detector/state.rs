@@ -134,15 +134,58 @@ pub struct CustomerState {
     /// `None` in states saved before that, which were saved with every batch and miss nothing.
     ///
     /// [`observe`]: super::observe
-    pub positions: Option<BTreeMap<i32, i64>>,
+    pub positions: Option<Positions>,
+}
+
+/// Per Kafka partition, the offset of the last reading a state holds: a short list in partition
+/// order, saved as the JSON object `{"3": 1234}` (partition as text, as a map of them was). A
+/// customer's readings nearly always come from one partition, and a one-entry list is 16 bytes
+/// where a B-tree map's node is 144.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Positions(Vec<(i32, i64)>);
+
+impl Positions {
+    /// The offset of the last reading of `partition` held.
+    pub fn get(&self, partition: i32) -> Option<i64> {
+        self.0
+            .binary_search_by_key(&partition, |(p, _)| *p)
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    /// Raises the offset of `partition` to `offset` (never lowers it).
+    pub fn raise(&mut self, partition: i32, offset: i64) {
+        match self.0.binary_search_by_key(&partition, |(p, _)| *p) {
+            Ok(i) => self.0[i].1 = self.0[i].1.max(offset),
+            Err(i) => self.0.insert(i, (partition, offset)),
+        }
+    }
+
+    /// The partitions held, in order.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.0.iter().map(|(p, _)| *p)
+    }
+}
+
+impl Serialize for Positions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(p, o)| (p, o)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Positions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<i32, i64>::deserialize(deserializer)?;
+        Ok(Positions(map.into_iter().collect()))
+    }
 }
 
 impl CustomerState {
     /// Records that the reading at `offset` of `partition` has been observed.
     pub fn absorbed(&mut self, partition: i32, offset: i64) {
-        let positions = self.positions.get_or_insert_with(BTreeMap::new);
-        let at = positions.entry(partition).or_insert(offset);
-        *at = (*at).max(offset);
+        self.positions
+            .get_or_insert_with(Positions::default)
+            .raise(partition, offset);
     }
 
     /// Whether the stored reading at `offset` of `partition` is missing from this state and must
@@ -151,7 +194,7 @@ impl CustomerState {
     pub fn misses(&self, partition: i32, offset: i64) -> bool {
         match &self.positions {
             None => self.readings == 0,
-            Some(p) => p.get(&partition).map_or(true, |&last| offset > last),
+            Some(p) => p.get(partition).map_or(true, |last| offset > last),
         }
     }
 
@@ -160,8 +203,8 @@ impl CustomerState {
     pub fn holds(&self, partition: i32, offset: i64) -> bool {
         self.positions
             .as_ref()
-            .and_then(|p| p.get(&partition))
-            .is_some_and(|&last| offset <= last)
+            .and_then(|p| p.get(partition))
+            .is_some_and(|last| offset <= last)
     }
 
     /// Whether a silence has been reported and no reading has ended it yet.

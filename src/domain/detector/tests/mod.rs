@@ -97,6 +97,23 @@ fn a_state_misses_the_readings_after_its_positions_only() {
     );
 }
 
+#[test]
+fn positions_are_saved_as_the_object_they_always_were() {
+    let saved: CustomerState =
+        serde_json::from_str(r#"{"readings": 2, "positions": {"3": 12, "0": 5}}"#).unwrap();
+    assert!(saved.holds(3, 12) && saved.holds(0, 5) && saved.misses(3, 13) && saved.misses(1, 0));
+    let mut s = saved.clone();
+    s.absorbed(1, 7);
+    s.absorbed(3, 11);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        json["positions"],
+        serde_json::json!({"0": 5, "1": 7, "3": 12})
+    );
+    let back: CustomerState = serde_json::from_value(json).unwrap();
+    assert_eq!(back, s);
+}
+
 /// A state with a bit of everything: baseline floats, open episodes, a silence.
 fn busy_state(cfg: &DetectorConfig) -> CustomerState {
     let mut state = CustomerState::default();
