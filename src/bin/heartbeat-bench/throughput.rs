@@ -168,6 +168,24 @@ pub(super) fn state_writes(url: &str) -> anyhow::Result<(i64, f64)> {
     Ok((w.writes, w.mean_bytes))
 }
 
+/// The server's WAL position (bytes) and checkpoints so far: what a pass wrote to the WAL, and
+/// how many checkpoints (each followed by full-page images of every page first touched) ran.
+fn wal_and_checkpoints(conn: &mut PgConnection) -> anyhow::Result<(f64, i64)> {
+    #[derive(QueryableByName)]
+    struct Wal {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        lsn: f64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        checkpoints: i64,
+    }
+    let w: Wal = diesel::sql_query(
+        "SELECT (pg_current_wal_lsn() - '0/0')::float8 AS lsn, \
+                (checkpoints_timed + checkpoints_req)::bigint AS checkpoints FROM pg_stat_bgwriter",
+    )
+    .get_result(conn)?;
+    Ok((w.lsn, w.checkpoints))
+}
+
 pub(super) fn throughput(
     records: u64,
     replicas: u32,
@@ -185,7 +203,9 @@ pub(super) fn throughput(
     println!("preloaded in {:.1} s", t.elapsed().as_secs_f64());
     let (db, url, mut admin) = fresh_database("hb_bench")?;
     let result = (|| {
+        let (wal0, checkpoints0) = wal_and_checkpoints(&mut admin)?;
         let p = run_processors(&topic, records, &url, replicas)?;
+        let (wal1, checkpoints1) = wal_and_checkpoints(&mut admin)?;
         println!(
             "pipeline ({replicas} processor{}): {:.0} readings/s ({records} in {:.2} s from the \
              first row; {:.2} s from start, group join included)",
@@ -202,6 +222,13 @@ pub(super) fn throughput(
         println!(
             "peak RSS per processor: {} (target <= 256 MiB)",
             rss.join(", ")
+        );
+        println!(
+            "WAL written during the pass: {:.0} MB ({:.0} bytes per reading); server \
+             checkpoints during it: {}",
+            (wal1 - wal0) / 1e6,
+            (wal1 - wal0) / records as f64,
+            checkpoints1 - checkpoints0
         );
         let (writes, mean_bytes) = state_writes(&url)?;
         println!(
