@@ -25,13 +25,17 @@
 //! - **Duplicates.** A reading whose identity is stored or in flight (a bounded set of recent
 //!   identities; one look-up per batch for the rest) adds no row and changes no state.
 //! - **Checkpoints.** States are not saved with every reading (a row write per reading would
-//!   cost as much as the reading). Every `detector.checkpoint_interval_ms` each partition's
+//!   cost as much as the reading). At most every `detector.checkpoint_interval_ms` (stretched
+//!   while the changed states hold few readings, `periodic.rs`) each partition's
 //!   changed states are saved with the current batch, in the transactions of their customers'
 //!   writers, which also write the customers' readings in order. Once that batch and all before
 //!   it have committed (the offset ledger tells), the checkpoint holds and is recorded
 //!   (`detector_checkpoints`): every reading the saved states miss was stored at or after
 //!   `replay_from`, PostgreSQL's clock read before the next batch was handed on. A new owner
 //!   loads the states and replays exactly the stored readings each one misses.
+//! - **Evictions** beyond `detector.max_resident_customers` save the state with the current batch
+//!   and keep it in memory until that batch is stored, so a reading in between never loads an
+//!   older saved row (`evict.rs`).
 //! - **Silences** are saved with their state at once (no stored reading would replay them) and
 //!   counted by the offset ledger like any batch, so a drain waits for them.
 //!
@@ -43,6 +47,7 @@
 //! - this file: the actor, its state, and `detect` (a batch in, a `Persist` out)
 //! - `alert_metrics.rs`: the alert counters and the open alerts gauge
 //! - `claim.rs`: claiming and letting go of partitions (`detector_epochs`)
+//! - `evict.rs`: the memory budget: evicting the least recently seen, loading them again
 //! - `replay.rs`: loading a claimed partition's states and replaying what they miss
 //! - `periodic.rs`: silences, forgetting, checkpoints, and the timer's batches
 //! - `recent.rs`: the identities of recent readings, for spotting repeats in flight
@@ -147,6 +152,10 @@ struct Owned {
     checkpoint_deadline: Instant,
     /// Readings observed since the last checkpoint.
     observed: u64,
+    /// Customers whose state changed (turned dirty) with a reading of this partition since the
+    /// last checkpoint: counted as they change, so deciding a stretched checkpoint costs no scan
+    /// of every customer (an estimate: an eviction's or a silence's save does not count down).
+    changed: u64,
 }
 
 /// What the periodic work found to store.
@@ -407,6 +416,7 @@ impl AnomalyDetector {
                 self.recent.insert(id, partition);
                 if let Some(o) = self.owned.get_mut(&partition) {
                     o.observed += 1;
+                    o.changed += u64::from(!tracked.dirty);
                 }
                 tracked.partition = partition;
                 tracked.last_consumed = now;

@@ -2,7 +2,6 @@
 //! per-customer alert rules again. It runs with every batch and, when no batch comes, on the
 //! detector's timer.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::db::queries::database_clock;
@@ -13,7 +12,7 @@ use crate::messages::Persist;
 
 use super::alert_metrics::count_transitions;
 use super::evict::settled;
-use super::{AnomalyDetector, Found, Tracked, TICK};
+use super::{AnomalyDetector, Found, Owned, Tracked, TICK};
 
 /// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
 /// a little (an NTP correction) between the checkpoint and a later transaction. A step back by
@@ -37,6 +36,12 @@ pub(super) const CHECKPOINT_STRETCH: u32 = 6;
 fn checkpoint_period(partition: i32, every: Duration) -> Duration {
     let spread = crate::actors::spread(&partition.to_string()) % 1024;
     every - every.mul_f64(spread as f64 / 2048.0)
+}
+
+/// Whether a partition whose interval has passed is checkpointed now ([`READINGS_PER_SAVED_STATE`],
+/// [`CHECKPOINT_STRETCH`]).
+fn checkpoint_due(o: &Owned, now: Instant) -> bool {
+    now >= o.checkpoint_deadline || o.changed.saturating_mul(READINGS_PER_SAVED_STATE) <= o.observed
 }
 
 /// The state of `customer` to save.
@@ -118,7 +123,8 @@ impl AnomalyDetector {
     ///
     /// A partition is due once `detector.checkpoint_interval_ms` has passed since its last
     /// checkpoint and its changed states hold at least [`READINGS_PER_SAVED_STATE`] observed
-    /// readings each on average, or [`CHECKPOINT_STRETCH`] intervals have passed. With a few
+    /// readings each on average (`Owned::changed`, `Owned::observed`), or [`CHECKPOINT_STRETCH`]
+    /// intervals have passed. With a few
     /// customers (many readings each per interval) that is every interval, as before; with a
     /// large fleet, where a customer sends a reading or two per interval, saving every changed
     /// state each interval would write more state than readings.
@@ -132,23 +138,9 @@ impl AnomalyDetector {
         if ready.is_empty() {
             return;
         }
-        let mut changed: HashMap<i32, u64> = HashMap::new();
-        if ready
-            .iter()
-            .any(|p| now < self.owned[p].checkpoint_deadline)
-        {
-            for t in self.customers.values().filter(|t| t.dirty) {
-                *changed.entry(t.partition).or_default() += 1;
-            }
-        }
         let due: Vec<i32> = ready
             .into_iter()
-            .filter(|p| {
-                let o = &self.owned[p];
-                let states = changed.get(p).copied().unwrap_or(0);
-                now >= o.checkpoint_deadline
-                    || states.saturating_mul(READINGS_PER_SAVED_STATE) <= o.observed
-            })
+            .filter(|p| checkpoint_due(&self.owned[p], now))
             .collect();
         if due.is_empty() {
             return;
@@ -178,6 +170,7 @@ impl AnomalyDetector {
                 o.next_checkpoint = now + period;
                 o.checkpoint_deadline = now + period * CHECKPOINT_STRETCH;
                 o.observed = 0;
+                o.changed = 0;
             }
         }
     }
@@ -212,6 +205,30 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn a_checkpoint_waits_until_the_changed_states_hold_enough_readings_or_its_deadline() {
+        let now = Instant::now();
+        let owned = |observed, changed, deadline| Owned {
+            generation: 1,
+            epoch: 1,
+            position: None,
+            next_checkpoint: now,
+            checkpoint_deadline: deadline,
+            observed,
+            changed,
+        };
+        let later = now + Duration::from_secs(25);
+        // A large fleet: 16,000 changed states after 20,000 readings wait, until they hold 8
+        // readings each, or until the deadline.
+        assert!(!checkpoint_due(&owned(20_000, 16_000, later), now));
+        assert!(checkpoint_due(&owned(128_000, 16_000, later), now));
+        assert!(checkpoint_due(&owned(20_000, 16_000, now), now));
+        // A small one: 1,000 customers with 400 readings each are checkpointed every interval.
+        assert!(checkpoint_due(&owned(400_000, 1_000, later), now));
+        // Nothing changed: due (the checkpoint records where the partition stands).
+        assert!(checkpoint_due(&owned(0, 0, later), now));
+    }
 
     #[test]
     fn checkpoint_periods_are_spread_over_the_second_half_of_the_interval() {

@@ -37,6 +37,7 @@ impl AnomalyDetector {
                     next_checkpoint: now,
                     checkpoint_deadline: now,
                     observed: 0,
+                    changed: 0,
                 },
             );
             self.progress

@@ -12,12 +12,17 @@
 //! the processor over each in alternation like `poison` and prints readings per second and the
 //! ratio mixed/native.
 //!
-//! `heartbeat-bench throughput [--records N] [--replicas R]` preloads N clean readings (default
-//! 1,000,000; 10,000 customers, about a third anomalous by the bands) into a fresh topic, runs R
-//! processors in one consumer group from the start until every row is stored, and reports
-//! readings/s and each processor's peak RSS. It then copies the same rows out of `readings` and
+//! `heartbeat-bench throughput [--records N] [--replicas R] [--customers C] [--peer]` preloads N
+//! clean readings (default 1,000,000; C customers, default 10,000, about a third anomalous by
+//! the bands) into a fresh topic, runs R processors in one consumer group from the start until
+//! every row is stored, and reports readings/s, each processor's peak RSS, the WAL written, the
+//! rows written per table and the detector states written per reading. It then copies the same rows out of `readings` and
 //! times PostgreSQL's own binary `COPY ... FROM` of them into the `readings` table of a second,
 //! freshly migrated database (identical schema, empty), and prints the ratio pipeline / COPY.
+//!
+//! `heartbeat-bench restart [--records N] [--customers C]`: processor A stores N/2 readings of C
+//! customers (default 100,000) and saves their states, is stopped, and processor B takes over
+//! with N/2 more: time to B's partitions, first commit and full speed (restart.rs).
 //!
 //! `heartbeat-bench latency [--rate R] [--seconds S]` starts a processor, publishes readings at
 //! a steady R per second (default 10,000, 10,000 customers) for S seconds, each stamped with the
