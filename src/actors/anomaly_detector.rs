@@ -134,6 +134,23 @@ impl Tracked {
             saved_in: 0,
         })
     }
+
+    /// The state of `customer` to save; it is no longer dirty.
+    fn snapshot(&mut self, customer: &str) -> Option<CustomerSnapshot> {
+        let state = serde_json::to_string(&self.state).ok()?;
+        self.dirty = false;
+        Some(CustomerSnapshot {
+            customer_id: customer.to_owned(),
+            partition: self.partition,
+            state,
+        })
+    }
+
+    /// Whether it may leave memory with nothing kept (forgotten): unchanged since its last save,
+    /// and that save is stored (`OffsetLedger::stored_through`).
+    fn settled(&self, stored_through: BatchId) -> bool {
+        !self.dirty && self.saved_in <= stored_through
+    }
 }
 
 /// A partition this detector holds.

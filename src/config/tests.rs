@@ -85,6 +85,7 @@ fn defaults_load_and_match_the_spec() {
     assert_eq!(s.detector.silence_after_ms, ms(30000));
     assert_eq!(s.detector.forget_after_ms, ms(86400000));
     assert_eq!(s.detector.resolve_after_readings, 3);
+    assert_eq!(s.detector.max_resident_customers, 200_000);
     assert_eq!(s.storage.retention_days, 30);
     assert_eq!(s.shutdown.timeout_ms, ms(10000));
     assert_eq!(s.alerts.rules_refresh_ms, ms(5000));
@@ -444,6 +445,21 @@ fn max_age_days_is_zero_for_no_bound_up_to_a_century_and_refused_beyond_or_below
             )]
         );
     }
+}
+
+#[test]
+fn the_memory_budget_is_at_least_one_customer_and_loads_from_the_environment() {
+    let err = load_with("[detector]\nmax_resident_customers = 0\n", vec![]).unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["detector.max_resident_customers: 0 is out of range 1..=100000000"]
+    );
+    let s = load_with(
+        "",
+        vec![("HEARTBEAT__DETECTOR__MAX_RESIDENT_CUSTOMERS", "16")],
+    )
+    .unwrap();
+    assert_eq!(s.detector.max_resident_customers, 16);
 }
 
 #[test]

@@ -23,8 +23,7 @@ use std::time::Instant;
 use crate::domain::record::CustomerSnapshot;
 use crate::messages::BatchId;
 
-use super::periodic::snapshot;
-use super::{AnomalyDetector, Tracked};
+use super::AnomalyDetector;
 
 /// Eviction takes the resident customers down to this fraction of the budget (fifteen
 /// sixteenths): room for a sixteenth of the budget of new customers before the next scan.
@@ -97,7 +96,7 @@ impl AnomalyDetector {
                 continue;
             };
             if t.dirty {
-                let Some(saved) = snapshot(&customer, &mut t) else {
+                let Some(saved) = t.snapshot(&customer) else {
                     // Cannot happen (a state always serializes); stay resident rather than lose it.
                     self.customers.insert(customer, t);
                     continue;
@@ -114,10 +113,4 @@ impl AnomalyDetector {
             .detector_customers
             .set(self.customers.len() as i64);
     }
-}
-
-/// Whether `t` may be forgotten (dropped with nothing kept): unchanged since its last save, and
-/// that save is stored.
-pub(super) fn settled(t: &Tracked, stored_through: BatchId) -> bool {
-    !t.dirty && t.saved_in <= stored_through
 }

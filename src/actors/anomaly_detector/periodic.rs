@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use crate::db::queries::database_clock;
 use crate::db::queries::rules::effective_rules;
 use crate::domain::detector::{episode_events, silence};
-use crate::domain::record::{BatchPositions, CustomerSnapshot, PartitionCheckpoint};
+use crate::domain::record::{BatchPositions, PartitionCheckpoint};
 use crate::messages::Persist;
 
 use super::alert_metrics::count_transitions;
-use super::evict::settled;
-use super::{AnomalyDetector, Found, Owned, Tracked, TICK};
+use super::{AnomalyDetector, Found, Owned, TICK};
 
 /// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
 /// a little (an NTP correction) between the checkpoint and a later transaction. A step back by
@@ -42,17 +41,6 @@ fn checkpoint_period(partition: i32, every: Duration) -> Duration {
 /// [`CHECKPOINT_STRETCH`]).
 fn checkpoint_due(o: &Owned, now: Instant) -> bool {
     now >= o.checkpoint_deadline || o.changed.saturating_mul(READINGS_PER_SAVED_STATE) <= o.observed
-}
-
-/// The state of `customer` to save.
-pub(super) fn snapshot(customer: &str, t: &mut Tracked) -> Option<CustomerSnapshot> {
-    let state = serde_json::to_string(&t.state).ok()?;
-    t.dirty = false;
-    Some(CustomerSnapshot {
-        customer_id: customer.to_owned(),
-        partition: t.partition,
-        state,
-    })
 }
 
 impl AnomalyDetector {
@@ -94,7 +82,7 @@ impl AnomalyDetector {
             let quiet = now.saturating_duration_since(t.last_consumed);
             // Only once saved, and that save stored: a forgotten customer is loaded again from
             // its saved state.
-            if quiet >= forget_after && settled(t, stored_through) {
+            if quiet >= forget_after && t.settled(stored_through) {
                 return false;
             }
             if quiet >= silence_after
@@ -111,7 +99,7 @@ impl AnomalyDetector {
                     found.anomalies.push(anomaly);
                     found.alerts.push(alert);
                     // Saved at once: no stored reading would replay a silence.
-                    found.states.extend(snapshot(customer, t));
+                    found.states.extend(t.snapshot(customer));
                 }
             }
             true
@@ -154,7 +142,7 @@ impl AnomalyDetector {
                     .as_ref()
                     .is_some_and(|ps| ps.partitions().any(|p| due.contains(&p)));
             if t.dirty && in_due {
-                found.states.extend(snapshot(customer, t));
+                found.states.extend(t.snapshot(customer));
             }
         }
         let every = self.checkpoint_every;
