@@ -444,7 +444,19 @@ pub fn run(w: Workload) -> Report {
                 // The test broker (tansu) wedges a group for good when a member leaves while
                 // the group is forming: the leaver stays its leader and nobody is ever assigned
                 // again (docs/TROUBLESHOOTING.md, "tansu: a leave during a rebalance"). Apache
-                // Kafka has no such fault, so the leave waits for a formed group.
+                // Kafka has no such fault, so the leave waits for a formed group: first for the
+                // members SIGKILLed before to have left it (the broker drops them only when their
+                // session times out, and that starts a rebalance; a leave then wedged the group,
+                // seed 56863), then for every processor to hold partitions.
+                let brokers = broker.brokers();
+                wait_for(
+                    "the killed members to leave the group",
+                    STEP_DEADLINE,
+                    || {
+                        (group_members(&brokers, &chaos.group) == Some(processors.len()))
+                            .then_some(())
+                    },
+                );
                 wait_for("the group to form before the leave", STEP_DEADLINE, || {
                     processors
                         .iter()

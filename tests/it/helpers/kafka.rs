@@ -71,6 +71,19 @@ pub fn committed_offsets_at(brokers: &str, group: &str, topic: &str) -> BTreeMap
 
 /// What the broker at `brokers` says of consumer group `group`: its state and members, for the
 /// message of a wait that expired.
+/// How many members the broker lists in consumer group `group`; `None` when it cannot say.
+pub fn group_members(brokers: &str, group: &str) -> Option<usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .ok()?;
+    let list = consumer
+        .fetch_group_list(Some(group), Duration::from_secs(10))
+        .ok()?;
+    let found = list.groups().iter().find(|g| g.name() == group)?;
+    Some(found.members().len())
+}
+
 pub fn group_state(brokers: &str, group: &str) -> String {
     let consumer: BaseConsumer = match ClientConfig::new()
         .set("bootstrap.servers", brokers)

@@ -23,8 +23,8 @@ pub use alertmanager::{http_post, Alertmanager, NotifiedAlert, Routing, WebhookR
 pub use daemon::{replay_in_a_new_group, Daemon, Setup};
 pub use db::{accounted, count_at, persist_readings, writer_db, PrivatePostgres, TestDb};
 pub use kafka::{
-    committed_offsets, committed_offsets_at, committed_total, group_state, header, producer,
-    producer_at, queue_keyed, read_topic, reader_at,
+    committed_offsets, committed_offsets_at, committed_total, group_members, group_state, header,
+    producer, producer_at, queue_keyed, read_topic, reader_at,
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_heartbeat-pipeline");
