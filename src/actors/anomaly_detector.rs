@@ -214,9 +214,10 @@ pub struct AnomalyDetector {
     customers: hashbrown::HashMap<String, Box<Tracked>>,
     /// `detector.max_resident_customers`: the most customers kept in `customers`.
     max_resident: usize,
-    /// Customers evicted for the budget whose saving batch may not be stored yet, with that
-    /// batch: their next reading takes them back from here, not from PostgreSQL (`evict.rs`).
-    evicted: hashbrown::HashMap<String, (BatchId, Box<Tracked>)>,
+    /// Customers evicted for the budget whose saving batch (`Tracked::saved_in`) may not be
+    /// stored yet: their next reading takes them back from here, not from PostgreSQL
+    /// (`evict.rs`).
+    evicted: hashbrown::HashMap<String, Box<Tracked>>,
     /// The partitions this detector holds.
     owned: BTreeMap<i32, Owned>,
     recent: RecentIdentities,

@@ -59,7 +59,7 @@ impl AnomalyDetector {
         self.owned.remove(&partition);
         self.progress.set_epoch(partition, None);
         self.customers.retain(|_, t| t.partition != partition);
-        self.evicted.retain(|_, (_, t)| t.partition != partition);
+        self.evicted.retain(|_, t| t.partition != partition);
         self.recent.forget_partition(partition);
     }
 

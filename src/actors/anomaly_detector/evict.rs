@@ -7,7 +7,7 @@
 //! from the same state as one that stayed: the same anomalies and alert rows.
 //!
 //! A saved state is only safe to load once the batch that saved it has committed. Until then the
-//! evicted state waits in `evicted`, keyed by customer with the batch that saves it, and a
+//! evicted state waits in `evicted` (its `saved_in` names that batch), and a
 //! reading of the customer takes it back from there instead of from PostgreSQL. Once that batch
 //! and all before it are stored (the offset ledger's `stored_through`), the entry is dropped: the
 //! saved row is what memory held.
@@ -55,14 +55,14 @@ impl AnomalyDetector {
             return;
         }
         let through = self.ledger.stored_through();
-        self.evicted.retain(|_, (saved_in, _)| *saved_in > through);
+        self.evicted.retain(|_, t| !t.settled(through));
     }
 
     /// Follows `customer` again from its evicted state if it is still waiting for its save to be
     /// stored; `true` if so.
     pub(super) fn revive(&mut self, customer: &str, now: Instant) -> bool {
         match self.evicted.remove_entry(customer) {
-            Some((key, (_, mut t))) => {
+            Some((key, mut t)) => {
                 t.last_consumed = now;
                 self.customers.insert(key, t);
                 true
@@ -75,12 +75,16 @@ impl AnomalyDetector {
     /// the changed states with batch `id` (added to `states`).
     pub(super) fn evict(&mut self, id: BatchId, states: &mut Vec<CustomerSnapshot>) {
         let budget = self.max_resident;
-        if self.customers.len() <= budget {
-            self.metrics
-                .detector_customers
-                .set(self.customers.len() as i64);
-            return;
+        if self.customers.len() > budget {
+            self.evict_down_to(budget, id, states);
         }
+        self.metrics
+            .detector_customers
+            .set(self.customers.len() as i64);
+    }
+
+    /// Evicts the least recently seen customers down to [`LOW_WATER`] of `budget`.
+    fn evict_down_to(&mut self, budget: usize, id: BatchId, states: &mut Vec<CustomerSnapshot>) {
         let keep = (budget * LOW_WATER.0 / LOW_WATER.1).max(1);
         let excess = self.customers.len() - keep;
         let mut by_age: Vec<(Instant, &String)> = self
@@ -104,13 +108,10 @@ impl AnomalyDetector {
                 states.push(saved);
                 t.saved_in = id;
             }
-            if t.saved_in > through {
-                self.evicted.insert(customer, (t.saved_in, t));
+            if !t.settled(through) {
+                self.evicted.insert(customer, t);
             }
             self.metrics.detector_evictions.inc();
         }
-        self.metrics
-            .detector_customers
-            .set(self.customers.len() as i64);
     }
 }

@@ -112,23 +112,15 @@ impl AnomalyDetector {
     /// A partition is due once `detector.checkpoint_interval_ms` has passed since its last
     /// checkpoint and its changed states hold at least [`READINGS_PER_SAVED_STATE`] observed
     /// readings each on average (`Owned::changed`, `Owned::observed`), or [`CHECKPOINT_STRETCH`]
-    /// intervals have passed. With a few
-    /// customers (many readings each per interval) that is every interval, as before; with a
-    /// large fleet, where a customer sends a reading or two per interval, saving every changed
-    /// state each interval would write more state than readings.
+    /// intervals have passed. With a few customers (many readings each per interval) that is
+    /// every interval, as before; with a large fleet, where a customer sends a reading or two per
+    /// interval, saving every changed state each interval would write more state than readings.
     fn checkpoints(&mut self, now: Instant, found: &mut Found) {
-        let ready: Vec<i32> = self
+        let due: Vec<i32> = self
             .owned
             .iter()
-            .filter(|(_, o)| now >= o.next_checkpoint)
+            .filter(|(_, o)| now >= o.next_checkpoint && checkpoint_due(o, now))
             .map(|(p, _)| *p)
-            .collect();
-        if ready.is_empty() {
-            return;
-        }
-        let due: Vec<i32> = ready
-            .into_iter()
-            .filter(|p| checkpoint_due(&self.owned[p], now))
             .collect();
         if due.is_empty() {
             return;

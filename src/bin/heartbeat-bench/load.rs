@@ -167,15 +167,10 @@ pub(super) const BENCH_CUSTOMERS: u64 = 10_000;
 /// Publishes `records` readings of the project's own simulator (`heartbeat-pipeline generate`,
 /// seed 1, as fast as the broker takes them) to `topic`.
 pub(super) fn generate(topic: &str, records: u64) -> anyhow::Result<()> {
-    generate_customers(topic, records, BENCH_CUSTOMERS)
+    generate_seeded(topic, records, BENCH_CUSTOMERS, 1)
 }
 
-/// [`generate`] with `customers` distinct customers.
-pub(super) fn generate_customers(topic: &str, records: u64, customers: u64) -> anyhow::Result<()> {
-    generate_seeded(topic, records, customers, 1)
-}
-
-/// [`generate_customers`] with the simulator seeded with `seed`.
+/// [`generate`] with `customers` distinct customers and the simulator seeded with `seed`.
 pub(super) fn generate_seeded(
     topic: &str,
     records: u64,

@@ -81,22 +81,14 @@ pub(super) fn run_processors_with(
     replicas: u32,
     env: &[(&str, &str)],
 ) -> anyhow::Result<Pass> {
-    let bin = pipeline_binary()?;
     let group = unique("hb_bench");
     let mut children: Vec<Child> = Vec::new();
     let mut http: Vec<String> = Vec::new();
     for _ in 0..replicas {
-        let mut cmd = Command::new(&bin);
-        pipeline_env(&mut cmd, topic, url, &group);
+        let (mut cmd, addr) = run_command(topic, url, &group)?;
         cmd.envs(env.iter().copied());
-        let addr = format!("127.0.0.1:{}", free_port()?);
-        cmd.env("HEARTBEAT__HTTP__BIND", &addr);
         http.push(addr);
-        children.push(
-            cmd.arg("run")
-                .spawn()
-                .with_context(|| format!("start {}", bin.display()))?,
-        );
+        children.push(spawn_run(cmd)?);
     }
     let started = Instant::now();
     let result = (|| {
@@ -138,6 +130,28 @@ pub(super) fn run_processors_with(
         let _ = child.wait();
     }
     result
+}
+
+/// `heartbeat-pipeline` set up to run over `topic` into the database at `url` in consumer group
+/// `group`, with its HTTP server on a free port: the command (without `run`) and that address.
+pub(super) fn run_command(
+    topic: &str,
+    url: &str,
+    group: &str,
+) -> anyhow::Result<(Command, String)> {
+    let mut cmd = Command::new(pipeline_binary()?);
+    pipeline_env(&mut cmd, topic, url, group);
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    cmd.env("HEARTBEAT__HTTP__BIND", &addr);
+    Ok((cmd, addr))
+}
+
+/// Starts `cmd` (from [`run_command`]) as `run`.
+pub(super) fn spawn_run(mut cmd: Command) -> anyhow::Result<Child> {
+    let program = cmd.get_program().to_owned();
+    cmd.arg("run")
+        .spawn()
+        .with_context(|| format!("start {}", program.to_string_lossy()))
 }
 
 /// Records a processor has finished (stored, rejected or found duplicate) by its `/metrics`;

@@ -16,10 +16,8 @@ use anyhow::{bail, Context};
 use diesel::prelude::*;
 
 use crate::load::generate_seeded;
-use crate::processors::{peak_rss_kib, scrape, PASS_DEADLINE};
-use crate::services::{
-    count, create_topics, free_port, fresh_database, pipeline_binary, pipeline_env, unique,
-};
+use crate::processors::{peak_rss_kib, run_command, scrape, spawn_run, PASS_DEADLINE};
+use crate::services::{count, create_topics, fresh_database, unique};
 
 /// The share of A's median one-second speed that counts as full speed.
 const FULL_SPEED: f64 = 0.9;
@@ -40,9 +38,7 @@ impl Processor {
         group: &str,
         log: Option<&std::path::Path>,
     ) -> anyhow::Result<Processor> {
-        let bin = pipeline_binary()?;
-        let mut cmd = Command::new(&bin);
-        pipeline_env(&mut cmd, topic, url, group);
+        let (mut cmd, addr) = run_command(topic, url, group)?;
         if let Some(path) = log {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("create {}", path.display()))?;
@@ -50,12 +46,7 @@ impl Processor {
                 .stdout(file.try_clone()?)
                 .stderr(file);
         }
-        let addr = format!("127.0.0.1:{}", free_port()?);
-        cmd.env("HEARTBEAT__HTTP__BIND", &addr);
-        let child = cmd
-            .arg("run")
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
+        let child = spawn_run(cmd)?;
         Ok(Processor {
             child,
             addr,

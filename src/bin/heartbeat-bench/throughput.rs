@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use diesel::prelude::*;
 
-use crate::load::generate_customers;
+use crate::load::generate_seeded;
 use crate::processors::run_processors;
 use crate::services::{
     brokers, count, create_topics, fresh_database, migrate, psql, unique, PARTITIONS,
@@ -111,9 +111,7 @@ pub(super) fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
 /// mean size of a stored state in bytes (`pg_column_size`, after PostgreSQL's compression).
 pub(super) fn state_writes(url: &str) -> anyhow::Result<(i64, f64)> {
     #[derive(QueryableByName)]
-    struct Writes {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        writes: i64,
+    struct MeanBytes {
         #[diesel(sql_type = diesel::sql_types::Double)]
         mean_bytes: f64,
     }
@@ -158,14 +156,15 @@ pub(super) fn state_writes(url: &str) -> anyhow::Result<(i64, f64)> {
         .map(|t| format!("{} {}", t.name, t.rows))
         .collect();
     println!("rows inserted or updated, by table: {}", written.join(", "));
-    let w: Writes = diesel::sql_query(
-        "SELECT (SELECT coalesce(n_tup_ins + n_tup_upd, 0) FROM pg_stat_user_tables \
-                 WHERE relname = 'detector_state')::bigint AS writes, \
-                (SELECT coalesce(avg(pg_column_size(state)), 0) FROM detector_state)::float8 \
-                 AS mean_bytes",
+    let writes = tables
+        .iter()
+        .find(|t| t.name == "detector_state")
+        .map_or(0, |t| t.rows);
+    let m: MeanBytes = diesel::sql_query(
+        "SELECT coalesce(avg(pg_column_size(state)), 0)::float8 AS mean_bytes FROM detector_state",
     )
     .get_result(&mut conn)?;
-    Ok((w.writes, w.mean_bytes))
+    Ok((writes, m.mean_bytes))
 }
 
 /// The server's WAL position (bytes) and checkpoints so far: what a pass wrote to the WAL, and
@@ -199,7 +198,7 @@ pub(super) fn throughput(
          ({PARTITIONS} partitions) ..."
     );
     let t = Instant::now();
-    generate_customers(&topic, records, customers)?;
+    generate_seeded(&topic, records, customers, 1)?;
     println!("preloaded in {:.1} s", t.elapsed().as_secs_f64());
     let (db, url, mut admin) = fresh_database("hb_bench")?;
     let result = (|| {
