@@ -15,7 +15,8 @@
 #    own policy),
 # 6. checks the module graph of src/ (scripts/check-layers.py: no circle of imports, no actor
 #    importing another, a pure domain),
-# 7. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations.
+# 7. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations,
+# 8. checks that docs/SPEC.md is the contract ../shared/SPEC.md, where ../shared exists.
 # Ends with `all tests: N passed, M failed` over all of these.
 # Exit code: 0 when everything passed, non-zero otherwise. `.ci/run` calls this same script.
 set -euo pipefail
@@ -106,6 +107,23 @@ printf '%s\n' "$compose_log" | tee -a "$out"
 layers_log=$(python3 scripts/check-layers.py --self-test 2>&1) || { ((status)) || status=1; }
 printf '%s\n' "$layers_log" | tee -a "$out"
 [[ $(tail -n 1 <<<"$layers_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
+
+# docs/SPEC.md is a copy of the external contract, ../shared/SPEC.md, shipped with the code: one
+# test that the two are identical byte for byte, so the copy cannot drift. Where ../shared does
+# not exist (a clone on its own) there is nothing to compare with, and the test is not counted.
+if [[ -d ../shared ]]; then
+    if spec_log=$(diff -u ../shared/SPEC.md docs/SPEC.md 2>&1); then
+        printf 'ok    docs/SPEC.md is identical to ../shared/SPEC.md\n'
+        count 1 0
+    else
+        printf 'FAIL  docs/SPEC.md is identical to ../shared/SPEC.md (copy it over: cp ../shared/SPEC.md docs/)\n'
+        printf '%s\n' "$spec_log" | head -n 40 | sed 's/^/      /'
+        count 0 1
+        ((status)) || status=1
+    fi
+else
+    printf 'skip  docs/SPEC.md against ../shared/SPEC.md: no ../shared here\n'
+fi
 
 # src/db/schema.rs is generated, never edited: `diesel print-schema` (diesel.toml's file and filter)
 # over a scratch database migrated from migrations/ must give it byte for byte. One test. Needs no
