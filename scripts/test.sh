@@ -15,8 +15,10 @@
 #    own policy),
 # 6. checks the module graph of src/ (scripts/check-layers.py: no circle of imports, no actor
 #    importing another, a pure domain),
-# 7. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations,
-# 8. checks that docs/SPEC.md is the contract ../shared/SPEC.md, where ../shared exists.
+# 7. checks that every config key, metric and log line the docs name exists in the code
+#    (scripts/check-docs.py),
+# 8. checks that src/db/schema.rs is what `diesel print-schema` makes of the migrations,
+# 9. checks that docs/SPEC.md is the contract ../shared/SPEC.md, where ../shared exists.
 # Ends with `all tests: N passed, M failed` over all of these.
 # Exit code: 0 when everything passed, non-zero otherwise. `.ci/run` calls this same script.
 set -euo pipefail
@@ -107,6 +109,12 @@ printf '%s\n' "$compose_log" | tee -a "$out"
 layers_log=$(python3 scripts/check-layers.py --self-test 2>&1) || { ((status)) || status=1; }
 printf '%s\n' "$layers_log" | tee -a "$out"
 [[ $(tail -n 1 <<<"$layers_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
+
+# The docs against the code (scripts/check-docs.py): every config key, metric and log line that
+# README.md and docs/ name exists, and OPERATIONS.md's key table is config/default.toml's. Four tests.
+docs_log=$(python3 scripts/check-docs.py 2>&1) || { ((status)) || status=1; }
+printf '%s\n' "$docs_log" | tee -a "$out"
+[[ $(tail -n 1 <<<"$docs_log") =~ ^[0-9]+\ passed,\ [0-9]+\ failed$ ]] || count 0 1
 
 # docs/SPEC.md is a copy of the external contract, ../shared/SPEC.md, shipped with the code: one
 # test that the two are identical byte for byte, so the copy cannot drift. Where ../shared does
