@@ -7,7 +7,7 @@ Reads README.md and docs/*.md (docs/SPEC.md left out: the contract also describe
 coming) and checks four things against the code:
 
 1. config keys: every `section.key` whose first part is a section of config/default.toml
-   (`kafka.brokers`, `alerts.sustain_ms.<kind>`) and every environment variable
+   (`kafka.brokers`, `alerts.sustain_ms.<kind>`, `kafka.ssl_*`) and every environment variable
    `HEARTBEAT__SECTION__KEY` names a key of config/default.toml (its keys flattened, the
    commented-out optional ones such as `# seed = 42` included), a section of it, or a property
    under a map key (`kafka.librdkafka.<property>`). Not keys: librdkafka properties
@@ -141,6 +141,9 @@ def check_keys(leaves, sections, maps, columns) -> list:
             if name in columns or name in leaves or name in sections or name in NOT_KEYS:
                 continue
             if any(name.startswith(mp + ".") for mp in maps):
+                continue
+            # `kafka.ssl_*`: a pattern that names at least one key.
+            if name.endswith("*") and any(k.startswith(name[:-1]) for k in leaves):
                 continue
             # `alerts.sustain_ms.<kind>`: a placeholder under a section.
             parts = name.split(".")
