@@ -1,8 +1,10 @@
-//! Every actix message of the pipeline, and nothing else.
+//! Every actix message of the pipeline, and the plain structs they carry.
 //!
 //! Commands are imperative (`Publish`, `Persist`, `Drain`), facts are past tense
-//! (`RecordsReceived`, `ReadingsValidated`, `BatchPersisted`). Data-path messages carry whole
-//! batches: at 100k records a second, one message per record would cost more than the work.
+//! (`RecordsReceived`, `ReadingsValidated`). Data-path messages carry whole batches: at 100k
+//! records a second, one message per record would cost more than the work. `BatchPersisted` is
+//! no message: the offset ledger (`src/offsets.rs`) is shared, not an actor, and a finished part
+//! of a batch is reported to it by a plain call, `OffsetLedger::finish`.
 
 use actix::Message;
 
@@ -143,8 +145,10 @@ impl Persist {
     }
 }
 
-/// DbWriter (or OutputPublisher) -> OffsetLedger: the batch's rows committed (and its outputs
-/// were acknowledged); its offsets may be stored.
+/// A part of a batch whose rows committed (and whose outputs were acknowledged): what the
+/// DbWriter, or the OutputPublisher after its records are acknowledged, hands to
+/// `OffsetLedger::finish` (a call, not an actix message), which stores the batch's offsets once
+/// every part, and every earlier batch, is finished.
 #[derive(Debug)]
 pub struct BatchPersisted {
     pub id: BatchId,
@@ -171,8 +175,8 @@ pub struct Drain;
 pub struct StopGenerating;
 
 /// DbWriter -> OutputPublisher: the batch's rows committed; publish its rejects to the
-/// dead-letter topic and its new anomalies to the anomalies topic, then pass `persisted` (if any)
-/// on to the subscriber once every record is acknowledged.
+/// dead-letter topic and its new anomalies to the anomalies topic, then hand `persisted` (if
+/// any) to the offset ledger (`OffsetLedger::finish`) once every record is acknowledged.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PublishOutputs {

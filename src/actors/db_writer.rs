@@ -308,8 +308,9 @@ impl Handler<Persist> for DbWriter {
                 if msg.rejects.is_empty() && outcome.stored_anomalies.is_empty() {
                     done.finish(persisted);
                 } else {
-                    // Dead letters and alerts go out before the offsets may be stored; the
-                    // publisher passes `persisted` on once they are acknowledged.
+                    // Dead letters and anomaly records go out before the offsets may be
+                    // stored; the publisher hands `persisted` to the ledger once they are
+                    // acknowledged.
                     metrics.mailbox_in(outputs.stage.as_str());
                     let sent = outputs
                         .to

@@ -9,6 +9,10 @@
 //!           -> AnomalyDetector -> DbWriter -> PostgreSQL
 //!                                     `-> (OutputPublisher ->) OffsetLedger (stores offsets)
 //! ```
+//!
+//! The OffsetLedger (`src/offsets.rs`) is no actor and takes no message: a writer whose part of a
+//! batch committed, or the OutputPublisher once that part's records are acknowledged, calls
+//! `OffsetLedger::finish` with the part's `BatchPersisted`.
 
 pub mod alert_delivery;
 pub mod anomaly_detector;

@@ -10,7 +10,8 @@
 //! after a crash is dead-lettered again (consumers dedupe by the `source.*` headers). A record
 //! the broker refuses is queued again with backoff, never dropped. Batches are acknowledged
 //! concurrently (up to [`MAX_BATCHES_IN_FLIGHT`]), so the writer is not held up by broker round
-//! trips; the subscriber puts the answers back in order.
+//! trips; the offset ledger (`src/offsets.rs`, called with the batch's `BatchPersisted`, no
+//! message) puts the finished batches back in order before it stores their offsets.
 //!
 //! Alerts go through the `alert_outbox` table: the writer commits a batch's row with its
 //! anomalies and hands them here, and the row is deleted once they are acknowledged. A row
