@@ -17,7 +17,15 @@ from deploy/.env (git-ignored, documented in .env.example) rather than written
 in the file, that Prometheus scrapes the services the file defines, and that
 the retention job keeps everything for RETENTION_DAYS=0 and shows a failed run
 in its health check (its script and health check are run under /bin/sh with
-stand-ins for psql and sleep).
+stand-ins for psql and sleep), every image pinned and the pipeline's image
+built once, no variable set together with its _FILE, each PostgreSQL login
+sending the password the database got, TLS wherever pg_hba.conf demands it,
+and nothing published open without a login by default.
+
+Every check then runs again on each overlay merged onto the file (the compose
+spec's merge rules: environment by key, volumes by target, secrets by source,
+command replaced), as `docker compose -f docker-compose.yml -f OVERLAY` starts
+it; those lines are prefixed [+OVERLAY].
 
 Usage:
     deploy/check-compose.py [COMPOSE_FILE]
@@ -296,10 +304,14 @@ class Pipeline:
 # the checks
 # ----------------------------------------------------------------------------------------------
 class Compose:
-    def __init__(self, path):
-        self.path = path
-        with open(path) as f:
-            self.doc = yaml.safe_load(f)
+    """The compose file at path, or (doc given) the merge of it and an overlay, named label."""
+
+    def __init__(self, path, doc=None, label=None):
+        self.path, self.label = path, label
+        if doc is None:
+            with open(path) as f:
+                doc = yaml.safe_load(f)
+        self.doc = doc
         self.services = self.doc.get("services") or {}
         self.env_example = read_env_file(os.path.join(DEPLOY, ".env.example"))
         self.env_defaults = dict(self.env_example)
@@ -348,6 +360,66 @@ class Compose:
         return {m.group(1) for m in re.finditer(r"://([^,\s]+)", listeners)}
 
 
+# ----------------------------------------------------------------------------------------------
+# overlays: `docker compose -f docker-compose.yml -f OVERLAY` merges them (the compose spec's
+# "Merge and override"); every check runs on that merge too, as the stack it starts
+# ----------------------------------------------------------------------------------------------
+def _env_dict(value):
+    return environment({"environment": value})
+
+
+def _by(items, key):
+    """A list of volumes/secrets as {identity: item}, identity = key(item)."""
+    return {key(i): i for i in items or []}
+
+
+def _mount_target(v):
+    return v.get("target") if isinstance(v, dict) else (str(v).split(":") + [""])[1] or str(v)
+
+
+def _secret_source(v):
+    return v.get("source") if isinstance(v, dict) else str(v)
+
+
+def merge_service(base, over):
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if key in ("environment", "labels") and old is not None:
+            out[key] = {**_env_dict(old), **_env_dict(value)}
+        elif key in ("command", "entrypoint") or old is None:
+            out[key] = value
+        elif key == "depends_on":
+            norm = lambda d: {k: {"condition": "service_started"} for k in d} if isinstance(d, list) else dict(d)
+            out[key] = {**norm(old), **norm(value)}
+        elif key == "volumes":
+            out[key] = list({**_by(old, _mount_target), **_by(value, _mount_target)}.values())
+        elif key in ("secrets", "configs"):
+            out[key] = list({**_by(old, _secret_source), **_by(value, _secret_source)}.values())
+        elif isinstance(old, list) and isinstance(value, list):
+            out[key] = old + [v for v in value if v not in old]
+        elif isinstance(old, dict) and isinstance(value, dict):
+            out[key] = merge_service(old, value) if key != "healthcheck" else {**old, **value}
+        else:
+            out[key] = value
+    return out
+
+
+def merge_docs(base, over):
+    out = dict(base)
+    for key, value in (over or {}).items():
+        if key == "services":
+            services = dict(base.get("services") or {})
+            for name, svc in (value or {}).items():
+                services[name] = merge_service(services.get(name) or {}, svc or {})
+            out[key] = services
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
 def check_parse(c, p):
     p.need(isinstance(c.doc, dict), "the file is not a YAML mapping")
     p.need(isinstance(c.services, dict) and c.services, "no services")
@@ -369,10 +441,14 @@ def check_schema(c, p):
     with open(SCHEMA) as f:
         schema = json.load(f)
     validator = jsonschema.validators.validator_for(schema)(schema)
-    files = [c.path] + overlays(c)
+    # A merge: the merged document (the files were checked one by one with the base file).
+    files = [c.path] + overlays(c) if c.label is None else [c.label]
     for path in files:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
+        if c.label is None:
+            with open(path) as f:
+                doc = yaml.safe_load(f)
+        else:
+            doc = c.doc
         for e in sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
             where = "/".join(str(x) for x in e.absolute_path) or "(top level)"
             p.append(f"{os.path.basename(path)}: {where}: {e.message}")
@@ -444,8 +520,12 @@ def check_postgres(c, p):
     if not pg:
         return
     env = c.env(pg)
+    # The image's file_env: VAR or VAR_FILE; both non-empty and it exits at once ("both
+    # POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set (but are exclusive)"). Empty is unset.
     for key in ("POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
-        p.need(env.get(key), f"{pg}: {key} not set")
+        value, file = env.get(key, ""), env.get(key + "_FILE", "")
+        p.need(value or file, f"{pg}: neither {key} nor {key}_FILE set")
+        p.need(not (value and file), f"{pg}: both {key} and {key}_FILE are non-empty; the image refuses to start")
     return f"{pg}, {c.image(pg)}"
 
 
@@ -607,14 +687,26 @@ def check_kafka_ui(c, p):
     return f"{ui}, {c.image(ui)}"
 
 
+def builder(c, name):
+    """The service whose build: makes the image `name` runs: itself, or the one service with a
+    build and the same image name (compose then neither pulls nor builds it for `name`)."""
+    svc = c.services[name]
+    if svc.get("build"):
+        return name
+    found = [n for n, s in c.services.items() if s.get("build") and s.get("image") and s.get("image") == svc.get("image")]
+    return found[0] if len(found) == 1 else None
+
+
 def check_pipeline_build(c, p):
     builds = set()
     for name in ("processor", "generator"):
         if not p.need(name in c.services, f"no `{name}` service"):
             continue
-        build = c.services[name].get("build")
-        if not p.need(build, f"{name}: not built from the repo (no build:)"):
+        maker = builder(c, name)
+        if not p.need(maker, f"{name}: not built from the repo (no build:, and no one service with a build: "
+                             f"makes its image {c.image(name) or '-'})"):
             continue
+        build = c.services[maker].get("build")
         if isinstance(build, str):
             build = {"context": build}
         ctx = os.path.normpath(os.path.join(DEPLOY, build.get("context", ".")))
@@ -624,7 +716,27 @@ def check_pipeline_build(c, p):
         p.need(os.path.isfile(dockerfile), f"{name}: Dockerfile {rel(dockerfile)} does not exist")
         builds.add(rel(dockerfile))
     p.need(len(builds) <= 1, f"processor and generator use different Dockerfiles {sorted(builds)}")
-    return ", ".join(sorted(builds))
+    # One build per image: services that share an image name and each have a build: build it once each.
+    by_image = {}
+    for n, s in c.services.items():
+        if s.get("build") and s.get("image"):
+            by_image.setdefault(s["image"], []).append(n)
+    for image, names in sorted(by_image.items()):
+        p.need(len(names) == 1, f"{', '.join(names)} all build {image}: give one of them the build: and the others "
+                                f"only the image (pull_policy: never)")
+    makers = set()
+    for name in ("processor", "generator"):
+        maker = name in c.services and builder(c, name)
+        if maker and maker != name:
+            makers.add(maker)
+            # A local image is on no registry: a pull can only fail (or fetch a stranger's image).
+            p.need(c.services[name].get("pull_policy") == "never",
+                   f"{name}: runs {c.image(name)}, built by {maker}, without pull_policy: never")
+    if "processor" in c.services and builder(c, "processor") not in (None, "processor"):
+        maker = builder(c, "processor")
+        p.need(maker in depends(c.services["processor"]),
+               f"processor: does not depend on {maker}, which builds its image (`up processor` alone would not build it)")
+    return ", ".join(sorted(builds)) + (f", built once by {', '.join(sorted(makers))}" if makers else "")
 
 
 def check_pipeline_roles(c, p):
@@ -724,7 +836,8 @@ def check_healthchecks(c, p):
         joined = " ".join(test[1:])
         p.need(re.search(rf"(127\.0\.0\.1|localhost):{port}/(readyz|healthz)", joined),
                f"{name}: healthcheck does not ask /readyz or /healthz on its http port {port}: {joined}")
-        build = c.services[name].get("build") or {}
+        maker = builder(c, name)
+        build = (c.services[maker].get("build") if maker else None) or {}
         if isinstance(build, dict):
             dockerfile = os.path.normpath(os.path.join(DEPLOY, build.get("context", "."), build.get("dockerfile", "Dockerfile")))
             if os.path.isfile(dockerfile):
@@ -873,6 +986,8 @@ def check_secrets(c, p):
     for name in c.services:
         for key, raw in environment(c.services[name]).items():
             secret = None
+            if key.endswith("_FILE"):  # a path (to a docker secret: check_secret_files)
+                continue
             if SECRET_NAME.search(key):
                 secret = raw
             m = URL_PASSWORD.search(raw)
@@ -989,7 +1104,8 @@ RETENTION_FUNCTION = "heartbeat_drop_expired_partitions"
 # psql: logs its arguments and standard input, then answers like the real one (a dropped day, or
 # an error and the exit code it is told to fail with).
 STUB_PSQL = """#!/bin/sh
-{ printf 'args:'; printf ' %s' "$@"; printf '\\n'; [ -t 0 ] || sed 's/^/stdin: /'; } >> "$STUB_DIR/psql.calls"
+{ printf 'args:'; printf ' %s' "$@"; printf '\\n'; printf 'password: %s\\n' "${PGPASSWORD:-}"
+  [ -t 0 ] || sed 's/^/stdin: /'; } >> "$STUB_DIR/psql.calls"
 if [ "${STUB_PSQL_EXIT:-0}" != 0 ]; then
     echo 'psql: error: connection to server at "postgres" failed: stand-in failure' >&2
     exit "$STUB_PSQL_EXIT"
@@ -1028,6 +1144,14 @@ class RetentionRun:
                 f.write(text)
             os.chmod(path, 0o755)
         env = {k: v for k, v in c.env(name).items()}
+        # Its docker secrets: a stand-in file each, "stand-in <secret name>", where the env names them.
+        self.secrets = {}
+        for target, secret in secret_targets(svc).items():
+            path = os.path.join(self.dir, "secret-" + re.sub(r"\W", "_", secret))
+            with open(path, "w") as f:
+                f.write(f"stand-in {secret}\n")
+            self.secrets[target] = path
+        env = {k: self.secrets.get(v, v) for k, v in env.items()}
         env.update(RETENTION_DAYS=days, RETENTION_STATUS_FILE=os.path.join(self.dir, "status"),
                    STUB_DIR=self.dir, STUB_PSQL_EXIT=str(psql_exit),
                    PATH=bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
@@ -1098,6 +1222,14 @@ def check_retention(c, p):
                            f"substitute (a syntax error at every run): {args}")
     p.need("readings_20200101" in r.out, f"{name}: a successful run does not log what it dropped:\n{r.describe()}")
     p.need(r.looped() and r.healthy, f"{name}: a successful run is not healthy, or does not wait for the next:\n{r.describe()}")
+    # It logs in with the owner's password as the database got it: the value, or the secret's content.
+    pg = (c.find("postgres") or [None])[0]
+    if pg:
+        owner = password_source(c.env(pg), c.services[pg], "POSTGRES_PASSWORD")
+        want = owner and (f"stand-in {owner[1]}" if owner[0] == "secret" else owner[1])
+        got = re.findall(r"(?m)^password: (.*)$", r.psql)
+        p.need(want and got == [want], f"{name}: psql got the password {got[0] if got else '(none)'!r}, not the owner's "
+                                       f"({'secret ' + owner[1] if owner and owner[0] == 'secret' else 'POSTGRES_PASSWORD'}):\n{r.describe()}")
 
     # A failed run: the error logged, unhealthy, tried again (not hidden by `|| true`).
     r = RetentionRun(c, name, "30", psql_exit=2)
@@ -1114,7 +1246,234 @@ def check_retention(c, p):
     # A job that stopped running (hung, or its loop died) goes unhealthy too.
     r = RetentionRun(c, name, "30", status_age_s=3 * 3600)
     p.need(not r.healthy, f"{name}: still healthy three hours after its last successful run")
-    return f"{name}: 0 keeps everything, failures unhealthy"
+    return f"{name}: 0 keeps everything, failures unhealthy, the owner's password"
+
+
+# ----------------------------------------------------------------------------------------------
+# images pinned, nothing unmaintained
+# ----------------------------------------------------------------------------------------------
+# Images whose project stopped, and what took over.
+UNMAINTAINED = {re.compile(r"(^|/)provectuslabs/kafka-ui(:|@|$)"): "kafbat/kafka-ui"}
+# A version of at least major.minor in the tag (15.18, v2.54.1, 1.95-bookworm, 12.13-slim), or a digest.
+PINNED_TAG = re.compile(r"^v?\d+\.\d+")
+
+
+def pinned(image):
+    if "@sha256:" in image:
+        return True
+    name = image.rpartition("/")[2]
+    return ":" in name and bool(PINNED_TAG.match(name.rpartition(":")[2]))
+
+
+def check_images(c, p):
+    """A floating tag (postgres:15, rust:1-bookworm) changes under a rebuild or a fresh pull: the
+    stack that starts is not the one that was tested."""
+    n = 0
+    for name, svc in c.services.items():
+        if svc.get("build") or builder(c, name):
+            continue  # built here, from pinned bases (below)
+        image = c.image(name)
+        n += 1
+        p.need(pinned(image), f"{name}: image {image} is not pinned to a version (at least major.minor) or a digest")
+        for pattern, successor in UNMAINTAINED.items():
+            p.need(not pattern.search(image), f"{name}: {image} is unmaintained; {successor} is its successor")
+    dockerfiles = set()
+    for name, svc in c.services.items():
+        build = svc.get("build")
+        if isinstance(build, str):
+            build = {"context": build}
+        if isinstance(build, dict):
+            ctx = os.path.join(DEPLOY, build.get("context", "."))
+            dockerfiles.add(os.path.normpath(os.path.join(ctx, build.get("dockerfile", "Dockerfile"))))
+    for path in sorted(dockerfiles):
+        if not os.path.isfile(path):
+            continue
+        text = open(path).read()
+        args = dict(re.findall(r"(?m)^ARG\s+(\w+)=(\S+)", text))
+        for base in re.findall(r"(?im)^FROM\s+(\S+)", text):
+            m = re.fullmatch(r"\$\{?(\w+)\}?", base)
+            image = args.get(m.group(1), base) if m else base
+            n += 1
+            p.need(pinned(image), f"{rel(path)}: FROM {image} is not pinned to a version (at least major.minor) or a digest")
+    return f"{n} images"
+
+
+# ----------------------------------------------------------------------------------------------
+# secrets read from files, and the passwords the logins send
+# ----------------------------------------------------------------------------------------------
+def secret_targets(svc):
+    """{container path: secret name} of a service's secrets (/run/secrets/<target>)."""
+    out = {}
+    for s in svc.get("secrets") or []:
+        if isinstance(s, dict):
+            target = s.get("target") or s.get("source")
+            out[target if target.startswith("/") else f"/run/secrets/{target}"] = s.get("source")
+        else:
+            out[f"/run/secrets/{s}"] = str(s)
+    return out
+
+
+def check_secret_files(c, p):
+    """VAR and VAR_FILE: the postgres image, postgres/initdb/10-roles.sh and the pipeline (a key and
+    its *_file) each refuse both non-empty; a file under /run/secrets exists only if the service
+    mounts that secret."""
+    declared = c.doc.get("secrets") or {}
+    n = 0
+    for name, svc in c.services.items():
+        env = c.env(name)
+        targets = secret_targets(svc)
+        for src in targets.values():
+            p.need(src in declared, f"{name}: secret {src} is not declared under top-level secrets")
+        for key, value in env.items():
+            # A *_FILE that replaces a variable (the stem is set, or it is a secret), not any path.
+            if not key.endswith("_FILE") or not value or not (key[:-len("_FILE")] in env or value.startswith("/run/secrets/")):
+                continue
+            n += 1
+            p.need(not env.get(key[:-len("_FILE")]),
+                   f"{name}: both {key[:-len('_FILE')]} and {key} are non-empty (set the first to \"\" where the file replaces it)")
+            if value.startswith("/run/secrets/"):
+                p.need(value in targets, f"{name}: {key} reads {value}, but the service mounts no such secret "
+                                         f"(its secrets: {sorted(targets.values()) or 'none'})")
+    return f"{n} *_FILE variables"
+
+
+def password_source(env, svc, var):
+    """Where a password comes from: ("secret", name) for VAR_FILE=/run/secrets/..., ("value", v), or None."""
+    file = env.get(var + "_FILE", "")
+    if file:
+        return ("secret", secret_targets(svc).get(file, file))
+    return ("value", env[var]) if env.get(var) else None
+
+
+def check_logins(c, p):
+    """Each PostgreSQL login sends the password the database was initialised with: the owner's
+    (POSTGRES_PASSWORD[_FILE]) by migrate and the retention job, heartbeat_processor's
+    (PROCESSOR_DB_PASSWORD[_FILE], 10-roles.sh) by the processor, grafana_reader's by Grafana."""
+    pg = (c.find("postgres") or [None])[0]
+    if not pg:
+        return
+    pgenv, pgsvc = c.env(pg), c.services[pg]
+    owner = password_source(pgenv, pgsvc, "POSTGRES_PASSWORD")
+    logins = {"owner": owner, "heartbeat_processor": password_source(pgenv, pgsvc, "PROCESSOR_DB_PASSWORD"),
+              "grafana_reader": password_source(pgenv, pgsvc, "GRAFANA_DB_PASSWORD")}
+    sent = {}
+    for name in ("migrate", "processor"):
+        if name not in c.services:
+            continue
+        pl = c.pipeline(name)
+        m = re.match(r"postgres(?:ql)?://([^:@/]+)(?::([^@]*))?@", str(pl.get("database.url")))
+        user = m and m.group(1)
+        login = "owner" if user == pgenv.get("POSTGRES_USER") else user
+        file = str(pl.get("database.password_file") or "")
+        if file:
+            src = ("secret", secret_targets(c.services[name]).get(file, file))
+        elif pl.get("database.password"):
+            src = ("value", str(pl.get("database.password")))
+        else:
+            src = ("value", m.group(2)) if m and m.group(2) else None
+        sent[name] = (login, src)
+    for name in retention_jobs(c):
+        env = c.env(name)
+        login = "owner" if env.get("PGUSER") == pgenv.get("POSTGRES_USER") else env.get("PGUSER")
+        sent[name] = (login, password_source(env, c.services[name], "PGPASSWORD"))
+    gf = (c.find("grafana") or [None])[0]
+    if gf:
+        for ds in grafana_postgres_datasources(c, gf):
+            pw = str((ds.get("secureJsonData") or {}).get("password") or "")
+            sent[gf] = (ds.get("user"), ("value", expand(pw, c.env(gf))) if pw else None)
+    def said(src):
+        return "no password" if src is None else f"secret {src[1]}" if src[0] == "secret" else "a value"
+    for name, (login, src) in sent.items():
+        if login not in logins:
+            continue
+        p.need(src is not None and src == logins[login],
+               f"{name}: logs in as {login} with {said(src)}, but {pg} gave that login "
+               f"{said(logins[login]) if src is None or logins[login] is None or src[0] != logins[login][0] else 'another value'}")
+    return ", ".join(f"{n} as {l}" for n, (l, _) in sent.items())
+
+
+# ----------------------------------------------------------------------------------------------
+# TLS to PostgreSQL where its pg_hba.conf takes nothing else from the network
+# ----------------------------------------------------------------------------------------------
+TLS_MODES = ("require", "verify-ca", "verify-full")
+
+
+def grafana_postgres_datasources(c, gf):
+    prov = host_path(c.services[gf], c.env(gf).get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"))
+    out = []
+    for root, _, files in os.walk(os.path.join(prov, "datasources") if prov else "/nonexistent"):
+        for f in sorted(files):
+            if f.endswith((".yml", ".yaml")):
+                with open(os.path.join(root, f)) as fh:
+                    out += [ds for ds in (yaml.safe_load(fh) or {}).get("datasources") or []
+                            if "postgres" in str(ds.get("type"))]
+    return out
+
+
+def hba_needs_tls(c, pg):
+    """Does the server's pg_hba.conf (hba_file=, mounted from the repo) take only hostssl from
+    beyond the loopback? None when the image's own pg_hba.conf is used."""
+    args = as_list(c.services[pg].get("command"))
+    hba = next((a.split("=", 1)[1] for a in args if a.startswith("hba_file=")), None)
+    path = hba and host_path(c.services[pg], hba)
+    if not path or not os.path.isfile(path):
+        return None
+    network = []
+    for line in open(path):
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[0] in ("host", "hostnossl", "hostssl") and len(fields) >= 4 \
+                and not fields[3].startswith(("127.", "::1")):
+            network.append(fields[0])
+    return bool(network) and all(t == "hostssl" for t in network)
+
+
+def check_postgres_tls(c, p):
+    """Under docker-compose.secure.yml pg_hba.conf takes only TLS from the network: a client without
+    it (Grafana's sslmode: disable) is refused at every query."""
+    pg = (c.find("postgres") or [None])[0]
+    if not pg:
+        return
+    if not hba_needs_tls(c, pg):
+        return "the server takes plain connections too"
+    modes = {}
+    for name in ("migrate", "processor"):
+        if name in c.services:
+            pl = c.pipeline(name)
+            m = re.search(r"[?&]sslmode=([\w-]+)", str(pl.get("database.url")))
+            modes[name] = str(pl.get("database.sslmode") or (m and m.group(1)) or "prefer")
+    for name in retention_jobs(c):
+        modes[name] = c.env(name).get("PGSSLMODE") or "prefer"
+    gf = (c.find("grafana") or [None])[0]
+    if gf:
+        for ds in grafana_postgres_datasources(c, gf):
+            modes[gf] = expand(str((ds.get("jsonData") or {}).get("sslmode") or "disable"), c.env(gf))
+            if modes[gf] in ("verify-ca", "verify-full"):
+                root = expand(str((ds.get("jsonData") or {}).get("sslRootCertFile") or ""), c.env(gf))
+                p.need(root in secret_targets(c.services[gf]) or host_path(c.services[gf], root),
+                       f"{gf}: datasource sslRootCertFile {root or '(empty)'} is neither a secret nor a mounted file")
+    for name, mode in modes.items():
+        p.need(mode in TLS_MODES, f"{name}: sslmode {mode}, but {pg}'s pg_hba.conf takes only TLS from the network "
+                                  f"({', '.join(TLS_MODES)})")
+    return ", ".join(f"{n} {m}" for n, m in modes.items())
+
+
+# ----------------------------------------------------------------------------------------------
+# what the published ports let anyone do
+# ----------------------------------------------------------------------------------------------
+def check_exposure(c, p):
+    """With PUBLISH_ADDRESS=0.0.0.0 every published port is open to the network: nothing there may
+    change state without a login by default."""
+    for name in c.find("prometheus"):
+        for flag in ("--web.enable-lifecycle", "--web.enable-admin-api"):
+            p.need(flag not in as_list(c.services[name].get("command")),
+                   f"{name}: {flag} lets anyone who reaches it shut it down or delete data (reload with SIGHUP instead)")
+    for name in c.find("grafana"):
+        raw = environment(c.services[name]).get("GF_AUTH_ANONYMOUS_ENABLED", "false")
+        p.need(expand(raw, c.env_defaults).lower() != "true",
+               f"{name}: anonymous viewers on by default (GF_AUTH_ANONYMOUS_ENABLED={raw}); make it opt-in from .env")
+    for name in c.find("kafka-ui"):
+        p.need(c.env(name).get("KAFKA_CLUSTERS_0_READONLY", "").lower() == "true",
+               f"{name}: not read-only (KAFKA_CLUSTERS_0_READONLY): anyone who reaches it may delete topics")
 
 
 CHECKS = [
@@ -1130,6 +1489,7 @@ CHECKS = [
     ("generator and processor built from the repo's Dockerfile", check_pipeline_build),
     ("generator and processor: one role each, known config keys, broker and database are compose services", check_pipeline_roles),
     ("least privilege: processor a heartbeat_writer login, Grafana a heartbeat_reader login, a migrate job", check_least_privilege),
+    ("every image pinned to a version, none unmaintained, the Dockerfile's bases too", check_images),
     ("healthcheck on every long-running service, none on one-shot jobs", check_healthchecks),
     ("depends_on: known services, service_healthy on Kafka and PostgreSQL", check_depends_on),
     ("processor waits for healthy Kafka and PostgreSQL, generator for Kafka", check_pipeline_waits),
@@ -1138,6 +1498,10 @@ CHECKS = [
     ("named volumes on the data directories of stateful services", check_volumes),
     ("configuration bind-mounted read-only from repo files that exist", check_bind_mounts),
     ("no literal secret in the compose file", check_secrets),
+    ("no variable set together with its _FILE, every /run/secrets file a mounted secret", check_secret_files),
+    ("each PostgreSQL login sends the password the database was initialised with", check_logins),
+    ("PostgreSQL clients use TLS where pg_hba.conf takes only TLS from the network", check_postgres_tls),
+    ("nothing published is open without a login by default: Prometheus lifecycle, Grafana anonymous, Kafka UI writes", check_exposure),
     ("deploy/.env and env_files git-ignored and untracked, .env.example documents every variable", check_env_files),
     ("published ports bound to ${PUBLISH_ADDRESS}, not every interface", check_ports),
     ("processor scales out in one consumer group", check_scaling),
@@ -1155,22 +1519,38 @@ def main():
         print("      " + str(e).replace("\n", "\n      "))
         print("0 passed, 1 failed")
         return 1
-    passed = failed = 0
-    for title, check in CHECKS:
-        problems = Problems()
+    # The file alone, then each overlay merged onto it (the stack `-f base -f overlay` starts).
+    runs = [(compose, "")]
+    for overlay in overlays(compose):
+        label = os.path.basename(overlay)
         try:
-            detail = check(compose, problems)
-        except Exception as e:  # a check that crashes is a failed check, the rest still run
-            problems.append(f"check crashed: {type(e).__name__}: {e}")
-            detail = None
-        if problems:
+            with open(overlay) as f:
+                merged = merge_docs(compose.doc, yaml.safe_load(f) or {})
+            runs.append((Compose(path, doc=merged, label=label), f"[+{label}] "))
+        except Exception as e:
+            print(f"FAIL  [+{label}] merges onto {os.path.basename(path)}")
+            print("      " + str(e).replace("\n", "\n      "))
+            runs.append((None, label))
+    passed = failed = 0
+    for c, prefix in runs:
+        if c is None:
             failed += 1
-            print(f"FAIL  {title}")
-            for prob in dict.fromkeys(problems):
-                print("      " + str(prob).replace("\n", "\n      "))
-        else:
-            passed += 1
-            print(f"ok    {title}" + (f"  ({detail})" if detail else ""))
+            continue
+        for title, check in CHECKS:
+            problems = Problems()
+            try:
+                detail = check(c, problems)
+            except Exception as e:  # a check that crashes is a failed check, the rest still run
+                problems.append(f"check crashed: {type(e).__name__}: {e}")
+                detail = None
+            if problems:
+                failed += 1
+                print(f"FAIL  {prefix}{title}")
+                for prob in dict.fromkeys(problems):
+                    print("      " + str(prob).replace("\n", "\n      "))
+            else:
+                passed += 1
+                print(f"ok    {prefix}{title}" + (f"  ({detail})" if detail else ""))
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 and passed > 0 else 1
 

@@ -12,7 +12,23 @@
 # and two logins are members:
 #   heartbeat_processor  the processor services (password PROCESSOR_DB_PASSWORD)
 #   grafana_reader       Grafana's datasource (password GRAFANA_DB_PASSWORD)
+# Either password may come from a file instead (NAME_FILE, a docker secret: as
+# docker-compose.secure.yml gives the processor's), like the image's own
+# POSTGRES_PASSWORD_FILE; setting both is refused.
 set -eu
+
+for name in GRAFANA_DB_PASSWORD PROCESSOR_DB_PASSWORD; do
+    eval "value=\${$name:-} file=\${${name}_FILE:-}"
+    if [ -n "$file" ]; then
+        if [ -n "$value" ]; then
+            echo "10-roles.sh: both $name and ${name}_FILE are set; set only one" >&2
+            exit 1
+        fi
+        # $(...) drops the file's trailing newline, as the pipeline's *_file keys do.
+        value=$(cat "$file")
+        eval "$name=\$value"
+    fi
+done
 
 : "${GRAFANA_DB_PASSWORD:?GRAFANA_DB_PASSWORD must be set (deploy/.env)}"
 : "${PROCESSOR_DB_PASSWORD:?PROCESSOR_DB_PASSWORD must be set (deploy/.env)}"
