@@ -218,6 +218,9 @@ pub struct AnomalyDetector {
     /// stored yet: their next reading takes them back from here, not from PostgreSQL
     /// (`evict.rs`).
     evicted: hashbrown::HashMap<String, Box<Tracked>>,
+    /// The activated open episodes of customers out of memory (evicted or forgotten), for
+    /// `heartbeat_alerts_open`; a customer leaves it when it is followed again.
+    dormant_open: alert_metrics::DormantOpen,
     /// The partitions this detector holds.
     owned: BTreeMap<i32, Owned>,
     recent: RecentIdentities,
@@ -265,6 +268,7 @@ impl AnomalyDetector {
             customers: hashbrown::HashMap::new(),
             max_resident: settings.max_resident_customers,
             evicted: hashbrown::HashMap::new(),
+            dormant_open: alert_metrics::DormantOpen::new(),
             owned: BTreeMap::new(),
             recent: RecentIdentities::new(
                 RECENT_IDENTITIES_MIN.max(BATCHES_IN_FLIGHT_BOUND * batch_size),

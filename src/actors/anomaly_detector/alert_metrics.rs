@@ -3,7 +3,9 @@
 //! count the transitions of the episodes this detector observes (a batch or a silence; never the
 //! replay of a claimed partition, whose rows were written, and counted, by whoever observed them
 //! first), and `heartbeat_alerts_open{kind}` is counted from the states of the partitions held,
-//! so it follows every revocation and every claim (docs/OPERATIONS.md, "Alert burden").
+//! so it follows every revocation and every claim (docs/OPERATIONS.md, "Alert burden"). Customers
+//! out of memory (evicted for the budget, or forgotten while quiet) keep their open episodes in
+//! the gauge through [`OpenKinds`], noted when they leave and dropped when they come back.
 
 use chrono::{DateTime, Utc};
 
@@ -11,12 +13,46 @@ use crate::domain::classification::AnomalyKind;
 use crate::domain::detector::{AlertRow, CustomerState};
 use crate::metrics::{Metrics, Transition};
 
-use super::AnomalyDetector;
+use super::{AnomalyDetector, Tracked};
 
 /// Per kind (in the order of [`AnomalyKind::ALL`]), the `opened_at` of the customer's activated
 /// open episode. Taken before a reading is observed, to tell an activation from the update of an
 /// episode activated before. On the stack: a reading costs no allocation.
 pub(super) type Activated = [Option<DateTime<Utc>>; AnomalyKind::ALL.len()];
+
+/// The kinds of a customer's activated open episodes, one bit per position in
+/// [`AnomalyKind::ALL`]: what the gauge needs of a customer that is not in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OpenKinds(u8);
+
+impl OpenKinds {
+    /// The activated open episodes of `state`, `None` if it has none.
+    pub(super) fn of(state: &CustomerState) -> Option<Self> {
+        let bits = state
+            .episodes
+            .iter()
+            .filter(|e| e.activated_at.is_some())
+            .fold(0u8, |bits, e| bits | 1 << e.kind.index());
+        (bits != 0).then_some(OpenKinds(bits))
+    }
+
+    /// Adds one to `open` for each kind held.
+    fn count_into(self, open: &mut [i64; AnomalyKind::ALL.len()]) {
+        for (i, n) in open.iter_mut().enumerate() {
+            *n += i64::from(self.0 >> i & 1);
+        }
+    }
+}
+
+/// Customers out of memory with activated open episodes: their partition and the kinds.
+pub(super) type DormantOpen = hashbrown::HashMap<String, (i32, OpenKinds)>;
+
+/// Notes in `dormant` the activated open episodes of `customer`, leaving memory as `t`.
+pub(super) fn note_dormant(dormant: &mut DormantOpen, customer: &str, t: &Tracked) {
+    if let Some(kinds) = OpenKinds::of(&t.state) {
+        dormant.insert(customer.to_owned(), (t.partition, kinds));
+    }
+}
 
 /// The activated open episodes of `state`.
 pub(super) fn activated(state: &CustomerState) -> Activated {
@@ -48,15 +84,20 @@ pub(super) fn count_transitions(
 }
 
 impl AnomalyDetector {
-    /// Sets `heartbeat_alerts_open` from the states of the customers of the partitions held.
+    /// Sets `heartbeat_alerts_open` from the states of the customers of the partitions held, in
+    /// memory or out of it.
     pub(super) fn gauge_open_alerts(&self) {
         let mut open = [0i64; AnomalyKind::ALL.len()];
         for t in self.customers.values() {
-            if !self.owned.contains_key(&t.partition) {
-                continue;
+            if let Some(kinds) = OpenKinds::of(&t.state) {
+                if self.owned.contains_key(&t.partition) {
+                    kinds.count_into(&mut open);
+                }
             }
-            for e in t.state.episodes.iter().filter(|e| e.activated_at.is_some()) {
-                open[e.kind.index()] += 1;
+        }
+        for (partition, kinds) in self.dormant_open.values() {
+            if self.owned.contains_key(partition) {
+                kinds.count_into(&mut open);
             }
         }
         self.metrics.set_alerts_open(&open);

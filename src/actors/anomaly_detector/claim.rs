@@ -60,6 +60,7 @@ impl AnomalyDetector {
         self.progress.set_epoch(partition, None);
         self.customers.retain(|_, t| t.partition != partition);
         self.evicted.retain(|_, t| t.partition != partition);
+        self.dormant_open.retain(|_, (p, _)| *p != partition);
         self.recent.forget_partition(partition);
     }
 

@@ -15,15 +15,15 @@
 //! Eviction runs after a batch is observed, and takes the customers down to
 //! [`LOW_WATER`] of the budget, so its scan (a partial sort of the last-seen times) runs
 //! once per sixteenth of the budget of new customers rather than with every batch. An evicted
-//! customer is not watched for silence until it sends again, and its open alerts leave
-//! `heartbeat_alerts_open`; nothing else about it changes.
+//! customer is not watched for silence until it sends again; its open alerts stay in
+//! `heartbeat_alerts_open` (`alert_metrics::DormantOpen`), and nothing else about it changes.
 
 use std::time::Instant;
 
 use crate::domain::record::CustomerSnapshot;
 use crate::messages::BatchId;
 
-use super::AnomalyDetector;
+use super::{alert_metrics, AnomalyDetector};
 
 /// Eviction takes the resident customers down to this fraction of the budget (fifteen
 /// sixteenths): room for a sixteenth of the budget of new customers before the next scan.
@@ -61,6 +61,7 @@ impl AnomalyDetector {
     /// Follows `customer` again from its evicted state if it is still waiting for its save to be
     /// stored; `true` if so.
     pub(super) fn revive(&mut self, customer: &str, now: Instant) -> bool {
+        self.dormant_open.remove(customer);
         match self.evicted.remove_entry(customer) {
             Some((key, mut t)) => {
                 t.last_consumed = now;
@@ -108,6 +109,7 @@ impl AnomalyDetector {
                 states.push(saved);
                 t.saved_in = id;
             }
+            alert_metrics::note_dormant(&mut self.dormant_open, &customer, &t);
             if !t.settled(through) {
                 self.evicted.insert(customer, t);
             }

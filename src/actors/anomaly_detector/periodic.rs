@@ -10,7 +10,7 @@ use crate::domain::detector::{episode_events, silence};
 use crate::domain::record::{BatchPositions, PartitionCheckpoint};
 use crate::messages::Persist;
 
-use super::alert_metrics::count_transitions;
+use super::alert_metrics::{self, count_transitions};
 use super::{AnomalyDetector, Found, Owned, TICK};
 
 /// Taken off PostgreSQL's clock for a checkpoint's `replay_from`, against the clock stepping back
@@ -78,11 +78,13 @@ impl AnomalyDetector {
         let (silence_after, forget_after) = (self.silence_after, self.forget_after);
         let (cfg, rules, metrics) = (&self.cfg, &self.rules, &self.metrics);
         let stored_through = self.ledger.stored_through();
+        let dormant = &mut self.dormant_open;
         self.customers.retain(|customer, t| {
             let quiet = now.saturating_duration_since(t.last_consumed);
             // Only once saved, and that save stored: a forgotten customer is loaded again from
             // its saved state.
             if quiet >= forget_after && t.settled(stored_through) {
+                alert_metrics::note_dormant(dormant, customer, t);
                 return false;
             }
             if quiet >= silence_after

@@ -116,6 +116,10 @@ impl AnomalyDetector {
             .into_iter()
             .filter(|c| !self.revive(c, now))
             .collect();
+        // Each is followed from here on, loaded or new.
+        for c in &unknown {
+            self.dormant_open.remove(c);
+        }
         if !unknown.is_empty() {
             let rows = self.with_db("load detector state", |c| load_states(c, &unknown));
             self.adopt(rows, now);
@@ -128,6 +132,7 @@ impl AnomalyDetector {
         let mut adopted = 0;
         for row in rows {
             // An evicted state whose save is not stored yet is newer than the row.
+            self.dormant_open.remove(&row.customer_id);
             if self.customers.contains_key(&row.customer_id) || self.revive(&row.customer_id, now) {
                 continue;
             }
