@@ -14,7 +14,8 @@
 //! `scripts/test.sh` and the long one of `scripts/bench.sh chaos`: `HEARTBEAT_CHAOS_RECORDS`
 //! (records published, 1% of them faults; default 40,000), `HEARTBEAT_CHAOS_CUSTOMERS` (default
 //! records / 100), `HEARTBEAT_CHAOS_SEED` (default: a random seed, printed, so a failure can be
-//! rerun).
+//! rerun). `HEARTBEAT_CHAOS_LIBRDKAFKA_DEBUG` (e.g. `cgrp,protocol`) sets the processors'
+//! librdkafka `debug`, for a failure that needs the consumer group's side of the story.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -248,12 +249,22 @@ pub fn publish(setup: &Setup, w: &Workload) -> i64 {
 /// Waits until `group` has committed `total` records on the private broker, with `what` in the
 /// message if it never does.
 fn wait_committed(broker: &PrivateBroker, setup: &Setup, total: i64, what: &str) {
-    wait_for(what, STEP_DEADLINE, || {
+    let deadline = Instant::now() + STEP_DEADLINE;
+    loop {
         let committed: i64 = committed_offsets_at(&broker.brokers(), &setup.group, &setup.topic)
             .values()
             .sum();
-        (committed == total).then_some(())
-    });
+        if committed == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {STEP_DEADLINE:?} waiting for {what}: {committed} of {total} \
+             committed; {}",
+            group_state(&broker.brokers(), &setup.group)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The processors' configuration file: a rebalance waits at most 20 s for a member to rejoin
@@ -263,11 +274,11 @@ fn wait_committed(broker: &PrivateBroker, setup: &Setup, total: i64, what: &str)
 /// minutes.
 fn rebalance_config() -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::io::Write::write_all(
-        &mut f,
-        b"[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"20000\"\n",
-    )
-    .unwrap();
+    let mut text = "[kafka.librdkafka]\n\"max.poll.interval.ms\" = \"20000\"\n".to_owned();
+    if let Ok(debug) = std::env::var("HEARTBEAT_CHAOS_LIBRDKAFKA_DEBUG") {
+        let _ = writeln!(text, "debug = {debug:?}");
+    }
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
     f
 }
 
@@ -389,7 +400,7 @@ pub fn run(w: Workload) -> Report {
     let clean_run = started.elapsed();
 
     // Run B: the same records into another database, by another group, through every fault.
-    let chaos = Setup {
+    let mut chaos = Setup {
         db_url: chaos_url.clone(),
         group: unique("hb_chaos"),
         ..base.clone()
@@ -397,13 +408,19 @@ pub fn run(w: Workload) -> Report {
     // A revocation gives up waiting for the slowed writer: batches stay in flight across
     // rebalances.
     .with("HEARTBEAT__SHUTDOWN__TIMEOUT_MS", "2000");
+    if std::env::var_os("HEARTBEAT_CHAOS_LIBRDKAFKA_DEBUG").is_some() {
+        // librdkafka's debug lines are logged at debug level.
+        chaos = chaos.with("HEARTBEAT__LOG__LEVEL", "debug");
+    }
     let migrate = chaos.command(&["migrate"]).output().unwrap();
     assert!(migrate.status.success(), "{migrate:?}");
     slow_the_writer(&chaos_url, SLOW_STATEMENT_S);
     let started = Instant::now();
     let mut processors = vec![chaos.spawn_run()];
     let mut applied = Vec::new();
-    for (at, fault) in plan(&mut rng) {
+    let plan = plan(&mut rng);
+    eprintln!("[chaos] plan: {plan:?}");
+    for (at, fault) in plan {
         let target = (at * records as f64) as i64;
         let deadline = Instant::now() + STEP_DEADLINE;
         while accounted(&chaos_url) < target {
@@ -489,7 +506,10 @@ pub fn run(w: Workload) -> Report {
         &broker,
         &chaos,
         records,
-        "the chaos run to commit every record",
+        &format!(
+            "the chaos run to commit every record (seed {}; applied: {applied:?})",
+            w.seed
+        ),
     );
     wait_for("the chaos run to store every record", STEP_DEADLINE, || {
         (accounted(&chaos_url) == records).then_some(())
