@@ -37,6 +37,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct PartitionProgress {
     inner: Mutex<Inner>,
+    /// Woken by every assignment and revocation, so the lag and caught-up watch sees a new
+    /// partition at once rather than at its next round.
+    changed: tokio::sync::Notify,
 }
 
 impl PartitionProgress {
@@ -61,6 +64,12 @@ impl PartitionProgress {
                 );
             }
         });
+        self.changed.notify_one();
+    }
+
+    /// Returns when the assignment has changed since the last call returned (at once if it has).
+    pub async fn assignment_changed(&self) {
+        self.changed.notified().await;
     }
 
     pub fn revoked(&self, partitions: &[i32]) {
@@ -69,6 +78,7 @@ impl PartitionProgress {
                 i.assigned.remove(p);
             }
         });
+        self.changed.notify_one();
     }
 
     /// The generation of `partition`'s current assignment; `None` when it is not assigned.

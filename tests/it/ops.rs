@@ -80,3 +80,30 @@ fn dashboards_and_metrics_over_a_database_the_pipeline_filled() {
         "{stdout}"
     );
 }
+
+/// SPEC section 6: `heartbeat_consumer_lag` has a series for every assigned partition from the
+/// moment it is assigned, on an idle topic too (it used to wait for the next round of the
+/// progress watch, up to two seconds later).
+#[test]
+fn the_consumer_lag_has_a_series_for_each_partition_as_soon_as_it_is_assigned() {
+    let db = TestDb::new();
+    let setup = Setup::new(&db);
+    assert!(setup.generate(30, 5).success());
+    let mut daemon = setup.spawn_run();
+    wait_for(
+        "the partitions to be assigned",
+        Duration::from_secs(60),
+        || daemon.holds_partitions().then_some(()),
+    );
+    let lag = |body: &str| {
+        body.lines()
+            .filter(|l| l.starts_with("heartbeat_consumer_lag{") && l.contains(&*setup.topic))
+            .count()
+    };
+    wait_for(
+        "a lag series for every partition",
+        Duration::from_millis(500),
+        || (lag(&daemon.get("/metrics").1) == PARTITIONS as usize).then_some(()),
+    );
+    assert_eq!(daemon.stop(), 0);
+}
