@@ -7,9 +7,15 @@
 //! restarts: `validator:1` panics once, and a large `n` panics past any restart intensity.
 //! `generator` panics as it starts instead, on each of its first `n` starts (it handles no
 //! batches): a group that fails at every start.
+//!
+//! `HEARTBEAT_TEST_LEAVE_GROUP=1` makes the subscriber's consumer unsubscribe, once per process,
+//! the first time it is seen holding partitions: the consumer is then out of its group without
+//! knowing, as the local broker left one after a freeze (`kafka_subscriber::watch_progress`).
 
 /// The environment variable that arms the panic hook.
 pub const PANIC_VAR: &str = "HEARTBEAT_TEST_PANIC";
+/// The environment variable that arms the leave-group hook.
+pub const LEAVE_GROUP_VAR: &str = "HEARTBEAT_TEST_LEAVE_GROUP";
 
 #[cfg(feature = "fault-injection")]
 mod imp {
@@ -48,6 +54,13 @@ mod imp {
             )
         })
     }
+
+    /// `true` once per process when the leave-group hook is armed.
+    pub fn leave_group_once() -> bool {
+        static LEFT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        std::env::var_os(super::LEAVE_GROUP_VAR).is_some_and(|v| v == "1")
+            && !LEFT.swap(true, Ordering::SeqCst)
+    }
 }
 
 #[cfg(not(feature = "fault-injection"))]
@@ -58,6 +71,11 @@ mod imp {
     pub fn describe() -> Option<String> {
         None
     }
+
+    #[inline(always)]
+    pub fn leave_group_once() -> bool {
+        false
+    }
 }
 
 /// Panics if the hook is armed for `actor` and has panics left; nothing otherwise.
@@ -65,3 +83,6 @@ pub use imp::maybe_panic;
 
 /// What the hook is armed to do, for a warning at start; `None` when it is not armed.
 pub use imp::describe;
+
+/// `true` the first time it is asked in this process when the leave-group hook is armed.
+pub use imp::leave_group_once;

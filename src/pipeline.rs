@@ -283,12 +283,14 @@ impl ChildGroup for ProcessorGroup {
                 max_wait: settings.writer.flush_interval_ms,
             };
             let topic = settings.kafka.topics.readings.clone();
+            let group = settings.kafka.group_id.clone();
             let subscriber =
                 KafkaSubscriber::start_in_arbiter(&intake_arbiter.handle(), move |ctx| {
                     ctx.set_mailbox_capacity(SUBSCRIBER_MAILBOX);
                     KafkaSubscriber::new(
                         consumer,
                         &topic,
+                        &group,
                         Downstream::new(Stage::Validator, validator.recipient()),
                         batching,
                         ledger,

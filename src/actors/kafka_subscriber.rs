@@ -62,6 +62,14 @@ const NAME: &str = Stage::KafkaSubscriber.as_str();
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a high-watermark query may take.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the consumer may hold no partition before [`watch_progress`] asks the broker whether
+/// the group still has it as a member (longer than any join seen: 0.4-3 s here, and a member
+/// waiting in a long rebalance is listed by the broker meanwhile).
+const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(60);
+/// How often the question is asked again while the consumer still holds nothing.
+const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(30);
+/// How long the group description may take.
+const GROUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the intake waits for room in the validator's mailbox before it pauses its
 /// partitions.
 pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
@@ -79,6 +87,8 @@ pub struct Batching {
 pub struct KafkaSubscriber {
     consumer: Arc<PipelineConsumer>,
     topic: Arc<str>,
+    /// The consumer group (`kafka.group_id`), for the orphan check of [`watch_progress`].
+    group: Arc<str>,
     next: Downstream<Recipient<RecordsReceived>>,
     batching: Batching,
     ledger: Arc<OffsetLedger>,
@@ -98,6 +108,7 @@ impl KafkaSubscriber {
     pub fn new(
         consumer: Arc<PipelineConsumer>,
         topic: &str,
+        group: &str,
         next: Downstream<Recipient<RecordsReceived>>,
         batching: Batching,
         ledger: Arc<OffsetLedger>,
@@ -112,6 +123,7 @@ impl KafkaSubscriber {
             progress,
             consumer,
             topic: Arc::from(topic),
+            group: Arc::from(group),
             next,
             batching,
             ledger,
@@ -334,32 +346,55 @@ fn add_missing(into: &mut TopicPartitionList, from: &TopicPartitionList) {
     }
 }
 
-/// Every [`PROGRESS_INTERVAL`]: per assigned partition, the lag (high watermark minus position)
-/// for `heartbeat_consumer_lag`, and whether the partition is caught up (position at the high
-/// watermark and the intake not held up by backpressure). A partition from which nothing was
-/// read yet counts as caught up only when it is empty. A broker that answers these queries
-/// also clears a backing-off state left by consumer errors, so an idle topic does not keep the
-/// process unready after an outage.
+/// Why [`watch_progress`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Watch {
+    /// Asked to stop.
+    Stopped,
+    /// The consumer has held no partition for [`ORPHAN_CHECK_AFTER`] and the broker lists no
+    /// member in its group: it is not in the group and will not be assigned anything.
+    Orphaned,
+}
+
+/// Every [`PROGRESS_INTERVAL`] and at every assignment: per assigned partition, the lag (high
+/// watermark minus position) for `heartbeat_consumer_lag`, and whether the partition is caught
+/// up (position at the high watermark and the intake not held up by backpressure). A partition
+/// from which nothing was read yet counts as caught up only when it is empty. A broker that
+/// answers these queries also clears a backing-off state left by consumer errors, so an idle
+/// topic does not keep the process unready after an outage.
+///
+/// Ends with [`Watch::Orphaned`] when the consumer is left out of its group: the local broker
+/// (tansu) was seen to forget a member that joined around a freeze of the broker (SIGSTOP),
+/// listing the group with no member at all while librdkafka waited for an assignment for ever;
+/// the processor read nothing until it was restarted. A member that is merely idle (more
+/// replicas than partitions) is listed, so it is left alone.
+#[allow(clippy::too_many_arguments)]
 async fn watch_progress(
     consumer: Arc<PipelineConsumer>,
     topic: Arc<str>,
+    group: Arc<str>,
     progress: Arc<PartitionProgress>,
     blocked: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-) {
+) -> Watch {
     // Partitions whose lag this processor reports; one that moves to another member loses its
     // series here rather than showing its last lag for ever.
     let mut reported: Vec<i32> = Vec::new();
+    // Since when the consumer has held no partition, and when the group was last asked about.
+    let mut unassigned_since = Instant::now();
+    let mut asked_at: Option<Instant> = None;
     loop {
         tokio::select! {
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
-                    return;
+                    return Watch::Stopped;
                 }
             }
             _ = tokio::time::sleep(PROGRESS_INTERVAL) => {}
+            // A partition assigned gets its lag series now (SPEC section 6), not a round later.
+            _ = progress.assignment_changed() => {}
         }
         let positions: Vec<(i32, Option<i64>)> = match consumer.position() {
             Ok(tpl) => tpl
@@ -378,6 +413,23 @@ async fn watch_progress(
                 .remove_label_values(&[&*topic, gone.to_string().as_str()]);
         }
         reported = positions.iter().map(|(p, _)| *p).collect();
+        if !positions.is_empty() && crate::faults::leave_group_once() {
+            consumer.unsubscribe();
+        }
+        if !positions.is_empty() {
+            unassigned_since = Instant::now();
+            asked_at = None;
+        } else if unassigned_since.elapsed() >= ORPHAN_CHECK_AFTER
+            && asked_at.map_or(true, |at| at.elapsed() >= ORPHAN_CHECK_EVERY)
+        {
+            asked_at = Some(Instant::now());
+            let (c, g) = (consumer.clone(), group.clone());
+            let members = tokio::task::spawn_blocking(move || group_members(&c, &g)).await;
+            // Unknown (the broker did not answer) is not orphaned: an outage is handled as such.
+            if let Ok(Some(0)) = members {
+                return Watch::Orphaned;
+            }
+        }
         for (partition, position) in positions {
             let (c, t) = (consumer.clone(), topic.clone());
             let watermarks = tokio::task::spawn_blocking(move || {
@@ -403,6 +455,18 @@ async fn watch_progress(
     }
 }
 
+/// How many members the broker lists in `group` (0 when it does not know the group); `None` when
+/// it does not answer.
+fn group_members(consumer: &PipelineConsumer, group: &str) -> Option<usize> {
+    let list = consumer.fetch_group_list(Some(group), GROUP_TIMEOUT).ok()?;
+    Some(
+        list.groups()
+            .iter()
+            .find(|g| g.name() == group)
+            .map_or(0, |g| g.members().len()),
+    )
+}
+
 fn report_consumer_error(log: &Logger, limiter: &mut LogLimiter, health: &Health, e: &KafkaError) {
     if let Some(suppressed) = limiter.admit() {
         warn!(log, "kafka consumer error, retrying"; "error" => %e, "suppressed" => suppressed);
@@ -413,7 +477,7 @@ fn report_consumer_error(log: &Logger, limiter: &mut LogLimiter, health: &Health
 impl Actor for KafkaSubscriber {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
+    fn started(&mut self, ctx: &mut Self::Context) {
         if let Err(e) = self.consumer.subscribe(&[&self.topic]) {
             warn!(self.log, "cannot subscribe"; "topic" => &*self.topic, "error" => %e);
         }
@@ -437,15 +501,26 @@ impl Actor for KafkaSubscriber {
             },
             self.stop_intake.subscribe(),
         ));
-        actix::spawn(watch_progress(
+        let watch = watch_progress(
             self.consumer.clone(),
             self.topic.clone(),
+            self.group.clone(),
             self.progress.clone(),
             self.intake_blocked.clone(),
             self.stop_intake.subscribe(),
             self.metrics.clone(),
             self.health.clone(),
-        ));
+        );
+        ctx.spawn(watch.into_actor(self).map(|ended, act, ctx| {
+            if ended == Watch::Orphaned {
+                // Stopping restarts the processor's group with a new consumer, which joins
+                // afresh and resumes from the committed offsets.
+                warn!(act.log, "this consumer holds no partition and its group lists no member: \
+                    restarting with a new consumer"; "group" => &*act.group,
+                    "unassigned_s" => ORPHAN_CHECK_AFTER.as_secs());
+                ctx.stop();
+            }
+        }));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

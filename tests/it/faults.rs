@@ -504,6 +504,39 @@ mod injected_panics {
         tally.assert_exact();
     }
 
+    /// A consumer left out of its group without knowing (the local broker did this to a member
+    /// that joined around a freeze) used to wait for an assignment for ever, reading nothing.
+    /// The subscriber asks the broker after a minute without partitions, finds no member in the
+    /// group, and restarts the processor with a new consumer, which reads the rest exactly once.
+    #[test]
+    fn a_consumer_left_out_of_its_group_is_replaced_and_reads_the_rest() {
+        let db = TestDb::new();
+        let setup = Setup::new(&db).with("HEARTBEAT_TEST_LEAVE_GROUP", "1");
+        let first = 3_000;
+        assert!(setup.generate(first as u64, 17).success());
+        let mut daemon = setup.spawn_run();
+        wait_for("the consumer to leave its group", STORE_DEADLINE, || {
+            (!daemon.records("partitions revoked").is_empty()).then_some(())
+        });
+        // Records that arrive while nobody is in the group.
+        let total = first + 2_000;
+        assert!(setup.generate(2_000, 18).success());
+        wait_for(
+            "every record, after the replacement",
+            STORE_DEADLINE,
+            || (accounted(&db) == total).then_some(()),
+        );
+        let replaced = daemon.records(
+            "this consumer holds no partition and its group lists no member: restarting with a \
+             new consumer",
+        );
+        assert_eq!(replaced.len(), 1, "replaced once");
+        let tally = Tally::settled(&setup, &db, &daemon, total, None);
+        tally.print("consumer left out of its group");
+        assert_eq!(daemon.stop(), 0);
+        tally.assert_exact();
+    }
+
     #[test]
     fn sigterm_while_the_generator_backs_off_still_drains_and_commits_the_processor() {
         let db = TestDb::new();
