@@ -1104,13 +1104,19 @@ RETENTION_FUNCTION = "heartbeat_drop_expired_partitions"
 # psql: logs its arguments and standard input, then answers like the real one (a dropped day, or
 # an error and the exit code it is told to fail with).
 STUB_PSQL = """#!/bin/sh
+input=$([ -t 0 ] || cat)
 { printf 'args:'; printf ' %s' "$@"; printf '\\n'; printf 'password: %s\\n' "${PGPASSWORD:-}"
-  [ -t 0 ] || sed 's/^/stdin: /'; } >> "$STUB_DIR/psql.calls"
+  [ -z "$input" ] || printf '%s\\n' "$input" | sed 's/^/stdin: /'; } >> "$STUB_DIR/psql.calls"
 if [ "${STUB_PSQL_EXIT:-0}" != 0 ]; then
     echo 'psql: error: connection to server at "postgres" failed: stand-in failure' >&2
     exit "$STUB_PSQL_EXIT"
 fi
-echo readings_20200101
+case "$input" in
+  *heartbeat_expire_rows*)
+    # 7 rows deleted in the first round, none in the next.
+    if [ -e "$STUB_DIR/expired" ]; then echo 0; else touch "$STUB_DIR/expired"; echo 7; fi ;;
+  *) echo readings_20200101 ;;
+esac
 """
 # sleep: notes how long the job would wait, then ends the job (one pass of its loop is enough).
 STUB_SLEEP = """#!/bin/sh
@@ -1221,6 +1227,12 @@ def check_retention(c, p):
     p.need(not in_command, f"{name}: psql gets :{', :'.join(in_command)} in a -c command, which it does not "
                            f"substitute (a syntax error at every run): {args}")
     p.need("readings_20200101" in r.out, f"{name}: a successful run does not log what it dropped:\n{r.describe()}")
+    # The other tables (SPEC section 5: retention bounds every table): rounds of
+    # heartbeat_expire_rows until one deletes nothing, and the total logged.
+    rounds = r.psql.count("heartbeat_expire_rows")
+    p.need(rounds == 2 and "deleted: 7" in r.out,
+           f"{name}: a run does not delete the other tables' expired rows round after round "
+           f"({rounds} rounds, two expected) and log how many:\n{r.describe()}")
     p.need(r.looped() and r.healthy, f"{name}: a successful run is not healthy, or does not wait for the next:\n{r.describe()}")
     # It logs in with the owner's password as the database got it: the value, or the secret's content.
     pg = (c.find("postgres") or [None])[0]
@@ -1228,7 +1240,7 @@ def check_retention(c, p):
         owner = password_source(c.env(pg), c.services[pg], "POSTGRES_PASSWORD")
         want = owner and (f"stand-in {owner[1]}" if owner[0] == "secret" else owner[1])
         got = re.findall(r"(?m)^password: (.*)$", r.psql)
-        p.need(want and got == [want], f"{name}: psql got the password {got[0] if got else '(none)'!r}, not the owner's "
+        p.need(want and got and set(got) == {want}, f"{name}: psql got the password {got[0] if got else '(none)'!r}, not the owner's "
                                        f"({'secret ' + owner[1] if owner and owner[0] == 'secret' else 'POSTGRES_PASSWORD'}):\n{r.describe()}")
 
     # A failed run: the error logged, unhealthy, tried again (not hidden by `|| true`).

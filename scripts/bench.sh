@@ -12,6 +12,7 @@
 #        scripts/bench.sh delivery --throughput [--records N] [--rounds K] [--storm]
 #        scripts/bench.sh chaos [--records N] [--seeds S1,S2,...]
 #        scripts/bench.sh many-days [--days D]
+#        scripts/bench.sh retention [--rows N]
 #
 # Builds the release binaries, starts the local services (scripts/services.sh up) and
 # runs target/release/heartbeat-bench with the given arguments. Figures go to stdout.

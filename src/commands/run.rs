@@ -239,8 +239,9 @@ fn spawn_probe(settings: Arc<Settings>, health: Arc<Health>) {
 }
 
 /// Now and every [`RETENTION_INTERVAL`]: creates the day partitions of `readings` from today to
-/// [`PARTITION_DAYS_AHEAD`] days ahead, and drops expired ones (`storage.retention_days`; 0
-/// keeps everything).
+/// [`PARTITION_DAYS_AHEAD`] days ahead, and applies `storage.retention_days` (0 keeps
+/// everything): drops the expired days of `readings`, then deletes the expired rows of the other
+/// tables (SPEC section 5, "Retention").
 fn spawn_storage_upkeep(settings: Arc<Settings>, log: Logger) {
     let keep_days = i32::try_from(settings.storage.retention_days).unwrap_or(i32::MAX);
     actix_rt::spawn(async move {
@@ -256,18 +257,32 @@ fn spawn_storage_upkeep(settings: Arc<Settings>, log: Logger) {
                     .collect();
                 crate::db::queries::ensure_day_partitions(&mut c, &ahead)?;
                 if keep_days == 0 {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Default::default()));
                 }
-                crate::db::queries::drop_expired_partitions(&mut c, keep_days)
+                let dropped = crate::db::queries::drop_expired_partitions(&mut c, keep_days)?;
+                let expired = crate::db::queries::expire_rows(
+                    &mut c,
+                    keep_days,
+                    crate::db::queries::ROWS_PER_ROUND,
+                )?;
+                Ok::<_, db::DbError>((dropped, expired))
             })
             .await;
             match result {
-                Ok(Ok(dropped)) if !dropped.is_empty() => {
-                    info!(log, "retention dropped expired days of readings";
-                        "partitions" => dropped.join(","), "retention_days" => keep_days)
+                Ok(Ok((dropped, expired))) => {
+                    if !dropped.is_empty() {
+                        info!(log, "retention dropped expired days of readings";
+                            "partitions" => dropped.join(","), "retention_days" => keep_days)
+                    }
+                    if !expired.is_empty() {
+                        let counts: Vec<String> =
+                            expired.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                        info!(log, "retention deleted expired rows";
+                            "rows" => counts.join(","), "retention_days" => keep_days)
+                    }
                 }
-                Ok(Ok(_)) => {}
                 Ok(Err(e)) if e.to_string().contains("permission denied") => {
+                    // The first refusal is the drop of a partition, before any row is deleted.
                     slog::warn!(log, "retention skipped: this database role may not drop \
                         partitions (a heartbeat_writer login); run retention as the owner \
                         (docs/SECURITY.md) or set storage.retention_days = 0";

@@ -23,5 +23,6 @@ mod helpers;
 mod many_days;
 mod ops;
 mod produce;
+mod retention;
 mod rules;
 mod security;

@@ -57,7 +57,7 @@
 //!
 //! # Parts
 //! - `poison.rs`, `formats.rs`, `throughput.rs`, `latency.rs`, `delivery.rs`, `quality/`,
-//!   `many_days.rs`: one subcommand each.
+//!   `many_days.rs`, `retention.rs`, `restart.rs`: one subcommand each.
 //! - `alertmanager.rs`: a private Alertmanager and the webhook recorder it notifies.
 //! - `load.rs`: what goes into the topics.
 //! - `processors.rs`: runs of the real processor, timed.
@@ -73,6 +73,7 @@ mod poison;
 mod processors;
 mod quality;
 mod restart;
+mod retention;
 mod services;
 mod throughput;
 
@@ -86,6 +87,7 @@ use crate::many_days::many_days;
 use crate::poison::poison;
 use crate::quality::{parse_seeds, quality, Mode, Params};
 use crate::restart::restart;
+use crate::retention::retention;
 use crate::throughput::throughput;
 
 #[derive(Parser)]
@@ -182,6 +184,13 @@ enum Bench {
     ManyDays {
         #[arg(long, default_value_t = 3_000)]
         days: u64,
+    },
+    /// One retention pass: an expired day of readings dropped, the other tables' expired rows
+    /// deleted; the time of each.
+    Retention {
+        /// Readings per day (a third as many anomalies, a tenth as many rejects).
+        #[arg(long, default_value_t = 3_000_000)]
+        rows: u64,
     },
     /// Event-level precision, recall, false-alert burden and delay of the activated alerts.
     Quality {
@@ -294,6 +303,7 @@ fn main() -> anyhow::Result<()> {
             ..
         } => delivery_latency(rate.max(1), seconds.max(1), triggers.max(1)),
         Bench::ManyDays { days } => many_days(days.max(1)),
+        Bench::Retention { rows } => retention(rows.max(1)),
         Bench::Restart { records, customers } => restart(records.max(2), customers.max(1)),
     }
 }

@@ -8,6 +8,7 @@
 //! - `outbox.rs`: the anomalies stored but not yet acknowledged on the anomalies topic.
 //! - `events.rs`: the alert episode events of the delivery outbox and what each receiver has of them.
 //! - `partitions.rs`: the day partitions of `readings`: created ahead, dropped when expired.
+//! - `retention.rs`: the expired rows of the other tables, deleted in bounded rounds.
 //! - `summary.rs`: the counts `inspect` prints.
 //! - `rules.rs`: the per-customer alert rules of `heartbeat-pipeline rules`.
 
@@ -17,6 +18,7 @@ mod events;
 mod outbox;
 mod partitions;
 mod restore;
+mod retention;
 pub mod rules;
 mod summary;
 
@@ -31,4 +33,5 @@ pub use partitions::{drop_expired_partitions, ensure_day_partitions, utc_day};
 pub use restore::{
     database_clock, load_partition_states, load_states, load_tails, stored_identities, TailReading,
 };
+pub use retention::{expire_rows, ROWS_PER_ROUND};
 pub use summary::{summary, LabelCount, Summary, Totals};
