@@ -165,6 +165,38 @@ fn usage_errors_exit_2_and_version_exits_0() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("heartbeat-pipeline "));
 }
 
+/// SPEC section 2: `--version` on every command and subcommand, exit 0, before any configuration
+/// or service is looked at (`run --version` used to exit 2).
+#[test]
+fn every_command_and_subcommand_takes_version() {
+    for args in [
+        &["run"][..],
+        &["generate"],
+        &["produce"],
+        &["migrate"],
+        &["inspect"],
+        &["tail"],
+        &["check-config"],
+        &["rules"],
+        &["rules", "set"],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--version")
+            .env(
+                "HEARTBEAT__DATABASE__URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?} --version: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{args:?} --version printed {out:?}"
+        );
+    }
+}
+
 /// `inspect` over a data set written by hand: every count it prints is the one expected.
 #[test]
 fn inspect_prints_the_counts_of_a_known_data_set() {
