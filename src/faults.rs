@@ -9,8 +9,9 @@
 //! batches): a group that fails at every start.
 //!
 //! `HEARTBEAT_TEST_LEAVE_GROUP=1` makes the subscriber's consumer unsubscribe, once per process,
-//! the first time it is seen holding partitions: the consumer is then out of its group without
-//! knowing, as the local broker left one after a freeze (`kafka_subscriber::watch_progress`).
+//! the first time it is seen holding partitions it has read from: the consumer is then out of
+//! its group without knowing, as the local broker left one after a freeze
+//! (`kafka_subscriber::watch_progress`).
 
 /// The environment variable that arms the panic hook.
 pub const PANIC_VAR: &str = "HEARTBEAT_TEST_PANIC";

@@ -66,7 +66,10 @@ const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 /// the group still has it as a member (longer than any join seen: 0.4-3 s here, and a member
 /// waiting in a long rebalance is listed by the broker meanwhile).
 const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(60);
-/// How often the question is asked again while the consumer still holds nothing.
+/// How often the question is asked again while the consumer still holds nothing. The consumer
+/// counts as left out only when two answers this far apart list no member: a member whose
+/// session expired in a broker outage may be rejoining when the broker answers again, and a join
+/// takes seconds.
 const ORPHAN_CHECK_EVERY: Duration = Duration::from_secs(30);
 /// How long the group description may take.
 const GROUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -351,9 +354,11 @@ fn add_missing(into: &mut TopicPartitionList, from: &TopicPartitionList) {
 enum Watch {
     /// Asked to stop.
     Stopped,
-    /// The consumer has held no partition for [`ORPHAN_CHECK_AFTER`] and the broker lists no
-    /// member in its group: it is not in the group and will not be assigned anything.
-    Orphaned,
+    /// The consumer has held no partition for [`ORPHAN_CHECK_AFTER`] and twice,
+    /// [`ORPHAN_CHECK_EVERY`] apart, the broker listed no member of its group holding one: the
+    /// consumer is not in the group, or the group assigns nothing to anyone, and it will not be
+    /// assigned anything. With how long it has held nothing.
+    Orphaned { unassigned: Duration },
 }
 
 /// Every [`PROGRESS_INTERVAL`] and at every assignment: per assigned partition, the lag (high
@@ -363,11 +368,10 @@ enum Watch {
 /// answers these queries also clears a backing-off state left by consumer errors, so an idle
 /// topic does not keep the process unready after an outage.
 ///
-/// Ends with [`Watch::Orphaned`] when the consumer is left out of its group: the local broker
-/// (tansu) was seen to forget a member that joined around a freeze of the broker (SIGSTOP),
-/// listing the group with no member at all while librdkafka waited for an assignment for ever;
-/// the processor read nothing until it was restarted. A member that is merely idle (more
-/// replicas than partitions) is listed, so it is left alone.
+/// Ends with [`Watch::Orphaned`] when the consumer is left out of its group: with the local
+/// broker (tansu) a processor started during a freeze of the broker (SIGSTOP) waited for an
+/// assignment for ever, reading nothing until it was restarted. A member that is merely idle
+/// (more replicas than partitions) sees the others hold the partitions, so it is left alone.
 #[allow(clippy::too_many_arguments)]
 async fn watch_progress(
     consumer: Arc<PipelineConsumer>,
@@ -382,9 +386,11 @@ async fn watch_progress(
     // Partitions whose lag this processor reports; one that moves to another member loses its
     // series here rather than showing its last lag for ever.
     let mut reported: Vec<i32> = Vec::new();
-    // Since when the consumer has held no partition, and when the group was last asked about.
+    // Since when the consumer has held no partition, when the group was last asked about, and
+    // how many answers in a row listed no member.
     let mut unassigned_since = Instant::now();
     let mut asked_at: Option<Instant> = None;
+    let mut memberless = 0u32;
     loop {
         tokio::select! {
             changed = stop.changed() => {
@@ -413,21 +419,32 @@ async fn watch_progress(
                 .remove_label_values(&[&*topic, gone.to_string().as_str()]);
         }
         reported = positions.iter().map(|(p, _)| *p).collect();
-        if !positions.is_empty() && crate::faults::leave_group_once() {
+        // Once it has read something: the revocation commits it, and the local broker lists a
+        // group only once it has committed offsets.
+        if positions.iter().any(|(_, p)| p.unwrap_or(0) > 0) && crate::faults::leave_group_once() {
             consumer.unsubscribe();
         }
         if !positions.is_empty() {
             unassigned_since = Instant::now();
             asked_at = None;
+            memberless = 0;
         } else if unassigned_since.elapsed() >= ORPHAN_CHECK_AFTER
             && asked_at.map_or(true, |at| at.elapsed() >= ORPHAN_CHECK_EVERY)
         {
             asked_at = Some(Instant::now());
             let (c, g) = (consumer.clone(), group.clone());
-            let members = tokio::task::spawn_blocking(move || group_members(&c, &g)).await;
-            // Unknown (the broker did not answer) is not orphaned: an outage is handled as such.
-            if let Ok(Some(0)) = members {
-                return Watch::Orphaned;
+            let held = tokio::task::spawn_blocking(move || group_holds_partitions(&c, &g)).await;
+            // Unknown (the broker did not answer) proves nothing either way: an outage is handled
+            // as such.
+            match held {
+                Ok(Some(false)) => memberless += 1,
+                Ok(Some(true)) => memberless = 0,
+                _ => {}
+            }
+            if memberless >= 2 {
+                return Watch::Orphaned {
+                    unassigned: unassigned_since.elapsed(),
+                };
             }
         }
         for (partition, position) in positions {
@@ -455,16 +472,44 @@ async fn watch_progress(
     }
 }
 
-/// How many members the broker lists in `group` (0 when it does not know the group); `None` when
-/// it does not answer.
-fn group_members(consumer: &PipelineConsumer, group: &str) -> Option<usize> {
+/// Whether any member the broker lists in `group` holds a partition (`false` when it lists no
+/// member); `None` when it does not answer or does not list the group.
+fn group_holds_partitions(consumer: &PipelineConsumer, group: &str) -> Option<bool> {
     let list = consumer.fetch_group_list(Some(group), GROUP_TIMEOUT).ok()?;
+    // Not listed is no answer either: the local broker lists a group only once it has committed
+    // offsets.
+    let found = list.groups().iter().find(|g| g.name() == group)?;
     Some(
-        list.groups()
+        found
+            .members()
             .iter()
-            .find(|g| g.name() == group)
-            .map_or(0, |g| g.members().len()),
+            .any(|m| m.assignment().map_or(true, assigns_a_partition)),
     )
+}
+
+/// Whether a member's assignment, in the consumer protocol's encoding (version: i16, then per
+/// topic its name and its partitions: i32 count, i16 length and bytes, i32 count and i32 each),
+/// names a partition. What does not parse counts as a partition: the check must never take a
+/// working member for an empty one.
+fn assigns_a_partition(bytes: &[u8]) -> bool {
+    fn take<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
+        let (head, rest) = b.split_first_chunk::<N>()?;
+        *b = rest;
+        Some(*head)
+    }
+    let parse = |mut b: &[u8]| -> Option<bool> {
+        take::<2>(&mut b)?;
+        let topics = i32::from_be_bytes(take::<4>(&mut b)?);
+        for _ in 0..topics.max(0) {
+            let name = usize::try_from(i16::from_be_bytes(take::<2>(&mut b)?)).ok()?;
+            b = b.get(name..)?;
+            if i32::from_be_bytes(take::<4>(&mut b)?) > 0 {
+                return Some(true);
+            }
+        }
+        Some(false)
+    };
+    parse(bytes).unwrap_or(true)
 }
 
 fn report_consumer_error(log: &Logger, limiter: &mut LogLimiter, health: &Health, e: &KafkaError) {
@@ -512,12 +557,12 @@ impl Actor for KafkaSubscriber {
             self.health.clone(),
         );
         ctx.spawn(watch.into_actor(self).map(|ended, act, ctx| {
-            if ended == Watch::Orphaned {
+            if let Watch::Orphaned { unassigned } = ended {
                 // Stopping restarts the processor's group with a new consumer, which joins
                 // afresh and resumes from the committed offsets.
-                warn!(act.log, "this consumer holds no partition and its group lists no member: \
-                    restarting with a new consumer"; "group" => &*act.group,
-                    "unassigned_s" => ORPHAN_CHECK_AFTER.as_secs());
+                warn!(act.log, "this consumer holds no partition and no member of its group holds \
+                    one: restarting with a new consumer"; "group" => &*act.group,
+                    "unassigned_s" => unassigned.as_secs());
                 ctx.stop();
             }
         }));
@@ -561,5 +606,39 @@ impl Handler<Drain> for KafkaSubscriber {
                 }
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assigns_a_partition;
+
+    /// The consumer protocol's assignment: version, then topics with their partitions.
+    fn assignment(topics: &[(&str, &[i32])]) -> Vec<u8> {
+        let mut b = 0i16.to_be_bytes().to_vec();
+        b.extend((topics.len() as i32).to_be_bytes());
+        for (name, partitions) in topics {
+            b.extend((name.len() as i16).to_be_bytes());
+            b.extend(name.as_bytes());
+            b.extend((partitions.len() as i32).to_be_bytes());
+            for p in *partitions {
+                b.extend(p.to_be_bytes());
+            }
+        }
+        b.extend((-1i32).to_be_bytes()); // no user data
+        b
+    }
+
+    #[test]
+    fn an_assignment_names_a_partition_or_not_and_what_does_not_parse_counts_as_one() {
+        assert!(assigns_a_partition(&assignment(&[("heartbeats", &[0, 2])])));
+        assert!(assigns_a_partition(&assignment(&[
+            ("a", &[]),
+            ("heartbeats", &[1])
+        ])));
+        assert!(!assigns_a_partition(&assignment(&[])));
+        assert!(!assigns_a_partition(&assignment(&[("heartbeats", &[])])));
+        assert!(assigns_a_partition(&[0, 0, 0, 0, 0, 1, 0]), "truncated");
+        assert!(assigns_a_partition(&[]), "empty bytes");
     }
 }

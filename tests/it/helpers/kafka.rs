@@ -100,7 +100,12 @@ pub fn group_state(brokers: &str, group: &str) -> String {
                 let members: Vec<String> = g
                     .members()
                     .iter()
-                    .map(|m| format!("{} ({})", m.id(), m.client_host()))
+                    .map(|m| {
+                        let assignment: String = m.assignment().map_or("none".into(), |b| {
+                            b.iter().map(|x| format!("{x:02x}")).collect()
+                        });
+                        format!("{} ({}, assignment {assignment})", m.id(), m.client_host())
+                    })
                     .collect();
                 format!(
                     "group {} state {} protocol {} members [{}]",
