@@ -28,11 +28,11 @@ pub(super) struct OpenKinds(u8);
 impl OpenKinds {
     /// The activated open episodes of `state`, `None` if it has none.
     pub(super) fn of(state: &CustomerState) -> Option<Self> {
-        let bits = state
-            .episodes
+        let bits = activated(state)
             .iter()
-            .filter(|e| e.activated_at.is_some())
-            .fold(0u8, |bits, e| bits | 1 << e.kind.index());
+            .enumerate()
+            .filter(|(_, opened)| opened.is_some())
+            .fold(0u8, |bits, (i, _)| bits | 1 << i);
         (bits != 0).then_some(OpenKinds(bits))
     }
 

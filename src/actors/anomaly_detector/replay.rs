@@ -132,10 +132,11 @@ impl AnomalyDetector {
         let mut adopted = 0;
         for row in rows {
             // An evicted state whose save is not stored yet is newer than the row.
-            self.dormant_open.remove(&row.customer_id);
             if self.customers.contains_key(&row.customer_id) || self.revive(&row.customer_id, now) {
                 continue;
             }
+            // Followed from here on (or started cold): no longer out of memory.
+            self.dormant_open.remove(&row.customer_id);
             match serde_json::from_str::<CustomerState>(&row.state) {
                 Ok(state) => {
                     let tracked = Tracked::new(state, row.kafka_partition, now);
