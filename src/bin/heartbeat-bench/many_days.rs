@@ -11,14 +11,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chrono::{SecondsFormat, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::load::queue;
 use crate::processors::{run_processors_with, Pass};
-use crate::services::{brokers, create_topics, fresh_database, unique};
+use crate::services::{brokers, create_topics, fresh_database, scalar, unique};
 
 /// The newest reading is this many days old: far beyond the default bound of 30 days.
 const NEWEST_DAYS_AGO: i64 = 3_100;
@@ -97,17 +96,11 @@ fn preload_days(topic: &str, days: u64) -> anyhow::Result<()> {
 /// Partitions of `readings` for days before today (a processor makes today's and the next ones
 /// ahead at start).
 fn old_partitions(conn: &mut PgConnection) -> anyhow::Result<i64> {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let n: N = diesel::sql_query(
+    Ok(scalar(
+        conn,
         "SELECT count(*) AS n FROM pg_inherits i \
          JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
          WHERE p.relname = 'readings' AND c.relname ~ '^readings_[0-9]{8}$' \
          AND to_date(substr(c.relname, 10), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date",
-    )
-    .get_result(conn)?;
-    Ok(n.n)
+    )?)
 }

@@ -9,23 +9,12 @@
 use std::time::Instant;
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use heartbeat_pipeline::db::queries::{drop_expired_partitions, expire_rows, ROWS_PER_ROUND};
 
-use crate::services::fresh_database;
+use crate::services::{fresh_database, scalar};
 
 /// Days kept: the expired rows are 40 days old, the kept ones 1 day.
 const KEEP_DAYS: i32 = 30;
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-fn count(conn: &mut PgConnection, sql: &str) -> anyhow::Result<i64> {
-    Ok(diesel::sql_query(sql).get_result::<Count>(conn)?.n)
-}
 
 pub(super) fn retention(rows: u64) -> anyhow::Result<()> {
     let (db, url, mut admin) = fresh_database("hb_bench_retention")?;
@@ -95,9 +84,9 @@ fn measure(url: &str, rows: i64) -> anyhow::Result<()> {
     );
     println!(
         "left: readings {}, anomalies {}, rejected_readings {}",
-        count(&mut c, "SELECT count(*) AS n FROM readings")?,
-        count(&mut c, "SELECT count(*) AS n FROM anomalies")?,
-        count(&mut c, "SELECT count(*) AS n FROM rejected_readings")?,
+        scalar(&mut c, "SELECT count(*) AS n FROM readings")?,
+        scalar(&mut c, "SELECT count(*) AS n FROM anomalies")?,
+        scalar(&mut c, "SELECT count(*) AS n FROM rejected_readings")?,
     );
     Ok(())
 }

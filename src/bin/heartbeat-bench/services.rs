@@ -26,17 +26,21 @@ pub(super) fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-pub(super) fn count(conn: &mut PgConnection) -> i64 {
+/// The one bigint, named `n`, that `sql` selects.
+pub(super) fn scalar(conn: &mut PgConnection, sql: &str) -> QueryResult<i64> {
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    diesel::sql_query(
+    diesel::sql_query(sql).get_result::<N>(conn).map(|n| n.n)
+}
+
+pub(super) fn count(conn: &mut PgConnection) -> i64 {
+    scalar(
+        conn,
         "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM rejected_readings) AS n",
     )
-    .get_result::<N>(conn)
-    .map(|n| n.n)
     .unwrap_or(0)
 }
 
