@@ -124,12 +124,7 @@ const TEN_MINUTES: TimeDelta = TimeDelta::minutes(10);
 fn episodes_activate_by_activity_sustain_rules_and_mute_and_a_replay_changes_no_column() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let out = setup.command(&["migrate"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    setup.migrate();
     rules(&setup, &["set", "ATHLETE", "--low-below", "45"]);
     rules(&setup, &["mute", "MUTED", "--for", "2d"]);
     let base = base();

@@ -95,8 +95,7 @@ fn a_customer_seen_early_in_a_long_backlog_is_saved_while_the_backlog_lasts() {
     let setup = Setup::new(&db)
         .with("HEARTBEAT__DETECTOR__CHECKPOINT_INTERVAL_MS", "10000")
         .with("HEARTBEAT__WRITER__BATCH_SIZE", "500");
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     slow_the_writer(&db.url, 0.5);
     let p = producer_at(&brokers());
     let base = chrono::Utc::now() - chrono::Duration::minutes(10);
@@ -226,8 +225,7 @@ fn a_rebalance_while_the_writer_is_slow_leaves_alerts_as_a_clean_run_would() {
         ..base.clone()
     }
     .with("HEARTBEAT__SHUTDOWN__TIMEOUT_MS", "500");
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     slow_the_writer(&db.url, 0.5);
     let mut first = setup.spawn_run();
     wait_for("a tenth stored", DEADLINE, || {
@@ -287,8 +285,7 @@ fn a_frozen_owner_that_wakes_after_its_partitions_moved_cannot_overwrite_the_new
         group: unique("hb_stale"),
         ..base.clone()
     };
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     // Every write takes two seconds: a freeze lands inside one.
     slow_the_writer(&db.url, 2.0);
     let mut stale = setup.spawn_run();
@@ -332,8 +329,7 @@ fn a_frozen_owner_that_wakes_after_its_partitions_moved_cannot_overwrite_the_new
 fn a_silence_being_written_at_sigterm_is_stored_before_the_process_exits() {
     let db = TestDb::new();
     let setup = Setup::new(&db).with("HEARTBEAT__DETECTOR__SILENCE_AFTER_MS", "2000");
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     // Writing a silence takes three seconds.
     db.execute(
         "CREATE FUNCTION slow_silence() RETURNS trigger LANGUAGE plpgsql AS \

@@ -65,14 +65,11 @@ fn a_detector_over_its_memory_budget_evicts_reloads_and_writes_what_an_unbounded
 /// Migrates `db` and gives 40 of the customers a high band below any heart rate, so each ends the
 /// run with an activated tachycardia episode still open (most of them evicted by then).
 fn with_open_alerts(setup: &Setup, db: &TestDb) {
-    let migrate = Setup {
+    Setup {
         db_url: db.url.clone(),
         ..setup.clone()
     }
-    .command(&["migrate"])
-    .output()
-    .unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    .migrate();
     db.execute(
         "INSERT INTO alert_rules (customer_id, critical_low_below, low_below, high_above, \
          critical_high_above, updated_by) \

@@ -412,8 +412,7 @@ pub fn run(w: Workload) -> Report {
         // librdkafka's debug lines are logged at debug level.
         chaos = chaos.with("HEARTBEAT__LOG__LEVEL", "debug");
     }
-    let migrate = chaos.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    chaos.migrate();
     slow_the_writer(&chaos_url, SLOW_STATEMENT_S);
     let started = Instant::now();
     let mut processors = vec![chaos.spawn_run()];

@@ -203,8 +203,7 @@ fn inspect_prints_the_counts_of_a_known_data_set() {
     use crate::helpers::{Setup, TestDb};
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    setup.migrate();
     db.execute("SELECT heartbeat_ensure_day_partition(now())");
     db.execute(
         "INSERT INTO readings (event_id, customer_id, recorded_at, heart_rate, class, \
@@ -294,8 +293,7 @@ fn printing_into_a_closed_pipe_ends_quietly() {
 
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    setup.migrate();
     assert_quiet_end(&into_a_closed_pipe(setup.command(&["inspect"])), "inspect");
     assert_quiet_end(
         &into_a_closed_pipe(setup.command(&["rules", "list"])),

@@ -64,12 +64,7 @@ fn five_thousand_generated_readings_are_stored_once_and_a_replay_adds_none() {
 fn no_offset_is_committed_while_the_database_write_fails() {
     let db = TestDb::new();
     let setup = Setup::new(&db).with("HEARTBEAT__SHUTDOWN__TIMEOUT_MS", "2000");
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    setup.migrate();
     // Every insert into readings fails, as a broken database would make it.
     db.execute(
         "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS \
@@ -125,12 +120,7 @@ fn no_offset_is_committed_while_the_database_write_fails() {
 fn retention_drops_whole_expired_days_keeps_the_rest_and_creates_the_next_ones() {
     let db = TestDb::new();
     let setup = Setup::new(&db).with("HEARTBEAT__STORAGE__RETENTION_DAYS", "30");
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    setup.migrate();
     let partition_count = |name: &str| {
         db.count(&format!(
             "SELECT count(*) AS n FROM pg_class WHERE relname = '{name}'"
@@ -196,8 +186,7 @@ fn outbox_rows_of(db: &TestDb, customer: &str) -> i64 {
 fn an_outbox_row_committed_after_the_start_is_published_without_a_restart() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     // Left by a previous run: the start-up sweep publishes it.
     commit_outbox_batch(&db, "CUST-LEFT", "1 hour");
     let mut daemon = setup.spawn_run_started();
@@ -258,8 +247,7 @@ fn an_outbox_row_committed_after_the_start_is_published_without_a_restart() {
 fn retention_of_zero_or_fewer_days_drops_nothing() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     let partitions = || {
         db.count(
             "SELECT count(*) AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \

@@ -306,8 +306,7 @@ fn an_anomaly_kept_after_its_reading_was_dropped_is_neither_stored_nor_published
 fn alerts_stored_but_never_acknowledged_are_published_at_the_next_start() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     // What a processor killed between a batch's commit and its alerts' acknowledgement leaves:
     // the batch's anomalies, noted in the outbox.
     db.execute(

@@ -25,8 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(90);
 fn retention_deletes_the_expired_rows_of_every_table_and_keeps_what_is_still_needed() {
     let db = TestDb::new();
     let setup = Setup::new(&db).with("HEARTBEAT__STORAGE__RETENTION_DAYS", "30");
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     let (old, recent) = ("now() - interval '40 days'", "now() - interval '29 days'");
 
     db.execute(&format!(
@@ -145,8 +144,7 @@ fn retention_deletes_the_expired_rows_of_every_table_and_keeps_what_is_still_nee
 fn expiring_rows_with_zero_or_fewer_days_deletes_nothing_nor_an_anomaly_still_to_publish() {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let migrate = setup.command(&["migrate"]).output().unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
+    setup.migrate();
     db.execute(
         "INSERT INTO rejected_readings (raw, reason, detail, kafka_topic, kafka_partition, \
          kafka_offset, rejected_at) VALUES ('x', 'malformed_json', 'd', 't', 0, 1, '2000-01-01')",

@@ -56,8 +56,7 @@ fn table(db: &TestDb) -> Option<String> {
 fn migrated() -> (TestDb, Setup) {
     let db = TestDb::new();
     let setup = Setup::new(&db);
-    let out = setup.command(&["migrate"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    setup.migrate();
     (db, setup)
 }
 

@@ -97,6 +97,19 @@ impl Setup {
         cmd
     }
 
+    /// Runs `migrate` on this setup's database and asserts that it succeeded, printing its output
+    /// if not.
+    pub fn migrate(&self) {
+        let out = self.command(&["migrate"]).output().expect("run migrate");
+        assert!(
+            out.status.success(),
+            "migrate: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `generate` to completion and returns its exit status.
     pub fn generate(&self, count: u64, seed: u64) -> ExitStatus {
         let out = self

@@ -227,15 +227,7 @@ impl Drop for PrivatePostgres {
 /// driving the writer's batch path through the library where the binary cannot force it.
 pub fn writer_db() -> (TestDb, PgConnection) {
     let db = TestDb::new();
-    let migrate = super::Setup::new(&db)
-        .command(&["migrate"])
-        .output()
-        .expect("run migrate");
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    super::Setup::new(&db).migrate();
     db.execute("SELECT heartbeat_ensure_day_partition(now())");
     let mut conn = db.conn();
     for sql in heartbeat_pipeline::db::staging::CREATE_STAGING {

@@ -137,15 +137,6 @@ impl Drop for Login {
     }
 }
 
-pub(super) fn migrate(db: &TestDb) {
-    let out = Setup::new(db).command(&["migrate"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The error of `sql` run as `url`, or None if it succeeded.
 fn refused(url: &str, sql: &str) -> Option<String> {
     let mut c = PgConnection::establish(url).unwrap();
@@ -158,7 +149,7 @@ fn refused(url: &str, sql: &str) -> Option<String> {
 #[test]
 fn the_writer_cannot_change_the_schema_and_the_reader_cannot_write() {
     let db = TestDb::new();
-    migrate(&db);
+    Setup::new(&db).migrate();
     let (writer, reader) = (
         Login::create("heartbeat_writer"),
         Login::create("heartbeat_reader"),
@@ -226,7 +217,7 @@ fn the_writer_cannot_change_the_schema_and_the_reader_cannot_write() {
 #[test]
 fn the_pipeline_runs_as_a_writer_login_on_a_database_its_owner_migrated() {
     let db = TestDb::new();
-    migrate(&db);
+    Setup::new(&db).migrate();
     let writer = Login::create("heartbeat_writer");
     let setup = Setup {
         db_url: writer.url(&db),
@@ -234,12 +225,7 @@ fn the_pipeline_runs_as_a_writer_login_on_a_database_its_owner_migrated() {
     }
     .with("HEARTBEAT__GENERATOR__FAULT_RATE", "0.05");
     // Nothing pending: `migrate` as the writer succeeds without changing anything.
-    let out = setup.command(&["migrate"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    setup.migrate();
 
     let mut daemon = setup.spawn_run_started();
     assert!(setup.generate(3_000, 5).success());

@@ -5,7 +5,7 @@ use std::process::Output;
 use crate::helpers::*;
 
 use super::kafka::FrontedBroker;
-use super::postgres::{migrate, Login};
+use super::postgres::Login;
 use super::{lines_with, Pki, STORE_DEADLINE};
 
 /// Every output of one command: exit code, stdout, stderr.
@@ -45,7 +45,7 @@ fn no_secret_reaches_stdout_stderr_the_log_file_or_an_error_chain() {
     let tls_broker = FrontedBroker::start(false, Some(&pki));
     let sasl_broker = FrontedBroker::start(true, Some(&pki));
     let db = TestDb::new();
-    migrate(&db);
+    Setup::new(&db).migrate();
     let writer = Login::create("heartbeat_writer");
     let files = tempfile::tempdir().unwrap();
     let file = |name: &str, content: &str| {
