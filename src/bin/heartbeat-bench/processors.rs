@@ -22,6 +22,9 @@ pub(super) struct Pass {
     pub(super) peak_rss_kib: Vec<u64>,
     /// CPU seconds (user and system) each processor used, start to last row.
     pub(super) cpu_seconds: Vec<f64>,
+    /// CPU seconds from the first stored row to the last: the processors' together, and the
+    /// PostgreSQL server's ([`postgres_cpu_seconds`]).
+    pub(super) cpu_in_pass: (f64, f64),
 }
 
 /// CPU seconds (user and system) a live process has used (`/proc/PID/stat`, in USER_HZ ticks of
@@ -39,6 +42,39 @@ pub(super) fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds (user and system) every `postgres` process on this machine has used, with those
+/// of the backends that have ended (counted in the postmaster's children's times once it has
+/// reaped them): the difference over a stretch is the whole server's CPU in it, wherever a
+/// backend ran. Read from `/proc`, so it needs the server on this machine (as `scripts/services.sh`
+/// runs it).
+pub(super) fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut ticks = 0.0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime, stime, cutime, cstime: the 12th to 15th fields after the command.
+        ticks += (11..15)
+            .filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+            .sum::<f64>();
+    }
+    ticks / 100.0
 }
 
 /// The peak resident set size of a live process, in KiB.
@@ -95,13 +131,20 @@ pub(super) fn run_processors_with(
         // Progress from the processors' own counters: a count(*) every few milliseconds would
         // take a core of PostgreSQL from the pipeline it measures.
         let mut first: Option<(Instant, i64)> = None;
+        let cpu_now = |children: &[Child]| {
+            let processors: f64 = children.iter().map(|c| cpu_seconds(c.id())).sum();
+            (processors, postgres_cpu_seconds())
+        };
+        let mut cpu_at_first = (0.0, 0.0);
         loop {
             let n: i64 = http.iter().map(|a| finished_records(a)).sum();
             let now = Instant::now();
             if n > 0 && first.is_none() {
                 first = Some((now, n));
+                cpu_at_first = cpu_now(&children);
             }
             if n >= records as i64 {
+                let cpu_at_last = cpu_now(&children);
                 let mut conn = PgConnection::establish(url)?;
                 let rows = count(&mut conn);
                 if rows != records as i64 {
@@ -115,6 +158,10 @@ pub(super) fn run_processors_with(
                     wall_seconds: now.duration_since(started).as_secs_f64(),
                     peak_rss_kib: children.iter().map(|c| peak_rss_kib(c.id())).collect(),
                     cpu_seconds: children.iter().map(|c| cpu_seconds(c.id())).collect(),
+                    cpu_in_pass: (
+                        cpu_at_last.0 - cpu_at_first.0,
+                        cpu_at_last.1 - cpu_at_first.1,
+                    ),
                 });
             }
             if started.elapsed() > PASS_DEADLINE {

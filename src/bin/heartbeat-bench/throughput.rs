@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use diesel::prelude::*;
 
 use crate::load::generate_seeded;
-use crate::processors::run_processors;
+use crate::processors::{postgres_cpu_seconds, run_processors};
 use crate::services::{
     brokers, count, create_topics, fresh_database, migrate, psql, unique, PARTITIONS,
 };
@@ -62,8 +62,9 @@ impl Drop for RemoveOnDrop {
 }
 
 /// PostgreSQL's own binary COPY of every row of `readings` at `source_url` into the empty
-/// `readings` of a freshly migrated database: (rows, seconds of the COPY FROM alone).
-pub(super) fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
+/// `readings` of a freshly migrated database: (rows, seconds of the COPY FROM alone, the server's
+/// CPU seconds in it).
+pub(super) fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64, f64)> {
     let file = std::env::temp_dir().join(format!("{}.bin", unique("hb_copy")));
     let _remove = RemoveOnDrop(file.clone());
     psql(
@@ -94,12 +95,14 @@ pub(super) fn copy_baseline(source_url: &str) -> anyhow::Result<(i64, f64)> {
                 .bind::<diesel::sql_types::Timestamptz, _>(d.day)
                 .execute(&mut target)?;
         }
+        let cpu0 = postgres_cpu_seconds();
         let started = Instant::now();
         psql(
             &url,
             &format!("\\copy readings FROM '{}' (FORMAT binary)", file.display()),
         )?;
-        Ok((rows, started.elapsed().as_secs_f64()))
+        let seconds = started.elapsed().as_secs_f64();
+        Ok((rows, seconds, postgres_cpu_seconds() - cpu0))
     })();
     let _ =
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
@@ -237,9 +240,21 @@ pub(super) fn throughput(
             mean_bytes,
             writes as f64 * mean_bytes / records as f64
         );
-        let (rows, seconds) = copy_baseline(&url)?;
+        let (rows, seconds, copy_cpu) = copy_baseline(&url)?;
         let copy_rate = rows as f64 / seconds;
         println!("COPY baseline: {copy_rate:.0} rows/s ({rows} rows in {seconds:.2} s)");
+        // Wall-clock rates swing with whatever else shares the machine; CPU per row much less.
+        let us_per = |cpu: f64, n: f64| cpu * 1e6 / n.max(1.0);
+        let (processors_cpu, postgres_cpu) = p.cpu_in_pass;
+        let in_pass = p.rate * p.seconds;
+        println!(
+            "CPU per reading, first row to last: processor{} {:.1} us, PostgreSQL {:.1} us; \
+             COPY baseline: PostgreSQL {:.1} us per row",
+            if replicas == 1 { "" } else { "s" },
+            us_per(processors_cpu, in_pass),
+            us_per(postgres_cpu, in_pass),
+            us_per(copy_cpu, rows as f64)
+        );
         println!(
             "ratio pipeline / COPY: {:.3} (target >= 0.6)",
             p.rate / copy_rate
