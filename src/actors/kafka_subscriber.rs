@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use actix::dev::SendError;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -169,6 +170,21 @@ fn own(
     }
 }
 
+/// Adds an owned copy of `msg`, read at `read_at`, to `records` and notes its delay.
+fn take(
+    me: &Intake,
+    msg: &BorrowedMessage<'_>,
+    read_at: DateTime<Utc>,
+    records: &mut Vec<SourceRecord>,
+) {
+    let record = own(msg, &me.topic, read_at, &me.progress);
+    if let Some(sent) = record.timestamp {
+        let delay = (record.read_at - sent).num_microseconds().unwrap_or(0);
+        me.metrics.record_delay.observe(delay.max(0) as f64 / 1e6);
+    }
+    records.push(record);
+}
+
 /// What the intake loop shares.
 struct Intake {
     consumer: Arc<PipelineConsumer>,
@@ -188,6 +204,10 @@ struct Intake {
 async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
     // Records read while the partitions were paused, for the next batch.
     let mut carried: Vec<SourceRecord> = Vec::new();
+    // One stream for the whole loop: `recv()` makes a stream per call, and each registers and
+    // drops a waker slot under librdkafka's callback mutex.
+    let consumer = me.consumer.clone();
+    let mut stream = consumer.stream();
     'outer: loop {
         let mut records = std::mem::take(&mut carried);
         // The batch's deadline: armed by its first record, one timer for the whole batch (a timer
@@ -204,14 +224,23 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 _ = &mut window, if armed => break,
-                received = me.consumer.recv() => match received {
-                    Ok(msg) => {
-                        let record = own(&msg, &me.topic, Utc::now(), &me.progress);
-                        if let Some(sent) = record.timestamp {
-                            let delay = (record.read_at - sent).num_microseconds().unwrap_or(0);
-                            me.metrics.record_delay.observe(delay.max(0) as f64 / 1e6);
+                received = stream.next() => match received {
+                    Some(Ok(msg)) => {
+                        // Whatever else librdkafka holds ready now is taken at once, without
+                        // going round the select (whose futures cost more than a record) or
+                        // reading the clock again: a backlog comes in bursts of a fetch.
+                        let read_at = Utc::now();
+                        take(&me, &msg, read_at, &mut records);
+                        drop(msg);
+                        while records.len() < me.batching.max_records {
+                            match stream.next().now_or_never() {
+                                Some(Some(Ok(msg))) => take(&me, &msg, read_at, &mut records),
+                                Some(Some(Err(e))) => {
+                                    report_consumer_error(&me.log, &mut me.errors, &me.health, &e);
+                                }
+                                Some(None) | None => break,
+                            }
                         }
-                        records.push(record);
                         if !armed {
                             armed = true;
                             window.as_mut().reset(tokio::time::Instant::now() + me.batching.max_wait);
@@ -219,7 +248,9 @@ async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
                     }
                     // librdkafka reports each error once, as an event, and reconnects by itself;
                     // waiting here would only let a backlog of stale errors pile up.
-                    Err(e) => report_consumer_error(&me.log, &mut me.errors, &me.health, &e),
+                    Some(Err(e)) => report_consumer_error(&me.log, &mut me.errors, &me.health, &e),
+                    // A consumer's stream never ends.
+                    None => break 'outer,
                 },
             }
         }

@@ -9,6 +9,7 @@
 //! settings are applied there and nowhere else. Messages from libpq are scrubbed of the
 //! password before they are shown (see [`DbError::Connect`]).
 
+pub mod copy;
 pub mod models;
 pub mod queries;
 pub mod schema;

@@ -1,52 +1,53 @@
-//! Rows as diesel inserts them. Borrowed fields, so a batch is written without copying it.
+//! Rows as the writer stores them (diesel's inserts, or COPY's binary format through
+//! `db::copy`) and reads them back. Borrowed fields, so a batch is written without copying it.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::sql_types::Jsonb;
 use uuid::Uuid;
 
-use super::schema::{anomalies, detector_state, readings, rejected_readings};
-use super::staging::{anomalies_stage, readings_stage};
+use super::copy::BinaryRows;
+use super::schema::{anomalies, detector_state, rejected_readings};
+use crate::domain::record::Details;
+use crate::domain::rfc3339;
 
-/// A reading as the writer stores it, for one table: COPYed straight into `readings` when no
-/// row can conflict, or into the staging table first (see `db::staging`).
-macro_rules! new_reading {
-    ($name:ident, $table:ident) => {
-        #[derive(Debug, Insertable)]
-        #[diesel(table_name = $table)]
-        #[diesel(treat_none_as_default_value = false)]
-        pub struct $name<'a> {
-            pub event_id: Uuid,
-            pub customer_id: &'a str,
-            pub recorded_at: DateTime<Utc>,
-            pub heart_rate: i16,
-            pub class: &'static str,
-            pub kafka_partition: i32,
-            pub kafka_offset: i64,
-            /// `Activity::as_str`, or `None` (null) when unknown: a static word, nothing to
-            /// allocate per row.
-            pub activity: Option<&'static str>,
-            /// The device that measured it (`Reading::device_id`), `None` (null) when unknown;
-            /// borrowed from the reading like `customer_id`.
-            pub device_id: Option<&'a str>,
-        }
-    };
+/// A reading as the writer stores it: COPYed straight into `readings` when no row can conflict,
+/// or into the staging table first (see `db::staging`); both take these columns in this order.
+#[derive(Debug)]
+pub struct NewReading<'a> {
+    pub event_id: Uuid,
+    pub customer_id: &'a str,
+    pub recorded_at: DateTime<Utc>,
+    pub heart_rate: i16,
+    pub class: &'static str,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+    /// `Activity::as_str`, or `None` (null) when unknown: a static word, nothing to allocate per
+    /// row.
+    pub activity: Option<&'static str>,
+    /// The device that measured it (`Reading::device_id`), `None` (null) when unknown; borrowed
+    /// from the reading like `customer_id`.
+    pub device_id: Option<&'a str>,
 }
-new_reading!(NewReading, readings);
-new_reading!(StagedReading, readings_stage);
 
-impl<'a> From<&NewReading<'a>> for StagedReading<'a> {
-    fn from(r: &NewReading<'a>) -> Self {
-        StagedReading {
-            event_id: r.event_id,
-            customer_id: r.customer_id,
-            recorded_at: r.recorded_at,
-            heart_rate: r.heart_rate,
-            class: r.class,
-            kafka_partition: r.kafka_partition,
-            kafka_offset: r.kafka_offset,
-            activity: r.activity,
-            device_id: r.device_id,
-        }
+impl NewReading<'_> {
+    /// event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset,
+    /// activity, device_id.
+    pub const COLUMNS: i16 = 9;
+
+    /// Appends the row in COPY's binary format.
+    pub fn encode(&self, rows: &mut BinaryRows) {
+        rows.row(Self::COLUMNS);
+        rows.uuid(&self.event_id);
+        rows.text(self.customer_id);
+        rows.timestamptz(self.recorded_at);
+        rows.int2(self.heart_rate);
+        rows.text(self.class);
+        rows.int4(self.kafka_partition);
+        rows.int8(self.kafka_offset);
+        rows.opt_text(self.activity);
+        rows.opt_text(self.device_id);
     }
 }
 
@@ -62,17 +63,49 @@ pub struct NewRejected<'a> {
 }
 
 /// An anomaly a batch found, before it is stored; COPYed into the staging table (see
-/// `db::staging`) when it may be stored already, else straight into `anomalies` with its id.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = anomalies_stage)]
-#[diesel(treat_none_as_default_value = false)]
+/// `db::staging`) when it may be stored already, else straight into `anomalies` with its id (as
+/// a [`StoredAnomaly`]).
+#[derive(Debug)]
 pub struct NewAnomaly<'a> {
     pub event_id: Option<Uuid>,
     pub customer_id: &'a str,
     pub kind: &'static str,
     pub heart_rate: Option<i16>,
     pub recorded_at: DateTime<Utc>,
-    pub details: &'a serde_json::Value,
+    pub details: &'a Details,
+}
+
+impl NewAnomaly<'_> {
+    /// event_id, customer_id, kind, heart_rate, recorded_at, details: `anomalies_stage`.
+    pub const COLUMNS: i16 = 6;
+
+    /// Appends the row in COPY's binary format.
+    pub fn encode(&self, rows: &mut BinaryRows) -> serde_json::Result<()> {
+        rows.row(Self::COLUMNS);
+        rows.opt_uuid(self.event_id.as_ref());
+        rows.text(self.customer_id);
+        rows.text(self.kind);
+        rows.opt_int2(self.heart_rate);
+        rows.timestamptz(self.recorded_at);
+        rows.jsonb(self.details)
+    }
+}
+
+/// Details read back from the database (a `jsonb`), as [`Details::Json`].
+#[derive(diesel::deserialize::FromSqlRow)]
+pub struct DetailsFromDb(serde_json::Value);
+
+impl From<DetailsFromDb> for Details {
+    fn from(d: DetailsFromDb) -> Details {
+        Details::Json(d.0)
+    }
+}
+
+impl diesel::deserialize::FromSql<Jsonb, Pg> for DetailsFromDb {
+    fn from_sql(value: PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        <serde_json::Value as diesel::deserialize::FromSql<Jsonb, Pg>>::from_sql(value)
+            .map(DetailsFromDb)
+    }
 }
 
 #[derive(Debug, Queryable, Selectable)]
@@ -107,19 +140,40 @@ impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for 
 }
 
 /// An anomaly row as stored, for the anomalies topic (the value is this row as JSON, times in UTC
-/// RFC 3339). Insertable as it is: the direct path COPYs it with its id and time.
-#[derive(Debug, Clone, PartialEq, QueryableByName, Insertable, serde::Serialize)]
+/// RFC 3339). The direct path COPYs it with its id and time ([`StoredAnomaly::encode`]).
+#[derive(Debug, Clone, PartialEq, QueryableByName, serde::Serialize)]
 #[diesel(table_name = anomalies)]
-#[diesel(treat_none_as_default_value = false)]
 pub struct StoredAnomaly {
     pub id: i64,
     pub event_id: Option<Uuid>,
     pub customer_id: String,
     pub kind: String,
     pub heart_rate: Option<i16>,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub recorded_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub detected_at: DateTime<Utc>,
-    pub details: serde_json::Value,
+    #[diesel(deserialize_as = DetailsFromDb)]
+    pub details: Details,
+}
+
+impl StoredAnomaly {
+    /// id, event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details:
+    /// `anomalies`.
+    pub const COLUMNS: i16 = 8;
+
+    /// Appends the row in COPY's binary format.
+    pub fn encode(&self, rows: &mut BinaryRows) -> serde_json::Result<()> {
+        rows.row(Self::COLUMNS);
+        rows.int8(self.id);
+        rows.opt_uuid(self.event_id.as_ref());
+        rows.text(&self.customer_id);
+        rows.text(&self.kind);
+        rows.opt_int2(self.heart_rate);
+        rows.timestamptz(self.recorded_at);
+        rows.timestamptz(self.detected_at);
+        rows.jsonb(&self.details)
+    }
 }
 
 /// A customer's own alert rules (`alert_rules`, SPEC section 5), as `heartbeat-pipeline rules`

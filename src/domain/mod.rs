@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod detector;
 pub mod reading;
 pub mod record;
+pub mod rfc3339;
 pub mod rules;
 pub mod simulator;
 pub mod validation;

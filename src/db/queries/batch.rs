@@ -1,16 +1,21 @@
 //! The writer's transaction: one batch's readings, anomalies, rejects, alert episodes, detector
 //! states and checkpoints, committed together or not at all.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+// hashbrown's sets: foldhash is several times faster than std's SipHash on these identities,
+// and there is one look-up per reading.
+use hashbrown::HashSet;
 
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use diesel::pg::{CopyFormat, PgConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use uuid::Uuid;
 
 use super::claims::check_fence;
-use crate::db::models::{NewAnomaly, NewReading, NewRejected, StagedReading, StoredAnomaly};
+use crate::db::copy::{send, BinaryRows};
+use crate::db::models::{NewAnomaly, NewReading, NewRejected, StoredAnomaly};
 use crate::db::schema::{alert_outbox, anomalies, readings, rejected_readings};
 use crate::db::staging::{anomalies_stage, readings_stage, MOVE_STAGED, MOVE_STAGED_ANOMALIES};
 use crate::db::DbError;
@@ -143,6 +148,119 @@ pub fn persist_batch(
     }
 }
 
+/// COPYs `data`, rows in COPY's binary format (`db::copy`), into `columns` of `table`.
+macro_rules! copy_binary {
+    ($conn:expr, $table:expr, $columns:expr, $data:expr) => {
+        diesel::copy_from($table)
+            .from_raw_data($columns, |out| send(out, $data))
+            .with_format(CopyFormat::Binary)
+            .execute($conn)
+    };
+}
+
+/// The columns [`NewReading::encode`] writes, in `readings` and in its staging table.
+const READINGS_COLUMNS: (
+    readings::event_id,
+    readings::customer_id,
+    readings::recorded_at,
+    readings::heart_rate,
+    readings::class,
+    readings::kafka_partition,
+    readings::kafka_offset,
+    readings::activity,
+    readings::device_id,
+) = (
+    readings::event_id,
+    readings::customer_id,
+    readings::recorded_at,
+    readings::heart_rate,
+    readings::class,
+    readings::kafka_partition,
+    readings::kafka_offset,
+    readings::activity,
+    readings::device_id,
+);
+const STAGED_READINGS_COLUMNS: (
+    readings_stage::event_id,
+    readings_stage::customer_id,
+    readings_stage::recorded_at,
+    readings_stage::heart_rate,
+    readings_stage::class,
+    readings_stage::kafka_partition,
+    readings_stage::kafka_offset,
+    readings_stage::activity,
+    readings_stage::device_id,
+) = (
+    readings_stage::event_id,
+    readings_stage::customer_id,
+    readings_stage::recorded_at,
+    readings_stage::heart_rate,
+    readings_stage::class,
+    readings_stage::kafka_partition,
+    readings_stage::kafka_offset,
+    readings_stage::activity,
+    readings_stage::device_id,
+);
+/// The columns [`StoredAnomaly::encode`] writes.
+const ANOMALIES_COLUMNS: (
+    anomalies::id,
+    anomalies::event_id,
+    anomalies::customer_id,
+    anomalies::kind,
+    anomalies::heart_rate,
+    anomalies::recorded_at,
+    anomalies::detected_at,
+    anomalies::details,
+) = (
+    anomalies::id,
+    anomalies::event_id,
+    anomalies::customer_id,
+    anomalies::kind,
+    anomalies::heart_rate,
+    anomalies::recorded_at,
+    anomalies::detected_at,
+    anomalies::details,
+);
+/// The columns [`NewAnomaly::encode`] writes.
+const STAGED_ANOMALIES_COLUMNS: (
+    anomalies_stage::event_id,
+    anomalies_stage::customer_id,
+    anomalies_stage::kind,
+    anomalies_stage::heart_rate,
+    anomalies_stage::recorded_at,
+    anomalies_stage::details,
+) = (
+    anomalies_stage::event_id,
+    anomalies_stage::customer_id,
+    anomalies_stage::kind,
+    anomalies_stage::heart_rate,
+    anomalies_stage::recorded_at,
+    anomalies_stage::details,
+);
+
+/// About the bytes a reading takes in COPY's binary format (its customer and device ids vary).
+const READING_BYTES: usize = 112;
+
+fn encode_readings(rows: &[NewReading<'_>]) -> Vec<u8> {
+    let mut data = BinaryRows::with_capacity(rows.len() * READING_BYTES);
+    for r in rows {
+        r.encode(&mut data);
+    }
+    data.finish()
+}
+
+/// `rows` in COPY's binary format, each by `row`.
+fn encode<T>(
+    rows: &[T],
+    row: impl Fn(&T, &mut BinaryRows) -> serde_json::Result<()>,
+) -> Result<Vec<u8>, diesel::result::Error> {
+    let mut data = BinaryRows::with_capacity(rows.len() * READING_BYTES);
+    for r in rows {
+        row(r, &mut data).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    }
+    Ok(data.finish())
+}
+
 /// How the readings of a batch, and with them their anomalies, go in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadingsPath {
@@ -185,16 +303,13 @@ fn write_batch(
     {
         let mut inserted: HashSet<(Uuid, DateTime<Utc>)> = HashSet::with_capacity(rows.len());
         if !rows.is_empty() && path == ReadingsPath::Direct {
-            diesel::copy_from(readings::table)
-                .from_insertable(rows)
-                .execute(conn)
+            let data = encode_readings(rows);
+            copy_binary!(conn, readings::table, READINGS_COLUMNS, &data)
                 .map_err(DbError::query("copy readings"))?;
             inserted.extend(rows.iter().map(|r| (r.event_id, r.recorded_at)));
         } else if !rows.is_empty() {
-            let staged: Vec<StagedReading<'_>> = rows.iter().map(StagedReading::from).collect();
-            diesel::copy_from(readings_stage::table)
-                .from_insertable(&staged)
-                .execute(conn)
+            let data = encode_readings(rows);
+            copy_binary!(conn, readings_stage::table, STAGED_READINGS_COLUMNS, &data)
                 .map_err(DbError::query("copy readings into the staging table"))?;
             let moved: Vec<Identity> = diesel::sql_query(MOVE_STAGED)
                 .load(conn)
@@ -299,9 +414,9 @@ fn copy_anomalies(
             details: a.details.clone(),
         })
         .collect();
-    diesel::copy_from(anomalies::table)
-        .from_insertable(&stored)
-        .execute(conn)
+    let data =
+        encode(&stored, StoredAnomaly::encode).map_err(DbError::query("encode anomalies"))?;
+    copy_binary!(conn, anomalies::table, ANOMALIES_COLUMNS, &data)
         .map_err(DbError::query("copy anomalies"))?;
     let noted: Vec<i64> = stored.iter().map(|a| a.id).collect();
     diesel::insert_into(alert_outbox::table)
@@ -320,10 +435,14 @@ fn stage_anomalies(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    diesel::copy_from(anomalies_stage::table)
-        .from_insertable(new)
-        .execute(conn)
-        .map_err(DbError::query("copy anomalies into the staging table"))?;
+    let data = encode(new, NewAnomaly::encode).map_err(DbError::query("encode anomalies"))?;
+    copy_binary!(
+        conn,
+        anomalies_stage::table,
+        STAGED_ANOMALIES_COLUMNS,
+        &data
+    )
+    .map_err(DbError::query("copy anomalies into the staging table"))?;
     diesel::sql_query(MOVE_STAGED_ANOMALIES)
         .load(conn)
         .map_err(DbError::query("insert anomalies"))

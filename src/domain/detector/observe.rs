@@ -2,20 +2,19 @@
 //! [`silence`] reports a silence.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::json;
 
 use super::baseline::Baseline;
 use super::config::{CustomerRules, DetectorConfig};
 use super::state::{AlertRow, CustomerState, Episode, Observation};
 use crate::domain::classification::{classify, AnomalyKind};
 use crate::domain::reading::{Activity, Reading};
-use crate::domain::record::Anomaly;
+use crate::domain::record::{Anomaly, Details};
 
 /// A kind raised by the reading being observed.
 struct Raised {
     kind: AnomalyKind,
     severity: f64,
-    details: serde_json::Value,
+    details: Details,
 }
 
 /// Observes the next reading of `reading.customer_id` in partition order under the customer's
@@ -36,7 +35,7 @@ pub fn observe(
         raised.push(Raised {
             kind,
             severity: threshold_severity(kind, hr),
-            details: json!({ "class": class.as_str() }),
+            details: Details::Class(class),
         });
     }
 
@@ -61,11 +60,11 @@ pub fn observe(
             raised.push(Raised {
                 kind: AnomalyKind::Deviation,
                 severity: (f64::from(hr) - d.mean).abs(),
-                details: json!({
-                    "baseline": round_to(d.mean, 1),
-                    "stddev": round_to(d.stddev, 2),
-                    "z": round_to(d.z, 2),
-                }),
+                details: Details::Deviation {
+                    baseline: round_to(d.mean, 1),
+                    stddev: round_to(d.stddev, 2),
+                    z: round_to(d.z, 2),
+                },
             });
         }
     }
@@ -159,7 +158,7 @@ fn spike(
     Some(Raised {
         kind: AnomalyKind::Spike,
         severity: f64::from(delta.abs()),
-        details: json!({ "previous": previous, "delta": delta }),
+        details: Details::Spike { previous, delta },
     })
 }
 
@@ -238,7 +237,9 @@ pub fn silence(
         kind: AnomalyKind::Silent,
         heart_rate: None,
         recorded_at: last_at,
-        details: json!({ "last_heart_rate": state.last_heart_rate }),
+        details: Details::Silent {
+            last_heart_rate: state.last_heart_rate,
+        },
     };
     Some((anomaly, row))
 }

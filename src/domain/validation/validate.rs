@@ -348,6 +348,14 @@ pub(super) fn rounded(literal: &str) -> Option<i64> {
         Some(rest) => (true, rest),
         None => (false, literal),
     };
+    // The usual heart rate, a plain integer of at most 18 digits, fits without a check.
+    if !unsigned.is_empty() && unsigned.len() <= 18 && unsigned.bytes().all(|b| b.is_ascii_digit())
+    {
+        let magnitude = unsigned
+            .bytes()
+            .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+        return Some(if negative { -magnitude } else { magnitude });
+    }
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
         Some(i) => (&unsigned[..i], unsigned[i + 1..].parse::<i64>().ok()?),
         None => (unsigned, 0),

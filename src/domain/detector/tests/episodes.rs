@@ -123,7 +123,9 @@ fn silence_is_reported_once_and_the_next_reading_ends_it() {
             kind: Silent,
             heart_rate: None,
             recorded_at: at(10),
-            details: json!({ "last_heart_rate": 72 }),
+            details: Details::Silent {
+                last_heart_rate: Some(72)
+            },
         }
     );
     let open = AlertRow {

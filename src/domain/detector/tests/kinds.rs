@@ -116,7 +116,7 @@ fn a_reading_far_from_a_steady_baseline_is_a_deviation() {
         d.details,
         json!({ "baseline": round_to(mean, 1), "stddev": 3.0, "z": round_to(z, 2) })
     );
-    assert_eq!(d.details["baseline"], json!(70.0));
+    assert_eq!(d.details.to_value()["baseline"], json!(70.0));
     assert!(find(&obs, Tachycardia).is_some());
     assert!(find(&obs, Spike).is_some());
 }
@@ -128,7 +128,7 @@ fn a_deviation_below_the_baseline_has_a_negative_z() {
     feed(&cfg, &mut state, 0, &steady(40));
     let obs = observe(&cfg, &mut state, &reading(50, at(400)), None);
     let d = find(&obs, Deviation).expect("50 after a steady 70 is a deviation");
-    assert!(d.details["z"].as_f64().unwrap() < -4.0);
+    assert!(d.details.to_value()["z"].as_f64().unwrap() < -4.0);
 }
 
 #[test]

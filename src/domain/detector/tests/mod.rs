@@ -10,7 +10,7 @@ use serde_json::json;
 use super::*;
 use crate::domain::classification::AnomalyKind;
 use crate::domain::reading::{derive_event_id, Reading};
-use crate::domain::record::Anomaly;
+use crate::domain::record::{Anomaly, Details};
 use AnomalyKind::*;
 
 mod activation;

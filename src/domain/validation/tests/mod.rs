@@ -249,4 +249,15 @@ proptest::proptest! {
         proptest::prop_assert_eq!(super::validate::rounded(&plain), Some(want), "{}", plain);
         proptest::prop_assert_eq!(super::validate::rounded(&scaled), Some(want), "{}", scaled);
     }
+
+    /// An integer literal is itself, by the fast path (up to 18 digits) and by the exact one
+    /// (19 digits), and one past i64 is none.
+    #[test]
+    fn an_integer_heart_rate_is_itself(n in -i64::MAX..=i64::MAX) {
+        proptest::prop_assert_eq!(super::validate::rounded(&n.to_string()), Some(n));
+        let past = format!("{}0", n.unsigned_abs());
+        if n.unsigned_abs() > i64::MAX as u64 / 10 {
+            proptest::prop_assert_eq!(super::validate::rounded(&past), None);
+        }
+    }
 }
