@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - rerunnable throughput figures on the local services.
 #
-# Usage: scripts/bench.sh throughput [--records N] [--replicas R] [--customers C] [--peer]
+# Usage: scripts/bench.sh throughput [--records N] [--replicas R] [--customers C] [--peer] [--rounds K]
 #        scripts/bench.sh restart [--records N] [--customers C]
 #        scripts/bench.sh latency [--rate R] [--seconds S] [--linger-ms L]
 #        scripts/bench.sh poison [--records N] [--poison-percent P] [--rounds R]

@@ -48,7 +48,7 @@ use slog::{debug, info, o, warn, Logger};
 use tokio::sync::watch;
 
 use super::{Downstream, ExitGuard, Stage};
-use crate::domain::record::{BatchPositions, SourceRecord};
+use crate::domain::record::{BatchPositions, Payload, SourceRecord};
 use crate::health::{ActorState, Health};
 use crate::kafka::{commit_stored_offsets, PipelineConsumer};
 use crate::messages::{Drain, RecordsReceived};
@@ -158,8 +158,7 @@ fn own(
         topic,
         partition: msg.partition(),
         offset: msg.offset(),
-        key: msg.key().map(<[u8]>::to_vec),
-        value: msg.payload().map(<[u8]>::to_vec),
+        payload: Payload::new(msg.key(), msg.payload()),
         timestamp: msg
             .timestamp()
             .to_millis()

@@ -75,11 +75,7 @@ impl Validator {
         let mut readings = Vec::with_capacity(msg.records.len());
         let mut rejects = Vec::new();
         for record in msg.records {
-            match validate(
-                record.value.as_deref(),
-                record.reference_time(),
-                &self.rules,
-            ) {
+            match validate(record.payload.value(), record.reference_time(), &self.rules) {
                 Ok(Validated { reading, ignored }) => {
                     if !ignored.is_empty() {
                         for (field, counter) in IgnoredField::ALL.iter().zip(&self.ignored) {
@@ -106,8 +102,8 @@ impl Validator {
                         topic: record.topic,
                         partition: record.partition,
                         offset: record.offset,
-                        key: record.key,
-                        value: record.value,
+                        key: record.payload.key().map(<[u8]>::to_vec),
+                        value: record.payload.value().map(<[u8]>::to_vec),
                         reason: rejection.reason,
                         detail: rejection.detail,
                         generation: record.generation,

@@ -12,7 +12,8 @@
 //! the processor over each in alternation like `poison` and prints readings per second and the
 //! ratio mixed/native.
 //!
-//! `heartbeat-bench throughput [--records N] [--replicas R] [--customers C] [--peer]` preloads N
+//! `heartbeat-bench throughput [--records N] [--replicas R] [--customers C] [--peer] [--rounds K]`
+//! preloads N
 //! clean readings (default 1,000,000; C customers, default 10,000, about a third anomalous by
 //! the bands) into a fresh topic, runs R processors in one consumer group from the start until
 //! every row is stored, and reports readings/s, each processor's peak RSS, the WAL written, the
@@ -134,6 +135,10 @@ enum Bench {
         /// over the same topic into a fresh database.
         #[arg(long)]
         peer: bool,
+        /// Passes, each the pipeline into a fresh database then COPY of its rows; with more than
+        /// one, the ratios and their median (the peer runs once, against the median).
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
     },
     /// A processor taking over a fleet's saved detector state: time to its first commit and to
     /// full speed.
@@ -283,7 +288,14 @@ fn main() -> anyhow::Result<()> {
             replicas,
             customers,
             peer,
-        } => throughput(records, replicas.max(1), customers.max(1), peer),
+            rounds,
+        } => throughput(
+            records,
+            replicas.max(1),
+            customers.max(1),
+            peer,
+            rounds.max(1),
+        ),
         Bench::Latency {
             rate,
             seconds,

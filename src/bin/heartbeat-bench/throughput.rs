@@ -193,6 +193,7 @@ pub(super) fn throughput(
     replicas: u32,
     customers: u64,
     peer: bool,
+    rounds: u32,
 ) -> anyhow::Result<()> {
     let topic = unique("bench_throughput");
     create_topics(&[&topic])?;
@@ -203,10 +204,53 @@ pub(super) fn throughput(
     let t = Instant::now();
     generate_seeded(&topic, records, customers, 1)?;
     println!("preloaded in {:.1} s", t.elapsed().as_secs_f64());
+    // Each round: the pipeline into a fresh database, then COPY of its rows, so each ratio is of
+    // two passes a minute apart; the median of several says more than any one on a noisy machine.
+    let mut passes: Vec<(f64, f64)> = Vec::new();
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("round {round} of {rounds}");
+        }
+        passes.push(throughput_round(&topic, records, replicas)?);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rates: Vec<f64> = passes.iter().map(|(rate, _)| *rate).collect();
+    if rounds > 1 {
+        let ratios: Vec<f64> = passes.iter().map(|(rate, copy)| rate / copy).collect();
+        let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        println!(
+            "ratio pipeline / COPY over {rounds} rounds: {}; median {:.3}; pipeline median {:.0} \
+             readings/s",
+            listed.join(", "),
+            median(ratios.clone()),
+            median(rates.clone())
+        );
+    }
+    if peer {
+        let peer_rate = peer_consumer(&topic, records)?;
+        println!(
+            "ratio pipeline / Python peer: {:.2} (target >= 3{})",
+            median(rates) / peer_rate,
+            if rounds > 1 {
+                "; the pipeline's median"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// One pass of the processors over `topic` into a fresh database and COPY of the rows it stored,
+/// printed: (pipeline readings/s, COPY rows/s).
+fn throughput_round(topic: &str, records: u64, replicas: u32) -> anyhow::Result<(f64, f64)> {
     let (db, url, mut admin) = fresh_database("hb_bench")?;
     let result = (|| {
         let (wal0, checkpoints0) = wal_and_checkpoints(&mut admin)?;
-        let p = run_processors(&topic, records, &url, replicas)?;
+        let p = run_processors(topic, records, &url, replicas)?;
         let (wal1, checkpoints1) = wal_and_checkpoints(&mut admin)?;
         println!(
             "pipeline ({replicas} processor{}): {:.0} readings/s ({records} in {:.2} s from the \
@@ -259,14 +303,7 @@ pub(super) fn throughput(
             "ratio pipeline / COPY: {:.3} (target >= 0.6)",
             p.rate / copy_rate
         );
-        if peer {
-            let peer_rate = peer_consumer(&topic, records)?;
-            println!(
-                "ratio pipeline / Python peer: {:.2} (target >= 3)",
-                p.rate / peer_rate
-            );
-        }
-        Ok(())
+        Ok((p.rate, copy_rate))
     })();
     let _ =
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);

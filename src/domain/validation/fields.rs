@@ -170,18 +170,39 @@ pub(super) fn parse_hyphenated_uuid(text: &str) -> Option<Uuid> {
         return None;
     }
     let mut value: u128 = 0;
-    for (at, b) in bytes.iter().enumerate() {
+    for (at, &b) in bytes.iter().enumerate() {
         if matches!(at, 8 | 13 | 18 | 23) {
-            if *b != b'-' {
+            if b != b'-' {
                 return None;
             }
             continue;
         }
-        let digit = char::from(*b).to_digit(16)?;
+        let digit = HEX_DIGITS[usize::from(b)];
+        if digit > 15 {
+            return None;
+        }
         value = (value << 4) | u128::from(digit);
     }
     Some(Uuid::from_u128(value))
 }
+
+/// Each byte's value as a hexadecimal digit, 0xff for a byte that is none: a look-up per digit
+/// (`char::to_digit` branched for each; an event id has 32 digits and every reading one).
+static HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// A device id (SPEC section 4's `device_id`, FHIR's `Device/<id>`): 1-64 characters from the
 /// customer-id set, else `None`.

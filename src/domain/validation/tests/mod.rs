@@ -250,6 +250,22 @@ proptest::proptest! {
         proptest::prop_assert_eq!(super::validate::rounded(&scaled), Some(want), "{}", scaled);
     }
 
+    /// A hyphenated UUID parses to itself in either case, and one byte changed to anything that
+    /// is not a digit of its place (a hex digit, or the hyphen) makes it no UUID, as
+    /// `uuid::Uuid::parse_str` says of the 36-character form.
+    #[test]
+    fn a_hyphenated_uuid_is_parsed_exactly(n: u128, at in 0usize..36, byte: u8, upper: bool) {
+        let id = uuid::Uuid::from_u128(n);
+        let text = if upper { id.hyphenated().to_string().to_uppercase() } else { id.hyphenated().to_string() };
+        proptest::prop_assert_eq!(super::fields::parse_hyphenated_uuid(&text), Some(id));
+        let mut bytes = text.into_bytes();
+        bytes[at] = byte;
+        if let Ok(changed) = std::str::from_utf8(&bytes) {
+            let want = uuid::Uuid::parse_str(changed).ok().filter(|_| changed.len() == 36);
+            proptest::prop_assert_eq!(super::fields::parse_hyphenated_uuid(changed), want, "{}", changed);
+        }
+    }
+
     /// An integer literal is itself, by the fast path (up to 18 digits) and by the exact one
     /// (19 digits), and one past i64 is none.
     #[test]

@@ -1,0 +1,1 @@
+ALTER TABLE alert_outbox ALTER COLUMN anomaly_ids SET STORAGE EXTENDED;
