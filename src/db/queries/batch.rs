@@ -158,85 +158,31 @@ macro_rules! copy_binary {
     };
 }
 
-/// The columns [`NewReading::encode`] writes, in `readings` and in its staging table.
-const READINGS_COLUMNS: (
-    readings::event_id,
-    readings::customer_id,
-    readings::recorded_at,
-    readings::heart_rate,
-    readings::class,
-    readings::kafka_partition,
-    readings::kafka_offset,
-    readings::activity,
-    readings::device_id,
-) = (
-    readings::event_id,
-    readings::customer_id,
-    readings::recorded_at,
-    readings::heart_rate,
-    readings::class,
-    readings::kafka_partition,
-    readings::kafka_offset,
-    readings::activity,
-    readings::device_id,
-);
-const STAGED_READINGS_COLUMNS: (
-    readings_stage::event_id,
-    readings_stage::customer_id,
-    readings_stage::recorded_at,
-    readings_stage::heart_rate,
-    readings_stage::class,
-    readings_stage::kafka_partition,
-    readings_stage::kafka_offset,
-    readings_stage::activity,
-    readings_stage::device_id,
-) = (
-    readings_stage::event_id,
-    readings_stage::customer_id,
-    readings_stage::recorded_at,
-    readings_stage::heart_rate,
-    readings_stage::class,
-    readings_stage::kafka_partition,
-    readings_stage::kafka_offset,
-    readings_stage::activity,
-    readings_stage::device_id,
-);
-/// The columns [`StoredAnomaly::encode`] writes.
-const ANOMALIES_COLUMNS: (
-    anomalies::id,
-    anomalies::event_id,
-    anomalies::customer_id,
-    anomalies::kind,
-    anomalies::heart_rate,
-    anomalies::recorded_at,
-    anomalies::detected_at,
-    anomalies::details,
-) = (
-    anomalies::id,
-    anomalies::event_id,
-    anomalies::customer_id,
-    anomalies::kind,
-    anomalies::heart_rate,
-    anomalies::recorded_at,
-    anomalies::detected_at,
-    anomalies::details,
-);
-/// The columns [`NewAnomaly::encode`] writes.
-const STAGED_ANOMALIES_COLUMNS: (
-    anomalies_stage::event_id,
-    anomalies_stage::customer_id,
-    anomalies_stage::kind,
-    anomalies_stage::heart_rate,
-    anomalies_stage::recorded_at,
-    anomalies_stage::details,
-) = (
-    anomalies_stage::event_id,
-    anomalies_stage::customer_id,
-    anomalies_stage::kind,
-    anomalies_stage::heart_rate,
-    anomalies_stage::recorded_at,
-    anomalies_stage::details,
-);
+/// `const NAME: (table::a, table::b, ...) = (table::a, table::b, ...);`: the columns a COPY
+/// writes, in the order its rows' `encode` writes them, named once.
+macro_rules! copy_columns {
+    ($name:ident: $table:ident($($column:ident),+ $(,)?)) => {
+        const $name: ($($table::$column,)+) = ($($table::$column,)+);
+    };
+}
+
+// [`NewReading::encode`], into `readings` and into its staging table.
+copy_columns!(READINGS_COLUMNS: readings(
+    event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset,
+    activity, device_id,
+));
+copy_columns!(STAGED_READINGS_COLUMNS: readings_stage(
+    event_id, customer_id, recorded_at, heart_rate, class, kafka_partition, kafka_offset,
+    activity, device_id,
+));
+// [`StoredAnomaly::encode`].
+copy_columns!(ANOMALIES_COLUMNS: anomalies(
+    id, event_id, customer_id, kind, heart_rate, recorded_at, detected_at, details,
+));
+// [`NewAnomaly::encode`].
+copy_columns!(STAGED_ANOMALIES_COLUMNS: anomalies_stage(
+    event_id, customer_id, kind, heart_rate, recorded_at, details,
+));
 
 /// About the bytes a reading takes in COPY's binary format (its customer and device ids vary).
 const READING_BYTES: usize = 112;
