@@ -7,7 +7,11 @@
 //! (seed 2: the same customers, later readings) and starts processor B in the same group. B
 //! claims the partitions, loads the saved states and replays what they miss. Reported: from B's
 //! start, the first committed reading, and the first one-second window at 90% or more of A's
-//! median speed; then B's speed over its whole half, and each processor's peak RSS.
+//! median speed; then B's speed over its whole half, and each processor's peak RSS. Last, an
+//! uninterrupted control: one processor over both halves (preloaded into a fresh topic, into a
+//! fresh database), whose median one-second speed over the second half is the full speed B can
+//! reach (A's speed is that of empty tables, which the second half no longer has), and B's
+//! first window at 90% of it.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -205,11 +209,70 @@ pub(super) fn restart(records: u64, customers: u64) -> anyhow::Result<()> {
         if rows != 2 * half as i64 {
             bail!("the tables hold {rows} rows, not {}", 2 * half);
         }
+        // A measures its speed on empty tables; B writes into tables holding A's half. What B
+        // can reach is the speed of a processor that never stopped, over the same second half.
+        let control = uninterrupted_second_half(half, customers)?;
+        let matched = b_windows
+            .iter()
+            .copied()
+            .find(|w| w.1 >= FULL_SPEED * control);
+        println!(
+            "uninterrupted control (one processor over both halves, fresh topic and database): \
+             median one-second speed over the second half {control:.0} readings/s; B's first \
+             window >= {:.0}% of it: {}",
+            FULL_SPEED * 100.0,
+            matched.map_or("never".to_owned(), |(t, r)| format!(
+                "{t:.1} s after B's start ({r:.0} readings/s)"
+            ))
+        );
         println!(
             "target: full speed within 30 s (processor B's log: {})",
             log.display()
         );
         Ok(())
+    })();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
+    result
+}
+
+/// One processor over `half` readings of `customers` (seed 1) and `half` more (seed 2), both
+/// preloaded, without a restart, into a fresh topic and database: its median one-second speed
+/// over the second half, the speed a processor taking over at that point could reach.
+fn uninterrupted_second_half(half: u64, customers: u64) -> anyhow::Result<f64> {
+    let topic = unique("bench_restart_control");
+    create_topics(&[&topic])?;
+    generate_seeded(&topic, half, customers, 1)?;
+    generate_seeded(&topic, half, customers, 2)?;
+    let (db, url, mut admin) = fresh_database("hb_restart")?;
+    let result = (|| {
+        let mut c = Processor::start(&topic, &url, &unique("hb_restart"), None)?;
+        let samples = follow(&c, 2.0 * half as f64, |_| {});
+        c.kill("-TERM");
+        let samples = samples?;
+        // The windows wholly inside the second half: from its first stored reading on.
+        let start = samples
+            .iter()
+            .position(|s| s.1 > half as f64)
+            .unwrap_or(samples.len());
+        let mut speeds: Vec<f64> = windows(&samples[start.saturating_sub(1)..])
+            .into_iter()
+            .map(|w| w.1)
+            .collect();
+        speeds.sort_by(f64::total_cmp);
+        let (t0, t1) = (
+            samples.get(start.saturating_sub(1)).map_or(0.0, |s| s.0),
+            samples.last().map_or(0.0, |s| s.0),
+        );
+        println!(
+            "uninterrupted control: second half of {half} readings in {:.1} s ({:.0} readings/s), \
+             one-second windows {:.0} to {:.0}",
+            t1 - t0,
+            half as f64 / (t1 - t0).max(1e-3),
+            speeds.first().copied().unwrap_or(0.0),
+            speeds.last().copied().unwrap_or(0.0)
+        );
+        Ok(speeds.get(speeds.len() / 2).copied().unwrap_or(0.0))
     })();
     let _ =
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin);
