@@ -203,8 +203,8 @@ struct Intake {
 async fn intake(mut me: Intake, mut stop: watch::Receiver<bool>) {
     // Records read while the partitions were paused, for the next batch.
     let mut carried: Vec<SourceRecord> = Vec::new();
-    // One stream for the whole loop: `recv()` makes a stream per call, and each registers and
-    // drops a waker slot under librdkafka's callback mutex.
+    // One stream for the whole loop: rdkafka's `recv()` makes a stream per call, and each
+    // registers and drops a waker slot under the mutex its queue callback wakes them through.
     let consumer = me.consumer.clone();
     let mut stream = consumer.stream();
     'outer: loop {
