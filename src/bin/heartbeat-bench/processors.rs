@@ -27,21 +27,23 @@ pub(super) struct Pass {
     pub(super) cpu_in_pass: (f64, f64),
 }
 
-/// CPU seconds (user and system) a live process has used (`/proc/PID/stat`, in USER_HZ ticks of
-/// 1/100 s).
+/// A `/proc/PID/stat` line's command and its ticks (USER_HZ, 1/100 s) summed over `fields`,
+/// counted after the command's closing parenthesis: 11 and 12 are utime and stime, 13 and 14 the
+/// times of the children it has reaped.
+fn stat_ticks(stat: &str, fields: std::ops::Range<usize>) -> Option<(&str, f64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let command = head.split_once('(').map_or("", |(_, c)| c);
+    let values: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields
+        .filter_map(|i| values.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    Some((command, ticks))
+}
+
+/// CPU seconds (user and system) a live process has used.
 pub(super) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    stat_ticks(&stat, 11..13).map_or(0.0, |(_, ticks)| ticks / 100.0)
 }
 
 /// CPU seconds (user and system) every `postgres` process on this machine has used, with those
@@ -55,24 +57,20 @@ pub(super) fn postgres_cpu_seconds() -> f64 {
     };
     let mut ticks = 0.0;
     for entry in dir.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if !head.ends_with("(postgres") {
-            continue;
+        if let Some(("postgres", t)) = stat_ticks(&stat, 11..15) {
+            ticks += t;
         }
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime, stime, cutime, cstime: the 12th to 15th fields after the command.
-        ticks += (11..15)
-            .filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
-            .sum::<f64>();
     }
     ticks / 100.0
 }

@@ -184,27 +184,29 @@ copy_columns!(STAGED_ANOMALIES_COLUMNS: anomalies_stage(
     event_id, customer_id, kind, heart_rate, recorded_at, details,
 ));
 
-/// About the bytes a reading takes in COPY's binary format (its customer and device ids vary).
+/// About the bytes a row takes in COPY's binary format (ids and details vary), for the buffer.
 const READING_BYTES: usize = 112;
+const ANOMALY_BYTES: usize = 160;
 
-fn encode_readings(rows: &[NewReading<'_>]) -> Vec<u8> {
-    let mut data = BinaryRows::with_capacity(rows.len() * READING_BYTES);
-    for r in rows {
-        r.encode(&mut data);
-    }
-    data.finish()
-}
-
-/// `rows` in COPY's binary format, each by `row`.
+/// `rows` in COPY's binary format, each written by `row`, in a buffer of about `bytes` per row.
 fn encode<T>(
     rows: &[T],
+    bytes: usize,
     row: impl Fn(&T, &mut BinaryRows) -> serde_json::Result<()>,
 ) -> Result<Vec<u8>, diesel::result::Error> {
-    let mut data = BinaryRows::with_capacity(rows.len() * READING_BYTES);
+    let mut data = BinaryRows::with_capacity(rows.len() * bytes);
     for r in rows {
         row(r, &mut data).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     }
     Ok(data.finish())
+}
+
+/// The readings in COPY's binary format (the same for `readings` and its staging table).
+fn encode_readings(rows: &[NewReading<'_>]) -> Result<Vec<u8>, diesel::result::Error> {
+    encode(rows, READING_BYTES, |r, data| {
+        r.encode(data);
+        Ok(())
+    })
 }
 
 /// How the readings of a batch, and with them their anomalies, go in.
@@ -249,12 +251,12 @@ fn write_batch(
     {
         let mut inserted: HashSet<(Uuid, DateTime<Utc>)> = HashSet::with_capacity(rows.len());
         if !rows.is_empty() && path == ReadingsPath::Direct {
-            let data = encode_readings(rows);
+            let data = encode_readings(rows).map_err(DbError::query("encode readings"))?;
             copy_binary!(conn, readings::table, READINGS_COLUMNS, &data)
                 .map_err(DbError::query("copy readings"))?;
             inserted.extend(rows.iter().map(|r| (r.event_id, r.recorded_at)));
         } else if !rows.is_empty() {
-            let data = encode_readings(rows);
+            let data = encode_readings(rows).map_err(DbError::query("encode readings"))?;
             copy_binary!(conn, readings_stage::table, STAGED_READINGS_COLUMNS, &data)
                 .map_err(DbError::query("copy readings into the staging table"))?;
             let moved: Vec<Identity> = diesel::sql_query(MOVE_STAGED)
@@ -360,8 +362,8 @@ fn copy_anomalies(
             details: a.details.clone(),
         })
         .collect();
-    let data =
-        encode(&stored, StoredAnomaly::encode).map_err(DbError::query("encode anomalies"))?;
+    let data = encode(&stored, ANOMALY_BYTES, StoredAnomaly::encode)
+        .map_err(DbError::query("encode anomalies"))?;
     copy_binary!(conn, anomalies::table, ANOMALIES_COLUMNS, &data)
         .map_err(DbError::query("copy anomalies"))?;
     let noted: Vec<i64> = stored.iter().map(|a| a.id).collect();
@@ -381,7 +383,8 @@ fn stage_anomalies(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let data = encode(new, NewAnomaly::encode).map_err(DbError::query("encode anomalies"))?;
+    let data = encode(new, ANOMALY_BYTES, NewAnomaly::encode)
+        .map_err(DbError::query("encode anomalies"))?;
     copy_binary!(
         conn,
         anomalies_stage::table,
